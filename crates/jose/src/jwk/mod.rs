@@ -1,0 +1,1086 @@
+//! JSON Web Keys (RFC 7517, RFC 7518 §6, RFC 8037) and JWK Sets, RFC 7638
+//! thumbprints, generation, and PEM/DER import and export.
+//!
+//! A [`Jwk`] is validated when it is parsed: sizes, curve points, private/public
+//! consistency, RSA of at least 2048 bits with a sane exponent and no ROCA
+//! fingerprint. Private material is zeroized on drop and never shown by `Debug`.
+//!
+//! ```
+//! use tessera_jose::jwk::Jwk;
+//! use tessera_jose::jwa::JwsAlgorithm;
+//!
+//! let key = Jwk::generate_for(JwsAlgorithm::ES256).unwrap();
+//! let public = key.to_public().unwrap();
+//! assert!(!public.is_private());
+//! assert!(!format!("{key:?}").contains("\"d\""));
+//! let json = public.to_json();
+//! assert_eq!(Jwk::from_json(json.as_bytes()).unwrap().thumbprint(), key.thumbprint());
+//! ```
+
+pub mod pem;
+mod roca;
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+
+use serde_json::{Map, Value};
+use zeroize::Zeroizing;
+
+use crate::b64;
+use crate::crypto::{self, RsaCrt};
+use crate::error::{Error, KeyError};
+use crate::jwa::{EcCurve, Hash, JwsAlgorithm, KeyFamily, OkpCurve};
+use crate::json::{self, Limits};
+
+pub use pem::KeyFormat;
+
+/// Secret bytes: zeroized on drop, redacted in `Debug`.
+pub(crate) type Secret = Zeroizing<Vec<u8>>;
+
+/// The intended use of a key (`use`, RFC 7517 §4.2).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum KeyUse {
+    /// `sig`: signatures and MACs only.
+    Signature,
+    /// `enc`: encryption only.
+    Encryption,
+    /// Any other value; such a key is refused for both.
+    Other(String),
+}
+
+impl KeyUse {
+    fn as_str(&self) -> &str {
+        match self {
+            KeyUse::Signature => "sig",
+            KeyUse::Encryption => "enc",
+            KeyUse::Other(s) => s,
+        }
+    }
+    fn parse(s: &str) -> Self {
+        match s {
+            "sig" => KeyUse::Signature,
+            "enc" => KeyUse::Encryption,
+            o => KeyUse::Other(o.to_owned()),
+        }
+    }
+}
+
+/// A permitted operation (`key_ops`, RFC 7517 §4.3).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum KeyOp {
+    /// `sign`
+    Sign,
+    /// `verify`
+    Verify,
+    /// `encrypt`
+    Encrypt,
+    /// `decrypt`
+    Decrypt,
+    /// `wrapKey`
+    WrapKey,
+    /// `unwrapKey`
+    UnwrapKey,
+    /// `deriveKey`
+    DeriveKey,
+    /// `deriveBits`
+    DeriveBits,
+    /// Any other value.
+    Other(String),
+}
+
+impl KeyOp {
+    /// The registered name.
+    pub fn as_str(&self) -> &str {
+        match self {
+            KeyOp::Sign => "sign",
+            KeyOp::Verify => "verify",
+            KeyOp::Encrypt => "encrypt",
+            KeyOp::Decrypt => "decrypt",
+            KeyOp::WrapKey => "wrapKey",
+            KeyOp::UnwrapKey => "unwrapKey",
+            KeyOp::DeriveKey => "deriveKey",
+            KeyOp::DeriveBits => "deriveBits",
+            KeyOp::Other(s) => s,
+        }
+    }
+    fn parse(s: &str) -> Self {
+        match s {
+            "sign" => KeyOp::Sign,
+            "verify" => KeyOp::Verify,
+            "encrypt" => KeyOp::Encrypt,
+            "decrypt" => KeyOp::Decrypt,
+            "wrapKey" => KeyOp::WrapKey,
+            "unwrapKey" => KeyOp::UnwrapKey,
+            "deriveKey" => KeyOp::DeriveKey,
+            "deriveBits" => KeyOp::DeriveBits,
+            o => KeyOp::Other(o.to_owned()),
+        }
+    }
+    fn is_signature_op(&self) -> bool {
+        matches!(self, KeyOp::Sign | KeyOp::Verify)
+    }
+    fn public_counterpart(&self) -> Option<KeyOp> {
+        match self {
+            KeyOp::Sign | KeyOp::Verify => Some(KeyOp::Verify),
+            KeyOp::Decrypt | KeyOp::Encrypt => Some(KeyOp::Encrypt),
+            KeyOp::UnwrapKey | KeyOp::WrapKey => Some(KeyOp::WrapKey),
+            _ => None,
+        }
+    }
+}
+
+/// `alg` values a key may carry: RFC 7518's JWS, JWE key-management and
+/// content-encryption names, and EdDSA / ES256K. Anything else marks the key
+/// as invalid (Wycheproof JWK tc19/tc20: `ES521`, `ES224`).
+const KNOWN_KEY_ALGS: &[&str] = &[
+    "HS256",
+    "HS384",
+    "HS512",
+    "RS256",
+    "RS384",
+    "RS512",
+    "PS256",
+    "PS384",
+    "PS512",
+    "ES256",
+    "ES384",
+    "ES512",
+    "ES256K",
+    "EdDSA",
+    "RSA1_5",
+    "RSA-OAEP",
+    "RSA-OAEP-256",
+    "RSA-OAEP-384",
+    "RSA-OAEP-512",
+    "A128KW",
+    "A192KW",
+    "A256KW",
+    "dir",
+    "ECDH-ES",
+    "ECDH-ES+A128KW",
+    "ECDH-ES+A192KW",
+    "ECDH-ES+A256KW",
+    "A128GCMKW",
+    "A192GCMKW",
+    "A256GCMKW",
+    "PBES2-HS256+A128KW",
+    "PBES2-HS384+A192KW",
+    "PBES2-HS512+A256KW",
+    "A128CBC-HS256",
+    "A192CBC-HS384",
+    "A256CBC-HS512",
+    "A128GCM",
+    "A192GCM",
+    "A256GCM",
+];
+
+/// The key material, by `kty`.
+#[derive(Clone)]
+pub(crate) enum Material {
+    Oct {
+        k: Secret,
+    },
+    Rsa {
+        n: Vec<u8>,
+        e: Vec<u8>,
+        private: Option<RsaCrt>,
+    },
+    Ec {
+        curve: EcCurve,
+        x: Vec<u8>,
+        y: Vec<u8>,
+        d: Option<Secret>,
+    },
+    Okp {
+        curve: OkpCurve,
+        x: Vec<u8>,
+        d: Option<Secret>,
+    },
+}
+
+/// A validated JSON Web Key.
+#[derive(Clone)]
+pub struct Jwk {
+    pub(crate) material: Material,
+    kid: Option<String>,
+    key_use: Option<KeyUse>,
+    key_ops: Option<Vec<KeyOp>>,
+    alg: Option<String>,
+    x5c: Option<Vec<String>>,
+    x5t: Option<String>,
+    x5t_s256: Option<String>,
+}
+
+impl fmt::Debug for Jwk {
+    /// Shows the key's type and public attributes; never private material.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Jwk")
+            .field("kty", &self.kty())
+            .field("crv", &self.curve_name())
+            .field("kid", &self.kid)
+            .field("use", &self.key_use)
+            .field("alg", &self.alg)
+            .field("private", &self.is_private())
+            .field("thumbprint", &self.thumbprint())
+            .finish_non_exhaustive()
+    }
+}
+
+fn invalid(what: &'static str) -> Error {
+    Error::Key(KeyError::InvalidJwk(what))
+}
+
+fn get_str<'a>(m: &'a Map<String, Value>, name: &'static str) -> Result<Option<&'a str>, Error> {
+    match m.get(name) {
+        None => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(invalid(name)),
+    }
+}
+
+fn req_str<'a>(m: &'a Map<String, Value>, name: &'static str) -> Result<&'a str, Error> {
+    get_str(m, name)?.ok_or(invalid(name))
+}
+
+fn req_b64(m: &Map<String, Value>, name: &'static str) -> Result<Vec<u8>, Error> {
+    b64::decode(req_str(m, name)?, name)
+}
+
+fn opt_secret(m: &Map<String, Value>, name: &'static str) -> Result<Option<Secret>, Error> {
+    Ok(match get_str(m, name)? {
+        None => None,
+        Some(s) => Some(Zeroizing::new(b64::decode(s, name)?)),
+    })
+}
+
+fn req_secret(m: &Map<String, Value>, name: &'static str) -> Result<Secret, Error> {
+    opt_secret(m, name)?.ok_or(invalid(name))
+}
+
+/// RFC 7518 §6.3.1: `n` and `e` use the minimum number of octets.
+fn req_uint(m: &Map<String, Value>, name: &'static str) -> Result<Vec<u8>, Error> {
+    let v = req_b64(m, name)?;
+    match v.first() {
+        None | Some(0) => Err(invalid(name)),
+        Some(_) => Ok(v),
+    }
+}
+
+fn fixed(v: Vec<u8>, len: usize, name: &'static str) -> Result<Vec<u8>, Error> {
+    if v.len() == len {
+        Ok(v)
+    } else {
+        Err(invalid(name))
+    }
+}
+
+fn uncompressed_point(x: &[u8], y: &[u8]) -> Vec<u8> {
+    let mut p = Vec::with_capacity(1 + x.len() + y.len());
+    p.push(4);
+    p.extend_from_slice(x);
+    p.extend_from_slice(y);
+    p
+}
+
+fn split_point(curve: EcCurve, point: &[u8]) -> Result<(Vec<u8>, Vec<u8>), Error> {
+    let n = curve.coordinate_len();
+    match point.split_first() {
+        Some((4, xy)) if xy.len() == 2 * n => {
+            let (x, y) = xy.split_at(n);
+            Ok((x.to_vec(), y.to_vec()))
+        }
+        _ => Err(KeyError::Rejected.into()),
+    }
+}
+
+impl Material {
+    /// Validates the material and returns it unchanged.
+    fn validated(self) -> Result<Self, Error> {
+        match &self {
+            Material::Oct { k } => {
+                if k.is_empty() {
+                    return Err(KeyError::TooWeak("empty symmetric key").into());
+                }
+            }
+            Material::Rsa { n, e, private } => {
+                // Public exponent must be odd and > 1 (Wycheproof JWK tc9: e = 1).
+                let e_odd = e.last().is_some_and(|b| b & 1 == 1);
+                if !e_odd || e.as_slice() == [1] || e.len() > 4 {
+                    return Err(KeyError::Rejected.into());
+                }
+                if n.len() * 8 < 2048 || rsa_bits(n) < 2048 {
+                    return Err(KeyError::TooWeak("RSA modulus under 2048 bits").into());
+                }
+                if roca::is_vulnerable(n) {
+                    return Err(KeyError::TooWeak("RSA modulus has the ROCA fingerprint").into());
+                }
+                match private {
+                    Some(crt) => crypto::rsa_check_private(n, e, crt)?,
+                    None => crypto::rsa_check_public(n, e)?,
+                }
+            }
+            Material::Ec { curve, x, y, d } => {
+                let point = uncompressed_point(x, y);
+                crypto::ec_check_public(*curve, &point)?;
+                if let Some(d) = d {
+                    if crypto::ec_public_from_private(*curve, d)? != point {
+                        return Err(KeyError::Rejected.into());
+                    }
+                }
+            }
+            Material::Okp { curve, x, d } => {
+                if let Some(d) = d {
+                    let derived = match curve {
+                        OkpCurve::Ed25519 => crypto::ed25519_public_from_seed(d)?,
+                        OkpCurve::X25519 => crypto::x25519_public_from_private(d)?,
+                    };
+                    if !crypto::constant_time_eq(&derived, x) {
+                        return Err(KeyError::Rejected.into());
+                    }
+                } else if *curve == OkpCurve::Ed25519 {
+                    crypto::PreparedVerifier::ed25519(x)?;
+                }
+            }
+        }
+        Ok(self)
+    }
+}
+
+fn rsa_bits(n: &[u8]) -> usize {
+    match n.first() {
+        None => 0,
+        Some(b) => n.len() * 8 - b.leading_zeros() as usize,
+    }
+}
+
+impl Jwk {
+    fn from_material(material: Material) -> Self {
+        Jwk {
+            material,
+            kid: None,
+            key_use: None,
+            key_ops: None,
+            alg: None,
+            x5c: None,
+            x5t: None,
+            x5t_s256: None,
+        }
+    }
+
+    pub(crate) fn new_validated(material: Material) -> Result<Self, Error> {
+        Ok(Jwk::from_material(material.validated()?))
+    }
+
+    /// Parses and validates one JWK from JSON, with default [`Limits`].
+    pub fn from_json(input: &[u8]) -> Result<Self, Error> {
+        Self::from_json_with_limits(input, &Limits::default())
+    }
+
+    /// Parses and validates one JWK from JSON.
+    pub fn from_json_with_limits(input: &[u8], limits: &Limits) -> Result<Self, Error> {
+        let map = json::parse_object(input, limits, "JWK")?;
+        Self::from_map(&map)
+    }
+
+    /// Builds a JWK from an already-parsed JSON object.
+    pub fn from_map(m: &Map<String, Value>) -> Result<Self, Error> {
+        let kty = req_str(m, "kty")?;
+        let material = match kty {
+            "oct" => Material::Oct {
+                k: req_secret(m, "k")?,
+            },
+            "RSA" => {
+                if m.contains_key("oth") {
+                    return Err(KeyError::Unsupported("multi-prime RSA (oth)".into()).into());
+                }
+                let n = req_uint(m, "n")?;
+                let e = req_uint(m, "e")?;
+                let private = match get_str(m, "d")? {
+                    None => {
+                        if ["p", "q", "dp", "dq", "qi"].iter().any(|k| m.contains_key(*k)) {
+                            return Err(invalid("d"));
+                        }
+                        None
+                    }
+                    Some(_) => {
+                        if ["p", "q", "dp", "dq", "qi"].iter().any(|k| !m.contains_key(*k)) {
+                            return Err(KeyError::Unsupported(
+                                "RSA private key without CRT parameters".into(),
+                            )
+                            .into());
+                        }
+                        Some(RsaCrt {
+                            d: req_secret(m, "d")?,
+                            p: req_secret(m, "p")?,
+                            q: req_secret(m, "q")?,
+                            dp: req_secret(m, "dp")?,
+                            dq: req_secret(m, "dq")?,
+                            qi: req_secret(m, "qi")?,
+                        })
+                    }
+                };
+                Material::Rsa { n, e, private }
+            }
+            "EC" => {
+                let crv = req_str(m, "crv")?;
+                let curve = EcCurve::from_name(crv)
+                    .ok_or_else(|| KeyError::Unsupported(format!("EC curve {crv:?}")))?;
+                let len = curve.coordinate_len();
+                let d = opt_secret(m, "d")?;
+                if d.as_ref().is_some_and(|d| d.len() != len) {
+                    return Err(invalid("d"));
+                }
+                Material::Ec {
+                    curve,
+                    x: fixed(req_b64(m, "x")?, len, "x")?,
+                    y: fixed(req_b64(m, "y")?, len, "y")?,
+                    d,
+                }
+            }
+            "OKP" => {
+                let crv = req_str(m, "crv")?;
+                let curve = match crv {
+                    "Ed25519" => OkpCurve::Ed25519,
+                    "X25519" => OkpCurve::X25519,
+                    other => {
+                        return Err(KeyError::Unsupported(format!("OKP curve {other:?}")).into())
+                    }
+                };
+                let d = opt_secret(m, "d")?;
+                if d.as_ref().is_some_and(|d| d.len() != 32) {
+                    return Err(invalid("d"));
+                }
+                Material::Okp {
+                    curve,
+                    x: fixed(req_b64(m, "x")?, 32, "x")?,
+                    d,
+                }
+            }
+            other => return Err(KeyError::Unsupported(format!("kty {other:?}")).into()),
+        };
+        let mut jwk = Jwk::new_validated(material)?;
+        jwk.kid = get_str(m, "kid")?.map(str::to_owned);
+        jwk.key_use = get_str(m, "use")?.map(KeyUse::parse);
+        jwk.alg = match get_str(m, "alg")? {
+            Some(a) if !KNOWN_KEY_ALGS.contains(&a) => {
+                return Err(KeyError::Unsupported(format!("key alg {a:?}")).into())
+            }
+            a => a.map(str::to_owned),
+        };
+        if let Some(ops) = m.get("key_ops") {
+            let arr = ops.as_array().ok_or(invalid("key_ops"))?;
+            let mut seen = HashSet::new();
+            let mut parsed = Vec::with_capacity(arr.len());
+            for op in arr {
+                let s = op.as_str().ok_or(invalid("key_ops"))?;
+                if !seen.insert(s) {
+                    return Err(invalid("key_ops")); // RFC 7517 §4.3: no duplicates
+                }
+                parsed.push(KeyOp::parse(s));
+            }
+            jwk.key_ops = Some(parsed);
+        }
+        jwk.check_use_consistent()?;
+        if let Some(x5c) = m.get("x5c") {
+            let arr = x5c.as_array().ok_or(invalid("x5c"))?;
+            let certs = arr
+                .iter()
+                .map(|c| c.as_str().map(str::to_owned).ok_or(invalid("x5c")))
+                .collect::<Result<Vec<_>, _>>()?;
+            jwk.x5c = Some(certs);
+        }
+        jwk.x5t = get_str(m, "x5t")?.map(str::to_owned);
+        jwk.x5t_s256 = get_str(m, "x5t#S256")?.map(str::to_owned);
+        if let Some(alg) = jwk.alg.clone() {
+            jwk.check_alg_fits_key(&alg)?;
+        }
+        Ok(jwk)
+    }
+
+    /// RFC 7517 §4.3: `use` and `key_ops` must not contradict each other.
+    fn check_use_consistent(&self) -> Result<(), Error> {
+        if let (Some(u), Some(ops)) = (&self.key_use, &self.key_ops) {
+            let ok = match u {
+                KeyUse::Signature => ops.iter().all(KeyOp::is_signature_op),
+                KeyUse::Encryption => ops.iter().all(|o| !o.is_signature_op()),
+                KeyUse::Other(_) => true,
+            };
+            if !ok {
+                return Err(invalid("use and key_ops disagree"));
+            }
+        }
+        Ok(())
+    }
+
+    /// A JWS `alg` on the key must suit its type (an RSA key marked `ES256` is refused).
+    fn check_alg_fits_key(&self, alg: &str) -> Result<(), Error> {
+        if let Ok(jws_alg) = alg.parse::<JwsAlgorithm>() {
+            if !self.family_fits(jws_alg.info().family) {
+                return Err(KeyError::WrongKeyType {
+                    kty: self.type_label(),
+                    alg: jws_alg.name(),
+                }
+                .into());
+            }
+        }
+        Ok(())
+    }
+
+    fn family_fits(&self, family: KeyFamily) -> bool {
+        match (&self.material, family) {
+            (Material::Oct { .. }, KeyFamily::Oct { .. }) | (Material::Rsa { .. }, KeyFamily::Rsa) => {
+                true
+            }
+            (Material::Ec { curve, .. }, KeyFamily::Ec(c)) => *curve == c,
+            (Material::Okp { curve, .. }, KeyFamily::Okp(c)) => *curve == c,
+            _ => false,
+        }
+    }
+
+    fn type_label(&self) -> String {
+        match self.curve_name() {
+            Some(c) => format!("{} {c}", self.kty()),
+            None => self.kty().to_owned(),
+        }
+    }
+
+    /// Checks that this key may perform `op` with `alg`: its type and size,
+    /// its own `alg`, `use` and `key_ops`, and that it is private when signing.
+    pub fn check_permits(&self, op: KeyOp, alg: JwsAlgorithm) -> Result<(), Error> {
+        let info = alg.info();
+        if !self.family_fits(info.family) {
+            return Err(KeyError::WrongKeyType {
+                kty: self.type_label(),
+                alg: alg.name(),
+            }
+            .into());
+        }
+        if let (Material::Oct { k }, KeyFamily::Oct { min_len }) = (&self.material, info.family) {
+            if k.len() < min_len {
+                return Err(KeyError::TooWeak("HMAC key shorter than the hash output").into());
+            }
+        }
+        if let Some(key_alg) = &self.alg {
+            if key_alg != alg.name() {
+                return Err(KeyError::AlgorithmMismatch {
+                    key_alg: key_alg.clone(),
+                    alg: alg.name(),
+                }
+                .into());
+            }
+        }
+        if let Some(u) = &self.key_use {
+            if *u != KeyUse::Signature {
+                return Err(KeyError::OperationNotPermitted("signatures (use is not sig)").into());
+            }
+        }
+        if let Some(ops) = &self.key_ops {
+            if !ops.contains(&op) {
+                return Err(KeyError::OperationNotPermitted("this operation (key_ops)").into());
+            }
+        }
+        if op == KeyOp::Sign && !self.is_private() {
+            return Err(KeyError::NotPrivate.into());
+        }
+        Ok(())
+    }
+
+    /// Prepares this key for signing with `alg`, after [`Jwk::check_permits`].
+    pub(crate) fn prepare_signer(&self, alg: JwsAlgorithm) -> Result<crypto::PreparedSigner, Error> {
+        self.check_permits(KeyOp::Sign, alg)?;
+        match &self.material {
+            Material::Oct { k } => Ok(crypto::PreparedSigner::hmac(alg, k)),
+            Material::Rsa {
+                n,
+                e,
+                private: Some(crt),
+            } => crypto::PreparedSigner::rsa(alg, n, e, crt),
+            Material::Ec {
+                curve,
+                x,
+                y,
+                d: Some(d),
+            } => crypto::PreparedSigner::ecdsa(*curve, d, &uncompressed_point(x, y)),
+            Material::Okp {
+                curve: OkpCurve::Ed25519,
+                x,
+                d: Some(d),
+            } => crypto::PreparedSigner::ed25519(d, x),
+            _ => Err(KeyError::NotPrivate.into()),
+        }
+    }
+
+    /// Prepares this key for verifying `alg`, after [`Jwk::check_permits`].
+    pub(crate) fn prepare_verifier(
+        &self,
+        alg: JwsAlgorithm,
+    ) -> Result<crypto::PreparedVerifier, Error> {
+        self.check_permits(KeyOp::Verify, alg)?;
+        match &self.material {
+            Material::Oct { k } => Ok(crypto::PreparedVerifier::hmac(alg, k)),
+            Material::Rsa { n, e, .. } => crypto::PreparedVerifier::rsa(alg, n, e),
+            Material::Ec { curve, x, y, .. } => {
+                crypto::PreparedVerifier::ecdsa(*curve, &uncompressed_point(x, y))
+            }
+            Material::Okp { x, .. } => crypto::PreparedVerifier::ed25519(x),
+        }
+    }
+
+    /// The `kty`: `oct`, `RSA`, `EC` or `OKP`.
+    pub fn kty(&self) -> &'static str {
+        match self.material {
+            Material::Oct { .. } => "oct",
+            Material::Rsa { .. } => "RSA",
+            Material::Ec { .. } => "EC",
+            Material::Okp { .. } => "OKP",
+        }
+    }
+
+    /// The `crv` for EC and OKP keys.
+    pub fn curve_name(&self) -> Option<&'static str> {
+        match &self.material {
+            Material::Ec { curve, .. } => Some(curve.name()),
+            Material::Okp { curve, .. } => Some(curve.name()),
+            _ => None,
+        }
+    }
+
+    /// Whether the key holds private (or secret) material.
+    pub fn is_private(&self) -> bool {
+        match &self.material {
+            Material::Oct { .. } => true,
+            Material::Rsa { private, .. } => private.is_some(),
+            Material::Ec { d, .. } | Material::Okp { d, .. } => d.is_some(),
+        }
+    }
+
+    /// Whether this is a symmetric (`oct`) key.
+    pub fn is_symmetric(&self) -> bool {
+        matches!(self.material, Material::Oct { .. })
+    }
+
+    /// RSA modulus size in bits, for RSA keys.
+    pub fn rsa_bits(&self) -> Option<usize> {
+        match &self.material {
+            Material::Rsa { n, .. } => Some(rsa_bits(n)),
+            _ => None,
+        }
+    }
+
+    /// The `kid`.
+    pub fn kid(&self) -> Option<&str> {
+        self.kid.as_deref()
+    }
+    /// The `alg` the key is bound to, if any.
+    pub fn alg(&self) -> Option<&str> {
+        self.alg.as_deref()
+    }
+    /// The `use`.
+    pub fn key_use(&self) -> Option<&KeyUse> {
+        self.key_use.as_ref()
+    }
+    /// The `key_ops`.
+    pub fn key_ops(&self) -> Option<&[KeyOp]> {
+        self.key_ops.as_deref()
+    }
+    /// The `x5c` certificate chain, as given (never used to find a key).
+    pub fn x5c(&self) -> Option<&[String]> {
+        self.x5c.as_deref()
+    }
+
+    /// Sets `kid`.
+    pub fn with_kid(mut self, kid: impl Into<String>) -> Self {
+        self.kid = Some(kid.into());
+        self
+    }
+    /// Sets `kid` to the RFC 7638 SHA-256 thumbprint.
+    pub fn with_thumbprint_kid(self) -> Self {
+        let t = self.thumbprint();
+        self.with_kid(t)
+    }
+    /// Sets `use`; refused if it contradicts `key_ops`.
+    pub fn with_use(mut self, key_use: KeyUse) -> Result<Self, Error> {
+        self.key_use = Some(key_use);
+        self.check_use_consistent()?;
+        Ok(self)
+    }
+    /// Sets `key_ops`; refused if duplicated or contradicting `use`.
+    pub fn with_key_ops(mut self, ops: Vec<KeyOp>) -> Result<Self, Error> {
+        let distinct: HashSet<&KeyOp> = ops.iter().collect();
+        if distinct.len() != ops.len() {
+            return Err(invalid("key_ops"));
+        }
+        self.key_ops = Some(ops);
+        self.check_use_consistent()?;
+        Ok(self)
+    }
+    /// Binds the key to one algorithm (`alg`); refused if the key type cannot serve it.
+    pub fn with_alg(mut self, alg: &str) -> Result<Self, Error> {
+        if !KNOWN_KEY_ALGS.contains(&alg) {
+            return Err(KeyError::Unsupported(format!("key alg {alg:?}")).into());
+        }
+        self.check_alg_fits_key(alg)?;
+        self.alg = Some(alg.to_owned());
+        Ok(self)
+    }
+
+    /// The public key, with private members removed and `key_ops` mapped to
+    /// their public counterparts. Symmetric keys have no public form.
+    pub fn to_public(&self) -> Result<Jwk, Error> {
+        let material = match &self.material {
+            Material::Oct { .. } => {
+                return Err(KeyError::WrongKeyType {
+                    kty: "oct".into(),
+                    alg: "a public key",
+                }
+                .into())
+            }
+            Material::Rsa { n, e, .. } => Material::Rsa {
+                n: n.clone(),
+                e: e.clone(),
+                private: None,
+            },
+            Material::Ec { curve, x, y, .. } => Material::Ec {
+                curve: *curve,
+                x: x.clone(),
+                y: y.clone(),
+                d: None,
+            },
+            Material::Okp { curve, x, .. } => Material::Okp {
+                curve: *curve,
+                x: x.clone(),
+                d: None,
+            },
+        };
+        let key_ops = self.key_ops.as_ref().map(|ops| {
+            let mut out: Vec<KeyOp> = Vec::new();
+            for op in ops.iter().filter_map(KeyOp::public_counterpart) {
+                if !out.contains(&op) {
+                    out.push(op);
+                }
+            }
+            out
+        });
+        Ok(Jwk {
+            material,
+            key_ops,
+            ..self.clone()
+        })
+    }
+
+    fn members(&self, include_private: bool) -> BTreeMap<&'static str, Value> {
+        let mut m = BTreeMap::new();
+        let b = |v: &[u8]| Value::String(b64::encode(v));
+        m.insert("kty", Value::String(self.kty().into()));
+        match &self.material {
+            Material::Oct { k } => {
+                if include_private {
+                    m.insert("k", b(k));
+                }
+            }
+            Material::Rsa { n, e, private } => {
+                m.insert("n", b(n));
+                m.insert("e", b(e));
+                if let (true, Some(c)) = (include_private, private) {
+                    for (name, v) in [
+                        ("d", &c.d),
+                        ("p", &c.p),
+                        ("q", &c.q),
+                        ("dp", &c.dp),
+                        ("dq", &c.dq),
+                        ("qi", &c.qi),
+                    ] {
+                        m.insert(name, b(v));
+                    }
+                }
+            }
+            Material::Ec { curve, x, y, d } => {
+                m.insert("crv", Value::String(curve.name().into()));
+                m.insert("x", b(x));
+                m.insert("y", b(y));
+                if let (true, Some(d)) = (include_private, d) {
+                    m.insert("d", b(d));
+                }
+            }
+            Material::Okp { curve, x, d } => {
+                m.insert("crv", Value::String(curve.name().into()));
+                m.insert("x", b(x));
+                if let (true, Some(d)) = (include_private, d) {
+                    m.insert("d", b(d));
+                }
+            }
+        }
+        if let Some(k) = &self.kid {
+            m.insert("kid", Value::String(k.clone()));
+        }
+        if let Some(u) = &self.key_use {
+            m.insert("use", Value::String(u.as_str().into()));
+        }
+        if let Some(ops) = &self.key_ops {
+            m.insert(
+                "key_ops",
+                Value::Array(ops.iter().map(|o| Value::String(o.as_str().into())).collect()),
+            );
+        }
+        if let Some(a) = &self.alg {
+            m.insert("alg", Value::String(a.clone()));
+        }
+        if let Some(c) = &self.x5c {
+            m.insert("x5c", Value::Array(c.iter().cloned().map(Value::String).collect()));
+        }
+        if let Some(t) = &self.x5t {
+            m.insert("x5t", Value::String(t.clone()));
+        }
+        if let Some(t) = &self.x5t_s256 {
+            m.insert("x5t#S256", Value::String(t.clone()));
+        }
+        m
+    }
+
+    /// The JWK as JSON, public members only (for a symmetric key: no `k`).
+    /// Use [`Jwk::to_private_json`] to export secrets, deliberately.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(&self.members(false)).unwrap_or_default()
+    }
+
+    /// The JWK as JSON including private members. Handle the result as a secret.
+    pub fn to_private_json(&self) -> Zeroizing<String> {
+        Zeroizing::new(serde_json::to_string(&self.members(true)).unwrap_or_default())
+    }
+
+    /// The RFC 7638 thumbprint with SHA-256, base64url-encoded.
+    pub fn thumbprint(&self) -> String {
+        b64::encode(self.thumbprint_with(Hash::Sha256))
+    }
+
+    /// The RFC 7638 thumbprint with the given hash, raw bytes.
+    pub fn thumbprint_with(&self, hash: Hash) -> Vec<u8> {
+        // RFC 7638 §3.2: only the required members, lexicographic order, no
+        // whitespace. BTreeMap gives the order; the values are plain strings.
+        let required: &[&str] = match self.material {
+            Material::Oct { .. } => &["k", "kty"],
+            Material::Rsa { .. } => &["e", "kty", "n"],
+            Material::Ec { .. } => &["crv", "kty", "x", "y"],
+            Material::Okp { .. } => &["crv", "kty", "x"],
+        };
+        let all = self.members(true);
+        let subset: BTreeMap<&str, &Value> = required
+            .iter()
+            .filter_map(|k| all.get(k).map(|v| (*k, v)))
+            .collect();
+        let canonical = Zeroizing::new(serde_json::to_string(&subset).unwrap_or_default());
+        crypto::digest(hash, canonical.as_bytes())
+    }
+
+    /// Generates a symmetric key of `len` bytes.
+    pub fn generate_oct(len: usize) -> Result<Jwk, Error> {
+        if len < 16 {
+            return Err(KeyError::TooWeak("symmetric keys are at least 16 bytes").into());
+        }
+        Ok(Jwk::from_material(Material::Oct {
+            k: crypto::random_bytes(len)?,
+        }))
+    }
+
+    /// Generates an RSA key of 2048, 3072, 4096 or 8192 bits.
+    pub fn generate_rsa(bits: usize) -> Result<Jwk, Error> {
+        let (n, e, crt) = crypto::rsa_generate(bits)?;
+        Ok(Jwk::from_material(Material::Rsa {
+            n,
+            e,
+            private: Some(crt),
+        }))
+    }
+
+    /// Generates an EC key on `curve`.
+    pub fn generate_ec(curve: EcCurve) -> Result<Jwk, Error> {
+        let (d, point) = crypto::ec_generate(curve)?;
+        let (x, y) = split_point(curve, &point)?;
+        Ok(Jwk::from_material(Material::Ec {
+            curve,
+            x,
+            y,
+            d: Some(d),
+        }))
+    }
+
+    /// Generates an OKP key (Ed25519 or X25519).
+    pub fn generate_okp(curve: OkpCurve) -> Result<Jwk, Error> {
+        let (d, x) = match curve {
+            OkpCurve::Ed25519 => crypto::ed25519_generate()?,
+            OkpCurve::X25519 => crypto::x25519_generate()?,
+        };
+        Ok(Jwk::from_material(Material::Okp {
+            curve,
+            x,
+            d: Some(d),
+        }))
+    }
+
+    /// Generates a signing key for `alg`, bound to it (`alg`, `use: sig`) with
+    /// its thumbprint as `kid`. RSA keys are 2048 bits; HMAC secrets are as
+    /// long as the hash output.
+    pub fn generate_for(alg: JwsAlgorithm) -> Result<Jwk, Error> {
+        let key = match alg.info().family {
+            KeyFamily::Oct { min_len } => Jwk::generate_oct(min_len)?,
+            KeyFamily::Rsa => Jwk::generate_rsa(2048)?,
+            KeyFamily::Ec(c) => Jwk::generate_ec(c)?,
+            KeyFamily::Okp(c) => Jwk::generate_okp(c)?,
+        };
+        key.with_alg(alg.name())?
+            .with_use(KeyUse::Signature)
+            .map(Jwk::with_thumbprint_kid)
+    }
+
+    /// Builds a symmetric key from raw bytes.
+    pub fn from_secret(secret: &[u8]) -> Result<Jwk, Error> {
+        Jwk::new_validated(Material::Oct {
+            k: Zeroizing::new(secret.to_vec()),
+        })
+    }
+}
+
+/// A JWK Set (RFC 7517 §5).
+#[derive(Debug, Clone, Default)]
+pub struct JwkSet {
+    keys: Vec<Jwk>,
+    skipped: usize,
+}
+
+impl JwkSet {
+    /// A set of the given keys.
+    pub fn new(keys: Vec<Jwk>) -> Self {
+        JwkSet { keys, skipped: 0 }
+    }
+
+    /// Parses a JWK Set with default [`Limits`].
+    pub fn from_json(input: &[u8]) -> Result<Self, Error> {
+        Self::from_json_with_limits(input, &Limits::default())
+    }
+
+    /// Parses a JWK Set. Keys whose `kty` or curve tessera does not support
+    /// are skipped (RFC 7517 §5); a malformed key of a supported type fails
+    /// the whole set.
+    pub fn from_json_with_limits(input: &[u8], limits: &Limits) -> Result<Self, Error> {
+        let map = json::parse_object(input, limits, "JWK Set")?;
+        let arr = map
+            .get("keys")
+            .and_then(Value::as_array)
+            .ok_or(invalid("keys"))?;
+        if arr.len() > limits.max_keys {
+            return Err(crate::error::DecodeError::TooLarge {
+                what: "JWK Set",
+                actual: arr.len(),
+                limit: limits.max_keys,
+            }
+            .into());
+        }
+        let mut set = JwkSet::default();
+        for k in arr {
+            let obj = k.as_object().ok_or(invalid("keys"))?;
+            match Jwk::from_map(obj) {
+                Ok(jwk) => set.keys.push(jwk),
+                Err(Error::Key(KeyError::Unsupported(_))) if !is_supported_kty(obj) => {
+                    set.skipped += 1
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(set)
+    }
+
+    /// The keys.
+    pub fn keys(&self) -> &[Jwk] {
+        &self.keys
+    }
+
+    /// How many keys were skipped as unsupported when parsing.
+    pub fn skipped(&self) -> usize {
+        self.skipped
+    }
+
+    /// Keys with this `kid`.
+    pub fn find<'a>(&'a self, kid: &'a str) -> impl Iterator<Item = &'a Jwk> + 'a {
+        self.keys.iter().filter(move |k| k.kid() == Some(kid))
+    }
+
+    /// The public JWK Set as JSON (symmetric keys are left out).
+    pub fn to_public_json(&self) -> String {
+        let keys: Vec<Value> = self
+            .keys
+            .iter()
+            .filter_map(|k| k.to_public().ok())
+            .filter_map(|k| serde_json::from_str(&k.to_json()).ok())
+            .collect();
+        serde_json::json!({ "keys": keys }).to_string()
+    }
+}
+
+fn is_supported_kty(obj: &Map<String, Value>) -> bool {
+    match obj.get("kty").and_then(Value::as_str) {
+        Some("oct") | Some("RSA") => true,
+        Some("EC") => obj
+            .get("crv")
+            .and_then(Value::as_str)
+            .is_some_and(|c| EcCurve::from_name(c).is_some()),
+        Some("OKP") => matches!(
+            obj.get("crv").and_then(Value::as_str),
+            Some("Ed25519") | Some("X25519")
+        ),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_shows_secrets() {
+        let k = Jwk::from_secret(&[0x41; 32]).unwrap();
+        let dbg = format!("{k:?}");
+        assert!(!dbg.contains("QUFB"), "{dbg}");
+        assert!(!k.to_json().contains("QUFB"));
+        assert!(k.to_private_json().contains("QUFB"));
+        let ec = Jwk::generate_ec(EcCurve::P256).unwrap();
+        let d = match &ec.material {
+            Material::Ec { d: Some(d), .. } => b64::encode(d),
+            _ => unreachable!(),
+        };
+        assert!(!format!("{ec:?}").contains(&d));
+        assert!(!ec.to_json().contains(&d));
+    }
+
+    #[test]
+    fn generated_keys_round_trip() {
+        for alg in JwsAlgorithm::all() {
+            let k = Jwk::generate_for(alg).unwrap();
+            let back = Jwk::from_json(k.to_private_json().as_bytes()).unwrap();
+            assert_eq!(back.thumbprint(), k.thumbprint());
+            assert_eq!(back.kid(), Some(k.thumbprint().as_str()));
+            back.check_permits(KeyOp::Sign, alg).unwrap();
+        }
+        let x = Jwk::generate_okp(OkpCurve::X25519).unwrap();
+        let back = Jwk::from_json(x.to_private_json().as_bytes()).unwrap();
+        assert_eq!(back.thumbprint(), x.thumbprint());
+    }
+
+    #[test]
+    fn use_and_key_ops_must_agree() {
+        let j = br#"{"kty":"oct","k":"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8","use":"sig","key_ops":["encrypt"]}"#;
+        assert_eq!(Jwk::from_json(j).unwrap_err().code(), "ERR_JWK_INVALID");
+        let j = br#"{"kty":"oct","k":"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8","key_ops":["sign","sign"]}"#;
+        assert_eq!(Jwk::from_json(j).unwrap_err().code(), "ERR_JWK_INVALID");
+    }
+
+    #[test]
+    fn mismatched_private_part_is_rejected() {
+        let a = Jwk::generate_ec(EcCurve::P256).unwrap();
+        let b = Jwk::generate_ec(EcCurve::P256).unwrap();
+        let mut m: Map<String, Value> = serde_json::from_str(&a.to_private_json()).unwrap();
+        let bm: Map<String, Value> = serde_json::from_str(&b.to_private_json()).unwrap();
+        m.insert("d".into(), bm["d"].clone());
+        assert_eq!(Jwk::from_map(&m).unwrap_err().code(), "ERR_KEY_REJECTED");
+    }
+}

@@ -1,0 +1,300 @@
+//! JSON Web Signature (RFC 7515), with RFC 7797 unencoded payloads.
+//!
+//! Signing: build a [`Signer`] from a [`Jwk`](crate::jwk::Jwk) and the one
+//! algorithm it will use, then `sign_compact`, `sign_flattened` or
+//! [`sign_general`]. Verifying: build a [`Verifier`] from keys and, for each
+//! key, the algorithms it may serve; then `verify_compact` or `verify_json`.
+//! Only a successful verification hands out the payload.
+//!
+//! ```
+//! use tessera_jose::jwa::JwsAlgorithm;
+//! use tessera_jose::jwk::Jwk;
+//! use tessera_jose::jws::{JwsHeader, Signer, Verifier};
+//!
+//! let key = Jwk::generate_for(JwsAlgorithm::ES256).unwrap();
+//! let token = Signer::new(&key, JwsAlgorithm::ES256)
+//!     .unwrap()
+//!     .sign_compact(&JwsHeader::new().typ("JWT"), b"hello")
+//!     .unwrap();
+//!
+//! let verifier = Verifier::builder()
+//!     .key(&key.to_public().unwrap(), &[JwsAlgorithm::ES256])
+//!     .unwrap()
+//!     .build()
+//!     .unwrap();
+//! let verified = verifier.verify_compact(&token).unwrap();
+//! assert_eq!(verified.payload(), b"hello");
+//! assert_eq!(verified.header().typ(), Some("JWT"));
+//! ```
+
+mod sign;
+mod verify;
+
+pub use sign::{sign_general, GeneralSignature, Signer};
+pub use verify::{SignaturePolicy, UnverifiedJws, Verified, VerifiedSignature, Verifier, VerifierBuilder};
+
+use serde_json::{Map, Value};
+
+use crate::b64;
+use crate::error::{Error, JwsError};
+use crate::json::{self, Limits};
+use crate::jwa::JwsAlgorithm;
+
+/// Header names registered by RFC 7515 and RFC 7516: they may never be listed
+/// in `crit` (RFC 7515 §4.1.11).
+const REGISTERED: &[&str] = &[
+    "alg", "jku", "jwk", "kid", "x5u", "x5c", "x5t", "x5t#S256", "typ", "cty", "crit", "enc",
+    "zip", "epk", "apu", "apv", "iv", "tag", "p2s", "p2c",
+];
+
+/// A JOSE header after parsing: the union of the protected and unprotected
+/// members, with `alg`, `b64` and `crit` already checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Header {
+    alg: JwsAlgorithm,
+    b64: bool,
+    crit: Vec<String>,
+    joint: Map<String, Value>,
+}
+
+impl Header {
+    /// The algorithm (always one the verifier allowed, once verified).
+    pub fn alg(&self) -> JwsAlgorithm {
+        self.alg
+    }
+    /// The `kid`, if it is a string.
+    pub fn kid(&self) -> Option<&str> {
+        self.joint.get("kid").and_then(Value::as_str)
+    }
+    /// The `typ`, if it is a string.
+    pub fn typ(&self) -> Option<&str> {
+        self.joint.get("typ").and_then(Value::as_str)
+    }
+    /// The `cty`, if it is a string.
+    pub fn cty(&self) -> Option<&str> {
+        self.joint.get("cty").and_then(Value::as_str)
+    }
+    /// Whether the payload is base64url-encoded (RFC 7797 `b64`; default true).
+    pub fn b64(&self) -> bool {
+        self.b64
+    }
+    /// The `crit` list.
+    pub fn crit(&self) -> &[String] {
+        &self.crit
+    }
+    /// Any header member.
+    pub fn get(&self, name: &str) -> Option<&Value> {
+        self.joint.get(name)
+    }
+    /// All members.
+    pub fn members(&self) -> &Map<String, Value> {
+        &self.joint
+    }
+}
+
+/// What the caller has declared understood.
+pub(crate) struct HeaderRules<'a> {
+    pub understood_crit: &'a [String],
+}
+
+/// Decodes a protected header segment (may be empty only in JSON serializations).
+pub(crate) fn decode_protected(
+    segment: &str,
+    limits: &Limits,
+) -> Result<Map<String, Value>, Error> {
+    if segment.is_empty() {
+        return Ok(Map::new());
+    }
+    // Checked before decoding, so an oversize header costs nothing.
+    json::check_size(
+        "protected header",
+        segment.len() / 4 * 3,
+        limits.max_header_bytes,
+    )?;
+    let bytes = b64::decode(segment, "protected header")?;
+    let limits = Limits {
+        max_json_bytes: limits.max_header_bytes,
+        ..*limits
+    };
+    json::parse_object(&bytes, &limits, "protected header")
+}
+
+/// RFC 7515 §5.2 steps 4–5 and §4.1.11, RFC 7797 §3 and §6.
+pub(crate) fn build_header(
+    protected: Map<String, Value>,
+    unprotected: Option<&Map<String, Value>>,
+    rules: &HeaderRules<'_>,
+) -> Result<Header, Error> {
+    let mut joint = protected.clone();
+    if let Some(u) = unprotected {
+        for (k, v) in u {
+            if joint.insert(k.clone(), v.clone()).is_some() {
+                return Err(JwsError::InvalidHeader("a member is in both headers").into());
+            }
+        }
+    }
+    let alg = match joint.get("alg") {
+        Some(Value::String(s)) => s.parse::<JwsAlgorithm>()?,
+        Some(_) => return Err(JwsError::Malformed("alg is not a string").into()),
+        None => return Err(JwsError::UnsupportedAlgorithm.into()),
+    };
+    if unprotected.is_some_and(|u| u.contains_key("crit")) {
+        return Err(JwsError::Crit.into());
+    }
+    let crit = match protected.get("crit") {
+        None => Vec::new(),
+        Some(Value::Array(items)) if !items.is_empty() => {
+            let mut names: Vec<String> = Vec::with_capacity(items.len());
+            for item in items {
+                let name = item.as_str().ok_or(JwsError::Crit)?;
+                let ok = !name.is_empty()
+                    && !REGISTERED.contains(&name)
+                    && !names.iter().any(|n| n == name)
+                    && protected.contains_key(name)
+                    && (name == "b64" || rules.understood_crit.iter().any(|u| u == name));
+                if !ok {
+                    return Err(JwsError::Crit.into());
+                }
+                names.push(name.to_owned());
+            }
+            names
+        }
+        Some(_) => return Err(JwsError::Crit.into()),
+    };
+    let b64 = match joint.get("b64") {
+        None => true,
+        // RFC 7797 §3 and §6: protected, and listed in crit (erratum CB-1).
+        Some(Value::Bool(b)) if protected.contains_key("b64") && crit.iter().any(|c| c == "b64") => *b,
+        Some(_) => return Err(JwsError::InvalidHeader("b64 must be protected and critical").into()),
+    };
+    Ok(Header {
+        alg,
+        b64,
+        crit,
+        joint,
+    })
+}
+
+/// Header parameters for signing. `alg` comes from the [`Signer`]; `kid` from
+/// the key unless set here.
+///
+/// ```
+/// use tessera_jose::jws::JwsHeader;
+/// let h = JwsHeader::new().typ("at+jwt").kid("k1");
+/// assert!(h.clone().param("alg", "none".into()).is_err());
+/// ```
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct JwsHeader {
+    params: Map<String, Value>,
+    crit: Vec<String>,
+    unencoded: bool,
+}
+
+impl JwsHeader {
+    /// An empty header.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Sets `typ` (RFC 8725 §3.11: explicit typing).
+    pub fn typ(mut self, typ: &str) -> Self {
+        self.params.insert("typ".into(), typ.into());
+        self
+    }
+    /// Sets `cty`.
+    pub fn cty(mut self, cty: &str) -> Self {
+        self.params.insert("cty".into(), cty.into());
+        self
+    }
+    /// Sets `kid`.
+    pub fn kid(mut self, kid: &str) -> Self {
+        self.params.insert("kid".into(), kid.into());
+        self
+    }
+    /// Sets any other parameter. `alg`, `crit` and `b64` are refused: the
+    /// signer sets `alg`; use [`JwsHeader::critical`] and
+    /// [`JwsHeader::unencoded_payload`] for the others.
+    pub fn param(mut self, name: &str, value: Value) -> Result<Self, Error> {
+        if matches!(name, "alg" | "crit" | "b64") {
+            return Err(JwsError::InvalidHeader("alg, crit and b64 have their own setters").into());
+        }
+        self.params.insert(name.into(), value);
+        Ok(self)
+    }
+    /// Sets an extension parameter and lists it in `crit`.
+    pub fn critical(mut self, name: &str, value: Value) -> Result<Self, Error> {
+        if REGISTERED.contains(&name) || matches!(name, "b64") {
+            return Err(JwsError::Crit.into());
+        }
+        self.params.insert(name.into(), value);
+        if !self.crit.iter().any(|c| c == name) {
+            self.crit.push(name.into());
+        }
+        Ok(self)
+    }
+    /// RFC 7797: sign the payload as-is (`"b64": false`, listed in `crit`).
+    pub fn unencoded_payload(mut self) -> Self {
+        self.unencoded = true;
+        self
+    }
+
+    /// The protected header for `alg`, adding `kid` when the header has none.
+    pub(crate) fn protect(&self, alg: JwsAlgorithm, kid: Option<&str>) -> ProtectedHeader {
+        let mut map = Map::new();
+        map.insert("alg".into(), alg.name().into());
+        for (k, v) in &self.params {
+            map.insert(k.clone(), v.clone());
+        }
+        if let (None, Some(kid)) = (map.get("kid"), kid) {
+            map.insert("kid".into(), kid.into());
+        }
+        let mut crit = Vec::new();
+        if self.unencoded {
+            map.insert("b64".into(), false.into());
+            crit.push(Value::from("b64"));
+        }
+        crit.extend(self.crit.iter().map(|c| Value::from(c.as_str())));
+        if !crit.is_empty() {
+            map.insert("crit".into(), Value::Array(crit));
+        }
+        // `alg` first, then the rest: readable, and stable across runs.
+        let mut json = format!("{{\"alg\":\"{}\"", alg.name());
+        for (k, v) in map.iter().filter(|(k, _)| *k != "alg") {
+            json.push(',');
+            json.push_str(&Value::String(k.clone()).to_string());
+            json.push(':');
+            json.push_str(&v.to_string());
+        }
+        json.push('}');
+        ProtectedHeader {
+            encoded: b64::encode(json.as_bytes()),
+            map,
+        }
+    }
+}
+
+/// A protected header with its exact bytes, as it will be signed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProtectedHeader {
+    encoded: String,
+    map: Map<String, Value>,
+}
+
+impl ProtectedHeader {
+    /// Uses these exact header bytes (parsed strictly). For reproducing
+    /// published examples byte for byte; [`JwsHeader`] is the usual way.
+    pub fn from_json(bytes: &[u8]) -> Result<Self, Error> {
+        let map = json::parse_object(bytes, &Limits::default(), "protected header")?;
+        Ok(ProtectedHeader {
+            encoded: b64::encode(bytes),
+            map,
+        })
+    }
+    /// The base64url encoding that is signed.
+    pub fn encoded(&self) -> &str {
+        &self.encoded
+    }
+    /// The parsed members.
+    pub fn members(&self) -> &Map<String, Value> {
+        &self.map
+    }
+}

@@ -1,0 +1,228 @@
+//! Producing JWS: compact, flattened JSON and general JSON.
+
+use serde_json::{Map, Value};
+
+use super::{JwsHeader, ProtectedHeader};
+use crate::b64;
+use crate::crypto::PreparedSigner;
+use crate::error::{Error, JwsError};
+use crate::jwa::JwsAlgorithm;
+use crate::jwk::Jwk;
+
+/// A private key prepared to sign with exactly one algorithm.
+pub struct Signer {
+    alg: JwsAlgorithm,
+    kid: Option<String>,
+    prepared: PreparedSigner,
+}
+
+impl std::fmt::Debug for Signer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Signer")
+            .field("alg", &self.alg)
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
+    }
+}
+
+fn payload_segment(payload: &[u8], encoded: bool) -> Result<std::borrow::Cow<'_, [u8]>, Error> {
+    if encoded {
+        Ok(b64::encode(payload).into_bytes().into())
+    } else {
+        Ok(payload.into())
+    }
+}
+
+fn is_unencoded(header: &ProtectedHeader) -> bool {
+    header.members().get("b64") == Some(&Value::Bool(false))
+}
+
+impl Signer {
+    /// Prepares `key` to sign with `alg`. Fails if the key's type, size,
+    /// `alg`, `use` or `key_ops` do not allow it, or if it is public.
+    pub fn new(key: &Jwk, alg: JwsAlgorithm) -> Result<Self, Error> {
+        Ok(Signer {
+            alg,
+            kid: key.kid().map(str::to_owned),
+            prepared: key.prepare_signer(alg)?,
+        })
+    }
+
+    /// The algorithm this signer uses.
+    pub fn alg(&self) -> JwsAlgorithm {
+        self.alg
+    }
+
+    /// The protected header for `header`, with this signer's `alg` and `kid`.
+    pub fn protect(&self, header: &JwsHeader) -> ProtectedHeader {
+        header.protect(self.alg, self.kid.as_deref())
+    }
+
+    fn check_header(&self, header: &ProtectedHeader) -> Result<(), Error> {
+        match header.members().get("alg") {
+            Some(Value::String(a)) if a == self.alg.name() => Ok(()),
+            _ => Err(JwsError::InvalidHeader("header alg differs from the signer's").into()),
+        }
+    }
+
+    /// Signs `protected_b64 || '.' || payload_segment`.
+    fn signature(&self, protected_b64: &str, segment: &[u8]) -> Result<String, Error> {
+        let mut input = Vec::with_capacity(protected_b64.len() + 1 + segment.len());
+        input.extend_from_slice(protected_b64.as_bytes());
+        input.push(b'.');
+        input.extend_from_slice(segment);
+        Ok(b64::encode(self.prepared.sign(&input)?))
+    }
+
+    /// A compact JWS of `payload` (RFC 7515 §7.1).
+    pub fn sign_compact(&self, header: &JwsHeader, payload: &[u8]) -> Result<String, Error> {
+        self.sign_compact_with(&self.protect(header), payload)
+    }
+
+    /// A compact JWS with these exact protected-header bytes. Their `alg` must
+    /// be this signer's.
+    pub fn sign_compact_with(
+        &self,
+        header: &ProtectedHeader,
+        payload: &[u8],
+    ) -> Result<String, Error> {
+        self.compact(header, payload, false)
+    }
+
+    /// A compact JWS with a detached payload (RFC 7515 Appendix F): the
+    /// payload segment is left empty and must be supplied to the verifier.
+    pub fn sign_compact_detached(
+        &self,
+        header: &JwsHeader,
+        payload: &[u8],
+    ) -> Result<String, Error> {
+        self.compact(&self.protect(header), payload, true)
+    }
+
+    fn compact(
+        &self,
+        header: &ProtectedHeader,
+        payload: &[u8],
+        detached: bool,
+    ) -> Result<String, Error> {
+        self.check_header(header)?;
+        let unencoded = is_unencoded(header);
+        // RFC 7797 §5.2: an unencoded payload with '.' cannot be carried in compact form.
+        if unencoded && !detached && payload.contains(&b'.') {
+            return Err(JwsError::Malformed("unencoded payload contains '.'").into());
+        }
+        let segment = payload_segment(payload, !unencoded)?;
+        let sig = self.signature(header.encoded(), &segment)?;
+        let mut out = String::with_capacity(header.encoded().len() + segment.len() + sig.len() + 2);
+        out.push_str(header.encoded());
+        out.push('.');
+        if !detached {
+            out.push_str(
+                std::str::from_utf8(&segment)
+                    .map_err(|_| JwsError::Malformed("unencoded payload is not UTF-8"))?,
+            );
+        }
+        out.push('.');
+        out.push_str(&sig);
+        Ok(out)
+    }
+
+    /// A flattened JSON JWS (RFC 7515 §7.2.2), with an optional unprotected header.
+    pub fn sign_flattened(
+        &self,
+        header: &JwsHeader,
+        unprotected: Option<Map<String, Value>>,
+        payload: &[u8],
+    ) -> Result<String, Error> {
+        sign_general_inner(
+            payload,
+            &[GeneralSignature {
+                signer: self,
+                protected: Some(self.protect(header)),
+                unprotected,
+            }],
+            true,
+        )
+    }
+}
+
+/// One signature of a general JSON JWS.
+#[derive(Debug)]
+pub struct GeneralSignature<'a> {
+    /// The signer.
+    pub signer: &'a Signer,
+    /// The protected header; `None` puts `alg` in the unprotected header if it
+    /// is there, else in a protected header of its own.
+    pub protected: Option<ProtectedHeader>,
+    /// The unprotected header.
+    pub unprotected: Option<Map<String, Value>>,
+}
+
+/// A general JSON JWS (RFC 7515 §7.2.1) with one signature per entry.
+pub fn sign_general(payload: &[u8], signatures: &[GeneralSignature<'_>]) -> Result<String, Error> {
+    sign_general_inner(payload, signatures, false)
+}
+
+fn sign_general_inner(
+    payload: &[u8],
+    signatures: &[GeneralSignature<'_>],
+    flattened: bool,
+) -> Result<String, Error> {
+    let first = signatures
+        .first()
+        .ok_or(JwsError::Malformed("no signatures"))?;
+    let unencoded = first.protected.as_ref().is_some_and(is_unencoded);
+    let mut entries = Vec::with_capacity(signatures.len());
+    for s in signatures {
+        let alg_unprotected = s.unprotected.as_ref().and_then(|u| u.get("alg"));
+        let protected = match (&s.protected, alg_unprotected) {
+            (Some(p), None) => {
+                s.signer.check_header(p)?;
+                Some(p.clone())
+            }
+            (None, Some(Value::String(a))) if a == s.signer.alg.name() => None,
+            (None, None) => Some(s.signer.protect(&JwsHeader::new())),
+            _ => return Err(JwsError::InvalidHeader("alg must appear once and match the signer").into()),
+        };
+        if protected.as_ref().is_some_and(is_unencoded) != unencoded {
+            // RFC 7797 §3: every signature must agree on b64.
+            return Err(JwsError::InvalidHeader("signatures disagree on b64").into());
+        }
+        if let (Some(p), Some(u)) = (&protected, &s.unprotected) {
+            if u.keys().any(|k| p.members().contains_key(k)) {
+                return Err(JwsError::InvalidHeader("a member is in both headers").into());
+            }
+        }
+        let encoded = protected.as_ref().map(ProtectedHeader::encoded).unwrap_or("");
+        let segment = payload_segment(payload, !unencoded)?;
+        let mut entry = Map::new();
+        if let Some(p) = &protected {
+            entry.insert("protected".into(), p.encoded().into());
+        }
+        if let Some(u) = &s.unprotected {
+            entry.insert("header".into(), Value::Object(u.clone()));
+        }
+        entry.insert("signature".into(), s.signer.signature(encoded, &segment)?.into());
+        entries.push(entry);
+    }
+    let payload_value = if unencoded {
+        std::str::from_utf8(payload)
+            .map_err(|_| JwsError::Malformed("unencoded payload is not UTF-8"))?
+            .to_owned()
+    } else {
+        b64::encode(payload)
+    };
+    let mut out = Map::new();
+    out.insert("payload".into(), payload_value.into());
+    match (flattened, entries.pop()) {
+        (true, Some(entry)) if entries.is_empty() => out.extend(entry),
+        (_, last) => {
+            entries.extend(last);
+            out.insert(
+                "signatures".into(),
+                Value::Array(entries.into_iter().map(Value::Object).collect()),
+            );
+        }
+    }
+    Ok(Value::Object(out).to_string())
+}

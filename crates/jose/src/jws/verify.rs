@@ -1,0 +1,510 @@
+//! Verifying JWS. The verifier owns its keys and, for each key, the
+//! algorithms it may serve; a token's header can only *match* those.
+
+use std::collections::HashSet;
+
+use serde_json::{Map, Value};
+
+use super::{build_header, decode_protected, Header, HeaderRules};
+use crate::b64;
+use crate::crypto::PreparedVerifier;
+use crate::error::{Error, JwsError, KeyError};
+use crate::json::{self, Limits};
+use crate::jwa::JwsAlgorithm;
+use crate::jwk::{Jwk, JwkSet, KeyUse};
+
+struct VerifierKey {
+    kid: Option<String>,
+    symmetric: bool,
+    /// One prepared key per allowed algorithm.
+    by_alg: Vec<(JwsAlgorithm, PreparedVerifier)>,
+}
+
+/// Keys plus allowed algorithms, `crit` extensions understood, an optional
+/// expected `typ`, and input limits. Build one with [`Verifier::builder`].
+pub struct Verifier {
+    keys: Vec<VerifierKey>,
+    understood_crit: Vec<String>,
+    typ: Option<String>,
+    limits: Limits,
+}
+
+impl std::fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let keys: Vec<_> = self
+            .keys
+            .iter()
+            .map(|k| (k.kid.clone(), k.by_alg.iter().map(|(a, _)| *a).collect::<Vec<_>>()))
+            .collect();
+        f.debug_struct("Verifier")
+            .field("keys", &keys)
+            .field("understood_crit", &self.understood_crit)
+            .field("typ", &self.typ)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`Verifier`]; every key is checked against its algorithms here,
+/// not when a token arrives.
+#[derive(Default)]
+pub struct VerifierBuilder {
+    keys: Vec<VerifierKey>,
+    understood_crit: Vec<String>,
+    typ: Option<String>,
+    limits: Limits,
+}
+
+impl std::fmt::Debug for VerifierBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VerifierBuilder").finish_non_exhaustive()
+    }
+}
+
+impl VerifierBuilder {
+    /// Adds `key` for the algorithms `algs`. Each must suit the key's type,
+    /// size, `alg`, `use` and `key_ops`, or this fails. A private asymmetric
+    /// key contributes only its public part.
+    pub fn key(mut self, key: &Jwk, algs: &[JwsAlgorithm]) -> Result<Self, Error> {
+        if algs.is_empty() {
+            return Err(KeyError::Empty.into());
+        }
+        let key = if key.is_private() && !key.is_symmetric() {
+            key.to_public()?
+        } else {
+            key.clone()
+        };
+        let mut by_alg = Vec::with_capacity(algs.len());
+        for &alg in algs {
+            by_alg.push((alg, key.prepare_verifier(alg)?));
+        }
+        self.keys.push(VerifierKey {
+            kid: key.kid().map(str::to_owned),
+            symmetric: key.is_symmetric(),
+            by_alg,
+        });
+        Ok(self)
+    }
+
+    /// Adds every key of `set` for the algorithms of `allowed` it can serve.
+    /// Keys marked `use: enc` or bound to a non-JWS `alg` are left out; so
+    /// are algorithms a key cannot serve (type, size, its own `alg`).
+    pub fn jwk_set(mut self, set: &JwkSet, allowed: &[JwsAlgorithm]) -> Result<Self, Error> {
+        for key in set.keys() {
+            if key.key_use() == Some(&KeyUse::Encryption) {
+                continue;
+            }
+            if key.alg().is_some_and(|a| a.parse::<JwsAlgorithm>().is_err()) {
+                continue;
+            }
+            let algs: Vec<JwsAlgorithm> = allowed
+                .iter()
+                .copied()
+                .filter(|&a| key.check_permits(crate::jwk::KeyOp::Verify, a).is_ok())
+                .collect();
+            if !algs.is_empty() {
+                self = self.key(key, &algs)?;
+            }
+        }
+        Ok(self)
+    }
+
+    /// Declares a `crit` extension understood (RFC 7515 §4.1.11). `b64` is
+    /// always understood; anything else critical is refused.
+    pub fn understand_crit(mut self, name: &str) -> Self {
+        self.understood_crit.push(name.to_owned());
+        self
+    }
+
+    /// Requires `typ` to equal `typ` (RFC 8725 §3.11), compared without case
+    /// and with an optional `application/` prefix (RFC 7515 §4.1.9).
+    pub fn expect_typ(mut self, typ: &str) -> Self {
+        self.typ = Some(normalize_typ(typ));
+        self
+    }
+
+    /// Replaces the default input limits.
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// The verifier. Refused when empty, when it mixes symmetric secrets with
+    /// public keys, or when two keys share a `kid`.
+    pub fn build(self) -> Result<Verifier, Error> {
+        if self.keys.is_empty() {
+            return Err(KeyError::Empty.into());
+        }
+        let symmetric = self.keys.iter().filter(|k| k.symmetric).count();
+        if symmetric != 0 && symmetric != self.keys.len() {
+            return Err(KeyError::InvalidJwk("symmetric and asymmetric keys in one verifier").into());
+        }
+        let mut kids = HashSet::new();
+        for kid in self.keys.iter().filter_map(|k| k.kid.as_deref()) {
+            if !kids.insert(kid) {
+                return Err(KeyError::InvalidJwk("two keys share a kid").into());
+            }
+        }
+        Ok(Verifier {
+            keys: self.keys,
+            understood_crit: self.understood_crit,
+            typ: self.typ,
+            limits: self.limits,
+        })
+    }
+}
+
+fn normalize_typ(typ: &str) -> String {
+    let lower = typ.to_ascii_lowercase();
+    match lower.strip_prefix("application/") {
+        Some(rest) if !rest.contains('/') => rest.to_owned(),
+        _ => lower,
+    }
+}
+
+/// How many signatures of a general JSON JWS must verify.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignaturePolicy {
+    /// At least one.
+    Any,
+    /// Every one.
+    All,
+}
+
+/// A signature that verified.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VerifiedSignature {
+    /// Its position in the serialization (0 for compact and flattened).
+    pub index: usize,
+    /// Its joint header.
+    pub header: Header,
+}
+
+/// A verified JWS: only this type hands out a payload.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verified {
+    payload: Vec<u8>,
+    signatures: Vec<VerifiedSignature>,
+}
+
+impl Verified {
+    /// The payload.
+    pub fn payload(&self) -> &[u8] {
+        &self.payload
+    }
+    /// The payload, owned.
+    pub fn into_payload(self) -> Vec<u8> {
+        self.payload
+    }
+    /// The header of the first verified signature.
+    pub fn header(&self) -> &Header {
+        // `Verified` is only built with at least one signature.
+        #[allow(clippy::indexing_slicing)]
+        &self.signatures[0].header
+    }
+    /// Every signature that verified.
+    pub fn signatures(&self) -> &[VerifiedSignature] {
+        &self.signatures
+    }
+}
+
+/// One signature, parsed but not verified.
+#[derive(Debug, Clone)]
+struct RawSignature {
+    protected_b64: String,
+    protected: Map<String, Value>,
+    unprotected: Option<Map<String, Value>>,
+    signature: String,
+}
+
+/// Where the payload is.
+#[derive(Debug, Clone)]
+enum RawPayload {
+    /// The payload segment as transmitted (base64url, or raw for `b64: false`).
+    Attached(String),
+    /// Detached (RFC 7515 Appendix F).
+    Detached,
+}
+
+/// A parsed JWS whose signatures have not been checked. It exposes headers
+/// (to pick a verifier) but never the payload.
+#[derive(Debug, Clone)]
+pub struct UnverifiedJws {
+    payload: RawPayload,
+    signatures: Vec<RawSignature>,
+}
+
+impl UnverifiedJws {
+    /// Parses a compact JWS (RFC 7515 §7.1). An empty payload segment is
+    /// treated as detached only by the `*_detached` verify functions.
+    pub fn parse_compact(token: &str, limits: &Limits) -> Result<Self, Error> {
+        json::check_size("token", token.len(), limits.max_token_bytes)?;
+        let (protected_b64, rest) = token
+            .split_once('.')
+            .ok_or(JwsError::Malformed("expected three parts"))?;
+        let (payload, signature) = rest
+            .rsplit_once('.')
+            .ok_or(JwsError::Malformed("expected three parts"))?;
+        if protected_b64.is_empty() {
+            return Err(JwsError::Malformed("empty protected header").into());
+        }
+        let protected = decode_protected(protected_b64, limits)?;
+        Ok(UnverifiedJws {
+            payload: RawPayload::Attached(payload.to_owned()),
+            signatures: vec![RawSignature {
+                protected_b64: protected_b64.to_owned(),
+                protected,
+                unprotected: None,
+                signature: signature.to_owned(),
+            }],
+        })
+    }
+
+    /// Parses a flattened or general JSON JWS (RFC 7515 §7.2).
+    pub fn parse_json(input: &str, limits: &Limits) -> Result<Self, Error> {
+        json::check_size("token", input.len(), limits.max_token_bytes)?;
+        let doc_limits = Limits {
+            max_json_bytes: limits.max_token_bytes,
+            ..*limits
+        };
+        let doc = json::parse_object(input.as_bytes(), &doc_limits, "JWS JSON")?;
+        let payload = match doc.get("payload") {
+            Some(Value::String(p)) => RawPayload::Attached(p.clone()),
+            None => RawPayload::Detached,
+            Some(_) => return Err(JwsError::Malformed("payload is not a string").into()),
+        };
+        let parse_one = |obj: &Map<String, Value>| -> Result<RawSignature, Error> {
+            let protected_b64 = match obj.get("protected") {
+                Some(Value::String(p)) if !p.is_empty() => p.clone(),
+                None => String::new(),
+                Some(_) => return Err(JwsError::Malformed("protected").into()),
+            };
+            let unprotected = match obj.get("header") {
+                Some(Value::Object(h)) => {
+                    json::check_size(
+                        "unprotected header",
+                        Value::Object(h.clone()).to_string().len(),
+                        limits.max_header_bytes,
+                    )?;
+                    Some(h.clone())
+                }
+                None => None,
+                Some(_) => return Err(JwsError::Malformed("header").into()),
+            };
+            if protected_b64.is_empty() && unprotected.is_none() {
+                return Err(JwsError::Malformed("a signature has no header").into());
+            }
+            let signature = match obj.get("signature") {
+                Some(Value::String(s)) => s.clone(),
+                _ => return Err(JwsError::Malformed("signature").into()),
+            };
+            Ok(RawSignature {
+                protected: decode_protected(&protected_b64, limits)?,
+                protected_b64,
+                unprotected,
+                signature,
+            })
+        };
+        let signatures = match doc.get("signatures") {
+            Some(Value::Array(list)) => {
+                if ["protected", "header", "signature"].iter().any(|k| doc.contains_key(*k)) {
+                    return Err(JwsError::Malformed("both general and flattened members").into());
+                }
+                if list.is_empty() {
+                    return Err(JwsError::Malformed("no signatures").into());
+                }
+                if list.len() > limits.max_signatures {
+                    return Err(JwsError::TooManySignatures.into());
+                }
+                list.iter()
+                    .map(|s| s.as_object().ok_or(JwsError::Malformed("signatures").into()).and_then(parse_one))
+                    .collect::<Result<Vec<_>, Error>>()?
+            }
+            Some(_) => return Err(JwsError::Malformed("signatures").into()),
+            None => vec![parse_one(&doc)?],
+        };
+        Ok(UnverifiedJws {
+            payload,
+            signatures,
+        })
+    }
+
+    /// The `kid` of the first signature, if any (e.g. to choose a verifier).
+    pub fn kid(&self) -> Option<&str> {
+        let s = self.signatures.first()?;
+        s.protected
+            .get("kid")
+            .or_else(|| s.unprotected.as_ref()?.get("kid"))
+            .and_then(Value::as_str)
+    }
+
+    /// Verifies with `verifier`; for several signatures, per `policy`. An
+    /// empty compact payload segment is an empty payload; a JSON JWS without
+    /// `payload` needs [`UnverifiedJws::verify_detached`].
+    pub fn verify(&self, verifier: &Verifier, policy: SignaturePolicy) -> Result<Verified, Error> {
+        self.verify_inner(verifier, policy, None)
+    }
+
+    /// Verifies with a detached `payload` (RFC 7515 Appendix F).
+    pub fn verify_detached(
+        &self,
+        verifier: &Verifier,
+        policy: SignaturePolicy,
+        payload: &[u8],
+    ) -> Result<Verified, Error> {
+        match &self.payload {
+            RawPayload::Attached(p) if !p.is_empty() => {
+                Err(JwsError::Malformed("payload is attached, not detached").into())
+            }
+            _ => self.verify_inner(verifier, policy, Some(payload)),
+        }
+    }
+
+    fn verify_inner(
+        &self,
+        verifier: &Verifier,
+        policy: SignaturePolicy,
+        detached: Option<&[u8]>,
+    ) -> Result<Verified, Error> {
+        let rules = HeaderRules {
+            understood_crit: &verifier.understood_crit,
+        };
+        let headers = self
+            .signatures
+            .iter()
+            .map(|s| build_header(s.protected.clone(), s.unprotected.as_ref(), &rules))
+            .collect::<Vec<_>>();
+        // RFC 7797 §3: every signature must agree on b64.
+        let b64_values: HashSet<bool> = headers.iter().flatten().map(Header::b64).collect();
+        if b64_values.len() > 1 {
+            return Err(JwsError::InvalidHeader("signatures disagree on b64").into());
+        }
+        let encoded = b64_values.into_iter().next().unwrap_or(true);
+        // The payload, and the bytes that were signed after the '.'.
+        let (payload, segment): (Vec<u8>, Vec<u8>) = match (&self.payload, detached) {
+            (_, Some(p)) if encoded => (p.to_vec(), b64::encode(p).into_bytes()),
+            (_, Some(p)) => (p.to_vec(), p.to_vec()),
+            (RawPayload::Attached(s), None) if encoded => {
+                if s.contains('.') {
+                    return Err(JwsError::Malformed("expected three parts").into());
+                }
+                (b64::decode(s, "payload")?, s.as_bytes().to_vec())
+            }
+            (RawPayload::Attached(s), None) => (s.as_bytes().to_vec(), s.as_bytes().to_vec()),
+            (RawPayload::Detached, None) => {
+                return Err(JwsError::Malformed("detached payload: use a *_detached function").into())
+            }
+        };
+        let mut verified = Vec::new();
+        let mut first_error = None;
+        for (index, (raw, header)) in self.signatures.iter().zip(headers).enumerate() {
+            let outcome = header.and_then(|h| {
+                verifier.check_one(&h, &raw.protected_b64, &segment, &raw.signature)?;
+                Ok(h)
+            });
+            match outcome {
+                Ok(header) => verified.push(VerifiedSignature { index, header }),
+                Err(e) if policy == SignaturePolicy::All => return Err(e),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        if verified.is_empty() {
+            return Err(first_error.unwrap_or(JwsError::SignatureInvalid.into()));
+        }
+        Ok(Verified {
+            payload,
+            signatures: verified,
+        })
+    }
+}
+
+impl Verifier {
+    /// Starts a builder.
+    pub fn builder() -> VerifierBuilder {
+        VerifierBuilder::default()
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Verifies a compact JWS.
+    pub fn verify_compact(&self, token: &str) -> Result<Verified, Error> {
+        UnverifiedJws::parse_compact(token, &self.limits)?.verify(self, SignaturePolicy::All)
+    }
+
+    /// Verifies a compact JWS whose payload is detached.
+    pub fn verify_compact_detached(&self, token: &str, payload: &[u8]) -> Result<Verified, Error> {
+        UnverifiedJws::parse_compact(token, &self.limits)?.verify_detached(
+            self,
+            SignaturePolicy::All,
+            payload,
+        )
+    }
+
+    /// Verifies a flattened or general JSON JWS.
+    pub fn verify_json(&self, input: &str, policy: SignaturePolicy) -> Result<Verified, Error> {
+        UnverifiedJws::parse_json(input, &self.limits)?.verify(self, policy)
+    }
+
+    /// Verifies a JSON JWS whose payload is detached.
+    pub fn verify_json_detached(
+        &self,
+        input: &str,
+        policy: SignaturePolicy,
+        payload: &[u8],
+    ) -> Result<Verified, Error> {
+        UnverifiedJws::parse_json(input, &self.limits)?.verify_detached(self, policy, payload)
+    }
+
+    fn check_one(
+        &self,
+        header: &Header,
+        protected_b64: &str,
+        segment: &[u8],
+        signature: &str,
+    ) -> Result<(), Error> {
+        let alg = header.alg();
+        if !self.keys.iter().any(|k| k.by_alg.iter().any(|(a, _)| *a == alg)) {
+            return Err(JwsError::AlgorithmNotAllowed(alg.name()).into());
+        }
+        if let Some(expected) = &self.typ {
+            match header.typ() {
+                Some(t) if normalize_typ(t) == *expected => {}
+                _ => return Err(JwsError::UnexpectedType.into()),
+            }
+        }
+        // `kid` picks among our keys only; `jwk`, `jku`, `x5u`, `x5c` are never read.
+        let kid = match header.get("kid") {
+            None => None,
+            Some(Value::String(k)) => Some(k.as_str()),
+            Some(_) => return Err(JwsError::InvalidHeader("kid is not a string").into()),
+        };
+        if let Some(kid) = kid {
+            if !self.keys.iter().any(|k| k.kid.as_deref() == Some(kid)) {
+                return Err(JwsError::UnknownKid.into());
+            }
+        }
+        let sig = b64::decode(signature, "signature")?;
+        let mut input = Vec::with_capacity(protected_b64.len() + 1 + segment.len());
+        input.extend_from_slice(protected_b64.as_bytes());
+        input.push(b'.');
+        input.extend_from_slice(segment);
+        let mut candidates = self
+            .keys
+            .iter()
+            .filter(|k| kid.is_none() || k.kid.as_deref() == kid)
+            .flat_map(|k| k.by_alg.iter().filter(|(a, _)| *a == alg).map(|(_, p)| p))
+            .peekable();
+        if candidates.peek().is_none() {
+            return Err(JwsError::NoSuitableKey.into());
+        }
+        if candidates.any(|p| p.verify(&input, &sig)) {
+            Ok(())
+        } else {
+            Err(JwsError::SignatureInvalid.into())
+        }
+    }
+}

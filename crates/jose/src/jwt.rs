@@ -1,0 +1,389 @@
+//! JSON Web Tokens (RFC 7519) with the RFC 8725 best practices: the
+//! verifier pins algorithms, `exp` is required by default, `aud` is always
+//! checked when present, and the clock is a parameter.
+//!
+//! ```
+//! use serde::{Deserialize, Serialize};
+//! use tessera_jose::jwa::JwsAlgorithm;
+//! use tessera_jose::jwk::Jwk;
+//! use tessera_jose::jws::{JwsHeader, Signer, Verifier};
+//! use tessera_jose::jwt::{self, Claims, FixedClock, Validation};
+//!
+//! #[derive(Debug, Serialize, Deserialize, PartialEq)]
+//! struct Org { org: String }
+//!
+//! let key = Jwk::generate_for(JwsAlgorithm::EdDSA).unwrap();
+//! let claims = Claims::new(Org { org: "acme".into() })
+//!     .issuer("https://issuer.example")
+//!     .subject("user-1")
+//!     .audience("api")
+//!     .issued_at(1_000)
+//!     .expires_at(1_600);
+//! let signer = Signer::new(&key, JwsAlgorithm::EdDSA).unwrap();
+//! let token = jwt::sign(&signer, &JwsHeader::new().typ("at+jwt"), &claims).unwrap();
+//!
+//! let verifier = Verifier::builder().key(&key, &[JwsAlgorithm::EdDSA]).unwrap().build().unwrap();
+//! let validation = Validation::new()
+//!     .issuer("https://issuer.example")
+//!     .audience("api")
+//!     .typ("at+jwt");
+//! let ok = jwt::verify::<Org>(&token, &verifier, &validation, &FixedClock(1_200)).unwrap();
+//! assert_eq!(ok.claims().custom.org, "acme");
+//! let late = jwt::verify::<Org>(&token, &verifier, &validation, &FixedClock(2_000));
+//! assert_eq!(late.unwrap_err().code(), "ERR_JWT_EXPIRED");
+//! ```
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::{Map, Value};
+
+use crate::error::{ClaimsError, DecodeError, Error};
+use crate::json;
+use crate::jws::{Header, JwsHeader, Signer, Verifier};
+
+/// The source of "now", in seconds since the Unix epoch.
+pub trait Clock: Send + Sync {
+    /// The current time.
+    fn now(&self) -> i64;
+}
+
+/// The system clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> i64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+            .unwrap_or(0)
+    }
+}
+
+/// A clock stopped at a given time, for tests.
+#[derive(Debug, Clone, Copy)]
+pub struct FixedClock(pub i64);
+
+impl Clock for FixedClock {
+    fn now(&self) -> i64 {
+        self.0
+    }
+}
+
+/// `aud`: one string or an array of strings (RFC 7519 §4.1.3).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Audience {
+    /// A single audience.
+    One(String),
+    /// Several audiences.
+    Many(Vec<String>),
+}
+
+impl Audience {
+    /// Whether `aud` names `who`.
+    pub fn contains(&self, who: &str) -> bool {
+        match self {
+            Audience::One(a) => a == who,
+            Audience::Many(list) => list.iter().any(|a| a == who),
+        }
+    }
+}
+
+fn numeric_date<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    // RFC 7519 §2: NumericDate may be non-integer; whole seconds are kept.
+    let v: Option<f64> = Option::deserialize(d)?;
+    match v {
+        None => Ok(None),
+        Some(f) if f.is_finite() && f.abs() < 1e15 => Ok(Some(f.floor() as i64)),
+        Some(_) => Err(serde::de::Error::custom("NumericDate out of range")),
+    }
+}
+
+/// The registered claims plus typed custom claims `T`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Claims<T> {
+    /// `iss`
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub iss: Option<String>,
+    /// `sub`
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub sub: Option<String>,
+    /// `aud`
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub aud: Option<Audience>,
+    /// `exp`, seconds since the epoch.
+    #[serde(skip_serializing_if = "Option::is_none", default, deserialize_with = "numeric_date")]
+    pub exp: Option<i64>,
+    /// `nbf`, seconds since the epoch.
+    #[serde(skip_serializing_if = "Option::is_none", default, deserialize_with = "numeric_date")]
+    pub nbf: Option<i64>,
+    /// `iat`, seconds since the epoch.
+    #[serde(skip_serializing_if = "Option::is_none", default, deserialize_with = "numeric_date")]
+    pub iat: Option<i64>,
+    /// `jti`
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub jti: Option<String>,
+    /// The application's own claims.
+    #[serde(flatten)]
+    pub custom: T,
+}
+
+impl<T> Claims<T> {
+    /// Claims with only the custom part set.
+    pub fn new(custom: T) -> Self {
+        Claims {
+            iss: None,
+            sub: None,
+            aud: None,
+            exp: None,
+            nbf: None,
+            iat: None,
+            jti: None,
+            custom,
+        }
+    }
+    /// Sets `iss`.
+    pub fn issuer(mut self, iss: &str) -> Self {
+        self.iss = Some(iss.into());
+        self
+    }
+    /// Sets `sub`.
+    pub fn subject(mut self, sub: &str) -> Self {
+        self.sub = Some(sub.into());
+        self
+    }
+    /// Sets `aud` to one audience.
+    pub fn audience(mut self, aud: &str) -> Self {
+        self.aud = Some(Audience::One(aud.into()));
+        self
+    }
+    /// Sets `aud` to several audiences.
+    pub fn audiences(mut self, aud: &[&str]) -> Self {
+        self.aud = Some(Audience::Many(aud.iter().map(|a| (*a).to_owned()).collect()));
+        self
+    }
+    /// Sets `exp`.
+    pub fn expires_at(mut self, exp: i64) -> Self {
+        self.exp = Some(exp);
+        self
+    }
+    /// Sets `nbf`.
+    pub fn not_before(mut self, nbf: i64) -> Self {
+        self.nbf = Some(nbf);
+        self
+    }
+    /// Sets `iat`.
+    pub fn issued_at(mut self, iat: i64) -> Self {
+        self.iat = Some(iat);
+        self
+    }
+    /// Sets `jti`.
+    pub fn jwt_id(mut self, jti: &str) -> Self {
+        self.jti = Some(jti.into());
+        self
+    }
+}
+
+/// What a JWT must satisfy beyond its signature.
+#[derive(Debug, Clone)]
+pub struct Validation {
+    issuers: Vec<String>,
+    audiences: Vec<String>,
+    required: Vec<String>,
+    leeway: i64,
+    max_age: Option<i64>,
+    typ: Option<String>,
+}
+
+impl Default for Validation {
+    fn default() -> Self {
+        Validation {
+            issuers: Vec::new(),
+            audiences: Vec::new(),
+            required: vec!["exp".into()],
+            leeway: 60,
+            max_age: None,
+            typ: None,
+        }
+    }
+}
+
+impl Validation {
+    /// Defaults: `exp` required, 60 s leeway, no issuer or audience expected
+    /// (a token that carries `aud` is then refused, per RFC 7519 §4.1.3).
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Accepts this issuer (call again to accept several); `iss` becomes required.
+    pub fn issuer(mut self, iss: &str) -> Self {
+        self.issuers.push(iss.into());
+        self
+    }
+    /// Accepts this audience (call again for several); `aud` becomes required.
+    pub fn audience(mut self, aud: &str) -> Self {
+        self.audiences.push(aud.into());
+        self
+    }
+    /// Requires a claim to be present.
+    pub fn require(mut self, claim: &str) -> Self {
+        if !self.required.iter().any(|c| c == claim) {
+            self.required.push(claim.into());
+        }
+        self
+    }
+    /// Stops requiring `exp` (tokens without expiry are then accepted).
+    pub fn allow_missing_exp(mut self) -> Self {
+        self.required.retain(|c| c != "exp");
+        self
+    }
+    /// Clock skew tolerated on `exp`, `nbf` and `iat`, in seconds.
+    pub fn leeway(mut self, seconds: u32) -> Self {
+        self.leeway = i64::from(seconds);
+        self
+    }
+    /// Refuses tokens whose `iat` is older than this; `iat` becomes required.
+    pub fn max_age(mut self, seconds: u32) -> Self {
+        self.max_age = Some(i64::from(seconds));
+        self.require("iat")
+    }
+    /// Requires the header `typ` (RFC 8725 §3.11, RFC 9068 `at+jwt`).
+    pub fn typ(mut self, typ: &str) -> Self {
+        self.typ = Some(typ.into());
+        self
+    }
+
+    /// Checks the claims object `claims` and the header's `typ` at time `now`.
+    pub fn validate(&self, header: &Header, claims: &Map<String, Value>, now: i64) -> Result<(), Error> {
+        if let Some(expected) = &self.typ {
+            let strip = |t: &str| {
+                let l = t.to_ascii_lowercase();
+                l.strip_prefix("application/").map(str::to_owned).unwrap_or(l)
+            };
+            if header.typ().map(strip) != Some(strip(expected)) {
+                return Err(crate::error::JwsError::UnexpectedType.into());
+            }
+        }
+        for name in &self.required {
+            if !claims.contains_key(name) {
+                return Err(ClaimsError::Missing(name.clone()).into());
+            }
+        }
+        let time = |name: &'static str| -> Result<Option<i64>, Error> {
+            match claims.get(name) {
+                None => Ok(None),
+                Some(Value::Number(n)) => match n.as_f64() {
+                    Some(f) if f.is_finite() && f.abs() < 1e15 => Ok(Some(f.floor() as i64)),
+                    _ => Err(ClaimsError::Invalid(name.into()).into()),
+                },
+                Some(_) => Err(ClaimsError::Invalid(name.into()).into()),
+            }
+        };
+        let leeway = self.leeway;
+        if let Some(exp) = time("exp")? {
+            if now >= exp.saturating_add(leeway) {
+                return Err(ClaimsError::Expired.into());
+            }
+        }
+        if let Some(nbf) = time("nbf")? {
+            if now.saturating_add(leeway) < nbf {
+                return Err(ClaimsError::NotYetValid.into());
+            }
+        }
+        if let Some(iat) = time("iat")? {
+            if iat > now.saturating_add(leeway) {
+                return Err(ClaimsError::IssuedInFuture.into());
+            }
+            if let Some(max_age) = self.max_age {
+                if now.saturating_sub(iat) > max_age.saturating_add(leeway) {
+                    return Err(ClaimsError::TooOld.into());
+                }
+            }
+        }
+        for name in ["iss", "sub", "jti"] {
+            if claims.get(name).is_some_and(|v| !v.is_string()) {
+                return Err(ClaimsError::Invalid(name.into()).into());
+            }
+        }
+        if !self.issuers.is_empty() {
+            match claims.get("iss").and_then(Value::as_str) {
+                None => return Err(ClaimsError::Missing("iss".into()).into()),
+                Some(iss) if !self.issuers.iter().any(|i| i == iss) => {
+                    return Err(ClaimsError::WrongIssuer.into())
+                }
+                Some(_) => {}
+            }
+        }
+        let aud: Option<Audience> = match claims.get("aud") {
+            None => None,
+            Some(v) => Some(
+                serde_json::from_value(v.clone())
+                    .map_err(|_| ClaimsError::Invalid("aud".into()))?,
+            ),
+        };
+        match (aud, self.audiences.is_empty()) {
+            (None, false) => return Err(ClaimsError::Missing("aud".into()).into()),
+            (Some(aud), _) if !self.audiences.iter().any(|a| aud.contains(a)) => {
+                return Err(ClaimsError::WrongAudience.into())
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// A JWT whose signature and claims have both been checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VerifiedJwt<T> {
+    header: Header,
+    claims: Claims<T>,
+}
+
+impl<T> VerifiedJwt<T> {
+    /// The header.
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+    /// The claims.
+    pub fn claims(&self) -> &Claims<T> {
+        &self.claims
+    }
+    /// The claims, owned.
+    pub fn into_claims(self) -> Claims<T> {
+        self.claims
+    }
+}
+
+/// Signs `claims` as a compact JWT. The header gets `typ: JWT` unless it sets its own.
+pub fn sign<T: Serialize>(signer: &Signer, header: &JwsHeader, claims: &Claims<T>) -> Result<String, Error> {
+    let payload = serde_json::to_vec(claims).map_err(|e| DecodeError::Json {
+        what: "claims",
+        reason: e.to_string(),
+    })?;
+    let mut protected = signer.protect(header);
+    if !protected.members().contains_key("typ") {
+        protected = signer.protect(&header.clone().typ("JWT"));
+    }
+    signer.sign_compact_with(&protected, &payload)
+}
+
+/// Verifies a compact JWT: signature (with `verifier`), then claims (with
+/// `validation` at `clock`'s time), then converts the claims to `T`.
+pub fn verify<T: DeserializeOwned>(
+    token: &str,
+    verifier: &Verifier,
+    validation: &Validation,
+    clock: &dyn Clock,
+) -> Result<VerifiedJwt<T>, Error> {
+    let verified = verifier.verify_compact(token)?;
+    let limits = verifier.limits();
+    let claims = json::parse_object(verified.payload(), limits, "claims")?;
+    validation.validate(verified.header(), &claims, clock.now())?;
+    // serde's message could quote a claim value: keep it out of the error.
+    let claims: Claims<T> = serde_json::from_value(Value::Object(claims))
+        .map_err(|_| ClaimsError::Invalid("claims do not fit the expected type".into()))?;
+    Ok(VerifiedJwt {
+        header: verified.header().clone(),
+        claims,
+    })
+}

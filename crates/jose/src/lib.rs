@@ -1,0 +1,50 @@
+//! # tessera-jose
+//!
+//! A hard-to-misuse JOSE library on aws-lc-rs. Which function do I call?
+//! - **Verify a JWT**: [`jws::Verifier::builder`] with your keys and their
+//!   algorithms, then [`jwt::verify`] with a [`jwt::Validation`].
+//! - **Issue a JWT**: [`jws::Signer::new`] with a [`jwk::Jwk`] and one
+//!   algorithm, then [`jwt::sign`]. Raw JWS: [`jws::Signer::sign_compact`].
+//! - **Keys**: [`jwk::Jwk::generate_for`], [`jwk::Jwk::from_json`],
+//!   [`jwk::Jwk::from_pem`], [`jwk::JwkSet`].
+//!
+//! ## Why the defaults are what they are
+//! - The verifier, never the token, chooses the algorithm: each key is added
+//!   with the algorithms it may serve, and the token's `alg` only has to match.
+//!   `none` has no representation, so an unsecured JWS cannot be accepted.
+//! - A key's type decides what it can do: an RSA, EC or OKP key can never be
+//!   used as an HMAC secret (the RS256→HS256 confusion), HMAC secrets must be
+//!   at least as long as the hash, RSA keys at least 2048 bits. A key's own
+//!   `alg`, `use` and `key_ops` are enforced.
+//! - `kid` selects only among the verifier's own keys; `jwk`, `jku`, `x5u`
+//!   and `x5c` headers are never used to find a key. Unknown `crit`
+//!   extensions reject the token.
+//! - Every input is bounded ([`json::Limits`]); JSON with duplicate member
+//!   names is refused; base64url is strict. Errors are typed with stable
+//!   [`Error::code`]s and never carry secret material.
+//! - Only [`jws::Verified`] hands out a payload; [`danger::decode_unverified`]
+//!   is the one explicit exception, for inspection tools.
+//!
+//! ```
+//! use tessera_jose::{jwa::JwsAlgorithm, jwk::Jwk, jws::{JwsHeader, Signer, Verifier}};
+//! let key = Jwk::generate_for(JwsAlgorithm::HS256).unwrap();
+//! let token = Signer::new(&key, JwsAlgorithm::HS256).unwrap()
+//!     .sign_compact(&JwsHeader::new(), b"payload").unwrap();
+//! let verifier = Verifier::builder().key(&key, &[JwsAlgorithm::HS256]).unwrap().build().unwrap();
+//! assert_eq!(verifier.verify_compact(&token).unwrap().payload(), b"payload");
+//! // A verifier for RS256 never accepts an HS256 token, whatever its header says.
+//! ```
+#![forbid(unsafe_code)]
+
+pub mod b64;
+mod crypto;
+pub mod danger;
+mod der;
+pub mod error;
+pub mod json;
+pub mod jwa;
+pub mod jwk;
+pub mod jws;
+pub mod jwt;
+
+pub use error::{Error, Result};
