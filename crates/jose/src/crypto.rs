@@ -297,8 +297,8 @@ pub(crate) fn x25519_generate() -> Result<(Zeroizing<Vec<u8>>, Vec<u8>), Error> 
 
 /// The X25519 public key of `private`.
 pub(crate) fn x25519_public_from_private(private: &[u8]) -> Result<Vec<u8>, Error> {
-    let k = agreement::PrivateKey::from_private_key(&agreement::X25519, private)
-        .map_err(rejected)?;
+    let k =
+        agreement::PrivateKey::from_private_key(&agreement::X25519, private).map_err(rejected)?;
     let public = k.compute_public_key().map_err(|_| Error::Crypto)?;
     Ok(public.as_ref().to_vec())
 }
@@ -320,7 +320,12 @@ mod tests {
     #[test]
     fn ecdsa_zero_signature_is_rejected() {
         // CVE-2022-21449 ("psychic signatures"): r = s = 0 must never verify.
-        for curve in [EcCurve::P256, EcCurve::P384, EcCurve::P521, EcCurve::Secp256k1] {
+        for curve in [
+            EcCurve::P256,
+            EcCurve::P384,
+            EcCurve::P521,
+            EcCurve::Secp256k1,
+        ] {
             let (_, point) = ec_generate(curve).unwrap();
             let v = PreparedVerifier::ecdsa(curve, &point).unwrap();
             let zeros = vec![0u8; 2 * curve.coordinate_len()];

@@ -32,7 +32,8 @@ pub fn decode_unverified(token: &str) -> Result<UnverifiedParts, Error> {
     let limits = Limits::default();
     json::check_size("token", token.len(), limits.max_token_bytes)?;
     let mut parts = token.split('.');
-    let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(h), Some(p), Some(s), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(JwsError::Malformed("expected three parts").into());
     };

@@ -50,7 +50,9 @@ impl<'a> Reader<'a> {
             }
             let (bytes, r) = rest.split_at_checked(n).ok_or_else(bad)?;
             rest = r;
-            let len = bytes.iter().fold(0usize, |acc, &b| acc << 8 | usize::from(b));
+            let len = bytes
+                .iter()
+                .fold(0usize, |acc, &b| acc << 8 | usize::from(b));
             if len < 0x80 || bytes.first() == Some(&0) {
                 return Err(bad()); // not minimal
             }
@@ -250,7 +252,9 @@ mod tests {
 
     #[test]
     fn rejects_non_minimal() {
-        assert!(Reader::new(&[0x04, 0x81, 0x05, 1, 2, 3, 4, 5]).any().is_err());
+        assert!(Reader::new(&[0x04, 0x81, 0x05, 1, 2, 3, 4, 5])
+            .any()
+            .is_err());
         assert!(Reader::new(&[0x04, 0x80]).any().is_err());
         assert!(Reader::new(&[0x02, 0x02, 0x00, 0x05]).unsigned().is_err());
         assert!(Reader::new(&[0x02, 0x01, 0x80]).unsigned().is_err());

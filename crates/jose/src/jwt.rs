@@ -113,13 +113,25 @@ pub struct Claims<T> {
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub aud: Option<Audience>,
     /// `exp`, seconds since the epoch.
-    #[serde(skip_serializing_if = "Option::is_none", default, deserialize_with = "numeric_date")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        default,
+        deserialize_with = "numeric_date"
+    )]
     pub exp: Option<i64>,
     /// `nbf`, seconds since the epoch.
-    #[serde(skip_serializing_if = "Option::is_none", default, deserialize_with = "numeric_date")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        default,
+        deserialize_with = "numeric_date"
+    )]
     pub nbf: Option<i64>,
     /// `iat`, seconds since the epoch.
-    #[serde(skip_serializing_if = "Option::is_none", default, deserialize_with = "numeric_date")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        default,
+        deserialize_with = "numeric_date"
+    )]
     pub iat: Option<i64>,
     /// `jti`
     #[serde(skip_serializing_if = "Option::is_none", default)]
@@ -160,7 +172,9 @@ impl<T> Claims<T> {
     }
     /// Sets `aud` to several audiences.
     pub fn audiences(mut self, aud: &[&str]) -> Self {
-        self.aud = Some(Audience::Many(aud.iter().map(|a| (*a).to_owned()).collect()));
+        self.aud = Some(Audience::Many(
+            aud.iter().map(|a| (*a).to_owned()).collect(),
+        ));
         self
     }
     /// Sets `exp`.
@@ -254,11 +268,18 @@ impl Validation {
     }
 
     /// Checks the claims object `claims` and the header's `typ` at time `now`.
-    pub fn validate(&self, header: &Header, claims: &Map<String, Value>, now: i64) -> Result<(), Error> {
+    pub fn validate(
+        &self,
+        header: &Header,
+        claims: &Map<String, Value>,
+        now: i64,
+    ) -> Result<(), Error> {
         if let Some(expected) = &self.typ {
             let strip = |t: &str| {
                 let l = t.to_ascii_lowercase();
-                l.strip_prefix("application/").map(str::to_owned).unwrap_or(l)
+                l.strip_prefix("application/")
+                    .map(str::to_owned)
+                    .unwrap_or(l)
             };
             if header.typ().map(strip) != Some(strip(expected)) {
                 return Err(crate::error::JwsError::UnexpectedType.into());
@@ -355,7 +376,11 @@ impl<T> VerifiedJwt<T> {
 }
 
 /// Signs `claims` as a compact JWT. The header gets `typ: JWT` unless it sets its own.
-pub fn sign<T: Serialize>(signer: &Signer, header: &JwsHeader, claims: &Claims<T>) -> Result<String, Error> {
+pub fn sign<T: Serialize>(
+    signer: &Signer,
+    header: &JwsHeader,
+    claims: &Claims<T>,
+) -> Result<String, Error> {
     let payload = serde_json::to_vec(claims).map_err(|e| DecodeError::Json {
         what: "claims",
         reason: e.to_string(),

@@ -29,8 +29,8 @@ use zeroize::Zeroizing;
 use crate::b64;
 use crate::crypto::{self, RsaCrt};
 use crate::error::{Error, KeyError};
-use crate::jwa::{EcCurve, Hash, JwsAlgorithm, KeyFamily, OkpCurve};
 use crate::json::{self, Limits};
+use crate::jwa::{EcCurve, Hash, JwsAlgorithm, KeyFamily, OkpCurve};
 
 pub use pem::KeyFormat;
 
@@ -397,13 +397,19 @@ impl Jwk {
                 let e = req_uint(m, "e")?;
                 let private = match get_str(m, "d")? {
                     None => {
-                        if ["p", "q", "dp", "dq", "qi"].iter().any(|k| m.contains_key(*k)) {
+                        if ["p", "q", "dp", "dq", "qi"]
+                            .iter()
+                            .any(|k| m.contains_key(*k))
+                        {
                             return Err(invalid("d"));
                         }
                         None
                     }
                     Some(_) => {
-                        if ["p", "q", "dp", "dq", "qi"].iter().any(|k| !m.contains_key(*k)) {
+                        if ["p", "q", "dp", "dq", "qi"]
+                            .iter()
+                            .any(|k| !m.contains_key(*k))
+                        {
                             return Err(KeyError::Unsupported(
                                 "RSA private key without CRT parameters".into(),
                             )
@@ -528,9 +534,8 @@ impl Jwk {
 
     fn family_fits(&self, family: KeyFamily) -> bool {
         match (&self.material, family) {
-            (Material::Oct { .. }, KeyFamily::Oct { .. }) | (Material::Rsa { .. }, KeyFamily::Rsa) => {
-                true
-            }
+            (Material::Oct { .. }, KeyFamily::Oct { .. })
+            | (Material::Rsa { .. }, KeyFamily::Rsa) => true,
             (Material::Ec { curve, .. }, KeyFamily::Ec(c)) => *curve == c,
             (Material::Okp { curve, .. }, KeyFamily::Okp(c)) => *curve == c,
             _ => false,
@@ -555,11 +560,6 @@ impl Jwk {
             }
             .into());
         }
-        if let (Material::Oct { k }, KeyFamily::Oct { min_len }) = (&self.material, info.family) {
-            if k.len() < min_len {
-                return Err(KeyError::TooWeak("HMAC key shorter than the hash output").into());
-            }
-        }
         if let Some(key_alg) = &self.alg {
             if key_alg != alg.name() {
                 return Err(KeyError::AlgorithmMismatch {
@@ -579,6 +579,11 @@ impl Jwk {
                 return Err(KeyError::OperationNotPermitted("this operation (key_ops)").into());
             }
         }
+        if let (Material::Oct { k }, KeyFamily::Oct { min_len }) = (&self.material, info.family) {
+            if k.len() < min_len {
+                return Err(KeyError::TooWeak("HMAC key shorter than the hash output").into());
+            }
+        }
         if op == KeyOp::Sign && !self.is_private() {
             return Err(KeyError::NotPrivate.into());
         }
@@ -586,7 +591,10 @@ impl Jwk {
     }
 
     /// Prepares this key for signing with `alg`, after [`Jwk::check_permits`].
-    pub(crate) fn prepare_signer(&self, alg: JwsAlgorithm) -> Result<crypto::PreparedSigner, Error> {
+    pub(crate) fn prepare_signer(
+        &self,
+        alg: JwsAlgorithm,
+    ) -> Result<crypto::PreparedSigner, Error> {
         self.check_permits(KeyOp::Sign, alg)?;
         match &self.material {
             Material::Oct { k } => Ok(crypto::PreparedSigner::hmac(alg, k)),
@@ -819,14 +827,21 @@ impl Jwk {
         if let Some(ops) = &self.key_ops {
             m.insert(
                 "key_ops",
-                Value::Array(ops.iter().map(|o| Value::String(o.as_str().into())).collect()),
+                Value::Array(
+                    ops.iter()
+                        .map(|o| Value::String(o.as_str().into()))
+                        .collect(),
+                ),
             );
         }
         if let Some(a) = &self.alg {
             m.insert("alg", Value::String(a.clone()));
         }
         if let Some(c) = &self.x5c {
-            m.insert("x5c", Value::Array(c.iter().cloned().map(Value::String).collect()));
+            m.insert(
+                "x5c",
+                Value::Array(c.iter().cloned().map(Value::String).collect()),
+            );
         }
         if let Some(t) = &self.x5t {
             m.insert("x5t", Value::String(t.clone()));

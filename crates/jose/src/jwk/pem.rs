@@ -86,7 +86,11 @@ pub(crate) fn sec1_private_der(curve: EcCurve, d: &[u8], point: Option<&[u8]>) -
     let mut body = Vec::new();
     der::write(&mut body, der::TAG_INTEGER, &[1]);
     der::write(&mut body, der::TAG_OCTET_STRING, d);
-    der::write(&mut body, 0xa0, &der::element(der::TAG_OID, curve_oid(curve)));
+    der::write(
+        &mut body,
+        0xa0,
+        &der::element(der::TAG_OID, curve_oid(curve)),
+    );
     if let Some(p) = point {
         der::write(&mut body, 0xa1, &der::bit_string(p));
     }
@@ -124,7 +128,11 @@ fn rsa_public_from_pkcs1(der: &[u8]) -> Result<Material, Error> {
     let e = seq.unsigned()?.to_vec();
     seq.finish()?;
     outer.finish()?;
-    Ok(Material::Rsa { n, e, private: None })
+    Ok(Material::Rsa {
+        n,
+        e,
+        private: None,
+    })
 }
 
 fn rsa_from_pkcs1_private(der: &[u8]) -> Result<(Vec<u8>, Vec<u8>, RsaCrt), Error> {
@@ -213,7 +221,11 @@ fn okp_private(curve: OkpCurve, inner: &[u8]) -> Result<Material, Error> {
         OkpCurve::Ed25519 => crypto::ed25519_public_from_seed(&d)?,
         OkpCurve::X25519 => crypto::x25519_public_from_private(&d)?,
     };
-    Ok(Material::Okp { curve, x, d: Some(d) })
+    Ok(Material::Okp {
+        curve,
+        x,
+        d: Some(d),
+    })
 }
 
 fn pkcs8_parse(der: &[u8]) -> Result<Material, Error> {
@@ -224,7 +236,11 @@ fn pkcs8_parse(der: &[u8]) -> Result<Material, Error> {
     }
     let mut alg = seq.sequence()?;
     let oid = alg.expect(der::TAG_OID)?;
-    let params = if alg.is_empty() { None } else { Some(alg.any()?) };
+    let params = if alg.is_empty() {
+        None
+    } else {
+        Some(alg.any()?)
+    };
     alg.finish()?;
     let private = seq.expect(der::TAG_OCTET_STRING)?;
     // Optional attributes [0] and public key [1] (RFC 5958) are ignored: the
@@ -263,7 +279,11 @@ fn spki_parse(der: &[u8]) -> Result<Material, Error> {
     let mut seq = outer.sequence()?;
     let mut alg = seq.sequence()?;
     let oid = alg.expect(der::TAG_OID)?;
-    let params = if alg.is_empty() { None } else { Some(alg.any()?) };
+    let params = if alg.is_empty() {
+        None
+    } else {
+        Some(alg.any()?)
+    };
     alg.finish()?;
     let key = seq.bit_string()?;
     seq.finish()?;
@@ -279,7 +299,12 @@ fn spki_parse(der: &[u8]) -> Result<Material, Error> {
                 return Err(KeyError::Unsupported("compressed EC point".into()).into());
             }
             let (x, y) = split_point(curve, key)?;
-            Ok(Material::Ec { curve, x, y, d: None })
+            Ok(Material::Ec {
+                curve,
+                x,
+                y,
+                d: None,
+            })
         }
         OID_ED25519 | OID_X25519 if key.len() == 32 => Ok(Material::Okp {
             curve: if oid == OID_ED25519 {
@@ -339,16 +364,38 @@ impl Jwk {
             KeyError::Unsupported(format!("{} key as {format:?}", self.kty())).into()
         };
         let out = match (format, &self.material) {
-            (KeyFormat::Pkcs8, Material::Rsa { n, e, private: Some(c) }) => {
-                pkcs8(OID_RSA, Some(&[der::TAG_NULL, 0]), &rsa_private_der(n, e, c))
-            }
-            (KeyFormat::Pkcs8, Material::Ec { curve, x, y, d: Some(d) }) => {
+            (
+                KeyFormat::Pkcs8,
+                Material::Rsa {
+                    n,
+                    e,
+                    private: Some(c),
+                },
+            ) => pkcs8(
+                OID_RSA,
+                Some(&[der::TAG_NULL, 0]),
+                &rsa_private_der(n, e, c),
+            ),
+            (
+                KeyFormat::Pkcs8,
+                Material::Ec {
+                    curve,
+                    x,
+                    y,
+                    d: Some(d),
+                },
+            ) => {
                 let point = super::uncompressed_point(x, y);
                 let inner = Zeroizing::new(sec1_private_der(*curve, d, Some(&point)));
                 let params = der::element(der::TAG_OID, curve_oid(*curve));
                 pkcs8(OID_EC, Some(&params), &inner)
             }
-            (KeyFormat::Pkcs8, Material::Okp { curve, d: Some(d), .. }) => {
+            (
+                KeyFormat::Pkcs8,
+                Material::Okp {
+                    curve, d: Some(d), ..
+                },
+            ) => {
                 let oid = match curve {
                     OkpCurve::Ed25519 => OID_ED25519,
                     OkpCurve::X25519 => OID_X25519,
@@ -356,18 +403,16 @@ impl Jwk {
                 let inner = Zeroizing::new(der::element(der::TAG_OCTET_STRING, d));
                 pkcs8(oid, None, &inner)
             }
-            (KeyFormat::Pkcs8 | KeyFormat::Sec1, Material::Rsa { .. } | Material::Ec { .. } | Material::Okp { .. }) if !self.is_private() => {
-                return Err(KeyError::NotPrivate.into())
-            }
+            (
+                KeyFormat::Pkcs8 | KeyFormat::Sec1,
+                Material::Rsa { .. } | Material::Ec { .. } | Material::Okp { .. },
+            ) if !self.is_private() => return Err(KeyError::NotPrivate.into()),
             (KeyFormat::Spki, Material::Rsa { n, e, .. }) => spki(
                 &algorithm_identifier(OID_RSA, Some(&[der::TAG_NULL, 0])),
                 &rsa_public_der(n, e),
             ),
             (KeyFormat::Spki, Material::Ec { curve, x, y, .. }) => spki(
-                &algorithm_identifier(
-                    OID_EC,
-                    Some(&der::element(der::TAG_OID, curve_oid(*curve))),
-                ),
+                &algorithm_identifier(OID_EC, Some(&der::element(der::TAG_OID, curve_oid(*curve)))),
                 &super::uncompressed_point(x, y),
             ),
             (KeyFormat::Spki, Material::Okp { curve, x, .. }) => spki(
@@ -380,13 +425,31 @@ impl Jwk {
                 ),
                 x,
             ),
-            (KeyFormat::Pkcs1, Material::Rsa { n, e, private: Some(c) }) => {
-                rsa_private_der(n, e, c)
-            }
-            (KeyFormat::Pkcs1, Material::Rsa { n, e, private: None }) => {
-                Zeroizing::new(rsa_public_der(n, e))
-            }
-            (KeyFormat::Sec1, Material::Ec { curve, x, y, d: Some(d) }) => {
+            (
+                KeyFormat::Pkcs1,
+                Material::Rsa {
+                    n,
+                    e,
+                    private: Some(c),
+                },
+            ) => rsa_private_der(n, e, c),
+            (
+                KeyFormat::Pkcs1,
+                Material::Rsa {
+                    n,
+                    e,
+                    private: None,
+                },
+            ) => Zeroizing::new(rsa_public_der(n, e)),
+            (
+                KeyFormat::Sec1,
+                Material::Ec {
+                    curve,
+                    x,
+                    y,
+                    d: Some(d),
+                },
+            ) => {
                 let point = super::uncompressed_point(x, y);
                 Zeroizing::new(sec1_private_der(*curve, d, Some(&point)))
             }
@@ -440,7 +503,12 @@ mod tests {
             Jwk::generate_okp(OkpCurve::X25519).unwrap(),
         ];
         for key in &keys {
-            for format in [KeyFormat::Pkcs8, KeyFormat::Spki, KeyFormat::Pkcs1, KeyFormat::Sec1] {
+            for format in [
+                KeyFormat::Pkcs8,
+                KeyFormat::Spki,
+                KeyFormat::Pkcs1,
+                KeyFormat::Sec1,
+            ] {
                 let Ok(pem) = key.to_pem(format) else {
                     assert!(
                         (format == KeyFormat::Pkcs1 && key.kty() != "RSA")
@@ -459,17 +527,26 @@ mod tests {
     fn aws_lc_accepts_our_pkcs8() {
         // Our encoder's output must be a PKCS#8 the crypto library itself reads.
         let key = Jwk::generate_for(JwsAlgorithm::RS256).unwrap();
-        assert!(crypto::pkcs8_accepted(&key.to_der(KeyFormat::Pkcs8).unwrap()));
+        assert!(crypto::pkcs8_accepted(
+            &key.to_der(KeyFormat::Pkcs8).unwrap()
+        ));
         let ec = Jwk::generate_for(JwsAlgorithm::ES256).unwrap();
-        assert!(crypto::pkcs8_accepted(&ec.to_der(KeyFormat::Pkcs8).unwrap()));
+        assert!(crypto::pkcs8_accepted(
+            &ec.to_der(KeyFormat::Pkcs8).unwrap()
+        ));
         let ed = Jwk::generate_for(JwsAlgorithm::EdDSA).unwrap();
-        assert!(crypto::pkcs8_accepted(&ed.to_der(KeyFormat::Pkcs8).unwrap()));
+        assert!(crypto::pkcs8_accepted(
+            &ed.to_der(KeyFormat::Pkcs8).unwrap()
+        ));
     }
 
     #[test]
     fn rejects_garbage_and_symmetric() {
         assert!(Jwk::from_der(&[0x30, 0x03, 0x02, 0x01, 0x00], KeyFormat::Pkcs8).is_err());
-        assert!(Jwk::from_pem("-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----\n").is_err());
+        assert!(
+            Jwk::from_pem("-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----\n")
+                .is_err()
+        );
         let oct = Jwk::generate_oct(32).unwrap();
         assert!(oct.to_der(KeyFormat::Pkcs8).is_err());
     }

@@ -31,7 +31,9 @@ mod sign;
 mod verify;
 
 pub use sign::{sign_general, GeneralSignature, Signer};
-pub use verify::{SignaturePolicy, UnverifiedJws, Verified, VerifiedSignature, Verifier, VerifierBuilder};
+pub use verify::{
+    SignaturePolicy, UnverifiedJws, Verified, VerifiedSignature, Verifier, VerifierBuilder,
+};
 
 use serde_json::{Map, Value};
 
@@ -164,8 +166,14 @@ pub(crate) fn build_header(
     let b64 = match joint.get("b64") {
         None => true,
         // RFC 7797 §3 and §6: protected, and listed in crit (erratum CB-1).
-        Some(Value::Bool(b)) if protected.contains_key("b64") && crit.iter().any(|c| c == "b64") => *b,
-        Some(_) => return Err(JwsError::InvalidHeader("b64 must be protected and critical").into()),
+        Some(Value::Bool(b))
+            if protected.contains_key("b64") && crit.iter().any(|c| c == "b64") =>
+        {
+            *b
+        }
+        Some(_) => {
+            return Err(JwsError::InvalidHeader("b64 must be protected and critical").into())
+        }
     };
     Ok(Header {
         alg,

@@ -99,6 +99,15 @@ impl Signer {
         self.compact(&self.protect(header), payload, true)
     }
 
+    /// A detached compact JWS with these exact protected-header bytes.
+    pub fn sign_compact_detached_with(
+        &self,
+        header: &ProtectedHeader,
+        payload: &[u8],
+    ) -> Result<String, Error> {
+        self.compact(header, payload, true)
+    }
+
     fn compact(
         &self,
         header: &ProtectedHeader,
@@ -182,7 +191,11 @@ fn sign_general_inner(
             }
             (None, Some(Value::String(a))) if a == s.signer.alg.name() => None,
             (None, None) => Some(s.signer.protect(&JwsHeader::new())),
-            _ => return Err(JwsError::InvalidHeader("alg must appear once and match the signer").into()),
+            _ => {
+                return Err(
+                    JwsError::InvalidHeader("alg must appear once and match the signer").into(),
+                )
+            }
         };
         if protected.as_ref().is_some_and(is_unencoded) != unencoded {
             // RFC 7797 §3: every signature must agree on b64.
@@ -193,7 +206,10 @@ fn sign_general_inner(
                 return Err(JwsError::InvalidHeader("a member is in both headers").into());
             }
         }
-        let encoded = protected.as_ref().map(ProtectedHeader::encoded).unwrap_or("");
+        let encoded = protected
+            .as_ref()
+            .map(ProtectedHeader::encoded)
+            .unwrap_or("");
         let segment = payload_segment(payload, !unencoded)?;
         let mut entry = Map::new();
         if let Some(p) = &protected {
@@ -202,7 +218,10 @@ fn sign_general_inner(
         if let Some(u) = &s.unprotected {
             entry.insert("header".into(), Value::Object(u.clone()));
         }
-        entry.insert("signature".into(), s.signer.signature(encoded, &segment)?.into());
+        entry.insert(
+            "signature".into(),
+            s.signer.signature(encoded, &segment)?.into(),
+        );
         entries.push(entry);
     }
     let payload_value = if unencoded {

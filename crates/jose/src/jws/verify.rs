@@ -15,7 +15,7 @@ use crate::jwk::{Jwk, JwkSet, KeyUse};
 
 struct VerifierKey {
     kid: Option<String>,
-    symmetric: bool,
+    kty: &'static str,
     /// One prepared key per allowed algorithm.
     by_alg: Vec<(JwsAlgorithm, PreparedVerifier)>,
 }
@@ -34,7 +34,12 @@ impl std::fmt::Debug for Verifier {
         let keys: Vec<_> = self
             .keys
             .iter()
-            .map(|k| (k.kid.clone(), k.by_alg.iter().map(|(a, _)| *a).collect::<Vec<_>>()))
+            .map(|k| {
+                (
+                    k.kid.clone(),
+                    k.by_alg.iter().map(|(a, _)| *a).collect::<Vec<_>>(),
+                )
+            })
             .collect();
         f.debug_struct("Verifier")
             .field("keys", &keys)
@@ -79,7 +84,7 @@ impl VerifierBuilder {
         }
         self.keys.push(VerifierKey {
             kid: key.kid().map(str::to_owned),
-            symmetric: key.is_symmetric(),
+            kty: key.kty(),
             by_alg,
         });
         Ok(self)
@@ -88,12 +93,23 @@ impl VerifierBuilder {
     /// Adds every key of `set` for the algorithms of `allowed` it can serve.
     /// Keys marked `use: enc` or bound to a non-JWS `alg` are left out; so
     /// are algorithms a key cannot serve (type, size, its own `alg`).
+    ///
+    /// A set that mixes symmetric secrets with asymmetric keys is refused: a
+    /// JWK Set is usually published, and a secret in it is a leak waiting to
+    /// happen (Wycheproof JWK tc1).
     pub fn jwk_set(mut self, set: &JwkSet, allowed: &[JwsAlgorithm]) -> Result<Self, Error> {
+        let symmetric = set.keys().iter().filter(|k| k.is_symmetric()).count();
+        if symmetric != 0 && symmetric != set.keys().len() {
+            return Err(KeyError::InvalidJwk("JWK Set mixes symmetric and asymmetric keys").into());
+        }
         for key in set.keys() {
             if key.key_use() == Some(&KeyUse::Encryption) {
                 continue;
             }
-            if key.alg().is_some_and(|a| a.parse::<JwsAlgorithm>().is_err()) {
+            if key
+                .alg()
+                .is_some_and(|a| a.parse::<JwsAlgorithm>().is_err())
+            {
                 continue;
             }
             let algs: Vec<JwsAlgorithm> = allowed
@@ -128,19 +144,16 @@ impl VerifierBuilder {
         self
     }
 
-    /// The verifier. Refused when empty, when it mixes symmetric secrets with
-    /// public keys, or when two keys share a `kid`.
+    /// The verifier. Refused when empty, or when two keys of the same type
+    /// share a `kid` (which key a token means would then be ambiguous;
+    /// RFC 7517 §4.5 allows a shared `kid` only across key types).
     pub fn build(self) -> Result<Verifier, Error> {
         if self.keys.is_empty() {
             return Err(KeyError::Empty.into());
         }
-        let symmetric = self.keys.iter().filter(|k| k.symmetric).count();
-        if symmetric != 0 && symmetric != self.keys.len() {
-            return Err(KeyError::InvalidJwk("symmetric and asymmetric keys in one verifier").into());
-        }
         let mut kids = HashSet::new();
-        for kid in self.keys.iter().filter_map(|k| k.kid.as_deref()) {
-            if !kids.insert(kid) {
+        for key in &self.keys {
+            if key.kid.is_some() && !kids.insert((key.kid.as_deref(), key.kty)) {
                 return Err(KeyError::InvalidJwk("two keys share a kid").into());
             }
         }
@@ -306,7 +319,10 @@ impl UnverifiedJws {
         };
         let signatures = match doc.get("signatures") {
             Some(Value::Array(list)) => {
-                if ["protected", "header", "signature"].iter().any(|k| doc.contains_key(*k)) {
+                if ["protected", "header", "signature"]
+                    .iter()
+                    .any(|k| doc.contains_key(*k))
+                {
                     return Err(JwsError::Malformed("both general and flattened members").into());
                 }
                 if list.is_empty() {
@@ -316,7 +332,11 @@ impl UnverifiedJws {
                     return Err(JwsError::TooManySignatures.into());
                 }
                 list.iter()
-                    .map(|s| s.as_object().ok_or(JwsError::Malformed("signatures").into()).and_then(parse_one))
+                    .map(|s| {
+                        s.as_object()
+                            .ok_or(JwsError::Malformed("signatures").into())
+                            .and_then(parse_one)
+                    })
                     .collect::<Result<Vec<_>, Error>>()?
             }
             Some(_) => return Err(JwsError::Malformed("signatures").into()),
@@ -391,7 +411,9 @@ impl UnverifiedJws {
             }
             (RawPayload::Attached(s), None) => (s.as_bytes().to_vec(), s.as_bytes().to_vec()),
             (RawPayload::Detached, None) => {
-                return Err(JwsError::Malformed("detached payload: use a *_detached function").into())
+                return Err(
+                    JwsError::Malformed("detached payload: use a *_detached function").into(),
+                )
             }
         };
         let mut verified = Vec::new();
@@ -467,7 +489,11 @@ impl Verifier {
         signature: &str,
     ) -> Result<(), Error> {
         let alg = header.alg();
-        if !self.keys.iter().any(|k| k.by_alg.iter().any(|(a, _)| *a == alg)) {
+        if !self
+            .keys
+            .iter()
+            .any(|k| k.by_alg.iter().any(|(a, _)| *a == alg))
+        {
             return Err(JwsError::AlgorithmNotAllowed(alg.name()).into());
         }
         if let Some(expected) = &self.typ {
