@@ -199,6 +199,51 @@ impl<T> Claims<T> {
     }
 }
 
+impl<T: DeserializeOwned> Claims<T> {
+    /// Converts a claims object that [`Validation::validate`] accepted: the
+    /// registered claims are taken out by name (their types were checked),
+    /// and the rest becomes `T`, moving the parsed values rather than
+    /// re-parsing them.
+    fn from_validated(mut map: Map<String, Value>) -> Result<Self, Error> {
+        let text = |map: &mut Map<String, Value>, name: &str| match map.remove(name) {
+            Some(Value::String(s)) => Ok(Some(s)),
+            None => Ok(None),
+            Some(_) => Err(Error::from(ClaimsError::Invalid(name.into()))),
+        };
+        let date = |map: &mut Map<String, Value>, name: &str| match map.remove(name) {
+            Some(Value::Number(n)) => Ok(n.as_f64().map(|f| f.floor() as i64)),
+            None => Ok(None),
+            Some(_) => Err(Error::from(ClaimsError::Invalid(name.into()))),
+        };
+        let aud = match map.remove("aud") {
+            None => None,
+            Some(Value::String(a)) => Some(Audience::One(a)),
+            Some(Value::Array(items)) => Some(Audience::Many(
+                items
+                    .into_iter()
+                    .map(|v| match v {
+                        Value::String(s) => Ok(s),
+                        _ => Err(Error::from(ClaimsError::Invalid("aud".into()))),
+                    })
+                    .collect::<Result<_, _>>()?,
+            )),
+            Some(_) => return Err(ClaimsError::Invalid("aud".into()).into()),
+        };
+        Ok(Claims {
+            iss: text(&mut map, "iss")?,
+            sub: text(&mut map, "sub")?,
+            aud,
+            exp: date(&mut map, "exp")?,
+            nbf: date(&mut map, "nbf")?,
+            iat: date(&mut map, "iat")?,
+            jti: text(&mut map, "jti")?,
+            // serde's message could quote a claim value: keep it out of the error.
+            custom: T::deserialize(Value::Object(map))
+                .map_err(|_| ClaimsError::Invalid("claims do not fit the expected type".into()))?,
+        })
+    }
+}
+
 /// What a JWT must satisfy beyond its signature.
 #[derive(Debug, Clone)]
 pub struct Validation {
@@ -335,21 +380,26 @@ impl Validation {
                 Some(_) => {}
             }
         }
-        let aud: Option<Audience> = match claims.get("aud") {
-            None => None,
-            Some(v) => Some(
-                serde_json::from_value(v.clone())
-                    .map_err(|_| ClaimsError::Invalid("aud".into()))?,
-            ),
-        };
-        match (aud, self.audiences.is_empty()) {
-            (None, false) => return Err(ClaimsError::Missing("aud".into()).into()),
-            (Some(aud), _) if !self.audiences.iter().any(|a| aud.contains(a)) => {
-                return Err(ClaimsError::WrongAudience.into())
+        let invalid_aud = || Error::from(ClaimsError::Invalid("aud".into()));
+        let named = |who: &str| self.audiences.iter().any(|a| a == who);
+        match claims.get("aud") {
+            None if self.audiences.is_empty() => Ok(()),
+            None => Err(ClaimsError::Missing("aud".into()).into()),
+            Some(Value::String(a)) if named(a) => Ok(()),
+            Some(Value::String(_)) => Err(ClaimsError::WrongAudience.into()),
+            Some(Value::Array(items)) => {
+                let mut matched = false;
+                for item in items {
+                    matched |= named(item.as_str().ok_or_else(invalid_aud)?);
+                }
+                if matched {
+                    Ok(())
+                } else {
+                    Err(ClaimsError::WrongAudience.into())
+                }
             }
-            _ => {}
+            Some(_) => Err(invalid_aud()),
         }
-        Ok(())
     }
 }
 
@@ -385,11 +435,7 @@ pub fn sign<T: Serialize>(
         what: "claims",
         reason: e.to_string(),
     })?;
-    let mut protected = signer.protect(header);
-    if !protected.members().contains_key("typ") {
-        protected = signer.protect(&header.clone().typ("JWT"));
-    }
-    signer.sign_compact_with(&protected, &payload)
+    signer.sign_compact_with(&signer.protect_typed(header, "JWT"), &payload)
 }
 
 /// Verifies a compact JWT: signature (with `verifier`), then claims (with
@@ -404,11 +450,10 @@ pub fn verify<T: DeserializeOwned>(
     let limits = verifier.limits();
     let claims = json::parse_object(verified.payload(), limits, "claims")?;
     validation.validate(verified.header(), &claims, clock.now())?;
-    // serde's message could quote a claim value: keep it out of the error.
-    let claims: Claims<T> = serde_json::from_value(Value::Object(claims))
-        .map_err(|_| ClaimsError::Invalid("claims do not fit the expected type".into()))?;
+    let claims = Claims::from_validated(claims)?;
+    let header = verified.signatures.into_iter().next().map(|s| s.header);
     Ok(VerifiedJwt {
-        header: verified.header().clone(),
+        header: header.ok_or(crate::error::JwsError::SignatureInvalid)?,
         claims,
     })
 }

@@ -127,19 +127,8 @@ pub(crate) fn build_header(
     unprotected: Option<&Map<String, Value>>,
     rules: &HeaderRules<'_>,
 ) -> Result<Header, Error> {
-    let mut joint = protected.clone();
-    if let Some(u) = unprotected {
-        for (k, v) in u {
-            if joint.insert(k.clone(), v.clone()).is_some() {
-                return Err(JwsError::InvalidHeader("a member is in both headers").into());
-            }
-        }
-    }
-    let alg = match joint.get("alg") {
-        Some(Value::String(s)) => s.parse::<JwsAlgorithm>()?,
-        Some(_) => return Err(JwsError::Malformed("alg is not a string").into()),
-        None => return Err(JwsError::UnsupportedAlgorithm.into()),
-    };
+    // `crit` and `b64` are only meaningful in the protected header, so they
+    // are checked before the unprotected members are merged in.
     if unprotected.is_some_and(|u| u.contains_key("crit")) {
         return Err(JwsError::Crit.into());
     }
@@ -163,17 +152,29 @@ pub(crate) fn build_header(
         }
         Some(_) => return Err(JwsError::Crit.into()),
     };
-    let b64 = match joint.get("b64") {
+    let b64 = match protected.get("b64") {
+        None if unprotected.is_some_and(|u| u.contains_key("b64")) => {
+            return Err(JwsError::InvalidHeader("b64 must be protected and critical").into())
+        }
         None => true,
         // RFC 7797 §3 and §6: protected, and listed in crit (erratum CB-1).
-        Some(Value::Bool(b))
-            if protected.contains_key("b64") && crit.iter().any(|c| c == "b64") =>
-        {
-            *b
-        }
+        Some(Value::Bool(b)) if crit.iter().any(|c| c == "b64") => *b,
         Some(_) => {
             return Err(JwsError::InvalidHeader("b64 must be protected and critical").into())
         }
+    };
+    let mut joint = protected;
+    if let Some(u) = unprotected {
+        for (k, v) in u {
+            if joint.insert(k.clone(), v.clone()).is_some() {
+                return Err(JwsError::InvalidHeader("a member is in both headers").into());
+            }
+        }
+    }
+    let alg = match joint.get("alg") {
+        Some(Value::String(s)) => s.parse::<JwsAlgorithm>()?,
+        Some(_) => return Err(JwsError::Malformed("alg is not a string").into()),
+        None => return Err(JwsError::UnsupportedAlgorithm.into()),
     };
     Ok(Header {
         alg,
@@ -245,36 +246,46 @@ impl JwsHeader {
         self
     }
 
-    /// The protected header for `alg`, adding `kid` when the header has none.
-    pub(crate) fn protect(&self, alg: JwsAlgorithm, kid: Option<&str>) -> ProtectedHeader {
-        let mut map = Map::new();
+    /// The protected header for `alg`, adding `kid` and `typ` when the
+    /// header has none of its own.
+    pub(crate) fn protect(
+        &self,
+        alg: JwsAlgorithm,
+        kid: Option<&str>,
+        default_typ: Option<&str>,
+    ) -> ProtectedHeader {
+        let mut map = self.params.clone();
         map.insert("alg".into(), alg.name().into());
-        for (k, v) in &self.params {
-            map.insert(k.clone(), v.clone());
-        }
-        if let (None, Some(kid)) = (map.get("kid"), kid) {
+        if let (false, Some(kid)) = (map.contains_key("kid"), kid) {
             map.insert("kid".into(), kid.into());
         }
-        let mut crit = Vec::new();
-        if self.unencoded {
-            map.insert("b64".into(), false.into());
-            crit.push(Value::from("b64"));
+        if let (false, Some(typ)) = (map.contains_key("typ"), default_typ) {
+            map.insert("typ".into(), typ.into());
         }
-        crit.extend(self.crit.iter().map(|c| Value::from(c.as_str())));
-        if !crit.is_empty() {
+        if self.unencoded || !self.crit.is_empty() {
+            let mut crit = Vec::new();
+            if self.unencoded {
+                map.insert("b64".into(), false.into());
+                crit.push(Value::from("b64"));
+            }
+            crit.extend(self.crit.iter().map(|c| Value::from(c.as_str())));
             map.insert("crit".into(), Value::Array(crit));
         }
-        // `alg` first, then the rest: readable, and stable across runs.
-        let mut json = format!("{{\"alg\":\"{}\"", alg.name());
+        // `alg` first, then the rest in name order: readable, and stable.
+        let mut json = Vec::with_capacity(96);
+        json.extend_from_slice(b"{\"alg\":\"");
+        json.extend_from_slice(alg.name().as_bytes());
+        json.push(b'"');
         for (k, v) in map.iter().filter(|(k, _)| *k != "alg") {
-            json.push(',');
-            json.push_str(&Value::String(k.clone()).to_string());
-            json.push(':');
-            json.push_str(&v.to_string());
+            json.push(b',');
+            // Writing a string key or a Value into a Vec cannot fail.
+            let _ = serde_json::to_writer(&mut json, k);
+            json.push(b':');
+            let _ = serde_json::to_writer(&mut json, v);
         }
-        json.push('}');
+        json.push(b'}');
         ProtectedHeader {
-            encoded: b64::encode(json.as_bytes()),
+            encoded: b64::encode(&json),
             map,
         }
     }

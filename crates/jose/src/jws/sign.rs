@@ -25,11 +25,11 @@ impl std::fmt::Debug for Signer {
     }
 }
 
-fn payload_segment(payload: &[u8], encoded: bool) -> Result<std::borrow::Cow<'_, [u8]>, Error> {
+fn payload_segment(payload: &[u8], encoded: bool) -> std::borrow::Cow<'_, [u8]> {
     if encoded {
-        Ok(b64::encode(payload).into_bytes().into())
+        b64::encode(payload).into_bytes().into()
     } else {
-        Ok(payload.into())
+        payload.into()
     }
 }
 
@@ -55,7 +55,12 @@ impl Signer {
 
     /// The protected header for `header`, with this signer's `alg` and `kid`.
     pub fn protect(&self, header: &JwsHeader) -> ProtectedHeader {
-        header.protect(self.alg, self.kid.as_deref())
+        header.protect(self.alg, self.kid.as_deref(), None)
+    }
+
+    /// As [`Signer::protect`], with `typ` set to `default_typ` unless the header sets one.
+    pub(crate) fn protect_typed(&self, header: &JwsHeader, default_typ: &str) -> ProtectedHeader {
+        header.protect(self.alg, self.kid.as_deref(), Some(default_typ))
     }
 
     fn check_header(&self, header: &ProtectedHeader) -> Result<(), Error> {
@@ -116,23 +121,30 @@ impl Signer {
     ) -> Result<String, Error> {
         self.check_header(header)?;
         let unencoded = is_unencoded(header);
-        // RFC 7797 §5.2: an unencoded payload with '.' cannot be carried in compact form.
-        if unencoded && !detached && payload.contains(&b'.') {
-            return Err(JwsError::Malformed("unencoded payload contains '.'").into());
-        }
-        let segment = payload_segment(payload, !unencoded)?;
-        let sig = self.signature(header.encoded(), &segment)?;
-        let mut out = String::with_capacity(header.encoded().len() + segment.len() + sig.len() + 2);
-        out.push_str(header.encoded());
+        let encoded = header.encoded();
+        // The token is built in place: the signing input is its prefix.
+        let mut out = String::with_capacity(
+            encoded.len() + b64::encoded_len(payload.len()) + 2 + b64::encoded_len(512),
+        );
+        out.push_str(encoded);
         out.push('.');
-        if !detached {
-            out.push_str(
-                std::str::from_utf8(&segment)
-                    .map_err(|_| JwsError::Malformed("unencoded payload is not UTF-8"))?,
-            );
+        if unencoded {
+            let text = std::str::from_utf8(payload)
+                .map_err(|_| JwsError::Malformed("unencoded payload is not UTF-8"))?;
+            // RFC 7797 §5.2: a '.' cannot be carried in the compact form.
+            if !detached && text.contains('.') {
+                return Err(JwsError::Malformed("unencoded payload contains '.'").into());
+            }
+            out.push_str(text);
+        } else {
+            b64::encode_into(payload, &mut out);
+        }
+        let sig = self.prepared.sign(out.as_bytes())?;
+        if detached {
+            out.truncate(encoded.len() + 1);
         }
         out.push('.');
-        out.push_str(&sig);
+        b64::encode_into(&sig, &mut out);
         Ok(out)
     }
 
@@ -210,7 +222,7 @@ fn sign_general_inner(
             .as_ref()
             .map(ProtectedHeader::encoded)
             .unwrap_or("");
-        let segment = payload_segment(payload, !unencoded)?;
+        let segment = payload_segment(payload, !unencoded);
         let mut entry = Map::new();
         if let Some(p) = &protected {
             entry.insert("protected".into(), p.encoded().into());

@@ -196,7 +196,7 @@ pub struct VerifiedSignature {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Verified {
     payload: Vec<u8>,
-    signatures: Vec<VerifiedSignature>,
+    pub(crate) signatures: Vec<VerifiedSignature>,
 }
 
 impl Verified {
@@ -394,11 +394,11 @@ impl UnverifiedJws {
             .map(|s| build_header(s.protected.clone(), s.unprotected.as_ref(), &rules))
             .collect::<Vec<_>>();
         // RFC 7797 §3: every signature must agree on b64.
-        let b64_values: HashSet<bool> = headers.iter().flatten().map(Header::b64).collect();
-        if b64_values.len() > 1 {
+        let mut b64_values = headers.iter().flatten().map(Header::b64);
+        let encoded = b64_values.next().unwrap_or(true);
+        if b64_values.any(|b| b != encoded) {
             return Err(JwsError::InvalidHeader("signatures disagree on b64").into());
         }
-        let encoded = b64_values.into_iter().next().unwrap_or(true);
         // The payload, and the bytes that were signed after the '.'.
         let (payload, segment): (Vec<u8>, Vec<u8>) = match (&self.payload, detached) {
             (_, Some(p)) if encoded => (p.to_vec(), b64::encode(p).into_bytes()),
@@ -420,7 +420,11 @@ impl UnverifiedJws {
         let mut first_error = None;
         for (index, (raw, header)) in self.signatures.iter().zip(headers).enumerate() {
             let outcome = header.and_then(|h| {
-                verifier.check_one(&h, &raw.protected_b64, &segment, &raw.signature)?;
+                let mut input = Vec::with_capacity(raw.protected_b64.len() + 1 + segment.len());
+                input.extend_from_slice(raw.protected_b64.as_bytes());
+                input.push(b'.');
+                input.extend_from_slice(&segment);
+                verifier.check_one(&h, &input, &raw.signature)?;
                 Ok(h)
             });
             match outcome {
@@ -454,7 +458,39 @@ impl Verifier {
 
     /// Verifies a compact JWS.
     pub fn verify_compact(&self, token: &str) -> Result<Verified, Error> {
-        UnverifiedJws::parse_compact(token, &self.limits)?.verify(self, SignaturePolicy::All)
+        // The hot path: the signing input is a prefix of the token itself, so
+        // nothing is copied, and the payload is decoded only once it verified.
+        json::check_size("token", token.len(), self.limits.max_token_bytes)?;
+        let (protected_b64, rest) = token
+            .split_once('.')
+            .ok_or(JwsError::Malformed("expected three parts"))?;
+        let (payload, signature) = rest
+            .rsplit_once('.')
+            .ok_or(JwsError::Malformed("expected three parts"))?;
+        if protected_b64.is_empty() {
+            return Err(JwsError::Malformed("empty protected header").into());
+        }
+        let rules = HeaderRules {
+            understood_crit: &self.understood_crit,
+        };
+        let header = build_header(decode_protected(protected_b64, &self.limits)?, None, &rules)?;
+        if header.b64() && payload.contains('.') {
+            return Err(JwsError::Malformed("expected three parts").into());
+        }
+        let signing_input = token
+            .as_bytes()
+            .get(..protected_b64.len() + 1 + payload.len())
+            .ok_or(JwsError::Malformed("expected three parts"))?;
+        self.check_one(&header, signing_input, signature)?;
+        let payload = if header.b64() {
+            b64::decode(payload, "payload")?
+        } else {
+            payload.as_bytes().to_vec()
+        };
+        Ok(Verified {
+            payload,
+            signatures: vec![VerifiedSignature { index: 0, header }],
+        })
     }
 
     /// Verifies a compact JWS whose payload is detached.
@@ -481,13 +517,8 @@ impl Verifier {
         UnverifiedJws::parse_json(input, &self.limits)?.verify_detached(self, policy, payload)
     }
 
-    fn check_one(
-        &self,
-        header: &Header,
-        protected_b64: &str,
-        segment: &[u8],
-        signature: &str,
-    ) -> Result<(), Error> {
+    /// Checks one signature over `signing_input` (the exact bytes signed).
+    fn check_one(&self, header: &Header, signing_input: &[u8], signature: &str) -> Result<(), Error> {
         let alg = header.alg();
         if !self
             .keys
@@ -514,10 +545,6 @@ impl Verifier {
             }
         }
         let sig = b64::decode(signature, "signature")?;
-        let mut input = Vec::with_capacity(protected_b64.len() + 1 + segment.len());
-        input.extend_from_slice(protected_b64.as_bytes());
-        input.push(b'.');
-        input.extend_from_slice(segment);
         let mut candidates = self
             .keys
             .iter()
@@ -527,7 +554,7 @@ impl Verifier {
         if candidates.peek().is_none() {
             return Err(JwsError::NoSuitableKey.into());
         }
-        if candidates.any(|p| p.verify(&input, &sig)) {
+        if candidates.any(|p| p.verify(signing_input, &sig)) {
             Ok(())
         } else {
             Err(JwsError::SignatureInvalid.into())
