@@ -50,9 +50,13 @@ const REGISTERED: &[&str] = &[
 ];
 
 /// A JOSE header after parsing: the union of the protected and unprotected
-/// members, with `alg`, `b64` and `crit` already checked.
+/// members, with `alg`, `b64` and `crit` already checked. Immutable and
+/// cheap to clone.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Header {
+pub struct Header(std::sync::Arc<HeaderFields>);
+
+#[derive(Debug, PartialEq)]
+struct HeaderFields {
     alg: JwsAlgorithm,
     b64: bool,
     crit: Vec<String>,
@@ -62,35 +66,35 @@ pub struct Header {
 impl Header {
     /// The algorithm (always one the verifier allowed, once verified).
     pub fn alg(&self) -> JwsAlgorithm {
-        self.alg
+        self.0.alg
     }
     /// The `kid`, if it is a string.
     pub fn kid(&self) -> Option<&str> {
-        self.joint.get("kid").and_then(Value::as_str)
+        self.0.joint.get("kid").and_then(Value::as_str)
     }
     /// The `typ`, if it is a string.
     pub fn typ(&self) -> Option<&str> {
-        self.joint.get("typ").and_then(Value::as_str)
+        self.0.joint.get("typ").and_then(Value::as_str)
     }
     /// The `cty`, if it is a string.
     pub fn cty(&self) -> Option<&str> {
-        self.joint.get("cty").and_then(Value::as_str)
+        self.0.joint.get("cty").and_then(Value::as_str)
     }
     /// Whether the payload is base64url-encoded (RFC 7797 `b64`; default true).
     pub fn b64(&self) -> bool {
-        self.b64
+        self.0.b64
     }
     /// The `crit` list.
     pub fn crit(&self) -> &[String] {
-        &self.crit
+        &self.0.crit
     }
     /// Any header member.
     pub fn get(&self, name: &str) -> Option<&Value> {
-        self.joint.get(name)
+        self.0.joint.get(name)
     }
     /// All members.
     pub fn members(&self) -> &Map<String, Value> {
-        &self.joint
+        &self.0.joint
     }
 }
 
@@ -176,12 +180,12 @@ pub(crate) fn build_header(
         Some(_) => return Err(JwsError::Malformed("alg is not a string").into()),
         None => return Err(JwsError::UnsupportedAlgorithm.into()),
     };
-    Ok(Header {
+    Ok(Header(std::sync::Arc::new(HeaderFields {
         alg,
         b64,
         crit,
         joint,
-    })
+    })))
 }
 
 /// Header parameters for signing. `alg` comes from the [`Signer`]; `kid` from
@@ -284,16 +288,19 @@ impl JwsHeader {
             let _ = serde_json::to_writer(&mut json, v);
         }
         json.push(b'}');
-        ProtectedHeader {
+        ProtectedHeader(std::sync::Arc::new(ProtectedFields {
             encoded: b64::encode(&json),
             map,
-        }
+        }))
     }
 }
 
 /// A protected header with its exact bytes, as it will be signed.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ProtectedHeader {
+pub struct ProtectedHeader(std::sync::Arc<ProtectedFields>);
+
+#[derive(Debug, PartialEq)]
+struct ProtectedFields {
     encoded: String,
     map: Map<String, Value>,
 }
@@ -303,17 +310,17 @@ impl ProtectedHeader {
     /// published examples byte for byte; [`JwsHeader`] is the usual way.
     pub fn from_json(bytes: &[u8]) -> Result<Self, Error> {
         let map = json::parse_object(bytes, &Limits::default(), "protected header")?;
-        Ok(ProtectedHeader {
+        Ok(ProtectedHeader(std::sync::Arc::new(ProtectedFields {
             encoded: b64::encode(bytes),
             map,
-        })
+        })))
     }
     /// The base64url encoding that is signed.
     pub fn encoded(&self) -> &str {
-        &self.encoded
+        &self.0.encoded
     }
     /// The parsed members.
     pub fn members(&self) -> &Map<String, Value> {
-        &self.map
+        &self.0.map
     }
 }

@@ -1,5 +1,7 @@
 //! Producing JWS: compact, flattened JSON and general JSON.
 
+use std::sync::RwLock;
+
 use serde_json::{Map, Value};
 
 use super::{JwsHeader, ProtectedHeader};
@@ -14,7 +16,13 @@ pub struct Signer {
     alg: JwsAlgorithm,
     kid: Option<String>,
     prepared: PreparedSigner,
+    /// Recently built protected headers: a service signs every token with
+    /// the same header, so its encoding is computed once.
+    recent: RwLock<Vec<(JwsHeader, Option<&'static str>, ProtectedHeader)>>,
 }
+
+/// How many distinct headers a signer remembers.
+const RECENT_HEADERS: usize = 4;
 
 impl std::fmt::Debug for Signer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -45,6 +53,7 @@ impl Signer {
             alg,
             kid: key.kid().map(str::to_owned),
             prepared: key.prepare_signer(alg)?,
+            recent: RwLock::new(Vec::with_capacity(RECENT_HEADERS)),
         })
     }
 
@@ -55,12 +64,32 @@ impl Signer {
 
     /// The protected header for `header`, with this signer's `alg` and `kid`.
     pub fn protect(&self, header: &JwsHeader) -> ProtectedHeader {
-        header.protect(self.alg, self.kid.as_deref(), None)
+        self.protect_cached(header, None)
     }
 
     /// As [`Signer::protect`], with `typ` set to `default_typ` unless the header sets one.
-    pub(crate) fn protect_typed(&self, header: &JwsHeader, default_typ: &str) -> ProtectedHeader {
-        header.protect(self.alg, self.kid.as_deref(), Some(default_typ))
+    pub(crate) fn protect_typed(
+        &self,
+        header: &JwsHeader,
+        default_typ: &'static str,
+    ) -> ProtectedHeader {
+        self.protect_cached(header, Some(default_typ))
+    }
+
+    fn protect_cached(&self, header: &JwsHeader, typ: Option<&'static str>) -> ProtectedHeader {
+        if let Ok(recent) = self.recent.read() {
+            if let Some((_, _, p)) = recent.iter().find(|(h, t, _)| h == header && *t == typ) {
+                return p.clone();
+            }
+        }
+        let protected = header.protect(self.alg, self.kid.as_deref(), typ);
+        if let Ok(mut recent) = self.recent.write() {
+            if recent.len() >= RECENT_HEADERS {
+                recent.remove(0);
+            }
+            recent.push((header.clone(), typ, protected.clone()));
+        }
+        protected
     }
 
     fn check_header(&self, header: &ProtectedHeader) -> Result<(), Error> {

@@ -2,6 +2,7 @@
 //! algorithms it may serve; a token's header can only *match* those.
 
 use std::collections::HashSet;
+use std::sync::RwLock;
 
 use serde_json::{Map, Value};
 
@@ -27,7 +28,15 @@ pub struct Verifier {
     understood_crit: Vec<String>,
     typ: Option<String>,
     limits: Limits,
+    /// Protected headers of recently *verified* compact tokens, parsed. An
+    /// issuer sends the same header bytes on every token, so this spares
+    /// decoding and parsing them again; only authentic headers get in, so an
+    /// attacker cannot fill it.
+    recent_headers: RwLock<Vec<(Box<str>, Header)>>,
 }
+
+/// How many verified protected headers a verifier remembers.
+const RECENT_HEADERS: usize = 8;
 
 impl std::fmt::Debug for Verifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -162,6 +171,7 @@ impl VerifierBuilder {
             understood_crit: self.understood_crit,
             typ: self.typ,
             limits: self.limits,
+            recent_headers: RwLock::new(Vec::with_capacity(RECENT_HEADERS)),
         })
     }
 }
@@ -470,10 +480,16 @@ impl Verifier {
         if protected_b64.is_empty() {
             return Err(JwsError::Malformed("empty protected header").into());
         }
-        let rules = HeaderRules {
-            understood_crit: &self.understood_crit,
+        let cached = self.recent_header(protected_b64);
+        let header = match &cached {
+            Some(h) => h.clone(),
+            None => {
+                let rules = HeaderRules {
+                    understood_crit: &self.understood_crit,
+                };
+                build_header(decode_protected(protected_b64, &self.limits)?, None, &rules)?
+            }
         };
-        let header = build_header(decode_protected(protected_b64, &self.limits)?, None, &rules)?;
         if header.b64() && payload.contains('.') {
             return Err(JwsError::Malformed("expected three parts").into());
         }
@@ -482,6 +498,9 @@ impl Verifier {
             .get(..protected_b64.len() + 1 + payload.len())
             .ok_or(JwsError::Malformed("expected three parts"))?;
         self.check_one(&header, signing_input, signature)?;
+        if cached.is_none() {
+            self.remember_header(protected_b64, &header);
+        }
         let payload = if header.b64() {
             b64::decode(payload, "payload")?
         } else {
@@ -517,8 +536,36 @@ impl Verifier {
         UnverifiedJws::parse_json(input, &self.limits)?.verify_detached(self, policy, payload)
     }
 
+    fn recent_header(&self, protected_b64: &str) -> Option<Header> {
+        let recent = self.recent_headers.read().ok()?;
+        recent
+            .iter()
+            .find(|(encoded, _)| &**encoded == protected_b64)
+            .map(|(_, h)| h.clone())
+    }
+
+    fn remember_header(&self, protected_b64: &str, header: &Header) {
+        if let Ok(mut recent) = self.recent_headers.write() {
+            if recent
+                .iter()
+                .any(|(encoded, _)| &**encoded == protected_b64)
+            {
+                return;
+            }
+            if recent.len() >= RECENT_HEADERS {
+                recent.remove(0);
+            }
+            recent.push((protected_b64.into(), header.clone()));
+        }
+    }
+
     /// Checks one signature over `signing_input` (the exact bytes signed).
-    fn check_one(&self, header: &Header, signing_input: &[u8], signature: &str) -> Result<(), Error> {
+    fn check_one(
+        &self,
+        header: &Header,
+        signing_input: &[u8],
+        signature: &str,
+    ) -> Result<(), Error> {
         let alg = header.alg();
         if !self
             .keys
@@ -559,5 +606,42 @@ impl Verifier {
         } else {
             Err(JwsError::SignatureInvalid.into())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::jws::{JwsHeader, Signer};
+
+    #[test]
+    fn only_verified_headers_are_remembered() {
+        let key = Jwk::generate_for(JwsAlgorithm::HS256).unwrap();
+        let signer = Signer::new(&key, JwsAlgorithm::HS256).unwrap();
+        let v = Verifier::builder()
+            .key(&key, &[JwsAlgorithm::HS256])
+            .unwrap()
+            .build()
+            .unwrap();
+        let token = signer.sign_compact(&JwsHeader::new(), b"x").unwrap();
+        let forged = format!("{}AAAA", &token[..token.len() - 4]);
+        assert!(v.verify_compact(&forged).is_err());
+        assert!(v.recent_headers.read().unwrap().is_empty());
+        assert!(v.verify_compact(&token).is_ok());
+        assert_eq!(v.recent_headers.read().unwrap().len(), 1);
+        // The cached header changes nothing: a bad signature still fails.
+        assert_eq!(
+            v.verify_compact(&forged).unwrap_err().code(),
+            "ERR_JWS_SIGNATURE_INVALID"
+        );
+        assert!(v.verify_compact(&token).is_ok());
+        // Bounded: many distinct authentic headers keep at most RECENT_HEADERS.
+        for i in 0..20 {
+            let t = signer
+                .sign_compact(&JwsHeader::new().param("n", i.into()).unwrap(), b"x")
+                .unwrap();
+            assert!(v.verify_compact(&t).is_ok());
+        }
+        assert_eq!(v.recent_headers.read().unwrap().len(), RECENT_HEADERS);
     }
 }
