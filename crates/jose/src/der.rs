@@ -167,7 +167,8 @@ pub(crate) fn pem_decode(input: &str) -> Result<(String, Vec<u8>), Error> {
         .and_then(|l| l.strip_suffix("-----"))
         .ok_or_else(err)?;
     let end = format!("-----END {label}-----");
-    let mut body = String::new();
+    // The base64 text of a private key is as secret as the key.
+    let mut body = zeroize::Zeroizing::new(String::new());
     let mut ended = false;
     for line in lines.by_ref() {
         if line == end {
@@ -188,7 +189,7 @@ pub(crate) fn pem_decode(input: &str) -> Result<(String, Vec<u8>), Error> {
 
 /// PEM-encodes `der` with `label`, 64 characters a line.
 pub(crate) fn pem_encode(label: &str, der: &[u8]) -> String {
-    let b = std_b64_encode(der);
+    let b = zeroize::Zeroizing::new(std_b64_encode(der));
     let mut out = format!("-----BEGIN {label}-----\n");
     for chunk in b.as_bytes().chunks(64) {
         out.push_str(&String::from_utf8_lossy(chunk));
@@ -223,15 +224,16 @@ fn std_b64_decode(s: &str) -> Option<Vec<u8>> {
     if s.len() - unpadded.len() > 2 || unpadded.contains(['-', '_']) {
         return None;
     }
-    let url: String = unpadded
+    let url: zeroize::Zeroizing<String> = unpadded
         .chars()
         .map(|c| match c {
             '+' => '-',
             '/' => '_',
             c => c,
         })
-        .collect();
-    crate::b64::decode(url, "PEM").ok()
+        .collect::<String>()
+        .into();
+    crate::b64::decode(url.as_bytes(), "PEM").ok()
 }
 
 #[cfg(test)]

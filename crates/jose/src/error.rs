@@ -5,6 +5,20 @@
 //! `"ERR_JWT_EXPIRED"`, …). Signature failures are deliberately uninformative:
 //! they never say which byte or which key was wrong, and no error ever carries
 //! secret material.
+//!
+//! ```
+//! use tessera_jose::jwa::JwsAlgorithm;
+//! use tessera_jose::jwk::Jwk;
+//! use tessera_jose::jws::Verifier;
+//!
+//! let key = Jwk::generate_for(JwsAlgorithm::ES256).unwrap();
+//! let verifier = Verifier::builder().key(&key, &[JwsAlgorithm::ES256]).unwrap().build().unwrap();
+//! let err = verifier.verify_compact("eyJhbGciOiJub25lIn0.e30.").unwrap_err();
+//! match err.code() {
+//!     "ERR_JWS_UNSUPPORTED_ALG" => {} // `none`: never an algorithm here
+//!     other => panic!("unexpected {other}"),
+//! }
+//! ```
 
 use thiserror::Error as ThisError;
 

@@ -226,6 +226,35 @@ impl fmt::Debug for Jwk {
     }
 }
 
+/// Members that carry private or secret material (RFC 7518 §6.2.2, §6.3.2, §6.4; RFC 8037).
+const PRIVATE_MEMBERS: &[&str] = &["d", "p", "q", "dp", "dq", "qi", "k", "r", "t"];
+
+/// A JSON object that may hold private members: their text is wiped when
+/// it is dropped, so secrets parsed from or written to JSON do not linger.
+pub(crate) struct ScrubOnDrop(pub(crate) Map<String, Value>);
+
+impl Drop for ScrubOnDrop {
+    fn drop(&mut self) {
+        scrub_map(&mut self.0);
+    }
+}
+
+fn scrub_map(m: &mut Map<String, Value>) {
+    use zeroize::Zeroize;
+    for (name, v) in m.iter_mut() {
+        match v {
+            Value::String(text) if PRIVATE_MEMBERS.contains(&name.as_str()) => text.zeroize(),
+            Value::Object(inner) => scrub_map(inner),
+            Value::Array(items) => items.iter_mut().for_each(|item| {
+                if let Value::Object(inner) = item {
+                    scrub_map(inner);
+                }
+            }),
+            _ => {}
+        }
+    }
+}
+
 fn invalid(what: &'static str) -> Error {
     Error::Key(KeyError::InvalidJwk(what))
 }
@@ -378,8 +407,8 @@ impl Jwk {
 
     /// Parses and validates one JWK from JSON.
     pub fn from_json_with_limits(input: &[u8], limits: &Limits) -> Result<Self, Error> {
-        let map = json::parse_object(input, limits, "JWK")?;
-        Self::from_map(&map)
+        let map = ScrubOnDrop(json::parse_object(input, limits, "JWK")?);
+        Self::from_map(&map.0)
     }
 
     /// Builds a JWK from an already-parsed JSON object.
@@ -776,19 +805,19 @@ impl Jwk {
         })
     }
 
-    fn members(&self, include_private: bool) -> BTreeMap<&'static str, Value> {
-        let mut m = BTreeMap::new();
+    fn members(&self, include_private: bool) -> ScrubOnDrop {
+        let mut m = Map::new();
         let b = |v: &[u8]| Value::String(b64::encode(v));
-        m.insert("kty", Value::String(self.kty().into()));
+        m.insert("kty".into(), Value::String(self.kty().into()));
         match &self.material {
             Material::Oct { k } => {
                 if include_private {
-                    m.insert("k", b(k));
+                    m.insert("k".into(), b(k));
                 }
             }
             Material::Rsa { n, e, private } => {
-                m.insert("n", b(n));
-                m.insert("e", b(e));
+                m.insert("n".into(), b(n));
+                m.insert("e".into(), b(e));
                 if let (true, Some(c)) = (include_private, private) {
                     for (name, v) in [
                         ("d", &c.d),
@@ -798,35 +827,35 @@ impl Jwk {
                         ("dq", &c.dq),
                         ("qi", &c.qi),
                     ] {
-                        m.insert(name, b(v));
+                        m.insert(name.into(), b(v));
                     }
                 }
             }
             Material::Ec { curve, x, y, d } => {
-                m.insert("crv", Value::String(curve.name().into()));
-                m.insert("x", b(x));
-                m.insert("y", b(y));
+                m.insert("crv".into(), Value::String(curve.name().into()));
+                m.insert("x".into(), b(x));
+                m.insert("y".into(), b(y));
                 if let (true, Some(d)) = (include_private, d) {
-                    m.insert("d", b(d));
+                    m.insert("d".into(), b(d));
                 }
             }
             Material::Okp { curve, x, d } => {
-                m.insert("crv", Value::String(curve.name().into()));
-                m.insert("x", b(x));
+                m.insert("crv".into(), Value::String(curve.name().into()));
+                m.insert("x".into(), b(x));
                 if let (true, Some(d)) = (include_private, d) {
-                    m.insert("d", b(d));
+                    m.insert("d".into(), b(d));
                 }
             }
         }
         if let Some(k) = &self.kid {
-            m.insert("kid", Value::String(k.clone()));
+            m.insert("kid".into(), Value::String(k.clone()));
         }
         if let Some(u) = &self.key_use {
-            m.insert("use", Value::String(u.as_str().into()));
+            m.insert("use".into(), Value::String(u.as_str().into()));
         }
         if let Some(ops) = &self.key_ops {
             m.insert(
-                "key_ops",
+                "key_ops".into(),
                 Value::Array(
                     ops.iter()
                         .map(|o| Value::String(o.as_str().into()))
@@ -835,32 +864,32 @@ impl Jwk {
             );
         }
         if let Some(a) = &self.alg {
-            m.insert("alg", Value::String(a.clone()));
+            m.insert("alg".into(), Value::String(a.clone()));
         }
         if let Some(c) = &self.x5c {
             m.insert(
-                "x5c",
+                "x5c".into(),
                 Value::Array(c.iter().cloned().map(Value::String).collect()),
             );
         }
         if let Some(t) = &self.x5t {
-            m.insert("x5t", Value::String(t.clone()));
+            m.insert("x5t".into(), Value::String(t.clone()));
         }
         if let Some(t) = &self.x5t_s256 {
-            m.insert("x5t#S256", Value::String(t.clone()));
+            m.insert("x5t#S256".into(), Value::String(t.clone()));
         }
-        m
+        ScrubOnDrop(m)
     }
 
     /// The JWK as JSON, public members only (for a symmetric key: no `k`).
     /// Use [`Jwk::to_private_json`] to export secrets, deliberately.
     pub fn to_json(&self) -> String {
-        serde_json::to_string(&self.members(false)).unwrap_or_default()
+        serde_json::to_string(&self.members(false).0).unwrap_or_default()
     }
 
     /// The JWK as JSON including private members. Handle the result as a secret.
     pub fn to_private_json(&self) -> Zeroizing<String> {
-        Zeroizing::new(serde_json::to_string(&self.members(true)).unwrap_or_default())
+        Zeroizing::new(serde_json::to_string(&self.members(true).0).unwrap_or_default())
     }
 
     /// The RFC 7638 thumbprint with SHA-256, base64url-encoded.
@@ -881,7 +910,7 @@ impl Jwk {
         let all = self.members(true);
         let subset: BTreeMap<&str, &Value> = required
             .iter()
-            .filter_map(|k| all.get(k).map(|v| (*k, v)))
+            .filter_map(|k| all.0.get(*k).map(|v| (*k, v)))
             .collect();
         let canonical = Zeroizing::new(serde_json::to_string(&subset).unwrap_or_default());
         crypto::digest(hash, canonical.as_bytes())
@@ -977,8 +1006,9 @@ impl JwkSet {
     /// are skipped (RFC 7517 §5); a malformed key of a supported type fails
     /// the whole set.
     pub fn from_json_with_limits(input: &[u8], limits: &Limits) -> Result<Self, Error> {
-        let map = json::parse_object(input, limits, "JWK Set")?;
+        let map = ScrubOnDrop(json::parse_object(input, limits, "JWK Set")?);
         let arr = map
+            .0
             .get("keys")
             .and_then(Value::as_array)
             .ok_or(invalid("keys"))?;

@@ -35,6 +35,9 @@ pub enum KeyFormat {
     Sec1,
 }
 
+/// Largest DER key accepted: an RSA-8192 private key is about 4.8 KB.
+const MAX_ENCODED_KEY: usize = 16 * 1024;
+
 const OID_RSA: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
 const OID_EC: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
 const OID_P256: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
@@ -323,6 +326,7 @@ impl Jwk {
     /// Imports a key from PEM: `PRIVATE KEY`, `PUBLIC KEY`, `RSA PRIVATE KEY`,
     /// `RSA PUBLIC KEY` or `EC PRIVATE KEY`. Encrypted PEM is refused.
     pub fn from_pem(pem: &str) -> Result<Jwk, Error> {
+        crate::json::check_size("PEM key", pem.len(), MAX_ENCODED_KEY * 2)?;
         let (label, der) = der::pem_decode(pem)?;
         let der = Zeroizing::new(der);
         let format = match label.as_str() {
@@ -341,6 +345,7 @@ impl Jwk {
     /// Imports a key from DER in the given format. For PKCS#1, private and
     /// public structures are both accepted.
     pub fn from_der(der: &[u8], format: KeyFormat) -> Result<Jwk, Error> {
+        crate::json::check_size("DER key", der.len(), MAX_ENCODED_KEY)?;
         let material = match format {
             KeyFormat::Pkcs8 => pkcs8_parse(der)?,
             KeyFormat::Spki => spki_parse(der)?,
