@@ -270,6 +270,10 @@ impl UnverifiedJws {
         if protected_b64.is_empty() {
             return Err(JwsError::Malformed("empty protected header").into());
         }
+        // RFC 7515 §7.1 and RFC 7797 §5.2: exactly three parts, encoded or not.
+        if payload.contains('.') {
+            return Err(JwsError::Malformed("expected three parts").into());
+        }
         let protected = decode_protected(protected_b64, limits)?;
         Ok(UnverifiedJws {
             payload: RawPayload::Attached(payload.to_owned()),
@@ -490,7 +494,8 @@ impl Verifier {
                 build_header(decode_protected(protected_b64, &self.limits)?, None, &rules)?
             }
         };
-        if header.b64() && payload.contains('.') {
+        // RFC 7515 §7.1 and RFC 7797 §5.2: exactly three parts, encoded or not.
+        if payload.contains('.') {
             return Err(JwsError::Malformed("expected three parts").into());
         }
         let signing_input = token

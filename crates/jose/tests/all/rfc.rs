@@ -242,8 +242,16 @@ fn rfc7797_4_unencoded_payload() {
         header.encoded()
     );
     assert!(v.verify_compact_detached(&detached, b"$.02").is_ok());
-    // A '.' in an unencoded payload cannot be sent in compact form.
+    // A '.' in an unencoded payload cannot be sent in compact form (RFC 7797
+    // §5.2): not produced, and not accepted even with a valid MAC over it.
     assert!(signer.sign_compact_with(&header, b"$.02").is_err());
+    let detached = signer.sign_compact_detached_with(&header, b"$.02").unwrap();
+    let (head, sig) = detached.split_once("..").unwrap();
+    let smuggled = format!("{head}.$.02.{sig}");
+    assert_eq!(
+        v.verify_compact(&smuggled).unwrap_err().code(),
+        "ERR_JWS_MALFORMED"
+    );
 }
 
 // RFC 8037 Appendix A.1/A.2: the Ed25519 key.
