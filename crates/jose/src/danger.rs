@@ -13,8 +13,8 @@
 use serde_json::{Map, Value};
 
 use crate::b64;
-use crate::error::{Error, JwsError};
-use crate::json::{self, Limits};
+use crate::error::Error;
+use crate::json::Limits;
 
 /// The decoded, **unverified** parts of a compact JWS.
 #[derive(Debug, Clone, PartialEq)]
@@ -30,13 +30,7 @@ pub struct UnverifiedParts {
 /// Decodes a compact JWS **without checking its signature**.
 pub fn decode_unverified(token: &str) -> Result<UnverifiedParts, Error> {
     let limits = Limits::default();
-    json::check_size("token", token.len(), limits.max_token_bytes)?;
-    let mut parts = token.split('.');
-    let (Some(h), Some(p), Some(s), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(JwsError::Malformed("expected three parts").into());
-    };
+    let (h, p, s) = crate::jws::split_compact(token, &limits)?;
     let header = crate::jws::decode_protected(h, &limits)?;
     let payload = if header.get("b64") == Some(&Value::Bool(false)) {
         p.as_bytes().to_vec()

@@ -16,6 +16,13 @@ fn bad() -> Error {
     Error::Decode(DecodeError::Der("DER"))
 }
 
+/// A parsed AlgorithmIdentifier.
+pub(crate) struct AlgorithmId<'a> {
+    pub oid: &'a [u8],
+    /// The parameters' tag and contents.
+    pub params: Option<(u8, &'a [u8])>,
+}
+
 /// A cursor over DER bytes.
 pub(crate) struct Reader<'a> {
     rest: &'a [u8],
@@ -84,6 +91,20 @@ impl<'a> Reader<'a> {
             [0, rest @ ..] => Ok(rest),
             _ => Ok(v),
         }
+    }
+
+    /// An AlgorithmIdentifier (RFC 5280 §4.1.1.2): the OID and, if present,
+    /// the parameters element.
+    pub(crate) fn algorithm_identifier(&mut self) -> Result<AlgorithmId<'a>, Error> {
+        let mut alg = self.sequence()?;
+        let oid = alg.expect(TAG_OID)?;
+        let params = if alg.is_empty() {
+            None
+        } else {
+            Some(alg.any()?)
+        };
+        alg.finish()?;
+        Ok(AlgorithmId { oid, params })
     }
 
     pub(crate) fn small_uint(&mut self) -> Result<u8, Error> {

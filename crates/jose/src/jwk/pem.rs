@@ -237,14 +237,7 @@ fn pkcs8_parse(der: &[u8]) -> Result<Material, Error> {
     if seq.small_uint()? > 1 {
         return Err(bad("PKCS#8"));
     }
-    let mut alg = seq.sequence()?;
-    let oid = alg.expect(der::TAG_OID)?;
-    let params = if alg.is_empty() {
-        None
-    } else {
-        Some(alg.any()?)
-    };
-    alg.finish()?;
+    let der::AlgorithmId { oid, params } = seq.algorithm_identifier()?;
     let private = seq.expect(der::TAG_OCTET_STRING)?;
     // Optional attributes [0] and public key [1] (RFC 5958) are ignored: the
     // public key is always derived from the private one.
@@ -280,14 +273,7 @@ fn pkcs8_parse(der: &[u8]) -> Result<Material, Error> {
 fn spki_parse(der: &[u8]) -> Result<Material, Error> {
     let mut outer = Reader::new(der);
     let mut seq = outer.sequence()?;
-    let mut alg = seq.sequence()?;
-    let oid = alg.expect(der::TAG_OID)?;
-    let params = if alg.is_empty() {
-        None
-    } else {
-        Some(alg.any()?)
-    };
-    alg.finish()?;
+    let der::AlgorithmId { oid, params } = seq.algorithm_identifier()?;
     let key = seq.bit_string()?;
     seq.finish()?;
     outer.finish()?;

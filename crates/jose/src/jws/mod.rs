@@ -31,6 +31,7 @@ mod sign;
 mod verify;
 
 pub use sign::{sign_general, GeneralSignature, Signer};
+pub(crate) use verify::split_compact;
 pub use verify::{
     SignaturePolicy, UnverifiedJws, Verified, VerifiedSignature, Verifier, VerifierBuilder,
 };

@@ -184,6 +184,24 @@ fn normalize_typ(typ: &str) -> String {
     }
 }
 
+/// Splits a compact JWS into its three segments, after the size check.
+/// RFC 7515 §7.1 and RFC 7797 §5.2: exactly three parts, encoded or not,
+/// and a non-empty protected header.
+pub(crate) fn split_compact<'a>(
+    token: &'a str,
+    limits: &Limits,
+) -> Result<(&'a str, &'a str, &'a str), Error> {
+    json::check_size("token", token.len(), limits.max_token_bytes)?;
+    let mut parts = token.split('.');
+    match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some(""), Some(_), Some(_), None) => {
+            Err(JwsError::Malformed("empty protected header").into())
+        }
+        (Some(header), Some(payload), Some(signature), None) => Ok((header, payload, signature)),
+        _ => Err(JwsError::Malformed("expected three parts").into()),
+    }
+}
+
 /// How many signatures of a general JSON JWS must verify.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SignaturePolicy {
@@ -260,20 +278,7 @@ impl UnverifiedJws {
     /// Parses a compact JWS (RFC 7515 §7.1). An empty payload segment is
     /// treated as detached only by the `*_detached` verify functions.
     pub fn parse_compact(token: &str, limits: &Limits) -> Result<Self, Error> {
-        json::check_size("token", token.len(), limits.max_token_bytes)?;
-        let (protected_b64, rest) = token
-            .split_once('.')
-            .ok_or(JwsError::Malformed("expected three parts"))?;
-        let (payload, signature) = rest
-            .rsplit_once('.')
-            .ok_or(JwsError::Malformed("expected three parts"))?;
-        if protected_b64.is_empty() {
-            return Err(JwsError::Malformed("empty protected header").into());
-        }
-        // RFC 7515 §7.1 and RFC 7797 §5.2: exactly three parts, encoded or not.
-        if payload.contains('.') {
-            return Err(JwsError::Malformed("expected three parts").into());
-        }
+        let (protected_b64, payload, signature) = split_compact(token, limits)?;
         let protected = decode_protected(protected_b64, limits)?;
         Ok(UnverifiedJws {
             payload: RawPayload::Attached(payload.to_owned()),
@@ -474,16 +479,7 @@ impl Verifier {
     pub fn verify_compact(&self, token: &str) -> Result<Verified, Error> {
         // The hot path: the signing input is a prefix of the token itself, so
         // nothing is copied, and the payload is decoded only once it verified.
-        json::check_size("token", token.len(), self.limits.max_token_bytes)?;
-        let (protected_b64, rest) = token
-            .split_once('.')
-            .ok_or(JwsError::Malformed("expected three parts"))?;
-        let (payload, signature) = rest
-            .rsplit_once('.')
-            .ok_or(JwsError::Malformed("expected three parts"))?;
-        if protected_b64.is_empty() {
-            return Err(JwsError::Malformed("empty protected header").into());
-        }
+        let (protected_b64, payload, signature) = split_compact(token, &self.limits)?;
         let cached = self.recent_header(protected_b64);
         let header = match &cached {
             Some(h) => h.clone(),
@@ -494,10 +490,6 @@ impl Verifier {
                 build_header(decode_protected(protected_b64, &self.limits)?, None, &rules)?
             }
         };
-        // RFC 7515 §7.1 and RFC 7797 §5.2: exactly three parts, encoded or not.
-        if payload.contains('.') {
-            return Err(JwsError::Malformed("expected three parts").into());
-        }
         let signing_input = token
             .as_bytes()
             .get(..protected_b64.len() + 1 + payload.len())
