@@ -179,12 +179,16 @@ impl<'de> Visitor<'de> for StrictValue<'_> {
         let inner = self.nested()?;
         let mut out = Map::new();
         while let Some(key) = map.next_key::<String>()? {
-            if out.contains_key(&key) {
-                self.failure.set(Some(Failure::Duplicate(key)));
-                return Err(de::Error::custom("duplicate member"));
+            match out.entry(key) {
+                serde_json::map::Entry::Occupied(taken) => {
+                    self.failure
+                        .set(Some(Failure::Duplicate(taken.key().clone())));
+                    return Err(de::Error::custom("duplicate member"));
+                }
+                serde_json::map::Entry::Vacant(slot) => {
+                    slot.insert(map.next_value_seed(inner)?);
+                }
             }
-            let v = map.next_value_seed(inner)?;
-            out.insert(key, v);
         }
         Ok(Value::Object(out))
     }

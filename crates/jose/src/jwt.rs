@@ -199,51 +199,6 @@ impl<T> Claims<T> {
     }
 }
 
-impl<T: DeserializeOwned> Claims<T> {
-    /// Converts a claims object that [`Validation::validate`] accepted: the
-    /// registered claims are taken out by name (their types were checked),
-    /// and the rest becomes `T`, moving the parsed values rather than
-    /// re-parsing them.
-    fn from_validated(mut map: Map<String, Value>) -> Result<Self, Error> {
-        let text = |map: &mut Map<String, Value>, name: &str| match map.remove(name) {
-            Some(Value::String(s)) => Ok(Some(s)),
-            None => Ok(None),
-            Some(_) => Err(Error::from(ClaimsError::Invalid(name.into()))),
-        };
-        let date = |map: &mut Map<String, Value>, name: &str| match map.remove(name) {
-            Some(Value::Number(n)) => Ok(n.as_f64().map(|f| f.floor() as i64)),
-            None => Ok(None),
-            Some(_) => Err(Error::from(ClaimsError::Invalid(name.into()))),
-        };
-        let aud = match map.remove("aud") {
-            None => None,
-            Some(Value::String(a)) => Some(Audience::One(a)),
-            Some(Value::Array(items)) => Some(Audience::Many(
-                items
-                    .into_iter()
-                    .map(|v| match v {
-                        Value::String(s) => Ok(s),
-                        _ => Err(Error::from(ClaimsError::Invalid("aud".into()))),
-                    })
-                    .collect::<Result<_, _>>()?,
-            )),
-            Some(_) => return Err(ClaimsError::Invalid("aud".into()).into()),
-        };
-        Ok(Claims {
-            iss: text(&mut map, "iss")?,
-            sub: text(&mut map, "sub")?,
-            aud,
-            exp: date(&mut map, "exp")?,
-            nbf: date(&mut map, "nbf")?,
-            iat: date(&mut map, "iat")?,
-            jti: text(&mut map, "jti")?,
-            // serde's message could quote a claim value: keep it out of the error.
-            custom: T::deserialize(Value::Object(map))
-                .map_err(|_| ClaimsError::Invalid("claims do not fit the expected type".into()))?,
-        })
-    }
-}
-
 /// What a JWT must satisfy beyond its signature.
 #[derive(Debug, Clone)]
 pub struct Validation {
@@ -319,44 +274,42 @@ impl Validation {
         claims: &Map<String, Value>,
         now: i64,
     ) -> Result<(), Error> {
+        let (registered, rest) = Registered::take(claims.clone())?;
+        self.check(header, &registered, &rest, now)
+    }
+
+    fn check(
+        &self,
+        header: &Header,
+        claims: &Registered,
+        rest: &Map<String, Value>,
+        now: i64,
+    ) -> Result<(), Error> {
         if let Some(expected) = &self.typ {
-            let strip = |t: &str| {
-                let l = t.to_ascii_lowercase();
-                l.strip_prefix("application/")
-                    .map(str::to_owned)
-                    .unwrap_or(l)
-            };
-            if header.typ().map(strip) != Some(strip(expected)) {
+            if !header
+                .typ()
+                .is_some_and(|t| crate::jws::typ_matches(t, expected))
+            {
                 return Err(crate::error::JwsError::UnexpectedType.into());
             }
         }
         for name in &self.required {
-            if !claims.contains_key(name) {
+            if !claims.has(name).unwrap_or_else(|| rest.contains_key(name)) {
                 return Err(ClaimsError::Missing(name.clone()).into());
             }
         }
-        let time = |name: &'static str| -> Result<Option<i64>, Error> {
-            match claims.get(name) {
-                None => Ok(None),
-                Some(Value::Number(n)) => match n.as_f64() {
-                    Some(f) if f.is_finite() && f.abs() < 1e15 => Ok(Some(f.floor() as i64)),
-                    _ => Err(ClaimsError::Invalid(name.into()).into()),
-                },
-                Some(_) => Err(ClaimsError::Invalid(name.into()).into()),
-            }
-        };
         let leeway = self.leeway;
-        if let Some(exp) = time("exp")? {
+        if let Some(exp) = claims.exp {
             if now >= exp.saturating_add(leeway) {
                 return Err(ClaimsError::Expired.into());
             }
         }
-        if let Some(nbf) = time("nbf")? {
+        if let Some(nbf) = claims.nbf {
             if now.saturating_add(leeway) < nbf {
                 return Err(ClaimsError::NotYetValid.into());
             }
         }
-        if let Some(iat) = time("iat")? {
+        if let Some(iat) = claims.iat {
             if iat > now.saturating_add(leeway) {
                 return Err(ClaimsError::IssuedInFuture.into());
             }
@@ -366,13 +319,8 @@ impl Validation {
                 }
             }
         }
-        for name in ["iss", "sub", "jti"] {
-            if claims.get(name).is_some_and(|v| !v.is_string()) {
-                return Err(ClaimsError::Invalid(name.into()).into());
-            }
-        }
         if !self.issuers.is_empty() {
-            match claims.get("iss").and_then(Value::as_str) {
+            match &claims.iss {
                 None => return Err(ClaimsError::Missing("iss".into()).into()),
                 Some(iss) if !self.issuers.iter().any(|i| i == iss) => {
                     return Err(ClaimsError::WrongIssuer.into())
@@ -380,26 +328,86 @@ impl Validation {
                 Some(_) => {}
             }
         }
-        let invalid_aud = || Error::from(ClaimsError::Invalid("aud".into()));
-        let named = |who: &str| self.audiences.iter().any(|a| a == who);
-        match claims.get("aud") {
+        match &claims.aud {
             None if self.audiences.is_empty() => Ok(()),
             None => Err(ClaimsError::Missing("aud".into()).into()),
-            Some(Value::String(a)) if named(a) => Ok(()),
-            Some(Value::String(_)) => Err(ClaimsError::WrongAudience.into()),
-            Some(Value::Array(items)) => {
-                let mut matched = false;
-                for item in items {
-                    matched |= named(item.as_str().ok_or_else(invalid_aud)?);
+            Some(aud) if self.audiences.iter().any(|a| aud.contains(a)) => Ok(()),
+            Some(_) => Err(ClaimsError::WrongAudience.into()),
+        }
+    }
+}
+
+/// The registered claims, taken out of a claims object with their types
+/// checked (RFC 7519 §4.1); everything else stays for the custom part.
+#[derive(Default)]
+struct Registered {
+    iss: Option<String>,
+    sub: Option<String>,
+    aud: Option<Audience>,
+    exp: Option<i64>,
+    nbf: Option<i64>,
+    iat: Option<i64>,
+    jti: Option<String>,
+}
+
+impl Registered {
+    /// Splits `map` into the registered claims and the rest, in one pass.
+    fn take(map: Map<String, Value>) -> Result<(Registered, Map<String, Value>), Error> {
+        fn text(v: Value, name: &str) -> Result<String, Error> {
+            match v {
+                Value::String(s) => Ok(s),
+                _ => Err(ClaimsError::Invalid(name.into()).into()),
+            }
+        }
+        fn date(v: Value, name: &str) -> Result<i64, Error> {
+            // RFC 7519 §2: NumericDate may be non-integer; whole seconds are kept.
+            match v.as_f64() {
+                Some(f) if f.is_finite() && f.abs() < 1e15 => Ok(f.floor() as i64),
+                _ => Err(ClaimsError::Invalid(name.into()).into()),
+            }
+        }
+        let mut r = Registered::default();
+        let mut rest = Map::new();
+        for (name, v) in map {
+            match name.as_str() {
+                "iss" => r.iss = Some(text(v, "iss")?),
+                "sub" => r.sub = Some(text(v, "sub")?),
+                "jti" => r.jti = Some(text(v, "jti")?),
+                "exp" => r.exp = Some(date(v, "exp")?),
+                "nbf" => r.nbf = Some(date(v, "nbf")?),
+                "iat" => r.iat = Some(date(v, "iat")?),
+                "aud" => {
+                    r.aud = Some(match v {
+                        Value::String(a) => Audience::One(a),
+                        Value::Array(items) => Audience::Many(
+                            items
+                                .into_iter()
+                                .map(|item| text(item, "aud"))
+                                .collect::<Result<_, _>>()?,
+                        ),
+                        _ => return Err(ClaimsError::Invalid("aud".into()).into()),
+                    })
                 }
-                if matched {
-                    Ok(())
-                } else {
-                    Err(ClaimsError::WrongAudience.into())
+                _ => {
+                    rest.insert(name, v);
                 }
             }
-            Some(_) => Err(invalid_aud()),
         }
+        Ok((r, rest))
+    }
+
+    /// Whether a registered claim is present; `None` for other names.
+    fn has(&self, name: &str) -> Option<bool> {
+        Some(match name {
+            "iss" => self.iss.is_some(),
+            "sub" => self.sub.is_some(),
+            "aud" => self.aud.is_some(),
+            "exp" => self.exp.is_some(),
+            "nbf" => self.nbf.is_some(),
+            "iat" => self.iat.is_some(),
+            "jti" => self.jti.is_some(),
+            _ => return None,
+        })
     }
 }
 
@@ -449,8 +457,20 @@ pub fn verify<T: DeserializeOwned>(
     let verified = verifier.verify_compact(token)?;
     let limits = verifier.limits();
     let claims = json::parse_object(verified.payload(), limits, "claims")?;
-    validation.validate(verified.header(), &claims, clock.now())?;
-    let claims = Claims::from_validated(claims)?;
+    let (r, rest) = Registered::take(claims)?;
+    validation.check(verified.header(), &r, &rest, clock.now())?;
+    let claims = Claims {
+        iss: r.iss,
+        sub: r.sub,
+        aud: r.aud,
+        exp: r.exp,
+        nbf: r.nbf,
+        iat: r.iat,
+        jti: r.jti,
+        // serde's message could quote a claim value: keep it out of the error.
+        custom: T::deserialize(Value::Object(rest))
+            .map_err(|_| ClaimsError::Invalid("claims do not fit the expected type".into()))?,
+    };
     let header = verified.signatures.into_iter().next().map(|s| s.header);
     Ok(VerifiedJwt {
         header: header.ok_or(crate::error::JwsError::SignatureInvalid)?,

@@ -31,7 +31,7 @@ mod sign;
 mod verify;
 
 pub use sign::{sign_general, GeneralSignature, Signer};
-pub(crate) use verify::split_compact;
+pub(crate) use verify::{split_compact, typ_matches};
 pub use verify::{
     SignaturePolicy, UnverifiedJws, Verified, VerifiedSignature, Verifier, VerifierBuilder,
 };

@@ -143,7 +143,7 @@ impl VerifierBuilder {
     /// Requires `typ` to equal `typ` (RFC 8725 §3.11), compared without case
     /// and with an optional `application/` prefix (RFC 7515 §4.1.9).
     pub fn expect_typ(mut self, typ: &str) -> Self {
-        self.typ = Some(normalize_typ(typ));
+        self.typ = Some(typ.to_owned());
         self
     }
 
@@ -176,12 +176,23 @@ impl VerifierBuilder {
     }
 }
 
-fn normalize_typ(typ: &str) -> String {
-    let lower = typ.to_ascii_lowercase();
-    match lower.strip_prefix("application/") {
-        Some(rest) if !rest.contains('/') => rest.to_owned(),
-        _ => lower,
+/// RFC 7515 §4.1.9: `typ` is compared without case, and `application/`
+/// may be omitted (on either side) when the rest has no other `/`.
+pub(crate) fn typ_matches(actual: &str, expected: &str) -> bool {
+    fn short(t: &str) -> &str {
+        match t.get(..12) {
+            Some(prefix) if prefix.eq_ignore_ascii_case("application/") => {
+                let rest = t.get(12..).unwrap_or_default();
+                if rest.contains('/') {
+                    t
+                } else {
+                    rest
+                }
+            }
+            _ => t,
+        }
     }
+    short(actual).eq_ignore_ascii_case(short(expected))
 }
 
 /// Splits a compact JWS into its three segments, after the size check.
@@ -312,11 +323,8 @@ impl UnverifiedJws {
             };
             let unprotected = match obj.get("header") {
                 Some(Value::Object(h)) => {
-                    json::check_size(
-                        "unprotected header",
-                        Value::Object(h.clone()).to_string().len(),
-                        limits.max_header_bytes,
-                    )?;
+                    let size = serde_json::to_string(h).map_or(usize::MAX, |t| t.len());
+                    json::check_size("unprotected header", size, limits.max_header_bytes)?;
                     Some(h.clone())
                 }
                 None => None,
@@ -572,9 +580,8 @@ impl Verifier {
             return Err(JwsError::AlgorithmNotAllowed(alg.name()).into());
         }
         if let Some(expected) = &self.typ {
-            match header.typ() {
-                Some(t) if normalize_typ(t) == *expected => {}
-                _ => return Err(JwsError::UnexpectedType.into()),
+            if !header.typ().is_some_and(|t| typ_matches(t, expected)) {
+                return Err(JwsError::UnexpectedType.into());
             }
         }
         // `kid` picks among our keys only; `jwk`, `jku`, `x5u`, `x5c` are never read.
