@@ -48,3 +48,19 @@ pub mod jws;
 pub mod jwt;
 
 pub use error::{Error, Result};
+
+#[cfg(test)]
+mod tests {
+    /// Servers share verifiers and signers across threads.
+    #[test]
+    fn shared_types_are_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<crate::jws::Verifier>();
+        check::<crate::jws::Signer>();
+        check::<crate::jws::Header>();
+        check::<crate::jwk::Jwk>();
+        check::<crate::jwk::JwkSet>();
+        check::<crate::jwt::Validation>();
+        check::<crate::Error>();
+    }
+}
