@@ -8,7 +8,7 @@
 //! - **Keys**: [`jwk::Jwk::generate_for`], [`jwk::Jwk::from_json`],
 //!   [`jwk::Jwk::from_pem`], [`jwk::JwkSet`].
 //!
-//! ## Why the defaults are what they are
+//! ## Why the defaults are what they are (in full: [`manual`])
 //! - The verifier, never the token, chooses the algorithm: each key is added
 //!   with the algorithms it may serve, and the token's `alg` only has to match.
 //!   `none` has no representation, so an unsecured JWS cannot be accepted.
@@ -46,6 +46,7 @@ pub mod jwa;
 pub mod jwk;
 pub mod jws;
 pub mod jwt;
+pub mod manual;
 
 pub use error::{Error, Result};
 
