@@ -47,6 +47,7 @@ pub mod jwk;
 pub mod jws;
 pub mod jwt;
 pub mod manual;
+mod recent;
 
 pub use error::{Error, Result};
 

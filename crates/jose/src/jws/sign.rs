@@ -1,7 +1,5 @@
 //! Producing JWS: compact, flattened JSON and general JSON.
 
-use std::sync::RwLock;
-
 use serde_json::{Map, Value};
 
 use super::{JwsHeader, ProtectedHeader};
@@ -10,6 +8,7 @@ use crate::crypto::PreparedSigner;
 use crate::error::{Error, JwsError};
 use crate::jwa::JwsAlgorithm;
 use crate::jwk::Jwk;
+use crate::recent::Recent;
 
 /// A private key prepared to sign with exactly one algorithm.
 pub struct Signer {
@@ -18,7 +17,7 @@ pub struct Signer {
     prepared: PreparedSigner,
     /// Recently built protected headers: a service signs every token with
     /// the same header, so its encoding is computed once.
-    recent: RwLock<Vec<(JwsHeader, Option<&'static str>, ProtectedHeader)>>,
+    recent: Recent<(JwsHeader, Option<&'static str>), ProtectedHeader>,
 }
 
 /// How many distinct headers a signer remembers.
@@ -53,7 +52,7 @@ impl Signer {
             alg,
             kid: key.kid().map(str::to_owned),
             prepared: key.prepare_signer(alg)?,
-            recent: RwLock::new(Vec::with_capacity(RECENT_HEADERS)),
+            recent: Recent::new(RECENT_HEADERS),
         })
     }
 
@@ -77,18 +76,11 @@ impl Signer {
     }
 
     fn protect_cached(&self, header: &JwsHeader, typ: Option<&'static str>) -> ProtectedHeader {
-        if let Ok(recent) = self.recent.read() {
-            if let Some((_, _, p)) = recent.iter().find(|(h, t, _)| h == header && *t == typ) {
-                return p.clone();
-            }
+        if let Some(p) = self.recent.find(|(h, t)| h == header && *t == typ) {
+            return p;
         }
         let protected = header.protect(self.alg, self.kid.as_deref(), typ);
-        if let Ok(mut recent) = self.recent.write() {
-            if recent.len() >= RECENT_HEADERS {
-                recent.remove(0);
-            }
-            recent.push((header.clone(), typ, protected.clone()));
-        }
+        self.recent.insert((header.clone(), typ), protected.clone());
         protected
     }
 

@@ -2,7 +2,6 @@
 //! algorithms it may serve; a token's header can only *match* those.
 
 use std::collections::HashSet;
-use std::sync::RwLock;
 
 use serde_json::{Map, Value};
 
@@ -13,6 +12,7 @@ use crate::error::{Error, JwsError, KeyError};
 use crate::json::{self, Limits};
 use crate::jwa::JwsAlgorithm;
 use crate::jwk::{Jwk, JwkSet, KeyUse};
+use crate::recent::Recent;
 
 struct VerifierKey {
     kid: Option<String>,
@@ -32,7 +32,7 @@ pub struct Verifier {
     /// issuer sends the same header bytes on every token, so this spares
     /// decoding and parsing them again; only authentic headers get in, so an
     /// attacker cannot fill it.
-    recent_headers: RwLock<Vec<(Box<str>, Header)>>,
+    recent_headers: Recent<Box<str>, Header>,
 }
 
 /// How many verified protected headers a verifier remembers.
@@ -171,7 +171,7 @@ impl VerifierBuilder {
             understood_crit: self.understood_crit,
             typ: self.typ,
             limits: self.limits,
-            recent_headers: RwLock::new(Vec::with_capacity(RECENT_HEADERS)),
+            recent_headers: Recent::new(RECENT_HEADERS),
         })
     }
 }
@@ -488,7 +488,9 @@ impl Verifier {
         // The hot path: the signing input is a prefix of the token itself, so
         // nothing is copied, and the payload is decoded only once it verified.
         let (protected_b64, payload, signature) = split_compact(token, &self.limits)?;
-        let cached = self.recent_header(protected_b64);
+        let cached = self
+            .recent_headers
+            .find(|encoded| &**encoded == protected_b64);
         let header = match &cached {
             Some(h) => h.clone(),
             None => {
@@ -504,7 +506,8 @@ impl Verifier {
             .ok_or(JwsError::Malformed("expected three parts"))?;
         self.check_one(&header, signing_input, signature)?;
         if cached.is_none() {
-            self.remember_header(protected_b64, &header);
+            self.recent_headers
+                .insert(protected_b64.into(), header.clone());
         }
         let payload = if header.b64() {
             b64::decode(payload, "payload")?
@@ -539,29 +542,6 @@ impl Verifier {
         payload: &[u8],
     ) -> Result<Verified, Error> {
         UnverifiedJws::parse_json(input, &self.limits)?.verify_detached(self, policy, payload)
-    }
-
-    fn recent_header(&self, protected_b64: &str) -> Option<Header> {
-        let recent = self.recent_headers.read().ok()?;
-        recent
-            .iter()
-            .find(|(encoded, _)| &**encoded == protected_b64)
-            .map(|(_, h)| h.clone())
-    }
-
-    fn remember_header(&self, protected_b64: &str, header: &Header) {
-        if let Ok(mut recent) = self.recent_headers.write() {
-            if recent
-                .iter()
-                .any(|(encoded, _)| &**encoded == protected_b64)
-            {
-                return;
-            }
-            if recent.len() >= RECENT_HEADERS {
-                recent.remove(0);
-            }
-            recent.push((protected_b64.into(), header.clone()));
-        }
     }
 
     /// Checks one signature over `signing_input` (the exact bytes signed).
@@ -630,9 +610,9 @@ mod tests {
         let token = signer.sign_compact(&JwsHeader::new(), b"x").unwrap();
         let forged = format!("{}AAAA", &token[..token.len() - 4]);
         assert!(v.verify_compact(&forged).is_err());
-        assert!(v.recent_headers.read().unwrap().is_empty());
+        assert_eq!(v.recent_headers.len(), 0);
         assert!(v.verify_compact(&token).is_ok());
-        assert_eq!(v.recent_headers.read().unwrap().len(), 1);
+        assert_eq!(v.recent_headers.len(), 1);
         // The cached header changes nothing: a bad signature still fails.
         assert_eq!(
             v.verify_compact(&forged).unwrap_err().code(),
@@ -646,6 +626,6 @@ mod tests {
                 .unwrap();
             assert!(v.verify_compact(&t).is_ok());
         }
-        assert_eq!(v.recent_headers.read().unwrap().len(), RECENT_HEADERS);
+        assert_eq!(v.recent_headers.len(), RECENT_HEADERS);
     }
 }
