@@ -439,11 +439,99 @@ pub fn sign<T: Serialize>(
     header: &JwsHeader,
     claims: &Claims<T>,
 ) -> Result<String, Error> {
-    let payload = serde_json::to_vec(claims).map_err(|e| DecodeError::Json {
-        what: "claims",
-        reason: e.to_string(),
-    })?;
+    let mut payload = Vec::with_capacity(256);
+    let mut ser = serde_json::Serializer::with_formatter(&mut payload, TopLevelNames::default());
+    claims
+        .serialize(&mut ser)
+        .map_err(|e| match e.io_error_kind() {
+            // A custom claim named like a registered one, written twice.
+            Some(std::io::ErrorKind::InvalidData) => {
+                Error::from(ClaimsError::Invalid(e.to_string()))
+            }
+            _ => Error::from(DecodeError::Json {
+                what: "claims",
+                reason: e.to_string(),
+            }),
+        })?;
     signer.sign_compact_with(&signer.protect_typed(header, "JWT"), &payload)
+}
+
+/// Compact JSON that refuses to write a top-level member name twice: a
+/// custom claim that repeats a registered one (`exp` in `T` and in
+/// [`Claims::exp`]) would otherwise make a token that parsers read
+/// differently, and that tessera itself refuses.
+#[derive(Default)]
+struct TopLevelNames {
+    depth: usize,
+    in_name: bool,
+    name: String,
+    seen: Vec<String>,
+}
+
+impl serde_json::ser::Formatter for TopLevelNames {
+    fn begin_object<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.depth += 1;
+        serde_json::ser::CompactFormatter.begin_object(w)
+    }
+    fn end_object<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.depth = self.depth.saturating_sub(1);
+        serde_json::ser::CompactFormatter.end_object(w)
+    }
+    fn begin_object_key<W: ?Sized + std::io::Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> std::io::Result<()> {
+        if self.depth == 1 {
+            self.in_name = true;
+            self.name.clear();
+        }
+        serde_json::ser::CompactFormatter.begin_object_key(w, first)
+    }
+    fn end_object_key<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        if self.in_name {
+            self.in_name = false;
+            if self.seen.contains(&self.name) {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("claim {:?} is written twice", self.name),
+                ));
+            }
+            self.seen.push(std::mem::take(&mut self.name));
+        }
+        serde_json::ser::CompactFormatter.end_object_key(w)
+    }
+    fn write_string_fragment<W: ?Sized + std::io::Write>(
+        &mut self,
+        w: &mut W,
+        fragment: &str,
+    ) -> std::io::Result<()> {
+        if self.in_name {
+            self.name.push_str(fragment);
+        }
+        serde_json::ser::CompactFormatter.write_string_fragment(w, fragment)
+    }
+    fn write_char_escape<W: ?Sized + std::io::Write>(
+        &mut self,
+        w: &mut W,
+        escape: serde_json::ser::CharEscape,
+    ) -> std::io::Result<()> {
+        use serde_json::ser::CharEscape as E;
+        if self.in_name {
+            self.name.push(match escape {
+                E::Quote => '"',
+                E::ReverseSolidus => '\\',
+                E::Solidus => '/',
+                E::Backspace => '\u{8}',
+                E::FormFeed => '\u{c}',
+                E::LineFeed => '\n',
+                E::CarriageReturn => '\r',
+                E::Tab => '\t',
+                E::AsciiControl(b) => char::from(b),
+            });
+        }
+        serde_json::ser::CompactFormatter.write_char_escape(w, escape)
+    }
 }
 
 /// Verifies a compact JWT: signature (with `verifier`), then claims (with

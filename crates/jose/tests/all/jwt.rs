@@ -256,3 +256,21 @@ fn signature_is_checked_before_claims() {
         .unwrap_err();
     assert_eq!(e.code(), "ERR_JWS_ALG_NOT_ALLOWED");
 }
+
+#[test]
+fn a_claim_cannot_be_written_twice() {
+    // A custom struct that repeats a registered claim would produce duplicate
+    // members; signing refuses instead of minting a token parsers disagree on.
+    #[derive(Serialize)]
+    struct Sneaky {
+        exp: i64,
+    }
+    let env = env();
+    let claims = Claims::new(Sneaky { exp: 4_000_000_000 }).expires_at(NOW + 60);
+    let e = jwt::sign(&env.signer, &JwsHeader::new(), &claims).unwrap_err();
+    assert_eq!(e.code(), "ERR_JWT_CLAIM_INVALID");
+    // Without the clash it signs, and nested objects may reuse names freely.
+    let ok =
+        Claims::new(json!({"exp_hint": 1, "nested": {"exp": 2, "iss": "x"}})).expires_at(NOW + 60);
+    assert!(jwt::sign(&env.signer, &JwsHeader::new(), &ok).is_ok());
+}
