@@ -988,13 +988,17 @@ impl Jwk {
 #[derive(Debug, Clone, Default)]
 pub struct JwkSet {
     keys: Vec<Jwk>,
-    skipped: usize,
+    /// Keys left out when parsing: their position in `keys` and why.
+    rejected: Vec<(usize, Error)>,
 }
 
 impl JwkSet {
     /// A set of the given keys.
     pub fn new(keys: Vec<Jwk>) -> Self {
-        JwkSet { keys, skipped: 0 }
+        JwkSet {
+            keys,
+            rejected: Vec::new(),
+        }
     }
 
     /// Parses a JWK Set with default [`Limits`].
@@ -1002,9 +1006,13 @@ impl JwkSet {
         Self::from_json_with_limits(input, &Limits::default())
     }
 
-    /// Parses a JWK Set. Keys whose `kty` or curve tessera does not support
-    /// are skipped (RFC 7517 §5); a malformed key of a supported type fails
-    /// the whole set.
+    /// Parses a JWK Set. A key that cannot be used (a `kty`, curve or `alg`
+    /// tessera does not support, a missing member, a value out of range, a
+    /// weak or inconsistent key) is left out, as RFC 7517 §5 asks, and
+    /// reported by [`JwkSet::rejected`]: one odd key must not take every
+    /// other key of an issuer down with it. A document that is not a JWK Set,
+    /// is over the limits, or gives two keys of one type the same `kid`
+    /// (Wycheproof JWK tc4) is an error.
     pub fn from_json_with_limits(input: &[u8], limits: &Limits) -> Result<Self, Error> {
         let map = ScrubOnDrop(json::parse_object(input, limits, "JWK Set")?);
         let arr = map
@@ -1020,15 +1028,22 @@ impl JwkSet {
             }
             .into());
         }
-        let mut set = JwkSet::default();
+        // Two keys of one type under one kid make the whole set ambiguous
+        // (which one does a token mean?), even if one of them is unusable.
+        let mut kids = HashSet::new();
         for k in arr {
-            let obj = k.as_object().ok_or(invalid("keys"))?;
-            match Jwk::from_map(obj) {
+            let kid = k.get("kid").and_then(Value::as_str);
+            let kty = k.get("kty").and_then(Value::as_str);
+            if kid.is_some() && !kids.insert((kid, kty)) {
+                return Err(invalid("two keys of one type share a kid"));
+            }
+        }
+        let mut set = JwkSet::default();
+        for (index, k) in arr.iter().enumerate() {
+            let parsed = k.as_object().ok_or(invalid("keys")).and_then(Jwk::from_map);
+            match parsed {
                 Ok(jwk) => set.keys.push(jwk),
-                Err(Error::Key(KeyError::Unsupported(_))) if !is_supported_kty(obj) => {
-                    set.skipped += 1
-                }
-                Err(e) => return Err(e),
+                Err(e) => set.rejected.push((index, e)),
             }
         }
         Ok(set)
@@ -1039,9 +1054,15 @@ impl JwkSet {
         &self.keys
     }
 
-    /// How many keys were skipped as unsupported when parsing.
+    /// How many keys were left out when parsing.
     pub fn skipped(&self) -> usize {
-        self.skipped
+        self.rejected.len()
+    }
+
+    /// The keys left out when parsing: each one's index in the document's
+    /// `keys` array, and why.
+    pub fn rejected(&self) -> &[(usize, Error)] {
+        &self.rejected
     }
 
     /// Keys with this `kid`.
@@ -1058,21 +1079,6 @@ impl JwkSet {
             .filter_map(|k| serde_json::from_str(&k.to_json()).ok())
             .collect();
         serde_json::json!({ "keys": keys }).to_string()
-    }
-}
-
-fn is_supported_kty(obj: &Map<String, Value>) -> bool {
-    match obj.get("kty").and_then(Value::as_str) {
-        Some("oct") | Some("RSA") => true,
-        Some("EC") => obj
-            .get("crv")
-            .and_then(Value::as_str)
-            .is_some_and(|c| EcCurve::from_name(c).is_some()),
-        Some("OKP") => matches!(
-            obj.get("crv").and_then(Value::as_str),
-            Some("Ed25519") | Some("X25519")
-        ),
-        _ => false,
     }
 }
 
@@ -1127,5 +1133,46 @@ mod tests {
         let bm: Map<String, Value> = serde_json::from_str(&b.to_private_json()).unwrap();
         m.insert("d".into(), bm["d"].clone());
         assert_eq!(Jwk::from_map(&m).unwrap_err().code(), "ERR_KEY_REJECTED");
+    }
+
+    #[test]
+    fn jwk_set_leaves_out_unusable_keys_and_says_why() {
+        let good = Jwk::generate_for(JwsAlgorithm::ES256)
+            .unwrap()
+            .to_public()
+            .unwrap();
+        let doc = format!(
+            r#"{{"keys":[{},{{"kty":"AKP","alg":"ML-DSA-44","pub":"AA"}},{{"kty":"oct","k":""}},
+            {{"kty":"EC","crv":"P-256","alg":"ES521","x":"{x}","y":"{y}"}},5]}}"#,
+            good.to_json(),
+            x = serde_json::from_str::<Value>(&good.to_json()).unwrap()["x"]
+                .as_str()
+                .unwrap(),
+            y = serde_json::from_str::<Value>(&good.to_json()).unwrap()["y"]
+                .as_str()
+                .unwrap(),
+        );
+        let set = JwkSet::from_json(doc.as_bytes()).unwrap();
+        assert_eq!(set.keys().len(), 1);
+        let why: Vec<(usize, &str)> = set.rejected().iter().map(|(i, e)| (*i, e.code())).collect();
+        assert_eq!(
+            why,
+            [
+                (1, "ERR_JWK_UNSUPPORTED"),
+                (2, "ERR_KEY_TOO_WEAK"),
+                (3, "ERR_JWK_UNSUPPORTED"),
+                (4, "ERR_JWK_INVALID")
+            ]
+        );
+        // Two keys of one type under one kid: ambiguous, refused even when
+        // one of them is unusable (Wycheproof JWK tc4).
+        let dup = br#"{"keys":[{"kty":"oct","kid":"a","k":"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8"},{"kty":"oct","kid":"a","k":"!"}]}"#;
+        assert_eq!(
+            JwkSet::from_json(dup).unwrap_err().code(),
+            "ERR_JWK_INVALID"
+        );
+        // Not a JWK Set at all is still an error.
+        assert!(JwkSet::from_json(br#"{"key":[]}"#).is_err());
+        assert!(JwkSet::from_json(br#"[]"#).is_err());
     }
 }
