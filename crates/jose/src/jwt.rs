@@ -460,12 +460,23 @@ pub fn sign<T: Serialize>(
 /// custom claim that repeats a registered one (`exp` in `T` and in
 /// [`Claims::exp`]) would otherwise make a token that parsers read
 /// differently, and that tessera itself refuses.
-#[derive(Default)]
 struct TopLevelNames {
     depth: usize,
     in_name: bool,
-    name: String,
-    seen: Vec<String>,
+    /// Every top-level name so far, end to end; `ends` marks where each stops.
+    names: String,
+    ends: Vec<usize>,
+}
+
+impl Default for TopLevelNames {
+    fn default() -> Self {
+        TopLevelNames {
+            depth: 0,
+            in_name: false,
+            names: String::with_capacity(128),
+            ends: Vec::with_capacity(16),
+        }
+    }
 }
 
 impl serde_json::ser::Formatter for TopLevelNames {
@@ -482,22 +493,25 @@ impl serde_json::ser::Formatter for TopLevelNames {
         w: &mut W,
         first: bool,
     ) -> std::io::Result<()> {
-        if self.depth == 1 {
-            self.in_name = true;
-            self.name.clear();
-        }
+        self.in_name = self.depth == 1;
         serde_json::ser::CompactFormatter.begin_object_key(w, first)
     }
     fn end_object_key<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
         if self.in_name {
             self.in_name = false;
-            if self.seen.contains(&self.name) {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    format!("claim {:?} is written twice", self.name),
-                ));
+            let start = self.ends.last().copied().unwrap_or(0);
+            let name = self.names.get(start..).unwrap_or_default();
+            let mut previous = 0;
+            for &end in &self.ends {
+                if self.names.get(previous..end) == Some(name) {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        format!("claim {name:?} is written twice"),
+                    ));
+                }
+                previous = end;
             }
-            self.seen.push(std::mem::take(&mut self.name));
+            self.ends.push(self.names.len());
         }
         serde_json::ser::CompactFormatter.end_object_key(w)
     }
@@ -507,7 +521,7 @@ impl serde_json::ser::Formatter for TopLevelNames {
         fragment: &str,
     ) -> std::io::Result<()> {
         if self.in_name {
-            self.name.push_str(fragment);
+            self.names.push_str(fragment);
         }
         serde_json::ser::CompactFormatter.write_string_fragment(w, fragment)
     }
@@ -518,7 +532,7 @@ impl serde_json::ser::Formatter for TopLevelNames {
     ) -> std::io::Result<()> {
         use serde_json::ser::CharEscape as E;
         if self.in_name {
-            self.name.push(match escape {
+            self.names.push(match escape {
                 E::Quote => '"',
                 E::ReverseSolidus => '\\',
                 E::Solidus => '/',
