@@ -90,13 +90,18 @@ impl Audience {
     }
 }
 
+/// RFC 7519 §2: a NumericDate may be non-integer; whole seconds are kept.
+/// Values beyond ±10^15 s (about 30 million years) are refused.
+fn whole_seconds(f: f64) -> Option<i64> {
+    (f.is_finite() && f.abs() < 1e15).then(|| f.floor() as i64)
+}
+
 fn numeric_date<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
-    // RFC 7519 §2: NumericDate may be non-integer; whole seconds are kept.
-    let v: Option<f64> = Option::deserialize(d)?;
-    match v {
+    match Option::<f64>::deserialize(d)? {
         None => Ok(None),
-        Some(f) if f.is_finite() && f.abs() < 1e15 => Ok(Some(f.floor() as i64)),
-        Some(_) => Err(serde::de::Error::custom("NumericDate out of range")),
+        Some(f) => whole_seconds(f)
+            .map(Some)
+            .ok_or_else(|| serde::de::Error::custom("NumericDate out of range")),
     }
 }
 
@@ -360,11 +365,9 @@ impl Registered {
             }
         }
         fn date(v: Value, name: &str) -> Result<i64, Error> {
-            // RFC 7519 §2: NumericDate may be non-integer; whole seconds are kept.
-            match v.as_f64() {
-                Some(f) if f.is_finite() && f.abs() < 1e15 => Ok(f.floor() as i64),
-                _ => Err(ClaimsError::Invalid(name.into()).into()),
-            }
+            v.as_f64()
+                .and_then(whole_seconds)
+                .ok_or_else(|| ClaimsError::Invalid(name.into()).into())
         }
         let mut r = Registered::default();
         let mut rest = Map::new();

@@ -549,16 +549,23 @@ impl Jwk {
 
     /// A JWS `alg` on the key must suit its type (an RSA key marked `ES256` is refused).
     fn check_alg_fits_key(&self, alg: &str) -> Result<(), Error> {
-        if let Ok(jws_alg) = alg.parse::<JwsAlgorithm>() {
-            if !self.family_fits(jws_alg.info().family) {
-                return Err(KeyError::WrongKeyType {
-                    kty: self.type_label(),
-                    alg: jws_alg.name(),
-                }
-                .into());
-            }
+        match alg.parse::<JwsAlgorithm>() {
+            Ok(jws_alg) => self.check_family(jws_alg),
+            Err(_) => Ok(()),
         }
-        Ok(())
+    }
+
+    /// The key's type (and curve) must be the one `alg` needs.
+    fn check_family(&self, alg: JwsAlgorithm) -> Result<(), Error> {
+        if self.family_fits(alg.info().family) {
+            Ok(())
+        } else {
+            Err(KeyError::WrongKeyType {
+                kty: self.type_label(),
+                alg: alg.name(),
+            }
+            .into())
+        }
     }
 
     fn family_fits(&self, family: KeyFamily) -> bool {
@@ -582,13 +589,7 @@ impl Jwk {
     /// its own `alg`, `use` and `key_ops`, and that it is private when signing.
     pub fn check_permits(&self, op: KeyOp, alg: JwsAlgorithm) -> Result<(), Error> {
         let info = alg.info();
-        if !self.family_fits(info.family) {
-            return Err(KeyError::WrongKeyType {
-                kty: self.type_label(),
-                alg: alg.name(),
-            }
-            .into());
-        }
+        self.check_family(alg)?;
         if let Some(key_alg) = &self.alg {
             if key_alg != alg.name() {
                 return Err(KeyError::AlgorithmMismatch {
