@@ -35,6 +35,9 @@ pub enum Error {
     /// A JWS was malformed or did not verify.
     #[error(transparent)]
     Jws(#[from] JwsError),
+    /// A JWE was malformed or did not decrypt.
+    #[error(transparent)]
+    Jwe(#[from] JweError),
     /// A JWT's claims did not pass validation.
     #[error(transparent)]
     Claims(#[from] ClaimsError),
@@ -128,6 +131,10 @@ pub enum KeyError {
     /// A verifier or key set was built with nothing in it, or an empty algorithm list.
     #[error("empty key set or algorithm list")]
     Empty,
+    /// A symmetric key's length is not the one the algorithm needs (an
+    /// A128KW key is 16 bytes, a `dir` key for A256GCM is 32, …).
+    #[error("the key has the wrong length for {0}")]
+    WrongSize(&'static str),
 }
 
 /// A JWS problem.
@@ -164,6 +171,66 @@ pub enum JwsError {
     /// More signatures or header members than the limits allow.
     #[error("too many signatures")]
     TooManySignatures,
+}
+
+/// A JWE problem. Every failure to decrypt (wrong key, tampered ciphertext,
+/// IV, tag, AAD, header or encrypted key, bad padding) is the one
+/// uninformative [`JweError::DecryptionFailed`].
+#[derive(Debug, Clone, PartialEq, Eq, ThisError)]
+#[non_exhaustive]
+pub enum JweError {
+    /// The serialization is not well-formed (wrong number of parts, missing members, …).
+    #[error("malformed JWE: {0}")]
+    Malformed(&'static str),
+    /// The header is missing `alg` or `enc`, or names an algorithm tessera does not implement.
+    #[error("unsupported or missing alg/enc")]
+    UnsupportedAlgorithm,
+    /// The `alg`/`enc` pair is not one the decrypter allows (or, encrypting,
+    /// one tessera never produces, such as `RSA1_5`).
+    #[error("{0} is not allowed here")]
+    AlgorithmNotAllowed(&'static str),
+    /// The `kid` names no key of the decrypter.
+    #[error("no key of this decrypter has that kid")]
+    UnknownKid,
+    /// No key of the decrypter can serve the header's `alg`/`enc`.
+    #[error("no suitable key")]
+    NoSuitableKey,
+    /// Decryption failed. Deliberately says nothing more.
+    #[error("decryption failed")]
+    DecryptionFailed,
+    /// A `crit` extension is not understood, or `crit` is malformed (RFC 7516 §4.1.13).
+    #[error("critical header parameter not understood or crit malformed")]
+    Crit,
+    /// A header parameter is invalid or misplaced.
+    #[error("invalid header: {0}")]
+    InvalidHeader(&'static str),
+    /// The `typ` header is missing or not the one expected.
+    #[error("unexpected typ")]
+    UnexpectedType,
+    /// More recipients than the limits allow.
+    #[error("too many recipients")]
+    TooManyRecipients,
+    /// The JWE is compressed (`zip`) and the decrypter does not accept compression.
+    #[error("compressed JWE refused (zip not enabled)")]
+    CompressionNotAllowed,
+    /// The ECDH-ES ephemeral public key (`epk`) is malformed, not on the
+    /// curve, or not on the recipient key's curve (invalid-curve attack).
+    #[error("ephemeral public key rejected")]
+    EphemeralKeyRejected,
+    /// PBES2 `p2c` is missing, zero, or above the decrypter's bound.
+    #[error("PBES2 iteration count {p2c} is not between 1 and {limit}")]
+    Pbes2Count {
+        /// The count in the header (0 when missing or not a number).
+        p2c: u64,
+        /// The bound in force.
+        limit: u32,
+    },
+    /// PBES2 `p2s` is missing or shorter than 8 bytes.
+    #[error("PBES2 salt missing or shorter than 8 bytes")]
+    Pbes2Salt,
+    /// Nested JWT expected (`cty: JWT` with a signed JWT inside), and this is not one.
+    #[error("not a nested (signed, then encrypted) JWT")]
+    NotNested,
 }
 
 /// A JWT claims problem (RFC 7519, RFC 8725).
@@ -224,6 +291,7 @@ impl Error {
                 KeyError::OperationNotPermitted(_) => "ERR_KEY_OPERATION_NOT_PERMITTED",
                 KeyError::NotPrivate => "ERR_KEY_NOT_PRIVATE",
                 KeyError::Empty => "ERR_KEY_SET_EMPTY",
+                KeyError::WrongSize(_) => "ERR_KEY_WRONG_SIZE",
             },
             Error::Jws(e) => match e {
                 JwsError::Malformed(_) => "ERR_JWS_MALFORMED",
@@ -236,6 +304,23 @@ impl Error {
                 JwsError::InvalidHeader(_) => "ERR_JWS_INVALID_HEADER",
                 JwsError::UnexpectedType => "ERR_JWS_UNEXPECTED_TYP",
                 JwsError::TooManySignatures => "ERR_JWS_TOO_MANY_SIGNATURES",
+            },
+            Error::Jwe(e) => match e {
+                JweError::Malformed(_) => "ERR_JWE_MALFORMED",
+                JweError::UnsupportedAlgorithm => "ERR_JWE_UNSUPPORTED_ALG",
+                JweError::AlgorithmNotAllowed(_) => "ERR_JWE_ALG_NOT_ALLOWED",
+                JweError::UnknownKid => "ERR_JWE_UNKNOWN_KID",
+                JweError::NoSuitableKey => "ERR_JWE_NO_SUITABLE_KEY",
+                JweError::DecryptionFailed => "ERR_JWE_DECRYPTION_FAILED",
+                JweError::Crit => "ERR_JWE_CRIT",
+                JweError::InvalidHeader(_) => "ERR_JWE_INVALID_HEADER",
+                JweError::UnexpectedType => "ERR_JWE_UNEXPECTED_TYP",
+                JweError::TooManyRecipients => "ERR_JWE_TOO_MANY_RECIPIENTS",
+                JweError::CompressionNotAllowed => "ERR_JWE_ZIP_NOT_ALLOWED",
+                JweError::EphemeralKeyRejected => "ERR_JWE_EPK_REJECTED",
+                JweError::Pbes2Count { .. } => "ERR_JWE_PBES2_COUNT",
+                JweError::Pbes2Salt => "ERR_JWE_PBES2_SALT",
+                JweError::NotNested => "ERR_JWE_NOT_NESTED",
             },
             Error::Claims(e) => match e {
                 ClaimsError::Expired => "ERR_JWT_EXPIRED",

@@ -1,5 +1,6 @@
-//! JSON Web Algorithms (RFC 7518 §3, RFC 8037, RFC 8812): one descriptor per
-//! JWS algorithm; dispatch and tests read this table.
+//! JSON Web Algorithms (RFC 7518, RFC 8037, RFC 8812): one descriptor per
+//! JWS algorithm, and the JWE key-management (`alg`) and content-encryption
+//! (`enc`) algorithms; dispatch and tests read these tables.
 //!
 //! There is no `none`: an unsecured JWS cannot be named, built or accepted.
 //!
@@ -13,7 +14,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::error::{Error, JwsError};
+use crate::error::{Error, JweError, JwsError};
 
 /// An elliptic curve (RFC 7518 §6.2.1.1, RFC 8812 §3.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -218,6 +219,205 @@ impl FromStr for JwsAlgorithm {
     }
 }
 
+/// How a JWE key-management algorithm obtains the content encryption key
+/// (RFC 7518 §4.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyManagement {
+    /// RSAES-PKCS1-v1_5 (decryption only, and only on explicit opt-in).
+    RsaPkcs1,
+    /// RSAES-OAEP, with the hash for both OAEP and MGF1 (`None` = SHA-1).
+    RsaOaep(Option<Hash>),
+    /// AES Key Wrap (RFC 3394) with a key-encryption key of this many bytes.
+    AesKw(usize),
+    /// AES-GCM key wrapping with a key-encryption key of this many bytes.
+    AesGcmKw(usize),
+    /// The shared symmetric key is the content encryption key.
+    Direct,
+    /// ECDH-ES; `Some(n)`: the agreed key wraps the CEK with an `n`-byte AES-KW
+    /// key, `None`: the agreed key is the CEK.
+    EcdhEs(Option<usize>),
+    /// PBES2: PBKDF2 with HMAC-`Hash`, then AES-KW with a key of this many bytes.
+    Pbes2(Hash, usize),
+}
+
+macro_rules! jwe_algorithms {
+    ($($v:ident $name:literal $km:expr;)*) => {
+        /// A JWE key-management algorithm (`alg`, RFC 7518 §4.1). `RSA1_5`
+        /// exists for decryption only.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[allow(non_camel_case_types, clippy::upper_case_acronyms)]
+        pub enum JweAlgorithm {
+            $(#[doc = concat!("`", $name, "`")] $v,)*
+        }
+        impl JweAlgorithm {
+            /// Every key-management algorithm, in RFC 7518 order.
+            pub const ALL: &'static [JweAlgorithm] = &[$(JweAlgorithm::$v,)*];
+            /// The registered name, as it appears in `alg`.
+            pub const fn name(self) -> &'static str {
+                match self { $(JweAlgorithm::$v => $name,)* }
+            }
+            /// How this algorithm obtains the content encryption key.
+            pub const fn key_management(self) -> KeyManagement {
+                match self { $(JweAlgorithm::$v => $km,)* }
+            }
+        }
+    };
+}
+
+jwe_algorithms! {
+    RSA1_5 "RSA1_5" KeyManagement::RsaPkcs1;
+    RSA_OAEP "RSA-OAEP" KeyManagement::RsaOaep(None);
+    RSA_OAEP_256 "RSA-OAEP-256" KeyManagement::RsaOaep(Some(Hash::Sha256));
+    RSA_OAEP_384 "RSA-OAEP-384" KeyManagement::RsaOaep(Some(Hash::Sha384));
+    RSA_OAEP_512 "RSA-OAEP-512" KeyManagement::RsaOaep(Some(Hash::Sha512));
+    A128KW "A128KW" KeyManagement::AesKw(16);
+    A192KW "A192KW" KeyManagement::AesKw(24);
+    A256KW "A256KW" KeyManagement::AesKw(32);
+    Dir "dir" KeyManagement::Direct;
+    ECDH_ES "ECDH-ES" KeyManagement::EcdhEs(None);
+    ECDH_ES_A128KW "ECDH-ES+A128KW" KeyManagement::EcdhEs(Some(16));
+    ECDH_ES_A192KW "ECDH-ES+A192KW" KeyManagement::EcdhEs(Some(24));
+    ECDH_ES_A256KW "ECDH-ES+A256KW" KeyManagement::EcdhEs(Some(32));
+    A128GCMKW "A128GCMKW" KeyManagement::AesGcmKw(16);
+    A192GCMKW "A192GCMKW" KeyManagement::AesGcmKw(24);
+    A256GCMKW "A256GCMKW" KeyManagement::AesGcmKw(32);
+    PBES2_HS256_A128KW "PBES2-HS256+A128KW" KeyManagement::Pbes2(Hash::Sha256, 16);
+    PBES2_HS384_A192KW "PBES2-HS384+A192KW" KeyManagement::Pbes2(Hash::Sha384, 24);
+    PBES2_HS512_A256KW "PBES2-HS512+A256KW" KeyManagement::Pbes2(Hash::Sha512, 32);
+}
+
+impl JweAlgorithm {
+    /// Whether the algorithm itself decides the CEK (`dir`, `ECDH-ES`), so a
+    /// JWE using it can have only one recipient.
+    pub fn is_direct(self) -> bool {
+        matches!(
+            self.key_management(),
+            KeyManagement::Direct | KeyManagement::EcdhEs(None)
+        )
+    }
+}
+
+impl fmt::Display for JweAlgorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for JweAlgorithm {
+    type Err = Error;
+    /// Parses a registered name; anything unknown is refused.
+    fn from_str(s: &str) -> Result<Self, Error> {
+        JweAlgorithm::ALL
+            .iter()
+            .copied()
+            .find(|a| a.name() == s)
+            .ok_or(Error::Jwe(JweError::UnsupportedAlgorithm))
+    }
+}
+
+/// A JWE content-encryption algorithm (`enc`, RFC 7518 §5.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[allow(non_camel_case_types, clippy::upper_case_acronyms)]
+pub enum JweEncryption {
+    /// `A128CBC-HS256`
+    A128CBC_HS256,
+    /// `A192CBC-HS384`
+    A192CBC_HS384,
+    /// `A256CBC-HS512`
+    A256CBC_HS512,
+    /// `A128GCM`
+    A128GCM,
+    /// `A192GCM`
+    A192GCM,
+    /// `A256GCM`
+    A256GCM,
+}
+
+impl JweEncryption {
+    /// Every content-encryption algorithm, in RFC 7518 order.
+    pub const ALL: &'static [JweEncryption] = &[
+        JweEncryption::A128CBC_HS256,
+        JweEncryption::A192CBC_HS384,
+        JweEncryption::A256CBC_HS512,
+        JweEncryption::A128GCM,
+        JweEncryption::A192GCM,
+        JweEncryption::A256GCM,
+    ];
+    /// The registered name, as it appears in `enc`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            JweEncryption::A128CBC_HS256 => "A128CBC-HS256",
+            JweEncryption::A192CBC_HS384 => "A192CBC-HS384",
+            JweEncryption::A256CBC_HS512 => "A256CBC-HS512",
+            JweEncryption::A128GCM => "A128GCM",
+            JweEncryption::A192GCM => "A192GCM",
+            JweEncryption::A256GCM => "A256GCM",
+        }
+    }
+    /// The content encryption key length in bytes (for CBC-HMAC, MAC key
+    /// and encryption key together).
+    pub const fn key_len(self) -> usize {
+        match self {
+            JweEncryption::A128CBC_HS256 => 32,
+            JweEncryption::A192CBC_HS384 => 48,
+            JweEncryption::A256CBC_HS512 => 64,
+            JweEncryption::A128GCM => 16,
+            JweEncryption::A192GCM => 24,
+            JweEncryption::A256GCM => 32,
+        }
+    }
+    /// The initialization vector length in bytes.
+    pub const fn iv_len(self) -> usize {
+        if self.is_gcm() {
+            12
+        } else {
+            16
+        }
+    }
+    /// The authentication tag length in bytes (full length, never truncated).
+    pub const fn tag_len(self) -> usize {
+        match self {
+            JweEncryption::A128CBC_HS256 => 16,
+            JweEncryption::A192CBC_HS384 => 24,
+            JweEncryption::A256CBC_HS512 => 32,
+            _ => 16,
+        }
+    }
+    /// Whether this is AES-GCM (otherwise AES-CBC with HMAC-SHA-2).
+    pub const fn is_gcm(self) -> bool {
+        matches!(
+            self,
+            JweEncryption::A128GCM | JweEncryption::A192GCM | JweEncryption::A256GCM
+        )
+    }
+    /// For AES-CBC-HMAC, the HMAC hash.
+    pub(crate) const fn mac_hash(self) -> Hash {
+        match self {
+            JweEncryption::A192CBC_HS384 => Hash::Sha384,
+            JweEncryption::A256CBC_HS512 => Hash::Sha512,
+            _ => Hash::Sha256,
+        }
+    }
+}
+
+impl fmt::Display for JweEncryption {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for JweEncryption {
+    type Err = Error;
+    /// Parses a registered name; anything unknown is refused.
+    fn from_str(s: &str) -> Result<Self, Error> {
+        JweEncryption::ALL
+            .iter()
+            .copied()
+            .find(|e| e.name() == s)
+            .ok_or(Error::Jwe(JweError::UnsupportedAlgorithm))
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -234,6 +434,20 @@ mod tests {
         }
         for bad in ["none", "None", "NONE", "hs256", "ES521", ""] {
             assert!(bad.parse::<JwsAlgorithm>().is_err());
+        }
+        for alg in JweAlgorithm::ALL {
+            assert_eq!(alg.name().parse::<JweAlgorithm>().unwrap(), *alg);
+        }
+        for enc in JweEncryption::ALL {
+            assert_eq!(enc.name().parse::<JweEncryption>().unwrap(), *enc);
+            if !enc.is_gcm() {
+                assert_eq!(enc.tag_len() * 2, enc.key_len());
+                assert_eq!(enc.mac_hash().output_len(), enc.key_len());
+            }
+        }
+        for bad in ["none", "A128CBC-H256", "dir ", "RSA-OAEP-1", ""] {
+            assert!(bad.parse::<JweAlgorithm>().is_err());
+            assert!(bad.parse::<JweEncryption>().is_err());
         }
     }
 }

@@ -1,5 +1,8 @@
 //! The one module that calls aws-lc-rs.
 //!
+//! Signatures live here; the JWE primitives (RSA encryption, AES key wrap,
+//! AES-GCM, AES-CBC with HMAC, ECDH, PBKDF2) in [`enc`].
+//!
 //! Everything else in the crate speaks in JOSE terms (algorithms, JWK
 //! components); this module turns those into prepared aws-lc-rs keys once, so
 //! the hot path (sign, verify) is a single call into the primitive.
@@ -12,6 +15,8 @@ use zeroize::Zeroizing;
 
 use crate::error::{Error, KeyError};
 use crate::jwa::{EcCurve, Hash, JwsAlgorithm};
+
+pub(crate) mod enc;
 
 fn rejected<E>(_: E) -> Error {
     Error::Key(KeyError::Rejected)
@@ -42,7 +47,7 @@ pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     aws_lc_rs::constant_time::verify_slices_are_equal(a, b).is_ok()
 }
 
-fn hmac_alg(hash: Hash) -> hmac::Algorithm {
+pub(crate) fn hmac_alg(hash: Hash) -> hmac::Algorithm {
     match hash {
         Hash::Sha256 => hmac::HMAC_SHA256,
         Hash::Sha384 => hmac::HMAC_SHA384,
