@@ -213,6 +213,13 @@ pub enum JweError {
     /// The JWE is compressed (`zip`) and the decrypter does not accept compression.
     #[error("compressed JWE refused (zip not enabled)")]
     CompressionNotAllowed,
+    /// A compressed plaintext inflates past the decrypter's cap; inflating
+    /// stopped there.
+    #[error("decompressed plaintext exceeds the limit of {limit} bytes")]
+    DecompressedTooLarge {
+        /// The cap in force.
+        limit: usize,
+    },
     /// The ECDH-ES ephemeral public key (`epk`) is malformed, not on the
     /// curve, or not on the recipient key's curve (invalid-curve attack).
     #[error("ephemeral public key rejected")]
@@ -317,6 +324,7 @@ impl Error {
                 JweError::UnexpectedType => "ERR_JWE_UNEXPECTED_TYP",
                 JweError::TooManyRecipients => "ERR_JWE_TOO_MANY_RECIPIENTS",
                 JweError::CompressionNotAllowed => "ERR_JWE_ZIP_NOT_ALLOWED",
+                JweError::DecompressedTooLarge { .. } => "ERR_JWE_DECOMPRESSED_TOO_LARGE",
                 JweError::EphemeralKeyRejected => "ERR_JWE_EPK_REJECTED",
                 JweError::Pbes2Count { .. } => "ERR_JWE_PBES2_COUNT",
                 JweError::Pbes2Salt => "ERR_JWE_PBES2_SALT",

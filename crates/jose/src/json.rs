@@ -34,6 +34,8 @@ pub struct Limits {
     pub max_signatures: usize,
     /// Most keys in a JWK Set.
     pub max_keys: usize,
+    /// Most recipients in a general JSON JWE.
+    pub max_recipients: usize,
 }
 
 impl Default for Limits {
@@ -45,6 +47,7 @@ impl Default for Limits {
             max_json_depth: 16,
             max_signatures: 16,
             max_keys: 100,
+            max_recipients: 16,
         }
     }
 }

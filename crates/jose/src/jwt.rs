@@ -37,9 +37,10 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
-use crate::error::{ClaimsError, DecodeError, Error};
+use crate::error::{ClaimsError, DecodeError, Error, JweError};
 use crate::json;
-use crate::jws::{Header, JwsHeader, Signer, Verifier};
+use crate::jwe::{self, Decrypter, Encrypter, JweHeader};
+use crate::jws::{typ_matches, Header, JwsHeader, Signer, Verifier};
 
 /// The source of "now", in seconds since the Unix epoch.
 pub trait Clock: Send + Sync {
@@ -580,5 +581,96 @@ pub fn verify<T: DeserializeOwned>(
     Ok(VerifiedJwt {
         header: header.ok_or(crate::error::JwsError::SignatureInvalid)?,
         claims,
+    })
+}
+
+/// Signs `claims` as a JWT, then encrypts that JWT (RFC 7519 §5.2, §11.2:
+/// sign, then encrypt), producing a compact JWE with `cty: "JWT"`.
+///
+/// ```
+/// use tessera_jose::jwa::{JweAlgorithm, JweEncryption, JwsAlgorithm};
+/// use tessera_jose::jwe::{Decrypter, Encrypter, JweHeader};
+/// use tessera_jose::jwk::Jwk;
+/// use tessera_jose::jws::{JwsHeader, Signer, Verifier};
+/// use tessera_jose::jwt::{self, Claims, FixedClock, Validation};
+///
+/// let signing = Jwk::generate_for(JwsAlgorithm::ES256).unwrap();
+/// let (alg, enc) = (JweAlgorithm::RSA_OAEP_256, JweEncryption::A256GCM);
+/// let sealing = Jwk::generate_for_encryption(alg, enc).unwrap();
+///
+/// let claims = Claims::new(()).subject("user-1").audience("partner").expires_at(2_000);
+/// let token = jwt::sign_and_encrypt(
+///     &Signer::new(&signing, JwsAlgorithm::ES256).unwrap(),
+///     &JwsHeader::new(),
+///     &claims,
+///     &Encrypter::new(&sealing.to_public().unwrap(), alg, enc).unwrap(),
+///     &JweHeader::new(),
+/// ).unwrap();
+///
+/// let decrypter = Decrypter::builder().key(&sealing, &[(alg, enc)]).unwrap().build().unwrap();
+/// let verifier = Verifier::builder().key(&signing, &[JwsAlgorithm::ES256]).unwrap().build().unwrap();
+/// let nested = jwt::decrypt_and_verify::<()>(
+///     &token, &decrypter, &verifier, &Validation::new().audience("partner"), &FixedClock(1_000),
+/// ).unwrap();
+/// assert_eq!(nested.jwt().claims().sub.as_deref(), Some("user-1"));
+/// assert_eq!(nested.outer_header().cty(), Some("JWT"));
+/// ```
+pub fn sign_and_encrypt<T: Serialize>(
+    signer: &Signer,
+    header: &JwsHeader,
+    claims: &Claims<T>,
+    encrypter: &Encrypter,
+    jwe_header: &JweHeader,
+) -> Result<String, Error> {
+    let inner = zeroize::Zeroizing::new(sign(signer, header, claims)?);
+    encrypter.encrypt_compact(&jwe_header.clone().cty("JWT"), inner.as_bytes())
+}
+
+/// A nested JWT that decrypted, and whose inner JWT verified and validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NestedJwt<T> {
+    outer: jwe::Header,
+    jwt: VerifiedJwt<T>,
+}
+
+impl<T> NestedJwt<T> {
+    /// The JWE header.
+    pub fn outer_header(&self) -> &jwe::Header {
+        &self.outer
+    }
+    /// The inner, verified JWT.
+    pub fn jwt(&self) -> &VerifiedJwt<T> {
+        &self.jwt
+    }
+    /// The inner JWT, owned.
+    pub fn into_jwt(self) -> VerifiedJwt<T> {
+        self.jwt
+    }
+}
+
+/// Decrypts a nested JWT with `decrypter`, then demands that what is inside
+/// be a JWS that verifies under `verifier` and whose claims pass
+/// `validation`. The JWE must say `cty: "JWT"` (RFC 7519 §5.2); an
+/// encrypted-but-unsigned token (claims straight inside the JWE) is refused
+/// with `ERR_JWE_NOT_NESTED`, as is a JWE inside the JWE.
+pub fn decrypt_and_verify<T: DeserializeOwned>(
+    token: &str,
+    decrypter: &Decrypter,
+    verifier: &Verifier,
+    validation: &Validation,
+    clock: &dyn Clock,
+) -> Result<NestedJwt<T>, Error> {
+    let opened = decrypter.decrypt_compact(token)?;
+    if !opened.header().cty().is_some_and(|c| typ_matches(c, "JWT")) {
+        return Err(JweError::NotNested.into());
+    }
+    let inner = std::str::from_utf8(opened.plaintext()).map_err(|_| JweError::NotNested)?;
+    if inner.split('.').count() != 3 {
+        return Err(JweError::NotNested.into());
+    }
+    let jwt = verify(inner, verifier, validation, clock)?;
+    Ok(NestedJwt {
+        outer: opened.header().clone(),
+        jwt,
     })
 }

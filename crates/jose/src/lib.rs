@@ -43,6 +43,7 @@ mod der;
 pub mod error;
 pub mod json;
 pub mod jwa;
+pub mod jwe;
 pub mod jwk;
 pub mod jws;
 pub mod jwt;

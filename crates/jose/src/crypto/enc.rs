@@ -116,12 +116,15 @@ fn rfc3394_wrap(kek: &[u8], data: &[u8]) -> Result<Vec<u8>, Error> {
     let mut block = Zeroizing::new([0u8; 16]);
     for j in 0..6u64 {
         for (i, ri) in r.iter_mut().enumerate() {
-            block[..8].copy_from_slice(&a);
-            block[8..].copy_from_slice(ri);
-            key.encrypt(&mut block[..]).map_err(|_| Error::Crypto)?;
-            a.copy_from_slice(&block[..8]);
+            let (hi, lo) = block.split_at_mut(8);
+            hi.copy_from_slice(&a);
+            lo.copy_from_slice(ri);
+            key.encrypt(block.as_mut_slice())
+                .map_err(|_| Error::Crypto)?;
+            let (hi, lo) = block.split_at(8);
+            a.copy_from_slice(hi);
             xor_counter(&mut a, n * j + i as u64 + 1);
-            ri.copy_from_slice(&block[8..]);
+            ri.copy_from_slice(lo);
         }
     }
     let mut out = Vec::with_capacity(data.len() + 8);
@@ -155,12 +158,14 @@ fn rfc3394_unwrap(kek: &[u8], wrapped: &[u8]) -> Result<Secret, Failed> {
     for j in (0..6u64).rev() {
         for (i, ri) in r.iter_mut().enumerate().rev() {
             xor_counter(&mut a, n * j + i as u64 + 1);
-            block[..8].copy_from_slice(&a);
-            block[8..].copy_from_slice(ri);
-            key.decrypt(&mut block[..], DecryptionContext::None)
+            let (hi, lo) = block.split_at_mut(8);
+            hi.copy_from_slice(&a);
+            lo.copy_from_slice(ri);
+            key.decrypt(block.as_mut_slice(), DecryptionContext::None)
                 .map_err(|_| Failed)?;
-            a.copy_from_slice(&block[..8]);
-            ri.copy_from_slice(&block[8..]);
+            let (hi, lo) = block.split_at(8);
+            a.copy_from_slice(hi);
+            ri.copy_from_slice(lo);
         }
     }
     let mut out = Zeroizing::new(Vec::with_capacity(wrapped.len() - 8));
@@ -459,7 +464,8 @@ pub(crate) struct AgreementKey {
 impl AgreementKey {
     /// From the private scalar (EC: big-endian, coordinate length; X25519: 32 bytes).
     pub(crate) fn from_private(curve: AgreementCurve, d: &[u8]) -> Result<Self, Error> {
-        let key = agreement::PrivateKey::from_private_key(curve.algorithm(), d).map_err(rejected)?;
+        let key =
+            agreement::PrivateKey::from_private_key(curve.algorithm(), d).map_err(rejected)?;
         Ok(AgreementKey { key, curve })
     }
 
@@ -484,6 +490,23 @@ pub(crate) fn agree_ephemeral(
 pub(crate) fn agreement_public_ok(curve: AgreementCurve, point: &[u8]) -> bool {
     use std::convert::TryFrom;
     agreement::ParsedPublicKey::try_from(UnparsedPublicKey::new(curve.algorithm(), point)).is_ok()
+}
+
+/// The Concat KDF of NIST SP 800-56A §5.8.1 with SHA-256, as RFC 7518
+/// §4.6.2 uses it: `out_len` bytes from Z and the already-encoded OtherInfo.
+pub(crate) fn concat_kdf(z: &[u8], other_info: &[u8], out_len: usize) -> Secret {
+    let mut out = Zeroizing::new(Vec::with_capacity(out_len + 32));
+    let mut counter: u32 = 1;
+    while out.len() < out_len {
+        let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+        ctx.update(&counter.to_be_bytes());
+        ctx.update(z);
+        ctx.update(other_info);
+        out.extend_from_slice(ctx.finish().as_ref());
+        counter = counter.wrapping_add(1);
+    }
+    out.truncate(out_len);
+    out
 }
 
 // -------------------------------------------------------------------- PBKDF2
@@ -527,8 +550,16 @@ mod tests {
             (16, 16, "1FA68B0A8112B447AEF34BD8FB5A7B829D3E862371D2CFE5"),
             (24, 16, "96778B25AE6CA435F92B5B97C050AED2468AB8A17AD84E5D"),
             (32, 16, "64E8C3F9CE0F5BA263E9777905818A2A93C8191E7D6E8AE7"),
-            (24, 24, "031D33264E15D33268F24EC260743EDCE1C6C7DDEE725A936BA814915C6762D2"),
-            (32, 24, "A8F9BC1612C68B3FF6E6F4FBE30E71E4769C8B80A32CB8958CD5D17D6B254DA1"),
+            (
+                24,
+                24,
+                "031D33264E15D33268F24EC260743EDCE1C6C7DDEE725A936BA814915C6762D2",
+            ),
+            (
+                32,
+                24,
+                "A8F9BC1612C68B3FF6E6F4FBE30E71E4769C8B80A32CB8958CD5D17D6B254DA1",
+            ),
             (
                 32,
                 32,
@@ -577,7 +608,10 @@ mod tests {
             assert!(open(&k, &iv, &flip(&aad), &ct, &t).is_err(), "{enc} aad");
             assert!(open(&k, &iv, &aad, &flip(&ct), &t).is_err(), "{enc} ct");
             assert!(open(&flip(&k), &iv, &aad, &ct, &t).is_err(), "{enc} key");
-            assert!(open(&k, &iv, &aad, &ct, &t[..t.len() - 1]).is_err(), "{enc} short tag");
+            assert!(
+                open(&k, &iv, &aad, &ct, &t[..t.len() - 1]).is_err(),
+                "{enc} short tag"
+            );
             let mut long = t.clone();
             long.push(0);
             assert!(open(&k, &iv, &aad, &ct, &long).is_err(), "{enc} long tag");

@@ -30,7 +30,9 @@ use crate::b64;
 use crate::crypto::{self, RsaCrt};
 use crate::error::{Error, KeyError};
 use crate::json::{self, Limits};
-use crate::jwa::{EcCurve, Hash, JwsAlgorithm, KeyFamily, OkpCurve};
+use crate::jwa::{
+    EcCurve, Hash, JweAlgorithm, JweEncryption, JwsAlgorithm, KeyFamily, KeyManagement, OkpCurve,
+};
 
 pub use pem::KeyFormat;
 
@@ -547,11 +549,48 @@ impl Jwk {
         Ok(())
     }
 
-    /// A JWS `alg` on the key must suit its type (an RSA key marked `ES256` is refused).
+    /// An `alg` on the key must suit its type (an RSA key marked `ES256` or
+    /// `A128KW` is refused; a content algorithm marks a `dir` secret).
     fn check_alg_fits_key(&self, alg: &str) -> Result<(), Error> {
-        match alg.parse::<JwsAlgorithm>() {
-            Ok(jws_alg) => self.check_family(jws_alg),
-            Err(_) => Ok(()),
+        if let Ok(jws_alg) = alg.parse::<JwsAlgorithm>() {
+            return self.check_family(jws_alg);
+        }
+        let fits = match (alg.parse::<JweAlgorithm>(), alg.parse::<JweEncryption>()) {
+            (Ok(jwe_alg), _) => self.jwe_type_fits(jwe_alg.key_management()),
+            (_, Ok(_)) => self.is_symmetric(),
+            _ => true,
+        };
+        if fits {
+            Ok(())
+        } else {
+            Err(KeyError::WrongKeyType {
+                kty: self.type_label(),
+                alg: "the key's own alg",
+            }
+            .into())
+        }
+    }
+
+    /// Whether the key's type and curve suit a JWE key-management algorithm.
+    fn jwe_type_fits(&self, km: KeyManagement) -> bool {
+        match km {
+            KeyManagement::RsaPkcs1 | KeyManagement::RsaOaep(_) => {
+                matches!(self.material, Material::Rsa { .. })
+            }
+            KeyManagement::AesKw(_)
+            | KeyManagement::AesGcmKw(_)
+            | KeyManagement::Direct
+            | KeyManagement::Pbes2(..) => self.is_symmetric(),
+            KeyManagement::EcdhEs(_) => matches!(
+                self.material,
+                Material::Ec {
+                    curve: EcCurve::P256 | EcCurve::P384 | EcCurve::P521,
+                    ..
+                } | Material::Okp {
+                    curve: OkpCurve::X25519,
+                    ..
+                }
+            ),
         }
     }
 
@@ -615,6 +654,88 @@ impl Jwk {
             }
         }
         if op == KeyOp::Sign && !self.is_private() {
+            return Err(KeyError::NotPrivate.into());
+        }
+        Ok(())
+    }
+
+    /// Checks that this key may serve JWE `alg` with content encryption `enc`,
+    /// for decrypting (`true`: the recipient's side) or encrypting: its type,
+    /// curve and length, its own `alg`, `use` and `key_ops`, and that it is
+    /// private when decrypting with an asymmetric algorithm.
+    ///
+    /// A key's own `alg` must be the key-management algorithm, except that a
+    /// `dir` key may name the content algorithm instead (RFC 7520 §5.6 does;
+    /// Wycheproof erratum WP-6).
+    ///
+    /// ```
+    /// use tessera_jose::jwa::{JweAlgorithm, JweEncryption};
+    /// use tessera_jose::jwk::Jwk;
+    /// let kek = Jwk::generate_oct(16).unwrap();
+    /// assert!(kek.check_permits_jwe(true, JweAlgorithm::A128KW, JweEncryption::A128GCM).is_ok());
+    /// let err = kek.check_permits_jwe(true, JweAlgorithm::A256KW, JweEncryption::A128GCM);
+    /// assert_eq!(err.unwrap_err().code(), "ERR_KEY_WRONG_SIZE");
+    /// ```
+    pub fn check_permits_jwe(
+        &self,
+        decrypting: bool,
+        alg: JweAlgorithm,
+        enc: JweEncryption,
+    ) -> Result<(), Error> {
+        let wrong_type = || {
+            Error::from(KeyError::WrongKeyType {
+                kty: self.type_label(),
+                alg: alg.name(),
+            })
+        };
+        let oct_len = |len: usize, name: &'static str| match &self.material {
+            Material::Oct { k } if k.len() != len => Err(Error::from(KeyError::WrongSize(name))),
+            _ => Ok(()),
+        };
+        if !self.jwe_type_fits(alg.key_management()) {
+            return Err(wrong_type());
+        }
+        match alg.key_management() {
+            KeyManagement::AesKw(len) | KeyManagement::AesGcmKw(len) => oct_len(len, alg.name())?,
+            KeyManagement::Direct => oct_len(enc.key_len(), enc.name())?,
+            _ => {}
+        }
+        if let Some(key_alg) = &self.alg {
+            let direct_names_enc = alg == JweAlgorithm::Dir && key_alg == enc.name();
+            if key_alg != alg.name() && !direct_names_enc {
+                return Err(KeyError::AlgorithmMismatch {
+                    key_alg: key_alg.clone(),
+                    alg: alg.name(),
+                }
+                .into());
+            }
+        }
+        if let Some(u) = &self.key_use {
+            if *u != KeyUse::Encryption {
+                return Err(KeyError::OperationNotPermitted("encryption (use is not enc)").into());
+            }
+        }
+        if let Some(ops) = &self.key_ops {
+            let wanted: &[KeyOp] = if decrypting {
+                &[
+                    KeyOp::Decrypt,
+                    KeyOp::UnwrapKey,
+                    KeyOp::DeriveKey,
+                    KeyOp::DeriveBits,
+                ]
+            } else {
+                &[
+                    KeyOp::Encrypt,
+                    KeyOp::WrapKey,
+                    KeyOp::DeriveKey,
+                    KeyOp::DeriveBits,
+                ]
+            };
+            if !ops.iter().any(|o| wanted.contains(o)) {
+                return Err(KeyError::OperationNotPermitted("this operation (key_ops)").into());
+            }
+        }
+        if decrypting && !self.is_symmetric() && !self.is_private() {
             return Err(KeyError::NotPrivate.into());
         }
         Ok(())
@@ -974,6 +1095,26 @@ impl Jwk {
         };
         key.with_alg(alg.name())?
             .with_use(KeyUse::Signature)
+            .map(Jwk::with_thumbprint_kid)
+    }
+
+    /// Generates a key for JWE `alg` with `enc`, bound to `alg` with
+    /// `use: enc` and its thumbprint as `kid`: RSA 2048 for RSA-OAEP, P-256
+    /// for ECDH-ES, an AES key of the exact length for key wrapping and `dir`,
+    /// 32 random bytes for PBES2. `RSA1_5` is refused (decryption only).
+    pub fn generate_for_encryption(alg: JweAlgorithm, enc: JweEncryption) -> Result<Jwk, Error> {
+        let key = match alg.key_management() {
+            KeyManagement::RsaPkcs1 => {
+                return Err(crate::error::JweError::AlgorithmNotAllowed(alg.name()).into())
+            }
+            KeyManagement::RsaOaep(_) => Jwk::generate_rsa(2048)?,
+            KeyManagement::EcdhEs(_) => Jwk::generate_ec(EcCurve::P256)?,
+            KeyManagement::AesKw(len) | KeyManagement::AesGcmKw(len) => Jwk::generate_oct(len)?,
+            KeyManagement::Direct => Jwk::generate_oct(enc.key_len())?,
+            KeyManagement::Pbes2(..) => Jwk::generate_oct(32)?,
+        };
+        key.with_alg(alg.name())?
+            .with_use(KeyUse::Encryption)
             .map(Jwk::with_thumbprint_kid)
     }
 

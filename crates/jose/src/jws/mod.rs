@@ -45,7 +45,7 @@ use crate::jwa::JwsAlgorithm;
 
 /// Header names registered by RFC 7515 and RFC 7516: they may never be listed
 /// in `crit` (RFC 7515 §4.1.11).
-const REGISTERED: &[&str] = &[
+pub(crate) const REGISTERED: &[&str] = &[
     "alg", "jku", "jwk", "kid", "x5u", "x5c", "x5t", "x5t#S256", "typ", "cty", "crit", "enc",
     "zip", "epk", "apu", "apv", "iv", "tag", "p2s", "p2c",
 ];
@@ -126,6 +126,37 @@ pub(crate) fn decode_protected(
     json::parse_object(&bytes, &limits, "protected header")
 }
 
+/// RFC 7515 §4.1.11 / RFC 7516 §4.1.13: the protected `crit` list, if it is
+/// well-formed and every name in it is understood (declared by the caller or
+/// in `always`); `None` otherwise. Names must be non-empty, unregistered,
+/// unique, and present in the protected header.
+pub(crate) fn parse_crit(
+    protected: &Map<String, Value>,
+    understood: &[String],
+    always: &[&str],
+) -> Option<Vec<String>> {
+    match protected.get("crit") {
+        None => Some(Vec::new()),
+        Some(Value::Array(items)) if !items.is_empty() => {
+            let mut names: Vec<String> = Vec::with_capacity(items.len());
+            for item in items {
+                let name = item.as_str()?;
+                let ok = !name.is_empty()
+                    && !REGISTERED.contains(&name)
+                    && !names.iter().any(|n| n == name)
+                    && protected.contains_key(name)
+                    && (always.contains(&name) || understood.iter().any(|u| u == name));
+                if !ok {
+                    return None;
+                }
+                names.push(name.to_owned());
+            }
+            Some(names)
+        }
+        Some(_) => None,
+    }
+}
+
 /// RFC 7515 §5.2 steps 4–5 and §4.1.11, RFC 7797 §3 and §6.
 pub(crate) fn build_header(
     protected: Map<String, Value>,
@@ -137,26 +168,7 @@ pub(crate) fn build_header(
     if unprotected.is_some_and(|u| u.contains_key("crit")) {
         return Err(JwsError::Crit.into());
     }
-    let crit = match protected.get("crit") {
-        None => Vec::new(),
-        Some(Value::Array(items)) if !items.is_empty() => {
-            let mut names: Vec<String> = Vec::with_capacity(items.len());
-            for item in items {
-                let name = item.as_str().ok_or(JwsError::Crit)?;
-                let ok = !name.is_empty()
-                    && !REGISTERED.contains(&name)
-                    && !names.iter().any(|n| n == name)
-                    && protected.contains_key(name)
-                    && (name == "b64" || rules.understood_crit.iter().any(|u| u == name));
-                if !ok {
-                    return Err(JwsError::Crit.into());
-                }
-                names.push(name.to_owned());
-            }
-            names
-        }
-        Some(_) => return Err(JwsError::Crit.into()),
-    };
+    let crit = parse_crit(&protected, rules.understood_crit, &["b64"]).ok_or(JwsError::Crit)?;
     let b64 = match protected.get("b64") {
         None if unprotected.is_some_and(|u| u.contains_key("b64")) => {
             return Err(JwsError::InvalidHeader("b64 must be protected and critical").into())
