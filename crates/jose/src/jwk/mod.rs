@@ -700,6 +700,11 @@ impl Jwk {
             KeyManagement::Direct => oct_len(enc.key_len(), enc.name())?,
             _ => {}
         }
+        if let Some(u) = &self.key_use {
+            if *u != KeyUse::Encryption {
+                return Err(KeyError::OperationNotPermitted("encryption (use is not enc)").into());
+            }
+        }
         if let Some(key_alg) = &self.alg {
             let direct_names_enc = alg == JweAlgorithm::Dir && key_alg == enc.name();
             if key_alg != alg.name() && !direct_names_enc {
@@ -708,11 +713,6 @@ impl Jwk {
                     alg: alg.name(),
                 }
                 .into());
-            }
-        }
-        if let Some(u) = &self.key_use {
-            if *u != KeyUse::Encryption {
-                return Err(KeyError::OperationNotPermitted("encryption (use is not enc)").into());
             }
         }
         if let Some(ops) = &self.key_ops {

@@ -9,6 +9,8 @@
 
 mod attacks;
 mod cookbook;
+mod jwe;
+mod jwe_attacks;
 mod jwt;
 mod rfc;
 mod roundtrip;
