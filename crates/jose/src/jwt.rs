@@ -609,7 +609,7 @@ pub fn verify<T: DeserializeOwned>(
 ///
 /// let decrypter = Decrypter::builder().key(&sealing, &[(alg, enc)]).unwrap().build().unwrap();
 /// let verifier = Verifier::builder().key(&signing, &[JwsAlgorithm::ES256]).unwrap().build().unwrap();
-/// let nested = jwt::decrypt_and_verify::<()>(
+/// let nested = jwt::decrypt_and_verify::<serde_json::Value>(
 ///     &token, &decrypter, &verifier, &Validation::new().audience("partner"), &FixedClock(1_000),
 /// ).unwrap();
 /// assert_eq!(nested.jwt().claims().sub.as_deref(), Some("user-1"));

@@ -5,8 +5,13 @@
 //!   algorithms, then [`jwt::verify`] with a [`jwt::Validation`].
 //! - **Issue a JWT**: [`jws::Signer::new`] with a [`jwk::Jwk`] and one
 //!   algorithm, then [`jwt::sign`]. Raw JWS: [`jws::Signer::sign_compact`].
-//! - **Keys**: [`jwk::Jwk::generate_for`], [`jwk::Jwk::from_json`],
-//!   [`jwk::Jwk::from_pem`], [`jwk::JwkSet`].
+//! - **Encrypt** (JWE): [`jwe::Encrypter::new`] with the recipient's key, one
+//!   `alg` and one `enc`; [`jwe::encrypt_general`] for several recipients.
+//!   **Decrypt**: [`jwe::Decrypter::builder`] with your keys and their
+//!   `alg`/`enc` pairs. Nested (signed, then encrypted) JWTs:
+//!   [`jwt::sign_and_encrypt`] and [`jwt::decrypt_and_verify`].
+//! - **Keys**: [`jwk::Jwk::generate_for`], [`jwk::Jwk::generate_for_encryption`],
+//!   [`jwk::Jwk::from_json`], [`jwk::Jwk::from_pem`], [`jwk::JwkSet`].
 //!
 //! ## Why the defaults are what they are (in full: [`manual`])
 //! - The verifier, never the token, chooses the algorithm: each key is added
@@ -22,8 +27,15 @@
 //! - Every input is bounded ([`json::Limits`]); JSON with duplicate member
 //!   names is refused; base64url is strict. Errors are typed with stable
 //!   [`Error::code`]s and never carry secret material.
-//! - Only [`jws::Verified`] hands out a payload; [`danger::decode_unverified`]
-//!   is the one explicit exception, for inspection tools.
+//! - Only [`jws::Verified`] hands out a payload, and only [`jwe::Decrypted`]
+//!   a plaintext; [`danger::decode_unverified`] is the one explicit
+//!   exception, for inspection tools.
+//! - JWE: the decrypter, like the verifier, pins `alg`/`enc` per key;
+//!   `RSA1_5` is never produced and decrypted only on opt-in (with the
+//!   RFC 7516 §11.5 defence); `zip` needs opt-in and is inflated under a cap;
+//!   ECDH-ES ephemeral keys must be on the recipient key's curve; PBES2
+//!   iteration counts are bounded. Signing and encryption keys stay apart
+//!   (`use`, `key_ops`).
 //!
 //! ```
 //! use tessera_jose::{jwa::JwsAlgorithm, jwk::Jwk, jws::{JwsHeader, Signer, Verifier}};
@@ -61,6 +73,10 @@ mod tests {
         check::<crate::jws::Verifier>();
         check::<crate::jws::Signer>();
         check::<crate::jws::Header>();
+        check::<crate::jwe::Encrypter>();
+        check::<crate::jwe::Decrypter>();
+        check::<crate::jwe::Decrypted>();
+        check::<crate::jwe::Header>();
         check::<crate::jwk::Jwk>();
         check::<crate::jwk::JwkSet>();
         check::<crate::jwt::Validation>();

@@ -20,7 +20,15 @@
 //! | cross-JWT confusion (an ID token replayed as an access token) | [`VerifierBuilder::expect_typ`](crate::jws::VerifierBuilder::expect_typ) and [`jwt::Validation::typ`](crate::jwt::Validation::typ) (RFC 8725 §3.11, RFC 9068 `at+jwt`) |
 //! | tokens without expiry, for someone else, from someone else | `exp` is required unless waived; `aud` is checked whenever the token carries one (RFC 7519 §4.1.3); `iss` when configured |
 //! | secrets leaking through logs | private key material and HMAC secrets never appear in `Debug`, `Display` or an error; they are zeroized on drop, including the JSON text they were parsed from or written to |
-//! | timing leaks in MAC comparison | HMAC tags are compared in constant time by aws-lc-rs |
+//! | timing leaks in MAC comparison | HMAC tags are compared in constant time by aws-lc-rs; JWE AES-CBC-HMAC tags are full length and compared in constant time before anything is decrypted |
+//! | JWE algorithm substitution (the token picks `alg`/`enc`) | a [`Decrypter`](crate::jwe::Decrypter) lists `alg`/`enc` pairs per key; anything else is `ERR_JWE_ALG_NOT_ALLOWED` |
+//! | Bleichenbacher / RSA1_5 padding oracles | `RSA1_5` is never used to encrypt; decrypting it needs [`allow_rsa1_5`](crate::jwe::DecrypterBuilder::allow_rsa1_5), and then a random CEK replaces a badly padded one on the same code path (RFC 7516 §11.5), so the failure is the ordinary `ERR_JWE_DECRYPTION_FAILED` |
+//! | invalid-curve attacks on ECDH-ES | the `epk` must name the recipient key's curve and be a valid point on it; X25519 outputs of all zeros are refused |
+//! | PBES2 as a CPU sink | `p2c` above a bound (600,000 by default) is refused before any work, `p2s` must be at least 8 bytes, and a JWE gets at most one PBES2 derivation however many recipients it lists |
+//! | decompression bombs | `zip` is refused unless enabled; then inflating stops at a cap (250 KB by default), and `zip` must be integrity protected |
+//! | distinguishable decryption failures | a wrong key, tag, IV, AAD, header, ciphertext or encrypted key all give the one `ERR_JWE_DECRYPTION_FAILED` |
+//! | a signing key used to decrypt, or the reverse | `use: sig` keys are refused by encrypters and decrypters, `use: enc` keys by signers and verifiers; `key_ops` likewise |
+//! | encrypted-but-unsigned tokens passed off as nested JWTs | [`jwt::decrypt_and_verify`](crate::jwt::decrypt_and_verify) demands `cty: JWT` and a JWS inside that verifies under the caller's verifier |
 //!
 //! ## What it deliberately does not do
 //!
@@ -38,6 +46,11 @@
 //!   are enforced on both sides.
 //! - For tokens verified by others, prefer EdDSA or ES256 (small, fast to verify) or RS256 for
 //!   the widest compatibility. HMAC only when signer and verifier are the same party.
+//! - Encryption keys: [`Jwk::generate_for_encryption`](crate::jwk::Jwk::generate_for_encryption)
+//!   binds the key likewise (`use: enc`). For tokens a resource server decrypts, prefer
+//!   `ECDH-ES+A256KW` or `RSA-OAEP-256` with `A256GCM`; `dir` and AES key wrap only between
+//!   parties that already share a secret. Leave `zip` off for anything that mixes secrets with
+//!   attacker-chosen content (compression leaks through length).
 //! - A verifier from a published JWK Set:
 //!   [`VerifierBuilder::jwk_set`](crate::jws::VerifierBuilder::jwk_set) with the algorithms you
 //!   accept; each key serves only those it can. A set mixing secrets with public keys is refused.

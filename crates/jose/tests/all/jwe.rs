@@ -627,3 +627,33 @@ fn nested_jwt_refuses_encrypted_but_unsigned() {
         .unwrap_err();
     assert_eq!(e.code(), "ERR_JWS_UNSUPPORTED_ALG");
 }
+
+#[test]
+fn decrypter_from_a_jwk_set_uses_only_encryption_keys() {
+    use tessera_jose::jwk::JwkSet;
+    let (alg, enc) = (JweAlgorithm::ECDH_ES_A128KW, JweEncryption::A128GCM);
+    let sig = Jwk::generate_for(JwsAlgorithm::ES256).unwrap();
+    let enc_key = Jwk::generate_for_encryption(alg, enc).unwrap();
+    let other_alg = Jwk::generate_for_encryption(JweAlgorithm::ECDH_ES, enc).unwrap();
+    let set = JwkSet::new(vec![sig.clone(), enc_key.clone(), other_alg]);
+    let d = Decrypter::builder()
+        .jwk_set(&set, &[(alg, enc)])
+        .unwrap()
+        .build()
+        .unwrap();
+    let token = Encrypter::new(&enc_key.to_public().unwrap(), alg, enc)
+        .unwrap()
+        .encrypt_compact(&JweHeader::new(), b"from the set")
+        .unwrap();
+    assert_eq!(
+        d.decrypt_compact(&token).unwrap().plaintext(),
+        b"from the set"
+    );
+    // The set's signing key and the key bound to plain ECDH-ES were left out.
+    let only_sig = JwkSet::new(vec![sig]);
+    let empty = Decrypter::builder()
+        .jwk_set(&only_sig, &[(alg, enc)])
+        .unwrap()
+        .build();
+    assert_eq!(empty.unwrap_err().code(), "ERR_KEY_SET_EMPTY");
+}
