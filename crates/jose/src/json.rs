@@ -66,6 +66,16 @@ pub(crate) fn check_size(what: &'static str, actual: usize, limit: usize) -> Res
     }
 }
 
+/// Checks an already-parsed unprotected header (JWS `header`, JWE
+/// `unprotected` / `header`) against the header size limit, as serialized.
+pub(crate) fn check_unprotected_header(
+    header: &Map<String, Value>,
+    limits: &Limits,
+) -> Result<(), Error> {
+    let size = serde_json::to_string(header).map_or(usize::MAX, |t| t.len());
+    check_size("unprotected header", size, limits.max_header_bytes)
+}
+
 /// Parses `input` as a JSON object, rejecting duplicate member names and
 /// nesting deeper than `limits.max_json_depth`. `what` names the input in errors.
 pub fn parse_object(

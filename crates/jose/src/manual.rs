@@ -22,7 +22,7 @@
 //! | secrets leaking through logs | private key material and HMAC secrets never appear in `Debug`, `Display` or an error; they are zeroized on drop, including the JSON text they were parsed from or written to |
 //! | timing leaks in MAC comparison | HMAC tags are compared in constant time by aws-lc-rs; JWE AES-CBC-HMAC tags are full length and compared in constant time before anything is decrypted |
 //! | JWE algorithm substitution (the token picks `alg`/`enc`) | a [`Decrypter`](crate::jwe::Decrypter) lists `alg`/`enc` pairs per key; anything else is `ERR_JWE_ALG_NOT_ALLOWED` |
-//! | Bleichenbacher / RSA1_5 padding oracles | `RSA1_5` is never used to encrypt; decrypting it needs [`allow_rsa1_5`](crate::jwe::DecrypterBuilder::allow_rsa1_5), and then a random CEK replaces a badly padded one on the same code path (RFC 7516 §11.5), so the failure is the ordinary `ERR_JWE_DECRYPTION_FAILED` |
+//! | Bleichenbacher / RSA1_5 padding oracles | `RSA1_5` is never used to encrypt; decrypting it needs [`dangerous_allow_rsa1_5`](crate::jwe::DecrypterBuilder::dangerous_allow_rsa1_5), and then a random CEK replaces a badly padded one on the same code path (RFC 7516 §11.5), so the failure is the ordinary `ERR_JWE_DECRYPTION_FAILED` |
 //! | invalid-curve attacks on ECDH-ES | the `epk` must name the recipient key's curve and be a valid point on it; X25519 outputs of all zeros are refused |
 //! | PBES2 as a CPU sink | `p2c` above a bound (600,000 by default) is refused before any work, `p2s` must be at least 8 bytes, and a JWE gets at most one PBES2 derivation however many recipients it lists |
 //! | decompression bombs | `zip` is refused unless enabled; then inflating stops at a cap (250 KB by default), and `zip` must be integrity protected |

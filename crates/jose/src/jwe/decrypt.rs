@@ -1,8 +1,6 @@
 //! Decrypting. The decrypter owns its keys and, for each key, the
 //! `alg`/`enc` pairs it may serve; a JWE's header can only *match* those.
 
-use std::collections::HashSet;
-
 use serde_json::{Map, Value};
 use zeroize::Zeroizing;
 
@@ -13,7 +11,7 @@ use crate::crypto::enc::content_decrypt;
 use crate::error::{Error, JweError, KeyError};
 use crate::json::{self, Limits};
 use crate::jwa::{JweAlgorithm, JweEncryption, KeyManagement};
-use crate::jwk::{Jwk, JwkSet, KeyUse};
+use crate::jwk::{ensure_unique_kids, Jwk, JwkSet, KeyUse};
 use crate::jws::{decode_protected, typ_matches};
 
 struct DecrypterKey {
@@ -85,7 +83,7 @@ impl DecrypterBuilder {
     /// Adds `key` (a private key, or a shared secret) for the `alg`/`enc`
     /// pairs `pairs`. Each must suit the key's type, size, `alg`, `use` and
     /// `key_ops` ([`Jwk::check_permits_jwe`]), or this fails. Pairs with
-    /// `RSA1_5` also need [`DecrypterBuilder::allow_rsa1_5`].
+    /// `RSA1_5` also need [`DecrypterBuilder::dangerous_allow_rsa1_5`].
     pub fn key(
         mut self,
         key: &Jwk,
@@ -139,7 +137,7 @@ impl DecrypterBuilder {
     /// then with the RFC 7516 §11.5 defence: on any padding or length error
     /// a random CEK is used, on the same code path, so the failure looks like
     /// every other decryption failure. It never encrypts with it.
-    pub fn allow_rsa1_5(mut self) -> Self {
+    pub fn dangerous_allow_rsa1_5(mut self) -> Self {
         self.allow_rsa1_5 = true;
         self
     }
@@ -184,7 +182,7 @@ impl DecrypterBuilder {
 
     /// The decrypter. Refused when empty, when two keys of one type share a
     /// `kid`, or when a pair uses `RSA1_5` without
-    /// [`DecrypterBuilder::allow_rsa1_5`].
+    /// [`DecrypterBuilder::dangerous_allow_rsa1_5`].
     pub fn build(self) -> Result<Decrypter, Error> {
         if self.keys.is_empty() {
             return Err(KeyError::Empty.into());
@@ -196,12 +194,7 @@ impl DecrypterBuilder {
         if uses_rsa1_5 && !self.allow_rsa1_5 {
             return Err(JweError::AlgorithmNotAllowed("RSA1_5").into());
         }
-        let mut kids = HashSet::new();
-        for key in &self.keys {
-            if key.kid.is_some() && !kids.insert((key.kid.as_deref(), key.kty)) {
-                return Err(KeyError::InvalidJwk("two keys share a kid").into());
-            }
-        }
+        ensure_unique_kids(self.keys.iter().map(|k| (k.kid.as_deref(), k.kty)))?;
         Ok(Decrypter {
             keys: self.keys,
             understood_crit: self.understood_crit,
@@ -328,8 +321,7 @@ impl RawJwe {
         let object = |m: &Map<String, Value>, name: &'static str| match m.get(name) {
             None => Ok(None),
             Some(Value::Object(o)) => {
-                let size = serde_json::to_string(o).map_or(usize::MAX, |t| t.len());
-                json::check_size("unprotected header", size, limits.max_header_bytes)?;
+                json::check_unprotected_header(o, limits)?;
                 Ok(Some(o.clone()))
             }
             Some(_) => Err(malformed(name)),

@@ -13,7 +13,7 @@ use crate::crypto::enc::{
 use crate::crypto::random_bytes;
 use crate::error::{Error, JweError, KeyError};
 use crate::jwa::{EcCurve, Hash, JweAlgorithm, JweEncryption, KeyManagement, OkpCurve};
-use crate::jwk::{Jwk, KeyFormat, Material};
+use crate::jwk::{split_point, uncompressed_point, Jwk, KeyFormat, Material};
 
 pub(crate) type Secret = Zeroizing<Vec<u8>>;
 
@@ -62,16 +62,11 @@ impl EcdhCurve {
         let mut m = Map::new();
         match self {
             EcdhCurve::Ec(curve) => {
-                let n = curve.coordinate_len();
-                let xy = match public.split_first() {
-                    Some((4, xy)) if xy.len() == 2 * n => xy,
-                    _ => return Err(Error::Crypto),
-                };
-                let (x, y) = xy.split_at(n);
+                let (x, y) = split_point(curve, public)?;
                 m.insert("kty".into(), "EC".into());
                 m.insert("crv".into(), curve.name().into());
-                m.insert("x".into(), b64::encode(x).into());
-                m.insert("y".into(), b64::encode(y).into());
+                m.insert("x".into(), b64::encode(&x).into());
+                m.insert("y".into(), b64::encode(&y).into());
             }
             EcdhCurve::X25519 => {
                 m.insert("kty".into(), "OKP".into());
@@ -103,11 +98,7 @@ impl EcdhCurve {
                 if x.len() != n || y.len() != n {
                     return Err(rejected());
                 }
-                let mut p = Vec::with_capacity(1 + 2 * n);
-                p.push(4);
-                p.extend_from_slice(&x);
-                p.extend_from_slice(&y);
-                p
+                uncompressed_point(&x, &y)
             }
             EcdhCurve::X25519 => {
                 if text("kty")? != "OKP" || text("crv")? != OkpCurve::X25519.name() {
@@ -224,13 +215,7 @@ impl SenderKey {
                 let curve = ecdh_curve(key)?;
                 curve.agreement()?;
                 let public = match &key.material {
-                    Material::Ec { x, y, .. } => {
-                        let mut p = Vec::with_capacity(1 + x.len() + y.len());
-                        p.push(4);
-                        p.extend_from_slice(x);
-                        p.extend_from_slice(y);
-                        p
-                    }
+                    Material::Ec { x, y, .. } => uncompressed_point(x, y),
                     Material::Okp { x, .. } => x.clone(),
                     _ => return Err(Error::Crypto),
                 };

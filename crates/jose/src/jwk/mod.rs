@@ -305,7 +305,7 @@ fn fixed(v: Vec<u8>, len: usize, name: &'static str) -> Result<Vec<u8>, Error> {
     }
 }
 
-fn uncompressed_point(x: &[u8], y: &[u8]) -> Vec<u8> {
+pub(crate) fn uncompressed_point(x: &[u8], y: &[u8]) -> Vec<u8> {
     let mut p = Vec::with_capacity(1 + x.len() + y.len());
     p.push(4);
     p.extend_from_slice(x);
@@ -313,7 +313,7 @@ fn uncompressed_point(x: &[u8], y: &[u8]) -> Vec<u8> {
     p
 }
 
-fn split_point(curve: EcCurve, point: &[u8]) -> Result<(Vec<u8>, Vec<u8>), Error> {
+pub(crate) fn split_point(curve: EcCurve, point: &[u8]) -> Result<(Vec<u8>, Vec<u8>), Error> {
     let n = curve.coordinate_len();
     match point.split_first() {
         Some((4, xy)) if xy.len() == 2 * n => {
@@ -375,6 +375,21 @@ impl Material {
         }
         Ok(self)
     }
+}
+
+/// Refuses two keys of one type under one `kid`: which key a token means
+/// would be ambiguous (RFC 7517 §4.5 allows a shared `kid` only across key
+/// types). Verifiers and decrypters check their keys with this.
+pub(crate) fn ensure_unique_kids<'a>(
+    keys: impl Iterator<Item = (Option<&'a str>, &'static str)>,
+) -> Result<(), Error> {
+    let mut seen = HashSet::new();
+    for (kid, kty) in keys {
+        if kid.is_some() && !seen.insert((kid, kty)) {
+            return Err(KeyError::InvalidJwk("two keys share a kid").into());
+        }
+    }
+    Ok(())
 }
 
 fn rsa_bits(n: &[u8]) -> usize {

@@ -1,8 +1,6 @@
 //! Verifying JWS. The verifier owns its keys and, for each key, the
 //! algorithms it may serve; a token's header can only *match* those.
 
-use std::collections::HashSet;
-
 use serde_json::{Map, Value};
 
 use super::{build_header, decode_protected, Header, HeaderRules};
@@ -11,7 +9,7 @@ use crate::crypto::PreparedVerifier;
 use crate::error::{Error, JwsError, KeyError};
 use crate::json::{self, Limits};
 use crate::jwa::JwsAlgorithm;
-use crate::jwk::{Jwk, JwkSet, KeyUse};
+use crate::jwk::{ensure_unique_kids, Jwk, JwkSet, KeyUse};
 use crate::recent::Recent;
 
 struct VerifierKey {
@@ -160,12 +158,7 @@ impl VerifierBuilder {
         if self.keys.is_empty() {
             return Err(KeyError::Empty.into());
         }
-        let mut kids = HashSet::new();
-        for key in &self.keys {
-            if key.kid.is_some() && !kids.insert((key.kid.as_deref(), key.kty)) {
-                return Err(KeyError::InvalidJwk("two keys share a kid").into());
-            }
-        }
+        ensure_unique_kids(self.keys.iter().map(|k| (k.kid.as_deref(), k.kty)))?;
         Ok(Verifier {
             keys: self.keys,
             understood_crit: self.understood_crit,
@@ -323,8 +316,7 @@ impl UnverifiedJws {
             };
             let unprotected = match obj.get("header") {
                 Some(Value::Object(h)) => {
-                    let size = serde_json::to_string(h).map_or(usize::MAX, |t| t.len());
-                    json::check_size("unprotected header", size, limits.max_header_bytes)?;
+                    json::check_unprotected_header(h, limits)?;
                     Some(h.clone())
                 }
                 None => None,

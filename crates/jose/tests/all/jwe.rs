@@ -18,7 +18,7 @@ fn decrypter(key: &Jwk, alg: JweAlgorithm, enc: JweEncryption) -> Decrypter {
     Decrypter::builder()
         .key(key, &[(alg, enc)])
         .unwrap()
-        .allow_rsa1_5()
+        .dangerous_allow_rsa1_5()
         .allow_compression()
         .build()
         .unwrap()
@@ -173,7 +173,9 @@ fn as_list(v: &Value) -> Vec<Value> {
 /// A decrypter for a cookbook case: its keys (or password) with their
 /// algorithms, and the case's `enc`.
 fn cookbook_decrypter(input: &Value, enc: JweEncryption) -> Decrypter {
-    let mut b = Decrypter::builder().allow_rsa1_5().allow_compression();
+    let mut b = Decrypter::builder()
+        .dangerous_allow_rsa1_5()
+        .allow_compression();
     let algs = as_list(&input["alg"]);
     let keys = match input.get("pwd") {
         Some(pwd) => vec![Jwk::from_secret(pwd.as_str().unwrap().as_bytes()).unwrap()],

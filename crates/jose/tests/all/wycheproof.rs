@@ -156,7 +156,7 @@ fn build_decrypter(key: &Value) -> Result<Decrypter, Error> {
     };
     let mut b = Decrypter::builder().key(&key, &pairs)?.allow_compression();
     if key_alg == "RSA1_5" {
-        b = b.allow_rsa1_5();
+        b = b.dangerous_allow_rsa1_5();
     }
     b.build()
 }
