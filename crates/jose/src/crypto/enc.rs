@@ -618,6 +618,31 @@ mod tests {
         }
     }
 
+    /// RFC 8037 Appendix A.6 (the RFC 7748 §6.1 keys): Bob's static key and
+    /// the ephemeral public key agree on Z = 4a5d9d5b…161742, both ways.
+    #[test]
+    fn rfc8037_a6_x25519_agreement() {
+        let bob_d = hex("5dab087e624a8a4b79e17f8b83800ee66f3bb1292618b6fd1c2f8b27ff88e0eb");
+        let bob_x = hex("de9edb7d7b7dc1b4d35b61c2ece435373f8343c85b78674dadfc7e146f882b4f");
+        let eph_d = hex("77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a");
+        let eph_x = hex("8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a");
+        let z = hex("4a5d9d5ba4ce2de1728e3bf480350f25e07e21c947d19e3376f09b3c1e161742");
+        let bob = AgreementKey::from_private(AgreementCurve::X25519, &bob_d).unwrap();
+        assert_eq!(bob.agree(&eph_x).unwrap().as_slice(), &z[..]);
+        let eph = AgreementKey::from_private(AgreementCurve::X25519, &eph_d).unwrap();
+        assert_eq!(eph.agree(&bob_x).unwrap().as_slice(), &z[..]);
+        assert_eq!(
+            crate::b64::encode(&bob_x),
+            "3p7bfXt9wbTTW2HC7OQ1Nz-DQ8hbeGdNrfx-FG-IK08"
+        );
+        assert_eq!(
+            crate::b64::encode(&eph_x),
+            "hSDwCYkwp1R0i33ctD73Wg2_Og0mOBr066SpjqqbTmo"
+        );
+        // A small-order point yields an all-zero secret: refused.
+        assert_eq!(bob.agree(&[0u8; 32]), Err(Failed));
+    }
+
     #[test]
     fn pkcs1_failure_yields_a_random_key_of_the_right_length() {
         let pkcs8 = {

@@ -130,7 +130,8 @@ fn rfc7516_a2_rsa1_5_only_when_opted_in() {
 }
 
 /// RFC 8037 Appendix A.6: X25519 key agreement between the ephemeral key
-/// (RFC 7748 §6.1 Alice) and Bob's key. The published keys are consistent
+/// (RFC 7748 §6.1 Alice) and Bob's key (Z itself is checked in
+/// `crypto::enc`'s unit tests). The published keys are consistent as JWKs,
 /// and Bob's key opens the X25519 ECDH-ES JWE of the cookbook
 /// (curve25519/ecdh-es.json, erratum CB-3), which exercises the same
 /// agreement and the Concat KDF end to end.
