@@ -13,6 +13,7 @@ use crate::json::{self, Limits};
 use crate::jwa::{JweAlgorithm, JweEncryption, KeyManagement};
 use crate::jwk::{ensure_unique_kids, Jwk, JwkSet, KeyUse};
 use crate::jws::{decode_protected, typ_matches};
+use crate::recent::Recent;
 
 struct DecrypterKey {
     kid: Option<String>,
@@ -32,7 +33,15 @@ pub struct Decrypter {
     limits: Limits,
     max_decompressed: Option<usize>,
     rules: RecipientRules,
+    /// Joint headers of recently *decrypted* compact JWEs, by their encoded
+    /// protected header: a sender uses the same header bytes again and again
+    /// (`dir`, AES key wrap, RSA), so they are decoded and checked once. Only
+    /// headers that decrypted get in, so an attacker cannot fill it.
+    recent_headers: Recent<Box<str>, Header>,
 }
+
+/// How many decrypted protected headers a decrypter remembers.
+const RECENT_HEADERS: usize = 8;
 
 impl std::fmt::Debug for Decrypter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -204,6 +213,7 @@ impl DecrypterBuilder {
             rules: RecipientRules {
                 max_pbes2_count: self.max_pbes2_count,
             },
+            recent_headers: Recent::new(RECENT_HEADERS),
         })
     }
 }
@@ -260,6 +270,8 @@ struct RawRecipient {
 struct RawJwe {
     protected_b64: String,
     protected: Map<String, Value>,
+    /// The joint header, when a compact JWE's protected header decrypted before.
+    known: Option<Header>,
     shared: Option<Map<String, Value>>,
     recipients: Vec<RawRecipient>,
     aad_b64: Option<String>,
@@ -273,8 +285,13 @@ fn malformed(what: &'static str) -> Error {
 }
 
 impl RawJwe {
-    /// RFC 7516 §7.1: five segments, a non-empty protected header.
-    fn parse_compact(token: &str, limits: &Limits) -> Result<Self, Error> {
+    /// RFC 7516 §7.1: five segments, a non-empty protected header. `recent`
+    /// may already know the protected header (then it is not decoded again).
+    fn parse_compact(
+        token: &str,
+        limits: &Limits,
+        recent: &Recent<Box<str>, Header>,
+    ) -> Result<Self, Error> {
         json::check_size("token", token.len(), limits.max_token_bytes)?;
         let mut parts = token.split('.');
         let (Some(p), Some(ek), Some(iv), Some(ct), Some(tag), None) = (
@@ -290,8 +307,13 @@ impl RawJwe {
         if p.is_empty() {
             return Err(malformed("empty protected header"));
         }
+        let known = recent.find(|encoded| &**encoded == p);
         Ok(RawJwe {
-            protected: decode_protected(p, limits)?,
+            protected: match known {
+                Some(_) => Map::new(),
+                None => decode_protected(p, limits)?,
+            },
+            known,
             protected_b64: p.to_owned(),
             shared: None,
             recipients: vec![RawRecipient {
@@ -365,6 +387,7 @@ impl RawJwe {
         }
         Ok(RawJwe {
             protected: decode_protected(&protected_b64, limits)?,
+            known: None,
             protected_b64,
             shared: object(&doc, "unprotected")?,
             recipients,
@@ -400,7 +423,13 @@ impl Decrypter {
 
     /// Decrypts a compact JWE (RFC 7516 §7.1).
     pub fn decrypt_compact(&self, token: &str) -> Result<Decrypted, Error> {
-        self.open(&RawJwe::parse_compact(token, &self.limits)?)
+        let jwe = RawJwe::parse_compact(token, &self.limits, &self.recent_headers)?;
+        let opened = self.open(&jwe)?;
+        if jwe.known.is_none() {
+            self.recent_headers
+                .insert(jwe.protected_b64.into(), opened.header.clone());
+        }
+        Ok(opened)
     }
 
     /// Decrypts a flattened or general JSON JWE (RFC 7516 §7.2), with the
@@ -429,12 +458,16 @@ impl Decrypter {
         // One PBES2 derivation per JWE at most: each costs up to p2c HMACs.
         let mut pbes2_tried = false;
         for (index, r) in jwe.recipients.iter().enumerate() {
-            let header = match build_header(
-                &jwe.protected,
-                jwe.shared.as_ref(),
-                r.header.as_ref(),
-                &self.understood_crit,
-            ) {
+            let built = match &jwe.known {
+                Some(h) => Ok(h.clone()),
+                None => build_header(
+                    &jwe.protected,
+                    jwe.shared.as_ref(),
+                    r.header.as_ref(),
+                    &self.understood_crit,
+                ),
+            };
+            let header = match built {
                 Ok(h) => h,
                 Err(e) => {
                     keep(&mut best, e);
@@ -522,5 +555,45 @@ impl Decrypter {
             }
         }
         Err(best.unwrap_or(JweError::NoSuitableKey.into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::jwe::{Encrypter, JweHeader};
+
+    #[test]
+    fn only_decrypted_headers_are_remembered() {
+        let (alg, enc) = (JweAlgorithm::Dir, JweEncryption::A128GCM);
+        let key = Jwk::generate_for_encryption(alg, enc).unwrap();
+        let e = Encrypter::new(&key, alg, enc).unwrap();
+        let d = Decrypter::builder()
+            .key(&key, &[(alg, enc)])
+            .unwrap()
+            .build()
+            .unwrap();
+        let token = e.encrypt_compact(&JweHeader::new(), b"x").unwrap();
+        let forged = format!("{}AAAA", &token[..token.len() - 4]);
+        assert!(d.decrypt_compact(&forged).is_err());
+        assert_eq!(d.recent_headers.len(), 0);
+        assert!(d.decrypt_compact(&token).is_ok());
+        assert_eq!(d.recent_headers.len(), 1);
+        // The remembered header changes nothing: a bad tag still fails, a
+        // good token still opens, and its header is the same.
+        assert_eq!(
+            d.decrypt_compact(&forged).unwrap_err().code(),
+            "ERR_JWE_DECRYPTION_FAILED"
+        );
+        let again = d.decrypt_compact(&token).unwrap();
+        assert_eq!(again.plaintext(), b"x");
+        assert_eq!(again.header().kid(), key.kid());
+        for i in 0..20 {
+            let t = e
+                .encrypt_compact(&JweHeader::new().param("n", i.into()).unwrap(), b"x")
+                .unwrap();
+            assert!(d.decrypt_compact(&t).is_ok());
+        }
+        assert_eq!(d.recent_headers.len(), RECENT_HEADERS);
     }
 }
