@@ -91,6 +91,17 @@ pub(crate) fn aes_kw_unwrap(kek: &[u8], wrapped: &[u8]) -> Result<Secret, Failed
     }
 }
 
+/// RFC 3394's 64-bit registers R[1..n], from exact 8-byte chunks.
+fn semiblocks(chunks: std::slice::ChunksExact<'_, u8>) -> Vec<[u8; 8]> {
+    chunks
+        .map(|c| {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(c);
+            b
+        })
+        .collect()
+}
+
 fn xor_counter(a: &mut [u8; 8], t: u64) {
     for (x, y) in a.iter_mut().zip(t.to_be_bytes()) {
         *x ^= y;
@@ -104,14 +115,7 @@ fn rfc3394_wrap(kek: &[u8], data: &[u8]) -> Result<Vec<u8>, Error> {
     )
     .map_err(|_| Error::Crypto)?;
     let mut a = KW_IV;
-    let mut r: Vec<[u8; 8]> = data
-        .chunks_exact(8)
-        .map(|c| {
-            let mut b = [0u8; 8];
-            b.copy_from_slice(c);
-            b
-        })
-        .collect();
+    let mut r = semiblocks(data.chunks_exact(8));
     let n = r.len() as u64;
     let mut block = Zeroizing::new([0u8; 16]);
     for j in 0..6u64 {
@@ -146,13 +150,7 @@ fn rfc3394_unwrap(kek: &[u8], wrapped: &[u8]) -> Result<Secret, Failed> {
     let mut chunks = wrapped.chunks_exact(8);
     let mut a = [0u8; 8];
     a.copy_from_slice(chunks.next().ok_or(Failed)?);
-    let mut r: Vec<[u8; 8]> = chunks
-        .map(|c| {
-            let mut b = [0u8; 8];
-            b.copy_from_slice(c);
-            b
-        })
-        .collect();
+    let mut r = semiblocks(chunks);
     let n = r.len() as u64;
     let mut block = Zeroizing::new([0u8; 16]);
     for j in (0..6u64).rev() {
