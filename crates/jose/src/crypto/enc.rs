@@ -49,23 +49,26 @@ pub(crate) fn aes_kw_wrap(kek: &[u8], data: &[u8]) -> Result<Vec<u8>, Error> {
     if data.len() < 16 || data.len() % 8 != 0 {
         return Err(Error::Crypto);
     }
-    let mut out = vec![0u8; data.len() + 8];
-    match kek.len() {
-        16 | 32 => {
-            let cipher = if kek.len() == 16 {
-                &key_wrap::AES_128
-            } else {
-                &key_wrap::AES_256
-            };
-            let kek = AesKek::new(cipher, kek).map_err(|_| Error::Crypto)?;
-            let n = kek.wrap(data, &mut out).map_err(|_| Error::Crypto)?.len();
-            out.truncate(n);
-            Ok(out)
-        }
+    let Some(kek) = aws_lc_kek(kek).map_err(|_| Error::Crypto)? else {
         // aws-lc-rs's key_wrap module has no AES-192: RFC 3394 over AES-192 ECB.
-        24 => rfc3394_wrap(kek, data),
-        _ => Err(Error::Crypto),
-    }
+        return rfc3394_wrap(kek, data);
+    };
+    let mut out = vec![0u8; data.len() + 8];
+    let n = kek.wrap(data, &mut out).map_err(|_| Error::Crypto)?.len();
+    out.truncate(n);
+    Ok(out)
+}
+
+/// aws-lc's key-encryption key for 16- and 32-byte keys; `None` for 24
+/// bytes (our own RFC 3394 code serves AES-192); an error otherwise.
+fn aws_lc_kek(kek: &[u8]) -> Result<Option<AesKek>, Failed> {
+    let cipher = match kek.len() {
+        16 => &key_wrap::AES_128,
+        32 => &key_wrap::AES_256,
+        24 => return Ok(None),
+        _ => return Err(Failed),
+    };
+    AesKek::new(cipher, kek).map(Some).map_err(|_| Failed)
 }
 
 /// Unwraps `wrapped` under `kek`; fails on any integrity-check mismatch.
@@ -73,22 +76,13 @@ pub(crate) fn aes_kw_unwrap(kek: &[u8], wrapped: &[u8]) -> Result<Secret, Failed
     if wrapped.len() < 24 || wrapped.len() % 8 != 0 {
         return Err(Failed);
     }
+    let Some(kek) = aws_lc_kek(kek)? else {
+        return rfc3394_unwrap(kek, wrapped);
+    };
     let mut out = Zeroizing::new(vec![0u8; wrapped.len()]);
-    match kek.len() {
-        16 | 32 => {
-            let cipher = if kek.len() == 16 {
-                &key_wrap::AES_128
-            } else {
-                &key_wrap::AES_256
-            };
-            let kek = AesKek::new(cipher, kek).map_err(|_| Failed)?;
-            let n = kek.unwrap(wrapped, &mut out).map_err(|_| Failed)?.len();
-            out.truncate(n);
-            Ok(out)
-        }
-        24 => rfc3394_unwrap(kek, wrapped),
-        _ => Err(Failed),
-    }
+    let n = kek.unwrap(wrapped, &mut out).map_err(|_| Failed)?.len();
+    out.truncate(n);
+    Ok(out)
 }
 
 /// RFC 3394's 64-bit registers R[1..n], from exact 8-byte chunks.
