@@ -1,0 +1,227 @@
+//! `tessera`: run the token service and manage its keys.
+//!
+//! Exit codes: 0 success; 1 the operation failed; 2 usage or
+//! configuration error (the message names the key).
+#![forbid(unsafe_code)]
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tessera_jose::jwt::{Clock, SystemClock};
+use tessera_server::config::{Config, LogFormat};
+use tessera_server::keys::{self, Lifecycle};
+use tessera_server::store::Store;
+use tessera_server::{Server, StartError};
+
+#[derive(Parser)]
+#[command(name = "tessera", version, about = "A token service and JOSE toolkit")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the token service (SQLite in ./tessera-data, generated keys, unless configured).
+    Serve {
+        /// The configuration file (tessera.toml).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The address to listen on (overrides `listen`).
+        #[arg(long)]
+        listen: Option<String>,
+    },
+    /// The service's signing keys.
+    Keys {
+        /// The configuration file (tessera.toml).
+        #[arg(long, global = true)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// List the signing keys, their states and dates.
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make the next key sign now (or as soon as verifiers' JWKS caches have it).
+    Rotate,
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TESSERA_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+fn load_config(path: Option<&PathBuf>, listen: Option<&str>) -> Result<Config, ExitCode> {
+    Config::load(path.map(PathBuf::as_path), std::env::vars(), listen).map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(2)
+    })
+}
+
+fn fail(e: impl std::fmt::Display) -> ExitCode {
+    eprintln!("error: {e}");
+    ExitCode::from(1)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => return fail(e),
+    };
+    let master_env = std::env::var("TESSERA_MASTER_KEY").ok();
+    match cli.command {
+        Command::Serve { config, listen } => {
+            let config = match load_config(config.as_ref(), listen.as_deref()) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            init_logging(config.log_format);
+            runtime.block_on(serve(config, master_env))
+        }
+        Command::Keys { config, command } => {
+            let config = match load_config(config.as_ref(), None) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            init_logging(config.log_format);
+            runtime.block_on(keys_command(config, master_env, command))
+        }
+    }
+}
+
+async fn serve(config: Config, master_env: Option<String>) -> ExitCode {
+    let server = match Server::start(config, master_env.as_deref()).await {
+        Ok(s) => s,
+        Err(e @ StartError::Config(_)) | Err(e @ StartError::Unsupported(_)) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+        Err(e) => return fail(e),
+    };
+    shutdown_signal().await;
+    tracing::info!("shutting down: finishing in-flight requests");
+    server.shutdown().await;
+    ExitCode::SUCCESS
+}
+
+/// SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+async fn keys_command(
+    config: Config,
+    master_env: Option<String>,
+    command: KeysCommand,
+) -> ExitCode {
+    let store = match tessera_server::open_store(&config).await {
+        Ok(s) => s,
+        Err(e) => return fail(e),
+    };
+    let master = match tessera_server::master_key(&config, master_env.as_deref()) {
+        Ok(m) => m,
+        Err(e) => return fail(e),
+    };
+    let rules = Lifecycle::from_config(&config);
+    let now = SystemClock.now();
+    let code = match command {
+        KeysCommand::List { json } => match keys::maintain(&store, &master, &rules, now).await {
+            Ok(list) => {
+                print_keys(&list, json);
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(e),
+        },
+        KeysCommand::Rotate => match keys::rotate_now(&store, &master, &rules, now).await {
+            Ok(at) => {
+                if at <= now {
+                    println!("rotated: the next key signs from now on");
+                } else {
+                    println!(
+                        "the next key signs in {} s, once verifiers' JWKS caches (max-age {} s) hold it",
+                        at - now,
+                        rules.jwks_max_age
+                    );
+                }
+                match store.signing_keys().await {
+                    Ok(list) => print_keys(&list, false),
+                    Err(e) => return fail(e),
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(e),
+        },
+    };
+    store.close().await;
+    code
+}
+
+fn print_keys(list: &[tessera_server::store::KeyRecord], json: bool) {
+    if json {
+        let rows: Vec<serde_json::Value> = list
+            .iter()
+            .map(|k| {
+                serde_json::json!({
+                    "kid": k.kid, "alg": k.alg, "state": k.state.as_str(),
+                    "created_at": k.created_at, "activates_at": k.activates_at,
+                    "retires_at": k.retires_at,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::Value::Array(rows));
+        return;
+    }
+    println!(
+        "{:<44} {:<6} {:<9} {:>12} {:>12} {:>12}",
+        "kid", "alg", "state", "created", "activates", "retires"
+    );
+    for k in list {
+        println!(
+            "{:<44} {:<6} {:<9} {:>12} {:>12} {:>12}",
+            k.kid,
+            k.alg,
+            k.state.as_str(),
+            k.created_at,
+            k.activates_at,
+            k.retires_at
+                .map_or_else(|| "-".to_owned(), |t| t.to_string())
+        );
+    }
+}

@@ -1,0 +1,100 @@
+//! The server's one aws-lc-rs caller: sealing private keys at rest with the
+//! master key (AES-256-GCM, the key id bound as additional data) and
+//! drawing random bytes. Token cryptography lives in tessera-jose.
+
+use aws_lc_rs::aead::{self, Aad, LessSafeKey, Nonce, UnboundKey, NONCE_LEN};
+use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+use zeroize::Zeroizing;
+
+/// A sealing failure: wrong master key, or tampered data. Says nothing more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("sealed data could not be opened (wrong master key, or tampered)")]
+pub struct OpenFailed;
+
+/// Fills a fresh buffer with `len` random bytes from the OS CSPRNG.
+pub fn random_bytes(len: usize) -> Result<Zeroizing<Vec<u8>>, OpenFailed> {
+    let mut buf = Zeroizing::new(vec![0u8; len]);
+    SystemRandom::new().fill(&mut buf).map_err(|_| OpenFailed)?;
+    Ok(buf)
+}
+
+/// The master key: 32 bytes, zeroized on drop, never printed.
+pub struct MasterKey {
+    key: LessSafeKey,
+}
+
+impl std::fmt::Debug for MasterKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MasterKey(..)")
+    }
+}
+
+impl MasterKey {
+    /// From exactly 32 bytes.
+    pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
+        if bytes.len() != 32 {
+            return None;
+        }
+        let key = UnboundKey::new(&aead::AES_256_GCM, bytes).ok()?;
+        Some(MasterKey {
+            key: LessSafeKey::new(key),
+        })
+    }
+
+    /// Seals `plaintext` for the record named `label` (a key id): a fresh
+    /// 96-bit nonce, then ciphertext and tag.
+    pub fn seal(&self, label: &str, plaintext: &[u8]) -> Result<Vec<u8>, OpenFailed> {
+        let nonce_bytes = random_bytes(NONCE_LEN)?;
+        let nonce = Nonce::try_assume_unique_for_key(&nonce_bytes).map_err(|_| OpenFailed)?;
+        let mut out = nonce_bytes.to_vec();
+        let mut body = plaintext.to_vec();
+        self.key
+            .seal_in_place_append_tag(nonce, Aad::from(label.as_bytes()), &mut body)
+            .map_err(|_| OpenFailed)?;
+        out.extend_from_slice(&body);
+        Ok(out)
+    }
+
+    /// Opens what [`MasterKey::seal`] sealed under the same `label`.
+    pub fn open(&self, label: &str, sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, OpenFailed> {
+        if sealed.len() < NONCE_LEN {
+            return Err(OpenFailed);
+        }
+        let (nonce, body) = sealed.split_at(NONCE_LEN);
+        let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| OpenFailed)?;
+        let mut buf = Zeroizing::new(body.to_vec());
+        let n = self
+            .key
+            .open_in_place(nonce, Aad::from(label.as_bytes()), &mut buf)
+            .map_err(|_| OpenFailed)?
+            .len();
+        buf.truncate(n);
+        Ok(buf)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sealed_records_are_bound_to_their_label_and_key() {
+        let k = MasterKey::from_bytes(&[7u8; 32]).unwrap();
+        let sealed = k.seal("kid-1", b"private key").unwrap();
+        assert_eq!(k.open("kid-1", &sealed).unwrap().as_slice(), b"private key");
+        assert_eq!(k.open("kid-2", &sealed), Err(OpenFailed));
+        let other = MasterKey::from_bytes(&[8u8; 32]).unwrap();
+        assert_eq!(other.open("kid-1", &sealed), Err(OpenFailed));
+        let mut tampered = sealed.clone();
+        *tampered.last_mut().unwrap() ^= 1;
+        assert_eq!(k.open("kid-1", &tampered), Err(OpenFailed));
+        assert_ne!(
+            k.seal("kid-1", b"private key").unwrap(),
+            sealed,
+            "fresh nonce"
+        );
+        assert!(MasterKey::from_bytes(&[0u8; 31]).is_none());
+        assert_eq!(format!("{k:?}"), "MasterKey(..)");
+    }
+}

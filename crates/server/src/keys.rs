@@ -1,0 +1,626 @@
+//! The master key, and the signing-key lifecycle
+//! `next → current → retiring → retired`.
+//!
+//! - A *next* key is in the JWKS at least one full JWKS cache period
+//!   ([`Lifecycle::jwks_max_age`]) before it signs anything, so every
+//!   verifier that caches the JWKS already has it.
+//! - At rotation the *current* key becomes *retiring* and stays in the JWKS
+//!   until every token it signed has expired (the longest token lifetime
+//!   plus a minute of leeway); then it is *retired*, leaves the JWKS and its
+//!   private part is erased.
+//! - Private parts are sealed with the master key; signing keys are only
+//!   ever used to sign (`use: sig`, bound to one `alg`).
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use tessera_jose::jwa::JwsAlgorithm;
+use tessera_jose::jwk::Jwk;
+use tessera_jose::jws::{Signer, Verifier};
+use zeroize::Zeroizing;
+
+use crate::config::Config;
+use crate::crypto::MasterKey;
+use crate::store::{KeyRecord, KeyState, KeyTransition, Store, StoreError};
+
+/// A key-management failure.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    /// The master key could not be read or is malformed.
+    #[error("master key: {0}")]
+    MasterKey(String),
+    /// The data directory could not be prepared.
+    #[error("data directory {path}: {message}")]
+    DataDir {
+        /// The directory.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A stored key does not open with this master key (wrong key, or tampering).
+    #[error("signing key {0} does not open with this master key")]
+    Sealed(String),
+    /// Key generation or parsing failed.
+    #[error("key: {0}")]
+    Jose(#[from] tessera_jose::Error),
+}
+
+/// Where the master key came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MasterKeySource {
+    /// `TESSERA_MASTER_KEY`.
+    Environment,
+    /// `master_key_file`.
+    File(PathBuf),
+    /// The data directory, generated on an earlier start.
+    DataDir(PathBuf),
+    /// The data directory, generated now (first start).
+    Generated(PathBuf),
+}
+
+/// Reads 32 bytes written as 64 hex digits or as base64url.
+fn decode_master_key(text: &str) -> Result<Zeroizing<Vec<u8>>, KeyError> {
+    let text = text.trim();
+    let bytes = if text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        let mut out = Vec::with_capacity(32);
+        for pair in text.as_bytes().chunks_exact(2) {
+            let hex =
+                std::str::from_utf8(pair).map_err(|_| KeyError::MasterKey("not hex".into()))?;
+            out.push(
+                u8::from_str_radix(hex, 16).map_err(|_| KeyError::MasterKey("not hex".into()))?,
+            );
+        }
+        out
+    } else {
+        tessera_jose::b64::decode(text, "master key")
+            .map_err(|_| KeyError::MasterKey("neither 64 hex digits nor base64url".into()))?
+    };
+    if bytes.len() != 32 {
+        return Err(KeyError::MasterKey(format!(
+            "{} bytes; it must be 32",
+            bytes.len()
+        )));
+    }
+    Ok(Zeroizing::new(bytes))
+}
+
+/// Creates the data directory (mode 0700) if needed.
+pub fn prepare_data_dir(path: &Path) -> Result<(), KeyError> {
+    let fail = |message: String| KeyError::DataDir {
+        path: path.to_owned(),
+        message,
+    };
+    if path.exists() {
+        if !path.is_dir() {
+            return Err(fail("exists and is not a directory".into()));
+        }
+        return Ok(());
+    }
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(path).map_err(|e| fail(e.to_string()))
+}
+
+/// The master key: `TESSERA_MASTER_KEY` (given as `env_value`), else
+/// `master_key_file`, else `master.key` in the data directory, generated
+/// (mode 0600) on the first start.
+pub fn load_master_key(
+    config: &Config,
+    env_value: Option<&str>,
+) -> Result<(MasterKey, MasterKeySource), KeyError> {
+    let from = |bytes: Zeroizing<Vec<u8>>, source| {
+        MasterKey::from_bytes(&bytes)
+            .map(|k| (k, source))
+            .ok_or_else(|| KeyError::MasterKey("unusable".into()))
+    };
+    if let Some(text) = env_value {
+        return from(decode_master_key(text)?, MasterKeySource::Environment);
+    }
+    let read = |path: &Path| -> Result<Zeroizing<Vec<u8>>, KeyError> {
+        let text = Zeroizing::new(
+            std::fs::read_to_string(path)
+                .map_err(|e| KeyError::MasterKey(format!("{}: {e}", path.display())))?,
+        );
+        decode_master_key(&text)
+    };
+    if let Some(path) = &config.master_key_file {
+        return from(read(path)?, MasterKeySource::File(path.clone()));
+    }
+    let path = config.data_dir.join("master.key");
+    if path.exists() {
+        return from(read(&path)?, MasterKeySource::DataDir(path));
+    }
+    let bytes =
+        crate::crypto::random_bytes(32).map_err(|_| KeyError::MasterKey("no randomness".into()))?;
+    let text = Zeroizing::new(tessera_jose::b64::encode(bytes.as_slice()));
+    write_secret_file(&path, text.as_bytes())
+        .map_err(|e| KeyError::MasterKey(format!("{}: {e}", path.display())))?;
+    from(bytes, MasterKeySource::Generated(path))
+}
+
+/// Writes a new file readable by its owner only; never overwrites.
+fn write_secret_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(contents)?;
+    file.sync_all()
+}
+
+/// The timing rules of the lifecycle, from the configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lifecycle {
+    /// The signing algorithm of new keys.
+    pub alg: JwsAlgorithm,
+    /// How long a key signs.
+    pub rotate_every: i64,
+    /// How long verifiers may cache the JWKS; a next key is published at
+    /// least this long before it signs. Half the rotation period, at most an hour.
+    pub jwks_max_age: i64,
+    /// How long a retiring key stays published: the longest token lifetime
+    /// plus a minute of clock leeway.
+    pub retire_after: i64,
+}
+
+impl Lifecycle {
+    /// From the configuration.
+    pub fn from_config(config: &Config) -> Self {
+        let secs = |d: std::time::Duration| i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
+        let rotate_every = secs(config.signing.rotate_every);
+        let longest = secs(config.tokens.access_ttl).max(secs(config.tokens.session_ttl));
+        Lifecycle {
+            alg: config.signing.alg,
+            rotate_every,
+            jwks_max_age: (rotate_every / 2).min(3600),
+            retire_after: longest.saturating_add(60),
+        }
+    }
+}
+
+fn generate(
+    master: &MasterKey,
+    alg: JwsAlgorithm,
+    state: KeyState,
+    now: i64,
+    activates_at: i64,
+) -> Result<KeyRecord, KeyError> {
+    let key = Jwk::generate_for(alg)?;
+    let kid = key.kid().unwrap_or_default().to_owned();
+    let sealed = master
+        .seal(&kid, key.to_private_json().as_bytes())
+        .map_err(|_| KeyError::MasterKey("sealing failed".into()))?;
+    Ok(KeyRecord {
+        kid,
+        alg: alg.name().to_owned(),
+        state,
+        public_jwk: key.to_public()?.to_json(),
+        sealed_private: Some(sealed),
+        created_at: now,
+        activates_at,
+        retires_at: None,
+    })
+}
+
+/// What maintenance decided: transitions and new keys, applied together.
+#[derive(Debug, Default)]
+pub struct Plan {
+    /// State changes.
+    pub transitions: Vec<KeyTransition>,
+    /// Keys to create.
+    pub new_keys: Vec<KeyRecord>,
+}
+
+/// Decides, for the keys as stored at `now`, what must change: a first key
+/// on an empty store, a next key when there is none, the rotation when the
+/// next key's time has come (and it has been published long enough), and
+/// retirement of retiring keys whose tokens have all expired.
+pub fn plan(
+    keys: &[KeyRecord],
+    rules: &Lifecycle,
+    master: &MasterKey,
+    now: i64,
+) -> Result<Plan, KeyError> {
+    let mut plan = Plan::default();
+    let find = |s: KeyState| keys.iter().find(|k| k.state == s);
+    let mut current = find(KeyState::Current).cloned();
+    let mut next = find(KeyState::Next).cloned();
+
+    for k in keys.iter().filter(|k| k.state == KeyState::Retiring) {
+        if k.retires_at.is_some_and(|t| t <= now) {
+            plan.transitions
+                .push(transition(k, KeyState::Retired, None, None));
+        }
+    }
+    if let (Some(cur), Some(nxt)) = (&current, &next) {
+        let published_long_enough = nxt.created_at.saturating_add(rules.jwks_max_age) <= now;
+        if nxt.activates_at <= now && published_long_enough {
+            plan.transitions.push(transition(
+                cur,
+                KeyState::Retiring,
+                None,
+                Some(now.saturating_add(rules.retire_after)),
+            ));
+            plan.transitions
+                .push(transition(nxt, KeyState::Current, Some(now), None));
+            current = Some(KeyRecord {
+                state: KeyState::Current,
+                activates_at: now,
+                ..nxt.clone()
+            });
+            next = None;
+        }
+    }
+    let current_activated = match &current {
+        Some(c) => c.activates_at,
+        None => {
+            // First start (or every key lost its place): sign at once.
+            let first = generate(master, rules.alg, KeyState::Current, now, now)?;
+            plan.new_keys.push(first);
+            now
+        }
+    };
+    if next.is_none() {
+        let at = current_activated
+            .saturating_add(rules.rotate_every)
+            .max(now.saturating_add(rules.jwks_max_age));
+        plan.new_keys
+            .push(generate(master, rules.alg, KeyState::Next, now, at)?);
+    }
+    Ok(plan)
+}
+
+fn transition(
+    k: &KeyRecord,
+    to: KeyState,
+    activates_at: Option<i64>,
+    retires_at: Option<i64>,
+) -> KeyTransition {
+    KeyTransition {
+        kid: k.kid.clone(),
+        from: k.state,
+        to,
+        activates_at,
+        retires_at,
+    }
+}
+
+/// What the HTTP layer reads on every request: the signer of the current
+/// key, the published JWKS, and a verifier over the published keys.
+pub struct Snapshot {
+    /// Signs with the current key.
+    pub signer: Signer,
+    /// The current key's id.
+    pub kid: String,
+    /// `{"keys":[…]}`: next, current and retiring public keys.
+    pub jwks: String,
+    /// Verifies tokens of every published key.
+    pub verifier: Verifier,
+}
+
+impl std::fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Snapshot")
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
+    }
+}
+
+fn snapshot(keys: &[KeyRecord], master: &MasterKey) -> Result<Snapshot, KeyError> {
+    let current = keys
+        .iter()
+        .find(|k| k.state == KeyState::Current)
+        .ok_or(KeyError::Store(StoreError::Corrupt(
+            "no current key".into(),
+        )))?;
+    let sealed = current
+        .sealed_private
+        .as_deref()
+        .ok_or_else(|| KeyError::Sealed(current.kid.clone()))?;
+    let private = master
+        .open(&current.kid, sealed)
+        .map_err(|_| KeyError::Sealed(current.kid.clone()))?;
+    let private = Jwk::from_json(&private)?;
+    let alg: JwsAlgorithm = current.alg.parse()?;
+    let published: Vec<&KeyRecord> = keys
+        .iter()
+        .filter(|k| {
+            matches!(
+                k.state,
+                KeyState::Next | KeyState::Current | KeyState::Retiring
+            )
+        })
+        .collect();
+    let mut verifier = Verifier::builder();
+    let mut jwks = Vec::with_capacity(published.len());
+    for k in &published {
+        let public = Jwk::from_json(k.public_jwk.as_bytes())?;
+        verifier = verifier.key(&public, &[k.alg.parse::<JwsAlgorithm>()?])?;
+        jwks.push(
+            serde_json::from_str::<serde_json::Value>(&k.public_jwk)
+                .map_err(|e| KeyError::Store(StoreError::Corrupt(e.to_string())))?,
+        );
+    }
+    Ok(Snapshot {
+        signer: Signer::new(&private, alg)?,
+        kid: current.kid.clone(),
+        jwks: serde_json::json!({ "keys": jwks }).to_string(),
+        verifier: verifier.build()?,
+    })
+}
+
+/// The signing keys: maintenance against the store, and the snapshot the
+/// HTTP layer reads.
+pub struct KeyRing {
+    master: MasterKey,
+    rules: Lifecycle,
+    current: RwLock<Arc<Snapshot>>,
+}
+
+impl std::fmt::Debug for KeyRing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyRing")
+            .field("rules", &self.rules)
+            .finish_non_exhaustive()
+    }
+}
+
+impl KeyRing {
+    /// Brings the stored keys up to date at `now` and loads them.
+    pub async fn open<S: Store>(
+        store: &S,
+        master: MasterKey,
+        rules: Lifecycle,
+        now: i64,
+    ) -> Result<Self, KeyError> {
+        let keys = maintain(store, &master, &rules, now).await?;
+        let snap = snapshot(&keys, &master)?;
+        Ok(KeyRing {
+            master,
+            rules,
+            current: RwLock::new(Arc::new(snap)),
+        })
+    }
+
+    /// The lifecycle rules in force.
+    pub fn rules(&self) -> &Lifecycle {
+        &self.rules
+    }
+
+    /// The snapshot in force.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        match self.current.read() {
+            Ok(s) => s.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// One maintenance step at `now`; the snapshot follows the store.
+    pub async fn tick<S: Store>(&self, store: &S, now: i64) -> Result<(), KeyError> {
+        let keys = maintain(store, &self.master, &self.rules, now).await?;
+        let snap = Arc::new(snapshot(&keys, &self.master)?);
+        match self.current.write() {
+            Ok(mut s) => *s = snap,
+            Err(poisoned) => *poisoned.into_inner() = snap,
+        }
+        Ok(())
+    }
+}
+
+/// Applies [`plan`] at `now` and returns the keys as stored afterwards. A
+/// conflict (another process changed the keys first) is not an error: the
+/// keys are read again as that process left them.
+pub async fn maintain<S: Store>(
+    store: &S,
+    master: &MasterKey,
+    rules: &Lifecycle,
+    now: i64,
+) -> Result<Vec<KeyRecord>, KeyError> {
+    let keys = store.signing_keys().await?;
+    let p = plan(&keys, rules, master, now)?;
+    if p.transitions.is_empty() && p.new_keys.is_empty() {
+        return Ok(keys);
+    }
+    match store.change_keys(&p.transitions, &p.new_keys).await {
+        Ok(()) | Err(StoreError::Conflict(_)) => {}
+        Err(e) => return Err(e.into()),
+    }
+    Ok(store.signing_keys().await?)
+}
+
+/// `tessera keys rotate`: the next key signs from `now` on — or, if it has
+/// not been published for a full JWKS cache period yet, as soon as it has.
+/// Returns when the rotation takes effect.
+pub async fn rotate_now<S: Store>(
+    store: &S,
+    master: &MasterKey,
+    rules: &Lifecycle,
+    now: i64,
+) -> Result<i64, KeyError> {
+    let keys = maintain(store, master, rules, now).await?;
+    let next = keys
+        .iter()
+        .find(|k| k.state == KeyState::Next)
+        .ok_or(KeyError::Store(StoreError::Corrupt("no next key".into())))?;
+    let at = now.max(next.created_at.saturating_add(rules.jwks_max_age));
+    if at < next.activates_at {
+        store
+            .change_keys(&[transition(next, KeyState::Next, Some(at), None)], &[])
+            .await?;
+    }
+    maintain(store, master, rules, now).await?;
+    Ok(at.min(next.activates_at))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+    use crate::store::SqliteStore;
+
+    const DAY: i64 = 86_400;
+
+    fn rules() -> Lifecycle {
+        Lifecycle {
+            alg: JwsAlgorithm::ES256,
+            rotate_every: 30 * DAY,
+            jwks_max_age: 3600,
+            retire_after: 12 * 3600 + 60,
+        }
+    }
+
+    fn states(keys: &[KeyRecord]) -> Vec<(&str, KeyState)> {
+        keys.iter().map(|k| (k.kid.as_str(), k.state)).collect()
+    }
+
+    #[tokio::test]
+    async fn lifecycle_next_current_retiring_retired() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open_file(&dir.path().join("t.db"))
+            .await
+            .unwrap();
+        let master = MasterKey::from_bytes(&[1u8; 32]).unwrap();
+        let r = rules();
+        let t0 = 1_800_000_000;
+
+        // First start: a current key signing now, a next key published.
+        let keys = maintain(&store, &master, &r, t0).await.unwrap();
+        let s = states(&keys);
+        assert_eq!(s.len(), 2);
+        let (k1, k2) = (s[0].0.to_owned(), s[1].0.to_owned());
+        assert_eq!((s[0].1, s[1].1), (KeyState::Current, KeyState::Next));
+        assert_eq!(keys[1].activates_at, t0 + 30 * DAY);
+        let ring = KeyRing::open(&store, MasterKey::from_bytes(&[1u8; 32]).unwrap(), r, t0)
+            .await
+            .unwrap();
+        assert_eq!(ring.snapshot().kid, k1);
+        let jwks: serde_json::Value = serde_json::from_str(&ring.snapshot().jwks).unwrap();
+        assert_eq!(jwks["keys"].as_array().unwrap().len(), 2);
+        assert!(!ring.snapshot().jwks.contains("\"d\""));
+
+        // Nothing changes until the next key's time.
+        let same = maintain(&store, &master, &r, t0 + 29 * DAY).await.unwrap();
+        assert_eq!(states(&same), states(&keys));
+
+        // Rotation: k1 retiring, k2 current, a new next key.
+        let t1 = t0 + 30 * DAY;
+        ring.tick(&store, t1).await.unwrap();
+        let keys = store.signing_keys().await.unwrap();
+        let s = states(&keys);
+        assert_eq!(s[0], (k1.as_str(), KeyState::Retiring));
+        assert_eq!(s[1], (k2.as_str(), KeyState::Current));
+        assert_eq!(s[2].1, KeyState::Next);
+        assert_eq!(keys[0].retires_at, Some(t1 + r.retire_after));
+        assert_eq!(ring.snapshot().kid, k2);
+        // A token signed by k1 still verifies while k1 is retiring.
+        let jwks: serde_json::Value = serde_json::from_str(&ring.snapshot().jwks).unwrap();
+        assert_eq!(jwks["keys"].as_array().unwrap().len(), 3);
+
+        // Retirement once every k1 token has expired: out of the JWKS, private erased.
+        ring.tick(&store, t1 + r.retire_after).await.unwrap();
+        let keys = store.signing_keys().await.unwrap();
+        assert_eq!(keys[0].state, KeyState::Retired);
+        assert_eq!(keys[0].sealed_private, None);
+        assert!(!ring.snapshot().jwks.contains(&k1));
+    }
+
+    #[tokio::test]
+    async fn manual_rotation_waits_for_jwks_caches() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open_file(&dir.path().join("t.db"))
+            .await
+            .unwrap();
+        let master = MasterKey::from_bytes(&[2u8; 32]).unwrap();
+        let r = rules();
+        let t0 = 1_800_000_000;
+        maintain(&store, &master, &r, t0).await.unwrap();
+        // The next key was published just now: it may sign only an hour later.
+        let at = rotate_now(&store, &master, &r, t0 + 60).await.unwrap();
+        assert_eq!(at, t0 + 3600);
+        let keys = store.signing_keys().await.unwrap();
+        assert_eq!(keys[0].state, KeyState::Current);
+        // An hour on, maintenance rotates.
+        let keys = maintain(&store, &master, &r, t0 + 3600).await.unwrap();
+        assert_eq!(keys[0].state, KeyState::Retiring);
+        assert_eq!(keys[1].state, KeyState::Current);
+        // Once the new next key has been published an hour, rotate is immediate.
+        let t = t0 + 2 * 3600;
+        assert_eq!(rotate_now(&store, &master, &r, t).await.unwrap(), t);
+        let keys = store.signing_keys().await.unwrap();
+        assert_eq!(keys[2].state, KeyState::Current);
+    }
+
+    #[tokio::test]
+    async fn a_wrong_master_key_cannot_open_the_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open_file(&dir.path().join("t.db"))
+            .await
+            .unwrap();
+        let t0 = 1_800_000_000;
+        maintain(
+            &store,
+            &MasterKey::from_bytes(&[3u8; 32]).unwrap(),
+            &rules(),
+            t0,
+        )
+        .await
+        .unwrap();
+        let wrong = MasterKey::from_bytes(&[4u8; 32]).unwrap();
+        let err = KeyRing::open(&store, wrong, rules(), t0).await.unwrap_err();
+        assert!(matches!(err, KeyError::Sealed(_)), "{err}");
+    }
+
+    #[test]
+    fn master_key_encodings() {
+        let hex = "00".repeat(31) + "ff";
+        assert_eq!(decode_master_key(&hex).unwrap()[31], 0xff);
+        let b64 = tessera_jose::b64::encode([9u8; 32]);
+        assert_eq!(decode_master_key(&format!(" {b64}\n")).unwrap()[0], 9);
+        for bad in [
+            "",
+            "abc",
+            &tessera_jose::b64::encode([9u8; 31]),
+            &"g".repeat(64),
+        ] {
+            assert!(decode_master_key(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn generated_master_key_is_private_and_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        prepare_data_dir(&data).unwrap();
+        let mut config = Config::load(None, Vec::new(), None).unwrap();
+        config.data_dir = data.clone();
+        let (k1, s1) = load_master_key(&config, None).unwrap();
+        assert!(matches!(s1, MasterKeySource::Generated(_)));
+        let (k2, s2) = load_master_key(&config, None).unwrap();
+        assert!(matches!(s2, MasterKeySource::DataDir(_)));
+        let sealed = k1.seal("x", b"y").unwrap();
+        assert_eq!(k2.open("x", &sealed).unwrap().as_slice(), b"y");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode(&data), 0o700);
+            assert_eq!(mode(&data.join("master.key")), 0o600);
+        }
+        let (_, s3) = load_master_key(&config, Some(&"11".repeat(32))).unwrap();
+        assert_eq!(s3, MasterKeySource::Environment);
+        assert!(load_master_key(&config, Some("short")).is_err());
+    }
+}

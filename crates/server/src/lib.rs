@@ -1,0 +1,184 @@
+//! # tessera-server
+//!
+//! The tessera token service as a library: [`config`] (TOML, `TESSERA_*`
+//! environment, command line), [`store`] (the [`store::Store`] trait and
+//! its SQLite implementation), [`keys`] (master key, signing-key lifecycle
+//! and JWKS), [`http`] (the routes). [`Server::start`] puts them together;
+//! the `tessera serve` command runs it until SIGTERM.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), tessera_server::StartError> {
+//! use tessera_server::{config::Config, Server};
+//! let config = Config::load(None, std::env::vars(), Some("127.0.0.1:0"))?;
+//! let server = Server::start(config, None).await?;
+//! println!("listening on {}", server.local_addr());
+//! server.shutdown().await;
+//! # Ok(()) }
+//! ```
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod crypto;
+pub mod http;
+pub mod keys;
+pub mod store;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tessera_jose::jwt::{Clock, SystemClock};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::config::Config;
+use crate::keys::{KeyRing, Lifecycle, MasterKeySource};
+use crate::store::SqliteStore;
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    /// Keys, master key or data directory.
+    #[error(transparent)]
+    Keys(#[from] keys::KeyError),
+    /// The store.
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    /// The listening socket.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A configured feature this build does not have yet.
+    #[error("config: `{0}`: not supported yet in this version")]
+    Unsupported(&'static str),
+}
+
+/// How often key maintenance runs.
+const MAINTENANCE_EVERY: Duration = Duration::from_secs(60);
+
+/// Opens the store named by the configuration (the SQLite file in the data
+/// directory unless `database_url` says otherwise), creating the data
+/// directory (mode 0700) if needed.
+pub async fn open_store(config: &Config) -> Result<SqliteStore, StartError> {
+    keys::prepare_data_dir(&config.data_dir)?;
+    Ok(match &config.database_url {
+        Some(url) => SqliteStore::open_url(url).await?,
+        None => SqliteStore::open_file(&config.data_dir.join("tessera.db")).await?,
+    })
+}
+
+/// Loads the master key, warning when it lives in the data directory.
+pub fn master_key(
+    config: &Config,
+    env_value: Option<&str>,
+) -> Result<crypto::MasterKey, StartError> {
+    let (key, source) = keys::load_master_key(config, env_value)?;
+    match source {
+        MasterKeySource::Generated(path) => tracing::warn!(
+            path = %path.display(),
+            "generated a master key in the data directory; in production supply one via \
+             TESSERA_MASTER_KEY or master_key_file, kept apart from the database"
+        ),
+        MasterKeySource::DataDir(path) => tracing::warn!(
+            path = %path.display(),
+            "the master key lives next to the database; in production supply one via \
+             TESSERA_MASTER_KEY or master_key_file"
+        ),
+        MasterKeySource::Environment | MasterKeySource::File(_) => {}
+    }
+    Ok(key)
+}
+
+/// A running service.
+#[derive(Debug)]
+pub struct Server {
+    addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    serving: JoinHandle<()>,
+    maintenance: JoinHandle<()>,
+    store: SqliteStore,
+}
+
+impl Server {
+    /// Starts the service: data directory, master key (`master_key_env` is
+    /// the value of `TESSERA_MASTER_KEY`, if set), store and migrations,
+    /// signing keys, then the listener. Returns once it accepts connections.
+    pub async fn start(config: Config, master_key_env: Option<&str>) -> Result<Server, StartError> {
+        if config.tls.is_some() {
+            return Err(StartError::Unsupported("tls"));
+        }
+        let store = open_store(&config).await?;
+        let master = master_key(&config, master_key_env)?;
+        let rules = Lifecycle::from_config(&config);
+        let ring = KeyRing::open(&store, master, rules, SystemClock.now()).await?;
+        let state = Arc::new(http::AppState { keys: ring });
+
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| StartError::Listen {
+                addr: config.listen,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| StartError::Listen {
+            addr: config.listen,
+            source,
+        })?;
+        let (stop, mut stopped) = watch::channel(false);
+
+        let app = http::router(state.clone());
+        let mut serve_stop = stopped.clone();
+        let serving = tokio::spawn(async move {
+            let shutdown = async move {
+                let _ = serve_stop.wait_for(|s| *s).await;
+            };
+            if let Err(e) = axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+            {
+                tracing::error!(error = %e, "server stopped");
+            }
+        });
+
+        let maintenance_store = store.clone();
+        let maintenance = tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(MAINTENANCE_EVERY) => {}
+                    _ = stopped.wait_for(|s| *s) => break,
+                }
+                if let Err(e) = state.keys.tick(&maintenance_store, SystemClock.now()).await {
+                    tracing::error!(error = %e, "key maintenance failed; will retry");
+                }
+            }
+        });
+        tracing::info!(%addr, issuer = %config.issuer, "tessera is listening");
+        Ok(Server {
+            addr,
+            stop,
+            serving,
+            maintenance,
+            store,
+        })
+    }
+
+    /// The address it listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops accepting connections, lets in-flight requests finish, stops
+    /// maintenance and closes the store.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let _ = self.serving.await;
+        let _ = self.maintenance.await;
+        self.store.close().await;
+    }
+}
