@@ -32,6 +32,14 @@ enum Command {
         #[arg(long)]
         listen: Option<String>,
     },
+    /// Clients: the backends that mint sessions or tokens.
+    Clients {
+        /// The configuration file (tessera.toml).
+        #[arg(long, global = true)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        command: ClientsCommand,
+    },
     /// The service's signing keys.
     Keys {
         /// The configuration file (tessera.toml).
@@ -39,6 +47,33 @@ enum Command {
         config: Option<PathBuf>,
         #[command(subcommand)]
         command: KeysCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ClientsCommand {
+    /// Register a client; its secret is printed once and stored only hashed.
+    Create {
+        /// A name for humans.
+        #[arg(long)]
+        name: String,
+        /// Grants, comma-separated: sessions, client_credentials, refresh_token.
+        #[arg(long, value_delimiter = ',', required = true)]
+        grant: Vec<String>,
+        /// Print {"client_id", "client_secret"} as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List clients (never their secrets).
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a client, its sessions and refresh tokens.
+    Delete {
+        /// The client id.
+        id: String,
     },
 }
 
@@ -96,6 +131,14 @@ fn main() -> ExitCode {
             };
             init_logging(config.log_format);
             runtime.block_on(serve(config, master_env))
+        }
+        Command::Clients { config, command } => {
+            let config = match load_config(config.as_ref(), None) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            init_logging(config.log_format);
+            runtime.block_on(clients_command(config, command))
         }
         Command::Keys { config, command } => {
             let config = match load_config(config.as_ref(), None) {
@@ -185,6 +228,87 @@ async fn keys_command(
                     Err(e) => return fail(e),
                 }
                 ExitCode::SUCCESS
+            }
+            Err(e) => fail(e),
+        },
+    };
+    store.close().await;
+    code
+}
+
+async fn clients_command(config: Config, command: ClientsCommand) -> ExitCode {
+    use tessera_server::clients;
+    let store = match tessera_server::open_store(&config).await {
+        Ok(s) => s,
+        Err(e) => return fail(e),
+    };
+    let code = match command {
+        ClientsCommand::Create { name, grant, json } => {
+            match clients::create(&store, &name, &grant, SystemClock.now()).await {
+                Ok(new) => {
+                    if json {
+                        println!(
+                            "{}",
+                            serde_json::json!({
+                                "client_id": new.record.id,
+                                "client_secret": new.secret.as_str(),
+                            })
+                        );
+                    } else {
+                        println!("client_id:     {}", new.record.id);
+                        println!("client_secret: {}", new.secret.as_str());
+                        println!("grants:        {}", new.record.grants.join(", "));
+                        eprintln!("The secret is shown this once; tessera keeps only its hash.");
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(clients::ClientError::Invalid(msg)) => {
+                    eprintln!("error: {msg}");
+                    ExitCode::from(2)
+                }
+                Err(e) => fail(e),
+            }
+        }
+        ClientsCommand::List { json } => match store.clients().await {
+            Ok(list) => {
+                if json {
+                    let rows: Vec<serde_json::Value> = list
+                        .iter()
+                        .map(|c| {
+                            serde_json::json!({
+                                "client_id": c.id, "name": c.name,
+                                "grants": c.grants, "created_at": c.created_at,
+                            })
+                        })
+                        .collect();
+                    println!("{}", serde_json::Value::Array(rows));
+                } else {
+                    println!(
+                        "{:<28} {:<24} {:<40} {:>12}",
+                        "client_id", "name", "grants", "created"
+                    );
+                    for c in &list {
+                        println!(
+                            "{:<28} {:<24} {:<40} {:>12}",
+                            c.id,
+                            c.name,
+                            c.grants.join(","),
+                            c.created_at
+                        );
+                    }
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(e),
+        },
+        ClientsCommand::Delete { id } => match store.delete_client(&id).await {
+            Ok(true) => {
+                println!("deleted {id}");
+                ExitCode::SUCCESS
+            }
+            Ok(false) => {
+                eprintln!("error: no client {id}");
+                ExitCode::from(1)
             }
             Err(e) => fail(e),
         },

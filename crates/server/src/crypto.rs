@@ -18,6 +18,20 @@ pub fn random_bytes(len: usize) -> Result<Zeroizing<Vec<u8>>, OpenFailed> {
     Ok(buf)
 }
 
+/// SHA-256 (refresh tokens are stored only as this hash: they carry 256
+/// random bits, so a fast hash is enough).
+pub fn sha256(data: &[u8]) -> Vec<u8> {
+    aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, data)
+        .as_ref()
+        .to_vec()
+}
+
+/// A fresh random token: `bytes` random bytes, base64url.
+pub fn random_token(bytes: usize) -> Result<Zeroizing<String>, OpenFailed> {
+    let raw = random_bytes(bytes)?;
+    Ok(Zeroizing::new(tessera_jose::b64::encode(raw.as_slice())))
+}
+
 /// The master key: 32 bytes, zeroized on drop, never printed.
 pub struct MasterKey {
     key: LessSafeKey,

@@ -1,40 +1,122 @@
 //! The HTTP surface. Every answer is JSON; errors use the RFC 6749 §5.2
-//! shape (`{"error": …, "error_description": …}`) with a 4xx status.
+//! shape (`{"error": …, "error_description": …}`) with a 4xx status (5xx
+//! only for the service's own failures, never for bad input). Request
+//! bodies are bounded; tokens and secrets are never logged.
 
 use std::sync::Arc;
 
-use axum::extract::State;
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
-use serde_json::json;
+use base64::Engine as _;
+use serde_json::{json, Map, Value};
+use tessera_jose::jwt::{Clock, SystemClock};
 
+use crate::config::Config;
 use crate::keys::KeyRing;
+use crate::store::{ClientRecord, RefreshOutcome, SessionRecord, Store};
+use crate::{clients, policy, tokens};
+
+/// Largest request body accepted.
+pub const MAX_BODY: usize = 64 * 1024;
 
 /// What every handler can reach.
 #[derive(Debug)]
-pub struct AppState {
+pub struct AppState<S> {
     /// The signing keys.
     pub keys: KeyRing,
+    /// The store.
+    pub store: S,
+    /// The configuration.
+    pub config: Config,
+}
+
+/// An RFC 6749 §5.2 error.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    description: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, description: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            description: description.into(),
+        }
+    }
+    fn invalid_request(description: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_request", description)
+    }
+    fn invalid_client() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "client authentication failed",
+        )
+    }
+    fn invalid_grant(description: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_grant", description)
+    }
+    fn unauthorized_client(grant: &str) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "unauthorized_client",
+            format!("this client may not use {grant}"),
+        )
+    }
+    fn server(e: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %e, "request failed inside the service");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            "the service failed; see its log",
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = (
+            self.status,
+            Json(json!({ "error": self.code, "error_description": self.description })),
+        )
+            .into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if self.status == StatusCode::UNAUTHORIZED {
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"tessera\""),
+            );
+        }
+        response
+    }
 }
 
 /// An RFC 6749 §5.2-shaped error response.
-pub fn error(status: StatusCode, code: &str, description: &str) -> Response {
-    (
-        status,
-        Json(json!({ "error": code, "error_description": description })),
-    )
-        .into_response()
+pub fn error(status: StatusCode, code: &'static str, description: &str) -> Response {
+    ApiError::new(status, code, description).into_response()
 }
 
 /// The routes.
-pub fn router(state: Arc<AppState>) -> Router {
+pub fn router<S: Store + Clone>(state: Arc<AppState<S>>) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
-        .route("/.well-known/jwks.json", get(jwks))
+        .route("/.well-known/jwks.json", get(jwks::<S>))
+        .route("/v1/sessions", post(create_session::<S>))
+        .route("/v1/sessions/{id}", delete(delete_session::<S>))
+        .route("/oauth2/token", post(token::<S>))
+        .route("/metrics", get(metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
 }
 
@@ -44,7 +126,7 @@ async fn healthz() -> Response {
 
 /// The published keys (next, current, retiring). Verifiers may cache this
 /// for exactly the period by which a next key precedes its first signature.
-async fn jwks(State(state): State<Arc<AppState>>) -> Response {
+async fn jwks<S: Store>(State(state): State<Arc<AppState<S>>>) -> Response {
     let snap = state.keys.snapshot();
     let max_age = state.keys.rules().jwks_max_age;
     let mut response = (
@@ -58,6 +140,14 @@ async fn jwks(State(state): State<Arc<AppState>>) -> Response {
     response
 }
 
+async fn metrics() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        crate::metrics::render(),
+    )
+        .into_response()
+}
+
 async fn not_found() -> Response {
     error(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
 }
@@ -68,4 +158,366 @@ async fn method_not_allowed() -> Response {
         "invalid_request",
         "method not allowed on this endpoint",
     )
+}
+
+/// RFC 6749 §2.3.1 `%`-decoding of a Basic credential part.
+fn percent_decode(s: &str) -> Option<String> {
+    let bytes = form_urlencoded::parse(format!("x={s}").as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())?;
+    Some(bytes)
+}
+
+/// `Authorization: Basic` credentials, if present and well-formed.
+fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, ApiError> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let value = value.to_str().map_err(|_| ApiError::invalid_client())?;
+    let Some(encoded) = value
+        .get(..6)
+        .filter(|p| p.eq_ignore_ascii_case("basic "))
+        .and_then(|_| value.get(6..))
+    else {
+        return Err(ApiError::invalid_client());
+    };
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .map_err(|_| ApiError::invalid_client())?;
+    let text = String::from_utf8(decoded).map_err(|_| ApiError::invalid_client())?;
+    let (id, secret) = text.split_once(':').ok_or_else(ApiError::invalid_client)?;
+    Ok(Some((
+        percent_decode(id).ok_or_else(ApiError::invalid_client)?,
+        percent_decode(secret).ok_or_else(ApiError::invalid_client)?,
+    )))
+}
+
+/// Authenticates the client (`client_secret_basic`, or `client_secret_post`
+/// when `form` carries `client_id` and `client_secret`); one method only.
+async fn authenticate<S: Store>(
+    state: &AppState<S>,
+    headers: &HeaderMap,
+    form: Option<&Map<String, Value>>,
+) -> Result<ClientRecord, ApiError> {
+    let basic = basic_credentials(headers)?;
+    let posted = form.and_then(|f| {
+        let id = f.get("client_id")?.as_str()?;
+        let secret = f.get("client_secret")?.as_str()?;
+        Some((id.to_owned(), secret.to_owned()))
+    });
+    let (id, secret) = match (basic, posted) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::invalid_request(
+                "use one client authentication method, not two",
+            ))
+        }
+        (Some(c), None) | (None, Some(c)) => c,
+        (None, None) => return Err(ApiError::invalid_client()),
+    };
+    let secret = zeroize::Zeroizing::new(secret);
+    let client = clients::authenticate(&state.store, &id, &secret)
+        .await
+        .map_err(ApiError::server)?;
+    client.ok_or_else(|| {
+        crate::metrics::CLIENT_AUTH_FAILURES.inc();
+        ApiError::invalid_client()
+    })
+}
+
+fn require_content_type(headers: &HeaderMap, expected: &str) -> Result<(), ApiError> {
+    let ok = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case(expected));
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "invalid_request",
+            format!("the body must be {expected}"),
+        ))
+    }
+}
+
+/// The body, or an RFC 6749-shaped error (413 when over [`MAX_BODY`]).
+fn body_bytes(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
+    body.map_err(|rejection| {
+        let status = rejection.status();
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                status,
+                "invalid_request",
+                format!("the body is larger than {MAX_BODY} bytes"),
+            )
+        } else {
+            ApiError::invalid_request("the body could not be read")
+        }
+    })
+}
+
+/// An `application/x-www-form-urlencoded` body, each parameter at most once
+/// (RFC 6749 §3.2).
+fn parse_form(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
+    let mut out = Map::new();
+    for (k, v) in form_urlencoded::parse(body) {
+        if out
+            .insert(k.clone().into_owned(), Value::String(v.into_owned()))
+            .is_some()
+        {
+            return Err(ApiError::invalid_request(format!(
+                "parameter {k:?} is given more than once"
+            )));
+        }
+    }
+    Ok(out)
+}
+
+fn string_list(body: &Map<String, Value>, name: &str) -> Result<Vec<String>, ApiError> {
+    match body.get(name) {
+        None => Ok(Vec::new()),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|v| {
+                v.as_str()
+                    .filter(|s| !s.is_empty() && s.len() <= 256)
+                    .map(str::to_owned)
+                    .ok_or_else(|| {
+                        ApiError::invalid_request(format!("{name} must be a list of short strings"))
+                    })
+            })
+            .collect(),
+        Some(_) => Err(ApiError::invalid_request(format!("{name} must be a list"))),
+    }
+}
+
+fn required_string(body: &Map<String, Value>, name: &str) -> Result<String, ApiError> {
+    body.get(name)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty() && s.len() <= 1024)
+        .map(str::to_owned)
+        .ok_or_else(|| {
+            ApiError::invalid_request(format!("{name} is required (a non-empty string)"))
+        })
+}
+
+fn no_store(value: Value) -> Response {
+    let mut response = Json(value).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    response
+}
+
+/// `POST /v1/sessions`: a trusted client mints a session for a user it has
+/// authenticated. Body `{"sub", "org", "roles", "amr", "audience", "claims"}`;
+/// answer `{"session_id", "access_token", "session_token", "refresh_token",
+/// "token_type": "Bearer", "expires_in"}`.
+async fn create_session<S: Store>(
+    State(state): State<Arc<AppState<S>>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = body_bytes(body)?;
+    let client = authenticate(&state, &headers, None).await?;
+    if !client.grants.iter().any(|g| g == "sessions") {
+        return Err(ApiError::unauthorized_client("sessions"));
+    }
+    require_content_type(&headers, "application/json")?;
+    let limits = tessera_jose::json::Limits::default();
+    let body = tessera_jose::json::parse_object(&body, &limits, "request body")
+        .map_err(|e| ApiError::invalid_request(e.to_string()))?;
+    for name in body.keys() {
+        if !matches!(
+            name.as_str(),
+            "sub" | "org" | "roles" | "amr" | "audience" | "claims"
+        ) {
+            return Err(ApiError::invalid_request(format!(
+                "unknown member {name:?}"
+            )));
+        }
+    }
+    let sub = required_string(&body, "sub")?;
+    let org = required_string(&body, "org")?;
+    let audience = required_string(&body, "audience")?;
+    let roles = string_list(&body, "roles")?;
+    let amr = string_list(&body, "amr")?;
+    let claims = match body.get("claims") {
+        None => Map::new(),
+        Some(Value::Object(m)) => m.clone(),
+        Some(_) => return Err(ApiError::invalid_request("claims must be an object")),
+    };
+    let resource = state.config.resource(&audience);
+    let sub_value = Value::from(sub.as_str());
+    let org_value = Value::from(org.as_str());
+    let roles_value = Value::from(roles.clone());
+    policy::check(
+        &resource,
+        &claims,
+        &[
+            ("sub", &sub_value),
+            ("org", &org_value),
+            ("roles", &roles_value),
+        ],
+    )
+    .map_err(|e| ApiError::invalid_request(e.to_string()))?;
+
+    let now = SystemClock.now();
+    let id = crate::crypto::random_token(16)
+        .map_err(ApiError::server)?
+        .to_string();
+    let session = SessionRecord {
+        id: format!("ses_{id}"),
+        client_id: client.id.clone(),
+        sub,
+        org,
+        roles,
+        amr,
+        audience,
+        claims,
+        created_at: now,
+        expires_at: now.saturating_add(
+            i64::try_from(state.config.tokens.session_ttl.as_secs()).unwrap_or(i64::MAX),
+        ),
+        revoked_at: None,
+    };
+    let (refresh, record) =
+        tokens::new_refresh(&state.config, &session.id, &session.id, &client.id, now)
+            .map_err(ApiError::server)?;
+    let keys = state.keys.snapshot();
+    let (access, expires_in) =
+        tokens::access_token(&keys, &state.config, &session, now).map_err(ApiError::server)?;
+    let session_token =
+        tokens::session_token(&keys, &state.config, &session, now).map_err(ApiError::server)?;
+    state
+        .store
+        .create_session(&session, &record)
+        .await
+        .map_err(ApiError::server)?;
+    crate::metrics::SESSIONS_CREATED.inc();
+    crate::metrics::ACCESS_TOKENS.inc();
+    tracing::info!(sid = %session.id, client = %client.id, "session created");
+    Ok(no_store(json!({
+        "session_id": session.id,
+        "access_token": access,
+        "session_token": session_token,
+        "refresh_token": refresh.as_str(),
+        "token_type": "Bearer",
+        "expires_in": expires_in,
+    })))
+}
+
+/// `DELETE /v1/sessions/{id}`: the client that minted it ends a session;
+/// its refresh tokens die with it.
+async fn delete_session<S: Store>(
+    State(state): State<Arc<AppState<S>>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let client = authenticate(&state, &headers, None).await?;
+    let found = state
+        .store
+        .revoke_session(&id, &client.id, SystemClock.now())
+        .await
+        .map_err(ApiError::server)?;
+    if !found {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "invalid_request",
+            "no such session for this client",
+        ));
+    }
+    tracing::info!(sid = %id, client = %client.id, "session revoked");
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `POST /oauth2/token` (RFC 6749 §4.4 `client_credentials`, §6
+/// `refresh_token` with rotation and reuse detection).
+async fn token<S: Store>(
+    State(state): State<Arc<AppState<S>>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = body_bytes(body)?;
+    require_content_type(&headers, "application/x-www-form-urlencoded")?;
+    let form = parse_form(&body)?;
+    let client = authenticate(&state, &headers, Some(&form)).await?;
+    let grant = form
+        .get("grant_type")
+        .and_then(Value::as_str)
+        .ok_or_else(|| ApiError::invalid_request("grant_type is required"))?;
+    let now = SystemClock.now();
+    match grant {
+        "client_credentials" => {
+            if !client.grants.iter().any(|g| g == "client_credentials") {
+                return Err(ApiError::unauthorized_client("client_credentials"));
+            }
+            let audience = form
+                .get("audience")
+                .or_else(|| form.get("resource"))
+                .and_then(Value::as_str)
+                .unwrap_or(&state.config.issuer)
+                .to_owned();
+            let scope = form.get("scope").and_then(Value::as_str);
+            crate::metrics::ACCESS_TOKENS.inc();
+            let keys = state.keys.snapshot();
+            let (access, expires_in) =
+                tokens::client_token(&keys, &state.config, &client, &audience, scope, now)
+                    .map_err(ApiError::server)?;
+            Ok(no_store(json!({
+                "access_token": access,
+                "token_type": "Bearer",
+                "expires_in": expires_in,
+            })))
+        }
+        "refresh_token" => {
+            let presented = form
+                .get("refresh_token")
+                .and_then(Value::as_str)
+                .ok_or_else(|| ApiError::invalid_request("refresh_token is required"))?;
+            let (next, record) = tokens::new_refresh(&state.config, "", "", &client.id, now)
+                .map_err(ApiError::server)?;
+            let outcome = state
+                .store
+                .rotate_refresh(&tokens::refresh_hash(presented), &client.id, &record, now)
+                .await
+                .map_err(ApiError::server)?;
+            match outcome {
+                RefreshOutcome::Rotated(session) => {
+                    crate::metrics::ACCESS_TOKENS.inc();
+                    let keys = state.keys.snapshot();
+                    let (access, expires_in) =
+                        tokens::access_token(&keys, &state.config, &session, now)
+                            .map_err(ApiError::server)?;
+                    Ok(no_store(json!({
+                        "access_token": access,
+                        "refresh_token": next.as_str(),
+                        "token_type": "Bearer",
+                        "expires_in": expires_in,
+                    })))
+                }
+                RefreshOutcome::Reused {
+                    family_id,
+                    session_id,
+                } => {
+                    tracing::warn!(
+                        family = %family_id, sid = %session_id, client = %client.id,
+                        "refresh token reused: family and session revoked"
+                    );
+                    crate::metrics::REFRESH_REUSE.inc();
+                    Err(ApiError::invalid_grant("refresh token already used"))
+                }
+                RefreshOutcome::Expired => {
+                    Err(ApiError::invalid_grant("refresh token expired or revoked"))
+                }
+                RefreshOutcome::Unknown => Err(ApiError::invalid_grant("unknown refresh token")),
+            }
+        }
+        _ => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            "grant_type must be client_credentials or refresh_token",
+        )),
+    }
 }

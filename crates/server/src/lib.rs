@@ -17,11 +17,15 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod clients;
 pub mod config;
 pub mod crypto;
 pub mod http;
 pub mod keys;
+pub mod metrics;
+pub mod policy;
 pub mod store;
+pub mod tokens;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -118,16 +122,22 @@ impl Server {
         let master = master_key(&config, master_key_env)?;
         let rules = Lifecycle::from_config(&config);
         let ring = KeyRing::open(&store, master, rules, SystemClock.now()).await?;
-        let state = Arc::new(http::AppState { keys: ring });
+        let listen = config.listen;
+        let issuer = config.issuer.clone();
+        let state = Arc::new(http::AppState {
+            keys: ring,
+            store: store.clone(),
+            config,
+        });
 
-        let listener = tokio::net::TcpListener::bind(config.listen)
+        let listener = tokio::net::TcpListener::bind(listen)
             .await
             .map_err(|source| StartError::Listen {
-                addr: config.listen,
+                addr: listen,
                 source,
             })?;
         let addr = listener.local_addr().map_err(|source| StartError::Listen {
-            addr: config.listen,
+            addr: listen,
             source,
         })?;
         let (stop, mut stopped) = watch::channel(false);
@@ -158,7 +168,7 @@ impl Server {
                 }
             }
         });
-        tracing::info!(%addr, issuer = %config.issuer, "tessera is listening");
+        tracing::info!(%addr, %issuer, "tessera is listening");
         Ok(Server {
             addr,
             stop,
@@ -171,6 +181,11 @@ impl Server {
     /// The address it listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The store it uses (for administration alongside the running service).
+    pub fn store(&self) -> &SqliteStore {
+        &self.store
     }
 
     /// Stops accepting connections, lets in-flight requests finish, stops

@@ -115,6 +115,93 @@ pub struct KeyTransition {
     pub retires_at: Option<i64>,
 }
 
+/// A registered client. The secret is stored only as an Argon2id hash.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ClientRecord {
+    /// Client id.
+    pub id: String,
+    /// Human name.
+    pub name: String,
+    /// Argon2id PHC string of the secret.
+    pub secret_hash: String,
+    /// Grants it may use (`sessions`, `client_credentials`, `refresh_token`).
+    pub grants: Vec<String>,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+impl std::fmt::Debug for ClientRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientRecord")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("grants", &self.grants)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A session minted for a user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRecord {
+    /// Session id (`sid`).
+    pub id: String,
+    /// The client that minted it.
+    pub client_id: String,
+    /// The user.
+    pub sub: String,
+    /// The user's organisation.
+    pub org: String,
+    /// Roles.
+    pub roles: Vec<String>,
+    /// Authentication methods (RFC 8176).
+    pub amr: Vec<String>,
+    /// The resource its access tokens are for.
+    pub audience: String,
+    /// Custom claims (already through the claim guard), as a JSON object.
+    pub claims: serde_json::Map<String, serde_json::Value>,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds.
+    pub expires_at: i64,
+    /// When it was revoked, if it was.
+    pub revoked_at: Option<i64>,
+}
+
+/// A refresh token as stored: its hash, never the token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshRecord {
+    /// SHA-256 of the token.
+    pub hash: Vec<u8>,
+    /// The family (one per session).
+    pub family_id: String,
+    /// The session.
+    pub session_id: String,
+    /// The client it is bound to.
+    pub client_id: String,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds.
+    pub expires_at: i64,
+}
+
+/// What presenting a refresh token led to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefreshOutcome {
+    /// Rotated: the old token is used up, the new one stored; the session.
+    Rotated(Box<SessionRecord>),
+    /// Unknown token, or bound to another client.
+    Unknown,
+    /// Expired, or its session expired or was revoked.
+    Expired,
+    /// Already used: the whole family and the session are now revoked.
+    Reused {
+        /// The family.
+        family_id: String,
+        /// The session.
+        session_id: String,
+    },
+}
+
 /// What the service persists.
 pub trait Store: Send + Sync + 'static {
     /// Every signing key, oldest first (by creation, then activation).
@@ -128,7 +215,76 @@ pub trait Store: Send + Sync + 'static {
         transitions: &[KeyTransition],
         new_keys: &[KeyRecord],
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Registers a client.
+    fn create_client(
+        &self,
+        client: &ClientRecord,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Every client.
+    fn clients(&self) -> impl Future<Output = Result<Vec<ClientRecord>, StoreError>> + Send;
+    /// One client.
+    fn client(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<ClientRecord>, StoreError>> + Send;
+    /// Deletes a client, its sessions and refresh tokens; false if there was none.
+    fn delete_client(&self, id: &str) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// In one transaction: a new session and its first refresh token.
+    fn create_session(
+        &self,
+        session: &SessionRecord,
+        refresh: &RefreshRecord,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// One session.
+    fn session(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<SessionRecord>, StoreError>> + Send;
+    /// Revokes a session and every refresh token of it; false if unknown or
+    /// not the client's.
+    fn revoke_session(
+        &self,
+        id: &str,
+        client_id: &str,
+        now: i64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// In one transaction: uses up the refresh token hashed `hash` for
+    /// `client_id` and stores `next` in its family; or, if it was used
+    /// before, revokes the family and the session.
+    fn rotate_refresh(
+        &self,
+        hash: &[u8],
+        client_id: &str,
+        next: &RefreshRecord,
+        now: i64,
+    ) -> impl Future<Output = Result<RefreshOutcome, StoreError>> + Send;
 }
+
+fn json_list(text: &str) -> Result<Vec<String>, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn session_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<SessionRecord, StoreError> {
+    Ok(SessionRecord {
+        id: r.try_get("id")?,
+        client_id: r.try_get("client_id")?,
+        sub: r.try_get("sub")?,
+        org: r.try_get("org")?,
+        roles: json_list(&r.try_get::<String, _>("roles")?)?,
+        amr: json_list(&r.try_get::<String, _>("amr")?)?,
+        audience: r.try_get("audience")?,
+        claims: serde_json::from_str(&r.try_get::<String, _>("claims")?)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        created_at: r.try_get("created_at")?,
+        expires_at: r.try_get("expires_at")?,
+        revoked_at: r.try_get("revoked_at")?,
+    })
+}
+
+const SESSION_COLUMNS: &str =
+    "id, client_id, sub, org, roles, amr, audience, claims, created_at, expires_at, revoked_at";
 
 /// The default store: SQLite.
 #[derive(Debug, Clone)]
@@ -243,4 +399,231 @@ impl Store for SqliteStore {
         tx.commit().await?;
         Ok(())
     }
+
+    async fn create_client(&self, c: &ClientRecord) -> Result<(), StoreError> {
+        let grants =
+            serde_json::to_string(&c.grants).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        sqlx::query(
+            "INSERT INTO clients (id, name, secret_hash, grants, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )
+        .bind(&c.id)
+        .bind(&c.name)
+        .bind(&c.secret_hash)
+        .bind(grants)
+        .bind(c.created_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn clients(&self) -> Result<Vec<ClientRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, name, secret_hash, grants, created_at FROM clients ORDER BY created_at, id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(client_from_row).collect()
+    }
+
+    async fn client(&self, id: &str) -> Result<Option<ClientRecord>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, name, secret_hash, grants, created_at FROM clients WHERE id = ?1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(client_from_row).transpose()
+    }
+
+    async fn delete_client(&self, id: &str) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM refresh_tokens WHERE client_id = ?1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM sessions WHERE client_id = ?1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        let done = sqlx::query("DELETE FROM clients WHERE id = ?1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn create_session(
+        &self,
+        s: &SessionRecord,
+        refresh: &RefreshRecord,
+    ) -> Result<(), StoreError> {
+        let corrupt = |e: serde_json::Error| StoreError::Corrupt(e.to_string());
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO sessions (id, client_id, sub, org, roles, amr, audience, claims, created_at, expires_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        )
+        .bind(&s.id)
+        .bind(&s.client_id)
+        .bind(&s.sub)
+        .bind(&s.org)
+        .bind(serde_json::to_string(&s.roles).map_err(corrupt)?)
+        .bind(serde_json::to_string(&s.amr).map_err(corrupt)?)
+        .bind(&s.audience)
+        .bind(serde_json::to_string(&s.claims).map_err(corrupt)?)
+        .bind(s.created_at)
+        .bind(s.expires_at)
+        .execute(&mut *tx)
+        .await?;
+        insert_refresh(&mut tx, refresh).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn session(&self, id: &str) -> Result<Option<SessionRecord>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {SESSION_COLUMNS} FROM sessions WHERE id = ?1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(session_from_row).transpose()
+    }
+
+    async fn revoke_session(
+        &self,
+        id: &str,
+        client_id: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(
+            "UPDATE sessions SET revoked_at = COALESCE(revoked_at, ?1) WHERE id = ?2 AND client_id = ?3",
+        )
+        .bind(now)
+        .bind(id)
+        .bind(client_id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE refresh_tokens SET revoked_at = COALESCE(revoked_at, ?1) WHERE session_id = ?2",
+        )
+        .bind(now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn rotate_refresh(
+        &self,
+        hash: &[u8],
+        client_id: &str,
+        next: &RefreshRecord,
+        now: i64,
+    ) -> Result<RefreshOutcome, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        // The first statement writes, so this transaction holds SQLite's
+        // write lock from the start: two concurrent uses of one token are
+        // serialized, and exactly one finds it unused.
+        let used = sqlx::query(
+            "UPDATE refresh_tokens SET used_at = ?1 \
+             WHERE hash = ?2 AND client_id = ?3 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > ?1",
+        )
+        .bind(now)
+        .bind(hash)
+        .bind(client_id)
+        .execute(&mut *tx)
+        .await?;
+        let row = sqlx::query(
+            "SELECT family_id, session_id, client_id, expires_at, used_at, revoked_at FROM refresh_tokens WHERE hash = ?1",
+        )
+        .bind(hash)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            return Ok(RefreshOutcome::Unknown);
+        };
+        let family_id: String = row.try_get("family_id")?;
+        let session_id: String = row.try_get("session_id")?;
+        let owner: String = row.try_get("client_id")?;
+        if owner != client_id {
+            return Ok(RefreshOutcome::Unknown);
+        }
+        if used.rows_affected() != 1 {
+            let was_used: Option<i64> = row.try_get("used_at")?;
+            if was_used.is_some() {
+                // OAuth 2.0 Security BCP §4.14: reuse revokes the family and the session.
+                sqlx::query("UPDATE refresh_tokens SET revoked_at = COALESCE(revoked_at, ?1) WHERE family_id = ?2")
+                    .bind(now)
+                    .bind(&family_id)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query(
+                    "UPDATE sessions SET revoked_at = COALESCE(revoked_at, ?1) WHERE id = ?2",
+                )
+                .bind(now)
+                .bind(&session_id)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                return Ok(RefreshOutcome::Reused {
+                    family_id,
+                    session_id,
+                });
+            }
+            return Ok(RefreshOutcome::Expired);
+        }
+        let session = sqlx::query(&format!(
+            "SELECT {SESSION_COLUMNS} FROM sessions WHERE id = ?1"
+        ))
+        .bind(&session_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(session) = session.as_ref().map(session_from_row).transpose()? else {
+            return Ok(RefreshOutcome::Unknown);
+        };
+        if session.revoked_at.is_some() || session.expires_at <= now {
+            return Ok(RefreshOutcome::Expired);
+        }
+        let next = RefreshRecord {
+            family_id,
+            session_id,
+            ..next.clone()
+        };
+        insert_refresh(&mut tx, &next).await?;
+        tx.commit().await?;
+        Ok(RefreshOutcome::Rotated(Box::new(session)))
+    }
+}
+
+async fn insert_refresh(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    r: &RefreshRecord,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO refresh_tokens (hash, family_id, session_id, client_id, created_at, expires_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )
+    .bind(&r.hash)
+    .bind(&r.family_id)
+    .bind(&r.session_id)
+    .bind(&r.client_id)
+    .bind(r.created_at)
+    .bind(r.expires_at)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+fn client_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<ClientRecord, StoreError> {
+    Ok(ClientRecord {
+        id: r.try_get("id")?,
+        name: r.try_get("name")?,
+        secret_hash: r.try_get("secret_hash")?,
+        grants: json_list(&r.try_get::<String, _>("grants")?)?,
+        created_at: r.try_get("created_at")?,
+    })
 }

@@ -4,13 +4,21 @@
     missing_docs,
     clippy::unwrap_used,
     clippy::expect_used,
-    clippy::indexing_slicing
+    clippy::indexing_slicing,
+    clippy::panic,
+    clippy::type_complexity
 )]
 
 use std::net::SocketAddr;
 use std::path::Path;
 
+use base64::Engine as _;
+use serde_json::{json, Value};
+use tessera_jose::jwa::JwsAlgorithm;
 use tessera_jose::jwk::JwkSet;
+use tessera_jose::jws::Verifier;
+use tessera_jose::jwt::{self, SystemClock, Validation};
+use tessera_server::clients;
 use tessera_server::config::Config;
 use tessera_server::{Server, StartError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -22,10 +30,26 @@ struct Reply {
 }
 
 async fn request(addr: SocketAddr, method: &str, path: &str) -> Reply {
+    send(addr, method, path, &[], "").await
+}
+
+async fn send(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, String)],
+    body: &str,
+) -> Reply {
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
     );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
     stream.write_all(req.as_bytes()).await.unwrap();
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).await.unwrap();
@@ -131,4 +155,508 @@ async fn a_different_master_key_refuses_to_start() {
     );
     // No key file was written: the key came from the environment.
     assert!(!data.join("master.key").exists());
+}
+
+fn basic(id: &str, secret: &str) -> (&'static str, String) {
+    let raw = format!("{id}:{secret}");
+    (
+        "Authorization",
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(raw)
+        ),
+    )
+}
+
+fn json_type() -> (&'static str, String) {
+    ("Content-Type", "application/json".to_owned())
+}
+
+fn form_type() -> (&'static str, String) {
+    (
+        "Content-Type",
+        "application/x-www-form-urlencoded".to_owned(),
+    )
+}
+
+fn body(r: &Reply) -> Value {
+    serde_json::from_str(&r.body).unwrap_or_else(|e| panic!("{e}: {}", r.body))
+}
+
+struct Running {
+    server: Server,
+    id: String,
+    secret: String,
+    _dir: tempfile::TempDir,
+}
+
+async fn running(toml_resources: &str) -> Running {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tessera.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "issuer = \"https://auth.example.com\"\ndata_dir = {:?}\n[signing]\nalg = \"ES256\"\n{toml_resources}",
+            dir.path().join("data").display().to_string()
+        ),
+    )
+    .unwrap();
+    let config = Config::load(Some(&path), Vec::new(), Some("127.0.0.1:0")).unwrap();
+    let server = Server::start(config, Some(&"42".repeat(32))).await.unwrap();
+    let grants = vec!["sessions".to_owned(), "client_credentials".to_owned()];
+    let new = clients::create(server.store(), "backend", &grants, 0)
+        .await
+        .unwrap();
+    Running {
+        server,
+        id: new.record.id.clone(),
+        secret: new.secret.to_string(),
+        _dir: dir,
+    }
+}
+
+async fn verifier(addr: SocketAddr) -> Verifier {
+    let jwks = request(addr, "GET", "/.well-known/jwks.json").await;
+    let set = JwkSet::from_json(jwks.body.as_bytes()).unwrap();
+    Verifier::builder()
+        .jwk_set(&set, &[JwsAlgorithm::ES256])
+        .unwrap()
+        .build()
+        .unwrap()
+}
+
+const SESSION: &str = r#"{"sub":"user-1","org":"org-acme","roles":["admin"],"amr":["pwd","otp"],"audience":"https://api.example.com","claims":{"tenant_tier":"gold"}}"#;
+const RESOURCES: &str =
+    "[[resources]]\naudience = \"https://api.example.com\"\nclaims = [\"tenant_tier\"]\n";
+
+#[tokio::test]
+async fn sessions_mint_minimal_verifiable_tokens() {
+    let r = running(RESOURCES).await;
+    let addr = r.server.local_addr();
+    let reply = send(
+        addr,
+        "POST",
+        "/v1/sessions",
+        &[basic(&r.id, &r.secret), json_type()],
+        SESSION,
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert!(reply.headers.contains("cache-control: no-store"));
+    let b = body(&reply);
+    for field in [
+        "session_id",
+        "access_token",
+        "session_token",
+        "refresh_token",
+        "token_type",
+        "expires_in",
+    ] {
+        assert!(b.get(field).is_some(), "{field} missing: {b}");
+    }
+    assert_eq!(b["token_type"], "Bearer");
+    assert_eq!(b["expires_in"], 900);
+    let v = verifier(addr).await;
+    let validation = Validation::new()
+        .issuer("https://auth.example.com")
+        .audience("https://api.example.com")
+        .typ("at+jwt");
+    let at = jwt::verify::<Value>(
+        b["access_token"].as_str().unwrap(),
+        &v,
+        &validation,
+        &SystemClock,
+    )
+    .unwrap();
+    let claims = at.claims();
+    assert_eq!(claims.sub.as_deref(), Some("user-1"));
+    let mut names: Vec<&str> = claims
+        .custom
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        ["amr", "client_id", "org", "roles", "sid", "tenant_tier"]
+    );
+    assert_eq!(claims.custom["sid"], b["session_id"]);
+    let st = jwt::verify::<Value>(
+        b["session_token"].as_str().unwrap(),
+        &v,
+        &Validation::new()
+            .issuer("https://auth.example.com")
+            .audience("https://auth.example.com")
+            .typ("session+jwt"),
+        &SystemClock,
+    )
+    .unwrap();
+    assert_eq!(st.claims().custom["sid"], b["session_id"]);
+    assert_eq!(b["refresh_token"].as_str().unwrap().len(), 43, "256 bits");
+    r.server.shutdown().await;
+}
+
+async fn refresh(addr: SocketAddr, r: &Running, token: &str) -> Reply {
+    send(
+        addr,
+        "POST",
+        "/oauth2/token",
+        &[basic(&r.id, &r.secret), form_type()],
+        &format!("grant_type=refresh_token&refresh_token={token}"),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn refresh_tokens_rotate_and_reuse_revokes_the_family() {
+    let r = running(RESOURCES).await;
+    let addr = r.server.local_addr();
+    let s = body(
+        &send(
+            addr,
+            "POST",
+            "/v1/sessions",
+            &[basic(&r.id, &r.secret), json_type()],
+            SESSION,
+        )
+        .await,
+    );
+    let first = s["refresh_token"].as_str().unwrap().to_owned();
+    let reply = refresh(addr, &r, &first).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let second = body(&reply)["refresh_token"].as_str().unwrap().to_owned();
+    assert_ne!(first, second);
+    assert!(body(&reply)["access_token"].is_string());
+    // The first token again: reuse. The family and the session are revoked.
+    let reuse_count = |text: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix("tessera_refresh_token_reuse_total "))
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let before = reuse_count(&request(addr, "GET", "/metrics").await.body);
+    let reused = refresh(addr, &r, &first).await;
+    assert_eq!(reused.status, 400);
+    assert_eq!(body(&reused)["error"], "invalid_grant");
+    let after = refresh(addr, &r, &second).await;
+    assert_eq!(after.status, 400, "the newer token died with its family");
+    // Counted (other tests in this binary may count too, hence "more than").
+    let after_count = reuse_count(&request(addr, "GET", "/metrics").await.body);
+    assert!(after_count > before, "{before} -> {after_count}");
+    r.server.shutdown().await;
+}
+
+#[tokio::test]
+async fn two_concurrent_refreshes_exactly_one_succeeds() {
+    let r = running(RESOURCES).await;
+    let addr = r.server.local_addr();
+    let s = body(
+        &send(
+            addr,
+            "POST",
+            "/v1/sessions",
+            &[basic(&r.id, &r.secret), json_type()],
+            SESSION,
+        )
+        .await,
+    );
+    let token = s["refresh_token"].as_str().unwrap().to_owned();
+    let (a, b) = tokio::join!(refresh(addr, &r, &token), refresh(addr, &r, &token));
+    let ok = [a.status, b.status].iter().filter(|s| **s == 200).count();
+    assert_eq!(ok, 1, "{} {} / {} {}", a.status, a.body, b.status, b.body);
+    r.server.shutdown().await;
+}
+
+#[tokio::test]
+async fn deleting_a_session_kills_its_refresh_tokens() {
+    let r = running(RESOURCES).await;
+    let addr = r.server.local_addr();
+    let s = body(
+        &send(
+            addr,
+            "POST",
+            "/v1/sessions",
+            &[basic(&r.id, &r.secret), json_type()],
+            SESSION,
+        )
+        .await,
+    );
+    let path = format!("/v1/sessions/{}", s["session_id"].as_str().unwrap());
+    let gone = send(addr, "DELETE", &path, &[basic(&r.id, &r.secret)], "").await;
+    assert_eq!(gone.status, 204);
+    let again = send(
+        addr,
+        "DELETE",
+        "/v1/sessions/ses_nope",
+        &[basic(&r.id, &r.secret)],
+        "",
+    )
+    .await;
+    assert_eq!(again.status, 404);
+    let reply = refresh(addr, &r, s["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(body(&reply)["error"], "invalid_grant");
+    r.server.shutdown().await;
+}
+
+#[tokio::test]
+async fn client_credentials_with_client_secret_post() {
+    let r = running("").await;
+    let addr = r.server.local_addr();
+    let reply = send(
+        addr,
+        "POST",
+        "/oauth2/token",
+        &[form_type()],
+        &format!("grant_type=client_credentials&client_id={}&client_secret={}&audience=https%3A%2F%2Fapi.example.com", r.id, r.secret),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let v = verifier(addr).await;
+    let validation = Validation::new()
+        .audience("https://api.example.com")
+        .typ("at+jwt");
+    let at = jwt::verify::<Value>(
+        body(&reply)["access_token"].as_str().unwrap(),
+        &v,
+        &validation,
+        &SystemClock,
+    )
+    .unwrap();
+    assert_eq!(at.claims().sub.as_deref(), Some(r.id.as_str()));
+    r.server.shutdown().await;
+}
+
+#[tokio::test]
+async fn bad_input_gets_4xx_in_the_rfc6749_shape() {
+    let r = running(RESOURCES).await;
+    let addr = r.server.local_addr();
+    let auth = basic(&r.id, &r.secret);
+    let big = "x".repeat(100 * 1024);
+    let with_claim = |claims: Value| {
+        json!({"sub":"u","org":"o","audience":"https://api.example.com","claims":claims})
+            .to_string()
+    };
+    let cases: Vec<(&str, &str, Vec<(&str, String)>, String, u16, &str)> = vec![
+        (
+            "POST",
+            "/v1/sessions",
+            vec![json_type()],
+            SESSION.into(),
+            401,
+            "invalid_client",
+        ),
+        (
+            "POST",
+            "/v1/sessions",
+            vec![basic(&r.id, "wrong"), json_type()],
+            SESSION.into(),
+            401,
+            "invalid_client",
+        ),
+        (
+            "POST",
+            "/v1/sessions",
+            vec![basic("cli_nobody", &r.secret), json_type()],
+            SESSION.into(),
+            401,
+            "invalid_client",
+        ),
+        (
+            "POST",
+            "/v1/sessions",
+            vec![("Authorization", "Bearer abc".into()), json_type()],
+            SESSION.into(),
+            401,
+            "invalid_client",
+        ),
+        (
+            "POST",
+            "/v1/sessions",
+            vec![auth.clone()],
+            SESSION.into(),
+            415,
+            "invalid_request",
+        ),
+        (
+            "POST",
+            "/v1/sessions",
+            vec![auth.clone(), json_type()],
+            "{not json".into(),
+            400,
+            "invalid_request",
+        ),
+        (
+            "POST",
+            "/v1/sessions",
+            vec![auth.clone(), json_type()],
+            r#"{"sub":"a","sub":"b"}"#.into(),
+            400,
+            "invalid_request",
+        ),
+        (
+            "POST",
+            "/v1/sessions",
+            vec![auth.clone(), json_type()],
+            r#"{"org":"o","audience":"a"}"#.into(),
+            400,
+            "invalid_request",
+        ),
+        (
+            "POST",
+            "/v1/sessions",
+            vec![auth.clone(), json_type()],
+            r#"{"sub":"u","org":"o","audience":"a","admin":true}"#.into(),
+            400,
+            "invalid_request",
+        ),
+        (
+            "POST",
+            "/v1/sessions",
+            vec![auth.clone(), json_type()],
+            with_claim(json!({"plan":"x"})),
+            400,
+            "invalid_request",
+        ),
+        (
+            "POST",
+            "/v1/sessions",
+            vec![auth.clone(), json_type()],
+            with_claim(json!({"tenant_tier":"bob@example.com"})),
+            400,
+            "invalid_request",
+        ),
+        (
+            "POST",
+            "/v1/sessions",
+            vec![auth.clone(), json_type()],
+            big.clone(),
+            413,
+            "invalid_request",
+        ),
+        (
+            "POST",
+            "/oauth2/token",
+            vec![auth.clone()],
+            "grant_type=client_credentials".into(),
+            415,
+            "invalid_request",
+        ),
+        (
+            "POST",
+            "/oauth2/token",
+            vec![auth.clone(), form_type()],
+            "grant_type=password".into(),
+            400,
+            "unsupported_grant_type",
+        ),
+        (
+            "POST",
+            "/oauth2/token",
+            vec![auth.clone(), form_type()],
+            "grant_type=a&grant_type=b".into(),
+            400,
+            "invalid_request",
+        ),
+        (
+            "POST",
+            "/oauth2/token",
+            vec![auth.clone(), form_type()],
+            "scope=x".into(),
+            400,
+            "invalid_request",
+        ),
+        (
+            "POST",
+            "/oauth2/token",
+            vec![auth.clone(), form_type()],
+            "grant_type=refresh_token&refresh_token=nope".into(),
+            400,
+            "invalid_grant",
+        ),
+        (
+            "POST",
+            "/oauth2/token",
+            vec![auth.clone(), form_type()],
+            format!(
+                "grant_type=client_credentials&client_id={}&client_secret={}",
+                r.id, r.secret
+            ),
+            400,
+            "invalid_request",
+        ),
+        (
+            "POST",
+            "/oauth2/token",
+            vec![form_type()],
+            "grant_type=client_credentials".into(),
+            401,
+            "invalid_client",
+        ),
+        (
+            "GET",
+            "/oauth2/token",
+            vec![],
+            String::new(),
+            405,
+            "invalid_request",
+        ),
+    ];
+    for (method, path, headers, payload, status, code) in cases {
+        let reply = send(addr, method, path, &headers, &payload).await;
+        assert_eq!(
+            reply.status,
+            status,
+            "{method} {path} {}: {}",
+            &payload[..payload.len().min(60)],
+            reply.body
+        );
+        let b = body(&reply);
+        assert_eq!(b["error"], code, "{method} {path}: {b}");
+        assert!(b["error_description"].is_string());
+        if status == 401 {
+            assert!(
+                reply.headers.contains("www-authenticate: basic"),
+                "{}",
+                reply.headers
+            );
+        }
+    }
+    // The personal-data refusal says what to do instead.
+    let reply = send(
+        addr,
+        "POST",
+        "/v1/sessions",
+        &[auth.clone(), json_type()],
+        &with_claim(json!({"tenant_tier":"+44 20 7946 0958"})),
+    )
+    .await;
+    assert!(body(&reply)["error_description"]
+        .as_str()
+        .unwrap()
+        .contains("jwe"));
+    // A client without the sessions grant.
+    let only_cc = clients::create(
+        r.server.store(),
+        "machine",
+        &["client_credentials".to_owned()],
+        0,
+    )
+    .await
+    .unwrap();
+    let reply = send(
+        addr,
+        "POST",
+        "/v1/sessions",
+        &[basic(&only_cc.record.id, &only_cc.secret), json_type()],
+        SESSION,
+    )
+    .await;
+    assert_eq!(
+        (reply.status, body(&reply)["error"].clone()),
+        (400, json!("unauthorized_client"))
+    );
+    r.server.shutdown().await;
 }

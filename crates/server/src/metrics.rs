@@ -1,0 +1,69 @@
+//! Counters exported at `GET /metrics` in the Prometheus text format.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A monotonically increasing counter.
+#[derive(Debug)]
+pub struct Counter {
+    name: &'static str,
+    help: &'static str,
+    value: AtomicU64,
+}
+
+impl Counter {
+    const fn new(name: &'static str, help: &'static str) -> Self {
+        Counter {
+            name,
+            help,
+            value: AtomicU64::new(0),
+        }
+    }
+    /// Adds one.
+    pub fn inc(&self) {
+        self.value.fetch_add(1, Ordering::Relaxed);
+    }
+    /// The current value.
+    pub fn get(&self) -> u64 {
+        self.value.load(Ordering::Relaxed)
+    }
+}
+
+/// Sessions created.
+pub static SESSIONS_CREATED: Counter =
+    Counter::new("tessera_sessions_created_total", "Sessions created.");
+/// Access tokens issued (all grants).
+pub static ACCESS_TOKENS: Counter = Counter::new(
+    "tessera_access_tokens_issued_total",
+    "Access tokens issued.",
+);
+/// Refresh tokens presented again after use (each revoked a family).
+pub static REFRESH_REUSE: Counter = Counter::new(
+    "tessera_refresh_token_reuse_total",
+    "Refresh tokens presented after use; each revoked its family and session.",
+);
+/// Failed client authentications.
+pub static CLIENT_AUTH_FAILURES: Counter = Counter::new(
+    "tessera_client_auth_failures_total",
+    "Client authentications that failed.",
+);
+
+const ALL: &[&Counter] = &[
+    &SESSIONS_CREATED,
+    &ACCESS_TOKENS,
+    &REFRESH_REUSE,
+    &CLIENT_AUTH_FAILURES,
+];
+
+/// Every counter, in the Prometheus text exposition format.
+pub fn render() -> String {
+    let mut out = String::new();
+    for c in ALL {
+        out.push_str(&format!(
+            "# HELP {n} {h}\n# TYPE {n} counter\n{n} {v}\n",
+            n = c.name,
+            h = c.help,
+            v = c.get()
+        ));
+    }
+    out
+}

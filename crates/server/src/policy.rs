@@ -1,0 +1,300 @@
+//! The claim guard. A JWS can be read by anyone who holds it — the
+//! browser, a proxy, a log pipeline — so a plain-JWS resource accepts only
+//! the custom claims it declared, and no value that looks like personal
+//! data: e-mail addresses, phone numbers, national ids, card numbers.
+
+use serde_json::{Map, Value};
+
+use crate::config::{Resource, TokenFormat};
+
+/// Claim names the service sets itself; a request cannot supply them.
+pub const RESERVED: &[&str] = &[
+    "iss",
+    "sub",
+    "aud",
+    "exp",
+    "nbf",
+    "iat",
+    "jti",
+    "org",
+    "roles",
+    "amr",
+    "scope",
+    "client_id",
+    "sid",
+    "typ",
+    "cnf",
+    "act",
+    "azp",
+    "auth_time",
+    "acr",
+];
+
+/// Why a claim was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GuardError {
+    /// Not declared for the resource (or set by the service itself).
+    #[error("claim {claim:?} is not declared for resource {audience:?}")]
+    Undeclared {
+        /// The claim.
+        claim: String,
+        /// The resource.
+        audience: String,
+    },
+    /// Its value looks like personal data.
+    #[error(
+        "claim {claim:?} looks like {kind}: anyone holding a signed (JWS) token can read it; \
+         send personal data only to a resource whose tokens are encrypted (format \"jwe\")"
+    )]
+    Sensitive {
+        /// The claim.
+        claim: String,
+        /// What it looks like.
+        kind: &'static str,
+    },
+}
+
+/// Checks the request's custom claims against `resource`, and every value
+/// that will appear in a JWS (custom claims and the named ones in
+/// `visible`, such as `sub`) for personal data.
+pub fn check(
+    resource: &Resource,
+    custom: &Map<String, Value>,
+    visible: &[(&str, &Value)],
+) -> Result<(), GuardError> {
+    for name in custom.keys() {
+        let declared = resource.claims.iter().any(|c| c == name);
+        if !declared || RESERVED.contains(&name.as_str()) {
+            return Err(GuardError::Undeclared {
+                claim: name.clone(),
+                audience: resource.audience.clone(),
+            });
+        }
+    }
+    match resource.format {
+        TokenFormat::Jws => {
+            let all = visible
+                .iter()
+                .map(|(k, v)| (*k, *v))
+                .chain(custom.iter().map(|(k, v)| (k.as_str(), v)));
+            for (name, value) in all {
+                if let Some(kind) = sensitive(value) {
+                    return Err(GuardError::Sensitive {
+                        claim: name.to_owned(),
+                        kind,
+                    });
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What a value looks like, if it looks like personal data.
+fn sensitive(value: &Value) -> Option<&'static str> {
+    match value {
+        Value::String(s) => sensitive_text(s),
+        Value::Number(n) => sensitive_text(&n.to_string()),
+        Value::Array(items) => items.iter().find_map(sensitive),
+        Value::Object(m) => m.values().find_map(sensitive),
+        Value::Bool(_) | Value::Null => None,
+    }
+}
+
+fn sensitive_text(s: &str) -> Option<&'static str> {
+    let s = s.trim();
+    if looks_like_email(s) {
+        return Some("an e-mail address");
+    }
+    if looks_like_card(s) {
+        return Some("a payment card number");
+    }
+    if looks_like_national_id(s) {
+        return Some("a national identification number");
+    }
+    if looks_like_phone(s) {
+        return Some("a phone number");
+    }
+    None
+}
+
+fn looks_like_email(s: &str) -> bool {
+    let Some((local, domain)) = s.rsplit_once('@') else {
+        return false;
+    };
+    !local.is_empty()
+        && !s.contains(char::is_whitespace)
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+}
+
+fn digits(s: &str) -> Option<Vec<u32>> {
+    s.chars()
+        .filter(|c| !matches!(c, ' ' | '-'))
+        .map(|c| c.to_digit(10))
+        .collect()
+}
+
+/// 13–19 digits (spaces or dashes allowed) passing the Luhn check.
+fn looks_like_card(s: &str) -> bool {
+    let Some(d) = digits(s) else { return false };
+    if !(13..=19).contains(&d.len()) {
+        return false;
+    }
+    let sum: u32 = d
+        .iter()
+        .rev()
+        .enumerate()
+        .map(|(i, &x)| {
+            if i % 2 == 1 {
+                let y = x * 2;
+                if y > 9 {
+                    y - 9
+                } else {
+                    y
+                }
+            } else {
+                x
+            }
+        })
+        .sum();
+    sum % 10 == 0
+}
+
+/// A US SSN (`123-45-6789`) or an IBAN (two letters, two check digits,
+/// then 11–30 letters and digits, passing the mod-97 check).
+fn looks_like_national_id(s: &str) -> bool {
+    let b = s.as_bytes();
+    let ssn = b.len() == 11
+        && b.iter().enumerate().all(|(i, c)| {
+            if i == 3 || i == 6 {
+                *c == b'-'
+            } else {
+                c.is_ascii_digit()
+            }
+        });
+    ssn || looks_like_iban(s)
+}
+
+fn looks_like_iban(s: &str) -> bool {
+    let compact: String = s.chars().filter(|c| *c != ' ').collect();
+    let b = compact.as_bytes();
+    if !(15..=34).contains(&b.len())
+        || !b.iter().take(2).all(u8::is_ascii_uppercase)
+        || !b.iter().skip(2).take(2).all(u8::is_ascii_digit)
+        || !b.iter().all(u8::is_ascii_alphanumeric)
+    {
+        return false;
+    }
+    let rearranged = b.iter().skip(4).chain(b.iter().take(4));
+    let mut rem: u32 = 0;
+    for c in rearranged {
+        let v = if c.is_ascii_digit() {
+            u32::from(c - b'0')
+        } else {
+            u32::from(c.to_ascii_uppercase() - b'A') + 10
+        };
+        rem = if v >= 10 {
+            (rem * 100 + v) % 97
+        } else {
+            (rem * 10 + v) % 97
+        };
+    }
+    rem == 1
+}
+
+/// `+` then 8–15 digits, or 10–15 digits written with separators.
+fn looks_like_phone(s: &str) -> bool {
+    let body = s.strip_prefix('+');
+    let allowed = |c: char| c.is_ascii_digit() || matches!(c, ' ' | '-' | '.' | '(' | ')');
+    let text = body.unwrap_or(s);
+    if text.is_empty() || !text.chars().all(allowed) {
+        return false;
+    }
+    let n = text.chars().filter(char::is_ascii_digit).count();
+    let separated = text.chars().any(|c| !c.is_ascii_digit());
+    match body {
+        Some(_) => (8..=15).contains(&n),
+        None => separated && (10..=15).contains(&n),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn resource(claims: &[&str]) -> Resource {
+        Resource {
+            audience: "https://api.example.com".into(),
+            format: TokenFormat::Jws,
+            claims: claims.iter().map(|c| c.to_string()).collect(),
+        }
+    }
+
+    fn custom(v: Value) -> Map<String, Value> {
+        v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn only_declared_claims_pass() {
+        let r = resource(&["tenant_tier"]);
+        assert!(check(&r, &custom(json!({"tenant_tier": "gold"})), &[]).is_ok());
+        let e = check(&r, &custom(json!({"plan": "gold"})), &[]).unwrap_err();
+        assert!(matches!(e, GuardError::Undeclared { .. }));
+        // Declaring a reserved name does not let a request set it.
+        let r = resource(&["sub"]);
+        assert!(check(&r, &custom(json!({"sub": "x"})), &[]).is_err());
+    }
+
+    #[test]
+    fn personal_data_is_refused_in_jws() {
+        let r = resource(&["contact"]);
+        for (value, kind) in [
+            (json!("alice@example.com"), "an e-mail address"),
+            (json!("4111 1111 1111 1111"), "a payment card number"),
+            (json!(4111111111111111u64), "a payment card number"),
+            (json!("078-05-1120"), "a national identification number"),
+            (
+                json!("GB82 WEST 1234 5698 7654 32"),
+                "a national identification number",
+            ),
+            (json!("+44 20 7946 0958"), "a phone number"),
+            (json!("(555) 123-4567"), "a phone number"),
+            (
+                json!(["ok", {"deep": "bob@example.org"}]),
+                "an e-mail address",
+            ),
+        ] {
+            let e = check(&r, &custom(json!({ "contact": value })), &[]).unwrap_err();
+            assert_eq!(
+                e,
+                GuardError::Sensitive {
+                    claim: "contact".into(),
+                    kind
+                },
+                "{value}"
+            );
+            assert!(e.to_string().contains("jwe"));
+        }
+        for fine in [
+            json!("gold"),
+            json!("user-4a7f9c2e"),
+            json!(42),
+            json!("2026-11-23"),
+            json!("4111 1111 1111 1112"),
+            json!("v1.2.3@beta"),
+            json!("12345678"),
+        ] {
+            assert!(
+                check(&r, &custom(json!({ "contact": fine })), &[]).is_ok(),
+                "{fine}"
+            );
+        }
+        // Named claims are checked too.
+        let sub = json!("carol@example.net");
+        assert!(check(&r, &Map::new(), &[("sub", &sub)]).is_err());
+    }
+}
