@@ -114,6 +114,13 @@ pub fn router<S: Store + Clone>(state: Arc<AppState<S>>) -> Router {
         .route("/v1/sessions/{id}", delete(delete_session::<S>))
         .route("/oauth2/token", post(token::<S>))
         .route("/metrics", get(metrics))
+        .route("/oauth2/introspect", post(introspect::<S>))
+        .route("/oauth2/revoke", post(revoke::<S>))
+        .route(
+            "/.well-known/oauth-authorization-server",
+            get(metadata::<S>),
+        )
+        .route("/.well-known/openid-configuration", get(metadata::<S>))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY))
@@ -520,4 +527,153 @@ async fn token<S: Store>(
             "grant_type must be client_credentials or refresh_token",
         )),
     }
+}
+
+/// RFC 8414 authorization server metadata (also served as the OpenID
+/// discovery document, for clients that only look there).
+async fn metadata<S: Store>(State(state): State<Arc<AppState<S>>>) -> Response {
+    let issuer = &state.config.issuer;
+    let auth_methods = json!(["client_secret_basic", "client_secret_post"]);
+    Json(json!({
+        "issuer": issuer,
+        "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
+        "token_endpoint": format!("{issuer}/oauth2/token"),
+        "introspection_endpoint": format!("{issuer}/oauth2/introspect"),
+        "revocation_endpoint": format!("{issuer}/oauth2/revoke"),
+        "grant_types_supported": ["client_credentials", "refresh_token"],
+        "response_types_supported": [],
+        "subject_types_supported": ["public"],
+        "token_endpoint_auth_methods_supported": auth_methods,
+        "introspection_endpoint_auth_methods_supported": auth_methods,
+        "revocation_endpoint_auth_methods_supported": auth_methods,
+        "id_token_signing_alg_values_supported": [state.config.signing.alg.name()],
+        "token_endpoint_auth_signing_alg_values_supported": [state.config.signing.alg.name()],
+    }))
+    .into_response()
+}
+
+/// An access token of ours that verifies now: its claims.
+fn verified_access_token<S: Store>(
+    state: &AppState<S>,
+    token: &str,
+    now: i64,
+) -> Option<Map<String, Value>> {
+    let snap = state.keys.snapshot();
+    let verified = snap.verifier.verify_compact(token).ok()?;
+    if verified.header().typ() != Some(tokens::ACCESS_TYP) {
+        return None;
+    }
+    let limits = tessera_jose::json::Limits::default();
+    let claims = tessera_jose::json::parse_object(verified.payload(), &limits, "claims").ok()?;
+    let issuer_ok = claims.get("iss").and_then(Value::as_str) == Some(state.config.issuer.as_str());
+    let live = claims
+        .get("exp")
+        .and_then(Value::as_i64)
+        .is_some_and(|exp| exp > now);
+    (issuer_ok && live).then_some(claims)
+}
+
+/// The session an access token names (`sid`), if it is still alive.
+async fn session_alive<S: Store>(
+    state: &AppState<S>,
+    claims: &Map<String, Value>,
+    now: i64,
+) -> Result<bool, ApiError> {
+    let Some(sid) = claims.get("sid").and_then(Value::as_str) else {
+        return Ok(true); // client_credentials tokens have no session
+    };
+    let session = state.store.session(sid).await.map_err(ApiError::server)?;
+    Ok(session.is_some_and(|s| s.revoked_at.is_none() && s.expires_at > now))
+}
+
+/// `POST /oauth2/introspect` (RFC 7662): for an authenticated client, whether
+/// an access or refresh token is active, and its claims. Unknown, expired,
+/// revoked or foreign tokens are just `{"active": false}`.
+async fn introspect<S: Store>(
+    State(state): State<Arc<AppState<S>>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = body_bytes(body)?;
+    require_content_type(&headers, "application/x-www-form-urlencoded")?;
+    let form = parse_form(&body)?;
+    let client = authenticate(&state, &headers, Some(&form)).await?;
+    let token = form
+        .get("token")
+        .and_then(Value::as_str)
+        .ok_or_else(|| ApiError::invalid_request("token is required"))?;
+    let now = SystemClock.now();
+    let inactive = || no_store(json!({ "active": false }));
+    if let Some(mut claims) = verified_access_token(&state, token, now) {
+        if !session_alive(&state, &claims, now).await? {
+            return Ok(inactive());
+        }
+        claims.insert("active".into(), true.into());
+        claims.insert("token_type".into(), "Bearer".into());
+        return Ok(no_store(Value::Object(claims)));
+    }
+    let status = state
+        .store
+        .refresh_status(&tokens::refresh_hash(token), now)
+        .await
+        .map_err(ApiError::server)?;
+    match status {
+        // A client learns about its own refresh tokens only.
+        Some(s) if s.active && s.client_id == client.id => Ok(no_store(json!({
+            "active": true,
+            "token_type": "refresh_token",
+            "client_id": s.client_id,
+            "sub": s.session.sub,
+            "sid": s.session.id,
+            "iss": state.config.issuer,
+            "iat": s.created_at,
+            "exp": s.expires_at,
+        }))),
+        _ => Ok(inactive()),
+    }
+}
+
+/// `POST /oauth2/revoke` (RFC 7009): a refresh token ends its session and
+/// family; an access token ends its session (so introspection and refresh
+/// stop at once; the JWS itself lives until it expires). Always 200 for a
+/// well-formed request, whether or not the token was known.
+async fn revoke<S: Store>(
+    State(state): State<Arc<AppState<S>>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = body_bytes(body)?;
+    require_content_type(&headers, "application/x-www-form-urlencoded")?;
+    let form = parse_form(&body)?;
+    let client = authenticate(&state, &headers, Some(&form)).await?;
+    let token = form
+        .get("token")
+        .and_then(Value::as_str)
+        .ok_or_else(|| ApiError::invalid_request("token is required"))?;
+    let now = SystemClock.now();
+    let sid = if let Some(claims) = verified_access_token(&state, token, now) {
+        let own = claims.get("client_id").and_then(Value::as_str) == Some(client.id.as_str());
+        claims
+            .get("sid")
+            .and_then(Value::as_str)
+            .filter(|_| own)
+            .map(str::to_owned)
+    } else {
+        state
+            .store
+            .refresh_status(&tokens::refresh_hash(token), now)
+            .await
+            .map_err(ApiError::server)?
+            .filter(|s| s.client_id == client.id)
+            .map(|s| s.session.id)
+    };
+    if let Some(sid) = sid {
+        state
+            .store
+            .revoke_session(&sid, &client.id, now)
+            .await
+            .map_err(ApiError::server)?;
+        tracing::info!(%sid, client = %client.id, "session revoked through /oauth2/revoke");
+    }
+    Ok(no_store(json!({})))
 }

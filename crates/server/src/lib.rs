@@ -108,6 +108,7 @@ pub struct Server {
     serving: JoinHandle<()>,
     maintenance: JoinHandle<()>,
     store: SqliteStore,
+    state: Arc<http::AppState<SqliteStore>>,
 }
 
 impl Server {
@@ -143,6 +144,7 @@ impl Server {
         let (stop, mut stopped) = watch::channel(false);
 
         let app = http::router(state.clone());
+        let kept = state.clone();
         let mut serve_stop = stopped.clone();
         let serving = tokio::spawn(async move {
             let shutdown = async move {
@@ -175,12 +177,19 @@ impl Server {
             serving,
             maintenance,
             store,
+            state: kept,
         })
     }
 
     /// The address it listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Runs key maintenance at `now` at once (it also runs every minute):
+    /// rotation and retirement as the lifecycle rules say.
+    pub async fn maintain_keys(&self, now: i64) -> Result<(), keys::KeyError> {
+        self.state.keys.tick(&self.store, now).await
     }
 
     /// The store it uses (for administration alongside the running service).

@@ -202,6 +202,21 @@ pub enum RefreshOutcome {
     },
 }
 
+/// A refresh token looked up by its hash (introspection, revocation).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshStatus {
+    /// The client it is bound to.
+    pub client_id: String,
+    /// Its session.
+    pub session: SessionRecord,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds.
+    pub expires_at: i64,
+    /// Unused, unrevoked, unexpired, and its session alive, at the time asked.
+    pub active: bool,
+}
+
 /// What the service persists.
 pub trait Store: Send + Sync + 'static {
     /// Every signing key, oldest first (by creation, then activation).
@@ -250,6 +265,12 @@ pub trait Store: Send + Sync + 'static {
         client_id: &str,
         now: i64,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// The refresh token hashed `hash`, as of `now`.
+    fn refresh_status(
+        &self,
+        hash: &[u8],
+        now: i64,
+    ) -> impl Future<Output = Result<Option<RefreshStatus>, StoreError>> + Send;
     /// In one transaction: uses up the refresh token hashed `hash` for
     /// `client_id` and stores `next` in its family; or, if it was used
     /// before, revokes the family and the session.
@@ -515,6 +536,39 @@ impl Store for SqliteStore {
         .await?;
         tx.commit().await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    async fn refresh_status(
+        &self,
+        hash: &[u8],
+        now: i64,
+    ) -> Result<Option<RefreshStatus>, StoreError> {
+        let row = sqlx::query(
+            "SELECT session_id, client_id, created_at, expires_at, used_at, revoked_at FROM refresh_tokens WHERE hash = ?1",
+        )
+        .bind(hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let session_id: String = row.try_get("session_id")?;
+        let Some(session) = self.session(&session_id).await? else {
+            return Ok(None);
+        };
+        let expires_at: i64 = row.try_get("expires_at")?;
+        let used: Option<i64> = row.try_get("used_at")?;
+        let revoked: Option<i64> = row.try_get("revoked_at")?;
+        let active = used.is_none()
+            && revoked.is_none()
+            && expires_at > now
+            && session.revoked_at.is_none()
+            && session.expires_at > now;
+        Ok(Some(RefreshStatus {
+            client_id: row.try_get("client_id")?,
+            session,
+            created_at: row.try_get("created_at")?,
+            expires_at,
+            active,
+        }))
     }
 
     async fn rotate_refresh(

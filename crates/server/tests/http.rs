@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 use tessera_jose::jwa::JwsAlgorithm;
 use tessera_jose::jwk::JwkSet;
 use tessera_jose::jws::Verifier;
-use tessera_jose::jwt::{self, SystemClock, Validation};
+use tessera_jose::jwt::{self, Clock, SystemClock, Validation};
 use tessera_server::clients;
 use tessera_server::config::Config;
 use tessera_server::{Server, StartError};
@@ -658,5 +658,229 @@ async fn bad_input_gets_4xx_in_the_rfc6749_shape() {
         (reply.status, body(&reply)["error"].clone()),
         (400, json!("unauthorized_client"))
     );
+    r.server.shutdown().await;
+}
+
+async fn form_post(addr: SocketAddr, r: &Running, path: &str, form: &str) -> Reply {
+    send(
+        addr,
+        "POST",
+        path,
+        &[basic(&r.id, &r.secret), form_type()],
+        form,
+    )
+    .await
+}
+
+#[tokio::test]
+async fn metadata_introspection_and_revocation() {
+    let r = running(RESOURCES).await;
+    let addr = r.server.local_addr();
+    let meta = body(&request(addr, "GET", "/.well-known/oauth-authorization-server").await);
+    assert_eq!(meta["issuer"], "https://auth.example.com");
+    assert_eq!(
+        meta["jwks_uri"],
+        "https://auth.example.com/.well-known/jwks.json"
+    );
+    assert_eq!(
+        meta["token_endpoint"],
+        "https://auth.example.com/oauth2/token"
+    );
+    let oidc = body(&request(addr, "GET", "/.well-known/openid-configuration").await);
+    assert_eq!(oidc["issuer"], meta["issuer"]);
+
+    let s = body(
+        &send(
+            addr,
+            "POST",
+            "/v1/sessions",
+            &[basic(&r.id, &r.secret), json_type()],
+            SESSION,
+        )
+        .await,
+    );
+    let access = s["access_token"].as_str().unwrap();
+    let refresh_token = s["refresh_token"].as_str().unwrap();
+    let at = body(&form_post(addr, &r, "/oauth2/introspect", &format!("token={access}")).await);
+    assert_eq!(at["active"], true);
+    assert_eq!(at["sub"], "user-1");
+    assert_eq!(at["sid"], s["session_id"]);
+    let rt = body(
+        &form_post(
+            addr,
+            &r,
+            "/oauth2/introspect",
+            &format!("token={refresh_token}&token_type_hint=refresh_token"),
+        )
+        .await,
+    );
+    assert_eq!(rt["active"], true);
+    assert_eq!(rt["token_type"], "refresh_token");
+    let junk = body(&form_post(addr, &r, "/oauth2/introspect", "token=not-a-token").await);
+    assert_eq!(junk, json!({"active": false}));
+    // Another client cannot learn about this client's refresh token.
+    let other = clients::create(
+        r.server.store(),
+        "other",
+        &["client_credentials".to_owned()],
+        0,
+    )
+    .await
+    .unwrap();
+    let seen = send(
+        addr,
+        "POST",
+        "/oauth2/introspect",
+        &[basic(&other.record.id, &other.secret), form_type()],
+        &format!("token={refresh_token}"),
+    )
+    .await;
+    assert_eq!(body(&seen), json!({"active": false}));
+    // Revoking the refresh token ends the session: both tokens go inactive.
+    let revoked = form_post(
+        addr,
+        &r,
+        "/oauth2/revoke",
+        &format!("token={refresh_token}"),
+    )
+    .await;
+    assert_eq!(revoked.status, 200);
+    for token in [access, refresh_token] {
+        let after =
+            body(&form_post(addr, &r, "/oauth2/introspect", &format!("token={token}")).await);
+        assert_eq!(after, json!({"active": false}));
+    }
+    // Unknown tokens revoke "successfully" (RFC 7009 §2.2); no token is a 400.
+    assert_eq!(
+        form_post(addr, &r, "/oauth2/revoke", "token=unknown")
+            .await
+            .status,
+        200
+    );
+    assert_eq!(form_post(addr, &r, "/oauth2/revoke", "").await.status, 400);
+    r.server.shutdown().await;
+}
+
+#[tokio::test]
+async fn rotation_while_tokens_are_verified_fails_none() {
+    let r = running("").await;
+    let addr = r.server.local_addr();
+    // A verifier that fetched the JWKS once, before the rotation, and caches it.
+    let cached = verifier(addr).await;
+    let jwks: Value =
+        serde_json::from_str(&request(addr, "GET", "/.well-known/jwks.json").await.body).unwrap();
+    let next_kid = jwks["keys"][1]["kid"].as_str().unwrap().to_owned();
+    let validation = Validation::new()
+        .audience("https://auth.example.com")
+        .typ("at+jwt");
+    let mint = || async {
+        let reply = send(
+            addr,
+            "POST",
+            "/oauth2/token",
+            &[basic(&r.id, &r.secret), form_type()],
+            "grant_type=client_credentials",
+        )
+        .await;
+        body(&reply)["access_token"].as_str().unwrap().to_owned()
+    };
+    let before = mint().await;
+    let verify_loop = async {
+        let mut kids = std::collections::BTreeSet::new();
+        for _ in 0..60 {
+            let token = mint().await;
+            let ok = jwt::verify::<Value>(&token, &cached, &validation, &SystemClock)
+                .unwrap_or_else(|e| panic!("verification failed during rotation: {e}"));
+            kids.insert(ok.header().kid().unwrap().to_owned());
+            tokio::task::yield_now().await;
+        }
+        kids
+    };
+    let rotate = async {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        // A month later, as far as the key lifecycle is concerned.
+        r.server
+            .maintain_keys(SystemClock.now() + 31 * 86_400)
+            .await
+            .unwrap();
+    };
+    let (kids, ()) = tokio::join!(verify_loop, rotate);
+    assert!(
+        kids.contains(&next_kid),
+        "tokens after the rotation are signed by the pre-published key"
+    );
+    // Tokens signed before the rotation still verify (the old key is retiring).
+    assert!(jwt::verify::<Value>(&before, &cached, &validation, &SystemClock).is_ok());
+    r.server.shutdown().await;
+}
+
+#[tokio::test]
+async fn sessions_refresh_families_and_keys_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tessera.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "issuer = \"https://auth.example.com\"\ndata_dir = {:?}\n{RESOURCES}",
+            dir.path().join("data").display().to_string()
+        ),
+    )
+    .unwrap();
+    let config = || Config::load(Some(&path), Vec::new(), Some("127.0.0.1:0")).unwrap();
+    let server = Server::start(config(), None).await.unwrap();
+    let new = clients::create(server.store(), "backend", &["sessions".to_owned()], 0)
+        .await
+        .unwrap();
+    let r = Running {
+        server,
+        id: new.record.id.clone(),
+        secret: new.secret.to_string(),
+        _dir: tempfile::tempdir().unwrap(),
+    };
+    let addr = r.server.local_addr();
+    let s = body(
+        &send(
+            addr,
+            "POST",
+            "/v1/sessions",
+            &[basic(&r.id, &r.secret), json_type()],
+            SESSION,
+        )
+        .await,
+    );
+    let jwks = request(addr, "GET", "/.well-known/jwks.json").await.body;
+    let Running {
+        server,
+        id,
+        secret,
+        _dir,
+    } = r;
+    server.shutdown().await;
+
+    let server = Server::start(config(), None).await.unwrap();
+    let r = Running {
+        server,
+        id,
+        secret,
+        _dir,
+    };
+    let addr = r.server.local_addr();
+    assert_eq!(
+        request(addr, "GET", "/.well-known/jwks.json").await.body,
+        jwks
+    );
+    let reply = refresh(addr, &r, s["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    // The access token minted before the restart still introspects as active.
+    let at = body(
+        &form_post(
+            addr,
+            &r,
+            "/oauth2/introspect",
+            &format!("token={}", s["access_token"].as_str().unwrap()),
+        )
+        .await,
+    );
+    assert_eq!(at["active"], true);
     r.server.shutdown().await;
 }
