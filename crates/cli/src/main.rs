@@ -60,6 +60,10 @@ enum ClientsCommand {
         /// Grants, comma-separated: sessions, client_credentials, refresh_token.
         #[arg(long, value_delimiter = ',', required = true)]
         grant: Vec<String>,
+        /// Authenticate with private_key_jwt (RFC 7523) using the keys of this
+        /// public JWK Set file, instead of a secret.
+        #[arg(long)]
+        jwks: Option<PathBuf>,
         /// Print {"client_id", "client_secret"} as JSON.
         #[arg(long)]
         json: bool,
@@ -243,16 +247,36 @@ async fn clients_command(config: Config, command: ClientsCommand) -> ExitCode {
         Err(e) => return fail(e),
     };
     let code = match command {
-        ClientsCommand::Create { name, grant, json } => {
-            match clients::create(&store, &name, &grant, SystemClock.now()).await {
+        ClientsCommand::Create {
+            name,
+            grant,
+            jwks,
+            json,
+        } => {
+            let jwks = match jwks.map(std::fs::read_to_string).transpose() {
+                Ok(j) => j,
+                Err(e) => {
+                    eprintln!("error: --jwks: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            match clients::create(&store, &name, &grant, jwks.as_deref(), SystemClock.now()).await {
                 Ok(new) => {
-                    if json {
+                    if json && new.secret.is_empty() {
+                        println!("{}", serde_json::json!({ "client_id": new.record.id }));
+                    } else if json {
                         println!(
                             "{}",
                             serde_json::json!({
                                 "client_id": new.record.id,
                                 "client_secret": new.secret.as_str(),
                             })
+                        );
+                    } else if new.secret.is_empty() {
+                        println!("client_id:     {}", new.record.id);
+                        println!("grants:        {}", new.record.grants.join(", "));
+                        println!(
+                            "auth:          private_key_jwt (RFC 7523) with the registered JWKS"
                         );
                     } else {
                         println!("client_id:     {}", new.record.id);

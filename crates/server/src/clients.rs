@@ -5,6 +5,8 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use argon2::Argon2;
 use zeroize::Zeroizing;
 
+use tessera_jose::jwk::JwkSet;
+
 use crate::crypto::random_bytes;
 use crate::store::{ClientRecord, Store, StoreError};
 
@@ -29,8 +31,30 @@ pub enum ClientError {
 pub struct NewClient {
     /// The record as stored.
     pub record: ClientRecord,
-    /// The secret, to show once.
+    /// The secret, to show once (empty for a `private_key_jwt` client).
     pub secret: Zeroizing<String>,
+}
+
+/// Checks a client's JWK Set for `private_key_jwt`: at least one public
+/// signing key, and no private or symmetric key (a JWKS is public data).
+pub fn check_client_jwks(json: &str) -> Result<JwkSet, ClientError> {
+    let set = JwkSet::from_json(json.as_bytes())
+        .map_err(|e| ClientError::Invalid(format!("the client JWKS is not valid: {e}")))?;
+    if set
+        .keys()
+        .iter()
+        .any(|k| k.is_private() || k.is_symmetric())
+    {
+        return Err(ClientError::Invalid(
+            "the client JWKS must hold public keys only".into(),
+        ));
+    }
+    if set.keys().is_empty() {
+        return Err(ClientError::Invalid(
+            "the client JWKS has no usable key".into(),
+        ));
+    }
+    Ok(set)
 }
 
 fn random_token(bytes: usize) -> Result<Zeroizing<String>, ClientError> {
@@ -54,13 +78,19 @@ pub fn verify_secret(secret: &str, hash: &str) -> bool {
         .is_ok()
 }
 
-/// Registers a client with `grants` (each one of [`GRANTS`]).
+/// Registers a client with `grants` (each one of [`GRANTS`]). With `jwks`
+/// (its public JWK Set), it authenticates with `private_key_jwt` and gets
+/// no secret; otherwise it gets a secret, shown once.
 pub async fn create<S: Store>(
     store: &S,
     name: &str,
     grants: &[String],
+    jwks: Option<&str>,
     now: i64,
 ) -> Result<NewClient, ClientError> {
+    if let Some(json) = jwks {
+        check_client_jwks(json)?;
+    }
     if name.trim().is_empty() || name.len() > 200 {
         return Err(ClientError::Invalid(
             "a client needs a name (1 to 200 characters)".into(),
@@ -85,13 +115,21 @@ pub async fn create<S: Store>(
         }
     }
     let id = format!("cli_{}", random_token(16)?.as_str());
-    let secret = random_token(32)?;
+    let (secret, secret_hash) = match jwks {
+        Some(_) => (Zeroizing::new(String::new()), String::new()),
+        None => {
+            let secret = random_token(32)?;
+            let hash = hash_secret(&secret)?;
+            (secret, hash)
+        }
+    };
     let record = ClientRecord {
         id,
         name: name.trim().to_owned(),
-        secret_hash: hash_secret(&secret)?,
+        secret_hash,
         grants: list,
         created_at: now,
+        jwks: jwks.map(str::to_owned),
     };
     store.create_client(&record).await?;
     Ok(NewClient { record, secret })
@@ -113,6 +151,10 @@ pub async fn authenticate<S: Store>(
             .get_or_init(|| hash_secret("not a client secret").unwrap_or_default())
             .clone(),
     };
+    // A private_key_jwt client has no secret: nothing matches it.
+    if client.as_ref().is_some_and(|c| c.secret_hash.is_empty()) {
+        return Ok(None);
+    }
     let ok = tokio::task::spawn_blocking({
         let secret = Zeroizing::new(secret.to_owned());
         move || verify_secret(&secret, &hash)

@@ -207,6 +207,17 @@ async fn authenticate<S: Store>(
     form: Option<&Map<String, Value>>,
 ) -> Result<ClientRecord, ApiError> {
     let basic = basic_credentials(headers)?;
+    if let Some(kind) = form.and_then(|f| f.get("client_assertion_type")) {
+        if basic.is_some() || form.is_some_and(|f| f.contains_key("client_secret")) {
+            return Err(ApiError::invalid_request(
+                "use one client authentication method, not two",
+            ));
+        }
+        if kind.as_str() != Some(JWT_BEARER) {
+            return Err(ApiError::invalid_client());
+        }
+        return authenticate_assertion(state, form.unwrap_or(&Map::new())).await;
+    }
     let posted = form.and_then(|f| {
         let id = f.get("client_id")?.as_str()?;
         let secret = f.get("client_secret")?.as_str()?;
@@ -229,6 +240,80 @@ async fn authenticate<S: Store>(
         crate::metrics::CLIENT_AUTH_FAILURES.inc();
         ApiError::invalid_client()
     })
+}
+
+/// RFC 7523 §2.2: the client assertion type of `private_key_jwt`.
+const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+/// Longest accepted assertion lifetime: the `jti` is remembered that long.
+const MAX_ASSERTION_LIFETIME: i64 = 600;
+
+/// `private_key_jwt` (RFC 7523 §3): the assertion in `client_assertion`,
+/// signed by a key of the client's registered JWKS with that key's
+/// algorithm; `iss` and `sub` the client (named by `client_id`, which
+/// must accompany it), `aud` the issuer or the endpoint, `exp` within ten
+/// minutes, and a `jti` never seen before.
+async fn authenticate_assertion<S: Store>(
+    state: &AppState<S>,
+    form: &Map<String, Value>,
+) -> Result<ClientRecord, ApiError> {
+    let fail = || {
+        crate::metrics::CLIENT_AUTH_FAILURES.inc();
+        ApiError::invalid_client()
+    };
+    let assertion = form
+        .get("client_assertion")
+        .and_then(Value::as_str)
+        .ok_or_else(|| ApiError::invalid_request("client_assertion is required"))?;
+    let id = form
+        .get("client_id")
+        .and_then(Value::as_str)
+        .ok_or_else(|| ApiError::invalid_request("client_id must accompany client_assertion"))?;
+    let client = state
+        .store
+        .client(id)
+        .await
+        .map_err(ApiError::server)?
+        .ok_or_else(fail)?;
+    let jwks = client.jwks.as_deref().ok_or_else(fail)?;
+    let set = clients::check_client_jwks(jwks).map_err(|_| fail())?;
+    let all: Vec<tessera_jose::jwa::JwsAlgorithm> =
+        tessera_jose::jwa::JwsAlgorithm::all().collect();
+    let verifier = tessera_jose::jws::Verifier::builder()
+        .jwk_set(&set, &all)
+        .and_then(|b| b.build())
+        .map_err(|_| fail())?;
+    let issuer = &state.config.issuer;
+    let validation = tessera_jose::jwt::Validation::new()
+        .issuer(id)
+        .audience(issuer)
+        .audience(&format!("{issuer}/oauth2/token"))
+        .audience(&format!("{issuer}/oauth2/introspect"))
+        .audience(&format!("{issuer}/oauth2/revoke"));
+    let now = SystemClock.now();
+    let verified =
+        tessera_jose::jwt::verify::<Value>(assertion, &verifier, &validation, &SystemClock)
+            .map_err(|_| fail())?;
+    let claims = verified.claims();
+    let exp = claims.exp.ok_or_else(fail)?;
+    let jti = claims
+        .jti
+        .as_deref()
+        .filter(|j| !j.is_empty() && j.len() <= 256)
+        .ok_or_else(fail)?;
+    if claims.sub.as_deref() != Some(id) || exp - now > MAX_ASSERTION_LIFETIME {
+        return Err(fail());
+    }
+    let fresh = state
+        .store
+        .use_assertion(id, jti, exp, now)
+        .await
+        .map_err(ApiError::server)?;
+    if !fresh {
+        tracing::warn!(client = %id, "client assertion replayed");
+        return Err(fail());
+    }
+    Ok(client)
 }
 
 fn require_content_type(headers: &HeaderMap, expected: &str) -> Result<(), ApiError> {
@@ -533,7 +618,11 @@ async fn token<S: Store>(
 /// discovery document, for clients that only look there).
 async fn metadata<S: Store>(State(state): State<Arc<AppState<S>>>) -> Response {
     let issuer = &state.config.issuer;
-    let auth_methods = json!(["client_secret_basic", "client_secret_post"]);
+    let auth_methods = json!([
+        "client_secret_basic",
+        "client_secret_post",
+        "private_key_jwt"
+    ]);
     Json(json!({
         "issuer": issuer,
         "jwks_uri": format!("{issuer}/.well-known/jwks.json"),

@@ -128,6 +128,8 @@ pub struct ClientRecord {
     pub grants: Vec<String>,
     /// Unix seconds.
     pub created_at: i64,
+    /// Its public JWK Set, for `private_key_jwt` (RFC 7523), as JSON.
+    pub jwks: Option<String>,
 }
 
 impl std::fmt::Debug for ClientRecord {
@@ -243,6 +245,15 @@ pub trait Store: Send + Sync + 'static {
         &self,
         id: &str,
     ) -> impl Future<Output = Result<Option<ClientRecord>, StoreError>> + Send;
+    /// Records a client assertion's `jti` as used until `expires_at`; false if
+    /// it was used before (RFC 7523 §3, item 7). Forgets expired ones.
+    fn use_assertion(
+        &self,
+        client_id: &str,
+        jti: &str,
+        expires_at: i64,
+        now: i64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
     /// Deletes a client, its sessions and refresh tokens; false if there was none.
     fn delete_client(&self, id: &str) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
@@ -425,13 +436,14 @@ impl Store for SqliteStore {
         let grants =
             serde_json::to_string(&c.grants).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         sqlx::query(
-            "INSERT INTO clients (id, name, secret_hash, grants, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            "INSERT INTO clients (id, name, secret_hash, grants, created_at, jwks) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )
         .bind(&c.id)
         .bind(&c.name)
         .bind(&c.secret_hash)
         .bind(grants)
         .bind(c.created_at)
+        .bind(&c.jwks)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -439,7 +451,7 @@ impl Store for SqliteStore {
 
     async fn clients(&self) -> Result<Vec<ClientRecord>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, name, secret_hash, grants, created_at FROM clients ORDER BY created_at, id",
+            "SELECT id, name, secret_hash, grants, created_at, jwks FROM clients ORDER BY created_at, id",
         )
         .fetch_all(&self.pool)
         .await?;
@@ -448,7 +460,7 @@ impl Store for SqliteStore {
 
     async fn client(&self, id: &str) -> Result<Option<ClientRecord>, StoreError> {
         let row = sqlx::query(
-            "SELECT id, name, secret_hash, grants, created_at FROM clients WHERE id = ?1",
+            "SELECT id, name, secret_hash, grants, created_at, jwks FROM clients WHERE id = ?1",
         )
         .bind(id)
         .fetch_optional(&self.pool)
@@ -456,9 +468,38 @@ impl Store for SqliteStore {
         row.as_ref().map(client_from_row).transpose()
     }
 
+    async fn use_assertion(
+        &self,
+        client_id: &str,
+        jti: &str,
+        expires_at: i64,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM used_assertions WHERE expires_at < ?1")
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        let done = sqlx::query(
+            "INSERT INTO used_assertions (client_id, jti, expires_at) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (client_id, jti) DO NOTHING",
+        )
+        .bind(client_id)
+        .bind(jti)
+        .bind(expires_at)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     async fn delete_client(&self, id: &str) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("DELETE FROM refresh_tokens WHERE client_id = ?1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM used_assertions WHERE client_id = ?1")
             .bind(id)
             .execute(&mut *tx)
             .await?;
@@ -679,5 +720,6 @@ fn client_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<ClientRecord, StoreErr
         secret_hash: r.try_get("secret_hash")?,
         grants: json_list(&r.try_get::<String, _>("grants")?)?,
         created_at: r.try_get("created_at")?,
+        jwks: r.try_get("jwks")?,
     })
 }

@@ -204,7 +204,7 @@ async fn running(toml_resources: &str) -> Running {
     let config = Config::load(Some(&path), Vec::new(), Some("127.0.0.1:0")).unwrap();
     let server = Server::start(config, Some(&"42".repeat(32))).await.unwrap();
     let grants = vec!["sessions".to_owned(), "client_credentials".to_owned()];
-    let new = clients::create(server.store(), "backend", &grants, 0)
+    let new = clients::create(server.store(), "backend", &grants, None, 0)
         .await
         .unwrap();
     Running {
@@ -642,6 +642,7 @@ async fn bad_input_gets_4xx_in_the_rfc6749_shape() {
         r.server.store(),
         "machine",
         &["client_credentials".to_owned()],
+        None,
         0,
     )
     .await
@@ -723,6 +724,7 @@ async fn metadata_introspection_and_revocation() {
         r.server.store(),
         "other",
         &["client_credentials".to_owned()],
+        None,
         0,
     )
     .await
@@ -828,7 +830,7 @@ async fn sessions_refresh_families_and_keys_survive_a_restart() {
     .unwrap();
     let config = || Config::load(Some(&path), Vec::new(), Some("127.0.0.1:0")).unwrap();
     let server = Server::start(config(), None).await.unwrap();
-    let new = clients::create(server.store(), "backend", &["sessions".to_owned()], 0)
+    let new = clients::create(server.store(), "backend", &["sessions".to_owned()], None, 0)
         .await
         .unwrap();
     let r = Running {
@@ -882,5 +884,87 @@ async fn sessions_refresh_families_and_keys_survive_a_restart() {
         .await,
     );
     assert_eq!(at["active"], true);
+    r.server.shutdown().await;
+}
+
+#[tokio::test]
+async fn private_key_jwt_assertions_are_single_use() {
+    use tessera_jose::jwk::Jwk;
+    use tessera_jose::jws::{JwsHeader, Signer};
+    use tessera_jose::jwt::Claims;
+    let r = running("").await;
+    let addr = r.server.local_addr();
+    let key = Jwk::generate_for(JwsAlgorithm::ES256).unwrap();
+    let jwks = JwkSet::new(vec![key.to_public().unwrap()]).to_public_json();
+    let client = clients::create(
+        r.server.store(),
+        "signer",
+        &["client_credentials".to_owned()],
+        Some(&jwks),
+        0,
+    )
+    .await
+    .unwrap();
+    assert!(client.secret.is_empty());
+    let id = client.record.id.clone();
+    let now = SystemClock.now();
+    let assertion = |signer_key: &Jwk, jti: &str, exp: i64| {
+        let claims = Claims::new(json!({}))
+            .issuer(&id)
+            .subject(&id)
+            .audience("https://auth.example.com/oauth2/token")
+            .issued_at(now)
+            .expires_at(exp)
+            .jwt_id(jti);
+        let signer = Signer::new(signer_key, JwsAlgorithm::ES256).unwrap();
+        jwt::sign(&signer, &JwsHeader::new(), &claims).unwrap()
+    };
+    let post = |a: String, with_id: bool| {
+        let id = id.clone();
+        async move {
+            let mut form = format!(
+                "grant_type=client_credentials&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion={a}"
+            );
+            if with_id {
+                form.push_str(&format!("&client_id={id}"));
+            }
+            send(addr, "POST", "/oauth2/token", &[form_type()], &form).await
+        }
+    };
+    let good = assertion(&key, "a-1", now + 60);
+    let ok = post(good.clone(), true).await;
+    assert_eq!(ok.status, 200, "{}", ok.body);
+    // Replayed: refused.
+    let replay = post(good, true).await;
+    assert_eq!(
+        (replay.status, body(&replay)["error"].clone()),
+        (401, json!("invalid_client"))
+    );
+    // Signed by a key not in the client's JWKS; too long-lived; no client_id.
+    let stranger = Jwk::generate_for(JwsAlgorithm::ES256).unwrap();
+    assert_eq!(
+        post(assertion(&stranger, "a-2", now + 60), true)
+            .await
+            .status,
+        401
+    );
+    assert_eq!(
+        post(assertion(&key, "a-3", now + 3600), true).await.status,
+        401
+    );
+    assert_eq!(
+        post(assertion(&key, "a-4", now + 60), false).await.status,
+        400
+    );
+    // A secret does not authenticate this client.
+    let by_secret = send(
+        addr,
+        "POST",
+        "/oauth2/token",
+        &[basic(&id, ""), form_type()],
+        "grant_type=client_credentials",
+    )
+    .await;
+    assert_eq!(by_secret.status, 401);
     r.server.shutdown().await;
 }
