@@ -158,7 +158,7 @@ fn main() -> ExitCode {
 async fn serve(config: Config, master_env: Option<String>) -> ExitCode {
     let server = match Server::start(config, master_env.as_deref()).await {
         Ok(s) => s,
-        Err(e @ StartError::Config(_)) | Err(e @ StartError::Unsupported(_)) => {
+        Err(e @ StartError::Config(_)) | Err(e @ StartError::Tls(_)) => {
             eprintln!("error: {e}");
             return ExitCode::from(2);
         }

@@ -59,9 +59,9 @@ pub enum StartError {
         /// Why.
         source: std::io::Error,
     },
-    /// A configured feature this build does not have yet.
-    #[error("config: `{0}`: not supported yet in this version")]
-    Unsupported(&'static str),
+    /// The TLS certificate or key could not be loaded.
+    #[error("config: `tls`: {0}")]
+    Tls(String),
 }
 
 /// How often key maintenance runs.
@@ -116,9 +116,24 @@ impl Server {
     /// the value of `TESSERA_MASTER_KEY`, if set), store and migrations,
     /// signing keys, then the listener. Returns once it accepts connections.
     pub async fn start(config: Config, master_key_env: Option<&str>) -> Result<Server, StartError> {
-        if config.tls.is_some() {
-            return Err(StartError::Unsupported("tls"));
-        }
+        let tls = match &config.tls {
+            None => None,
+            Some(t) => {
+                // aws-lc-rs is the only crypto provider (no ring).
+                let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+                Some(
+                    axum_server::tls_rustls::RustlsConfig::from_pem_file(&t.cert, &t.key)
+                        .await
+                        .map_err(|e| {
+                            StartError::Tls(format!(
+                                "cannot load {} / {}: {e}",
+                                t.cert.display(),
+                                t.key.display()
+                            ))
+                        })?,
+                )
+            }
+        };
         let store = open_store(&config).await?;
         let master = master_key(&config, master_key_env)?;
         let rules = Lifecycle::from_config(&config);
@@ -145,18 +160,42 @@ impl Server {
 
         let app = http::router(state.clone());
         let kept = state.clone();
-        let mut serve_stop = stopped.clone();
-        let serving = tokio::spawn(async move {
-            let shutdown = async move {
-                let _ = serve_stop.wait_for(|s| *s).await;
-            };
-            if let Err(e) = axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown)
-                .await
-            {
-                tracing::error!(error = %e, "server stopped");
+        let serving = match tls {
+            None => {
+                let mut serve_stop = stopped.clone();
+                tokio::spawn(async move {
+                    let shutdown = async move {
+                        let _ = serve_stop.wait_for(|s| *s).await;
+                    };
+                    if let Err(e) = axum::serve(listener, app)
+                        .with_graceful_shutdown(shutdown)
+                        .await
+                    {
+                        tracing::error!(error = %e, "server stopped");
+                    }
+                })
             }
-        });
+            Some(rustls_config) => {
+                let std_listener = listener.into_std().map_err(|source| StartError::Listen {
+                    addr: listen,
+                    source,
+                })?;
+                let handle = axum_server::Handle::new();
+                let mut serve_stop = stopped.clone();
+                let stopper = handle.clone();
+                tokio::spawn(async move {
+                    let _ = serve_stop.wait_for(|s| *s).await;
+                    // In-flight requests get this long to finish.
+                    stopper.graceful_shutdown(Some(Duration::from_secs(30)));
+                });
+                tokio::spawn(async move {
+                    let server = axum_server::from_tcp_rustls(std_listener, rustls_config);
+                    if let Err(e) = server.handle(handle).serve(app.into_make_service()).await {
+                        tracing::error!(error = %e, "server stopped");
+                    }
+                })
+            }
+        };
 
         let maintenance_store = store.clone();
         let maintenance = tokio::spawn(async move {

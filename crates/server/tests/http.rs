@@ -968,3 +968,95 @@ async fn private_key_jwt_assertions_are_single_use() {
     assert_eq!(by_secret.status, 401);
     r.server.shutdown().await;
 }
+
+#[tokio::test]
+async fn tls_when_a_certificate_is_configured() {
+    use std::sync::Arc;
+    use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
+    use tokio_rustls::rustls::{ClientConfig, RootCertStore};
+    let dir = tempfile::tempdir().unwrap();
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert_path, cert.cert.pem()).unwrap();
+    std::fs::write(&key_path, cert.key_pair.serialize_pem()).unwrap();
+    let env = vec![
+        (
+            "TESSERA_DATA_DIR".to_owned(),
+            dir.path().join("d").display().to_string(),
+        ),
+        (
+            "TESSERA_TLS_CERT".to_owned(),
+            cert_path.display().to_string(),
+        ),
+        ("TESSERA_TLS_KEY".to_owned(), key_path.display().to_string()),
+    ];
+    let config = Config::load(None, env, Some("127.0.0.1:0")).unwrap();
+    let server = Server::start(config, Some(&"77".repeat(32))).await.unwrap();
+
+    let mut roots = RootCertStore::empty();
+    roots
+        .add(CertificateDer::from(cert.cert.der().to_vec()))
+        .unwrap();
+    let provider = Arc::new(tokio_rustls::rustls::crypto::aws_lc_rs::default_provider());
+    let client = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(client));
+    let tcp = tokio::net::TcpStream::connect(server.local_addr())
+        .await
+        .unwrap();
+    let mut tls = connector
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap();
+    tls.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut raw = Vec::new();
+    let _ = tls.read_to_end(&mut raw).await;
+    let text = String::from_utf8_lossy(&raw);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    // Plain HTTP to the TLS port gets no answer.
+    let plain = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        request_raw(server.local_addr()),
+    )
+    .await;
+    assert!(!matches!(plain, Ok(Some(ref s)) if s.starts_with("HTTP/1.1 200")));
+    server.shutdown().await;
+
+    // A missing key file stops the start with a clear error.
+    let env = vec![
+        (
+            "TESSERA_DATA_DIR".to_owned(),
+            dir.path().join("d").display().to_string(),
+        ),
+        (
+            "TESSERA_TLS_CERT".to_owned(),
+            cert_path.display().to_string(),
+        ),
+        (
+            "TESSERA_TLS_KEY".to_owned(),
+            dir.path().join("nope.pem").display().to_string(),
+        ),
+    ];
+    let config = Config::load(None, env, Some("127.0.0.1:0")).unwrap();
+    let err = Server::start(config, Some(&"77".repeat(32)))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StartError::Tls(_)), "{err}");
+}
+
+/// A plain-HTTP GET that tolerates the peer closing without an answer.
+async fn request_raw(addr: SocketAddr) -> Option<String> {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .ok()?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await.ok()?;
+    Some(String::from_utf8_lossy(&raw).into_owned())
+}
