@@ -83,11 +83,11 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut response = (
-            self.status,
-            Json(json!({ "error": self.code, "error_description": self.description })),
-        )
-            .into_response();
+        let body = crate::api::ErrorResponse {
+            error: self.code.to_owned(),
+            error_description: self.description,
+        };
+        let mut response = (self.status, Json(body)).into_response();
         let headers = response.headers_mut();
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         if self.status == StatusCode::UNAUTHORIZED {
@@ -120,20 +120,26 @@ pub fn router<S: Store + Clone>(state: Arc<AppState<S>>) -> Router {
             "/.well-known/oauth-authorization-server",
             get(metadata::<S>),
         )
-        .route("/.well-known/openid-configuration", get(metadata::<S>))
+        .route(
+            "/.well-known/openid-configuration",
+            get(openid_configuration::<S>),
+        )
+        .route("/openapi.json", get(openapi))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
 }
 
-async fn healthz() -> Response {
-    Json(json!({ "status": "ok" })).into_response()
+#[utoipa::path(get, path = "/healthz", responses((status = 200, body = crate::api::Health)))]
+pub(crate) async fn healthz() -> Response {
+    Json(crate::api::Health { status: "ok" }).into_response()
 }
 
 /// The published keys (next, current, retiring). Verifiers may cache this
 /// for exactly the period by which a next key precedes its first signature.
-async fn jwks<S: Store>(State(state): State<Arc<AppState<S>>>) -> Response {
+#[utoipa::path(get, path = "/.well-known/jwks.json", responses((status = 200, description = "The JWK Set: next, current and retiring keys", content_type = "application/jwk-set+json", body = Object)))]
+pub(crate) async fn jwks<S: Store>(State(state): State<Arc<AppState<S>>>) -> Response {
     let snap = state.keys.snapshot();
     let max_age = state.keys.rules().jwks_max_age;
     let mut response = (
@@ -147,7 +153,8 @@ async fn jwks<S: Store>(State(state): State<Arc<AppState<S>>>) -> Response {
     response
 }
 
-async fn metrics() -> Response {
+#[utoipa::path(get, path = "/metrics", responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String)))]
+pub(crate) async fn metrics() -> Response {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         crate::metrics::render(),
@@ -366,34 +373,6 @@ fn parse_form(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
     Ok(out)
 }
 
-fn string_list(body: &Map<String, Value>, name: &str) -> Result<Vec<String>, ApiError> {
-    match body.get(name) {
-        None => Ok(Vec::new()),
-        Some(Value::Array(items)) => items
-            .iter()
-            .map(|v| {
-                v.as_str()
-                    .filter(|s| !s.is_empty() && s.len() <= 256)
-                    .map(str::to_owned)
-                    .ok_or_else(|| {
-                        ApiError::invalid_request(format!("{name} must be a list of short strings"))
-                    })
-            })
-            .collect(),
-        Some(_) => Err(ApiError::invalid_request(format!("{name} must be a list"))),
-    }
-}
-
-fn required_string(body: &Map<String, Value>, name: &str) -> Result<String, ApiError> {
-    body.get(name)
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty() && s.len() <= 1024)
-        .map(str::to_owned)
-        .ok_or_else(|| {
-            ApiError::invalid_request(format!("{name} is required (a non-empty string)"))
-        })
-}
-
 fn no_store(value: Value) -> Response {
     let mut response = Json(value).into_response();
     let headers = response.headers_mut();
@@ -406,7 +385,8 @@ fn no_store(value: Value) -> Response {
 /// authenticated. Body `{"sub", "org", "roles", "amr", "audience", "claims"}`;
 /// answer `{"session_id", "access_token", "session_token", "refresh_token",
 /// "token_type": "Bearer", "expires_in"}`.
-async fn create_session<S: Store>(
+#[utoipa::path(post, path = "/v1/sessions", request_body(content = crate::api::SessionRequest, content_type = "application/json"), security(("client_secret_basic" = [])), responses((status = 200, body = crate::api::SessionResponse), (status = 400, body = crate::api::ErrorResponse), (status = 401, body = crate::api::ErrorResponse), (status = 413, body = crate::api::ErrorResponse), (status = 415, body = crate::api::ErrorResponse)))]
+pub(crate) async fn create_session<S: Store>(
     State(state): State<Arc<AppState<S>>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -420,26 +400,30 @@ async fn create_session<S: Store>(
     let limits = tessera_jose::json::Limits::default();
     let body = tessera_jose::json::parse_object(&body, &limits, "request body")
         .map_err(|e| ApiError::invalid_request(e.to_string()))?;
-    for name in body.keys() {
-        if !matches!(
-            name.as_str(),
-            "sub" | "org" | "roles" | "amr" | "audience" | "claims"
-        ) {
+    let request: crate::api::SessionRequest = serde_json::from_value(Value::Object(body))
+        .map_err(|e| ApiError::invalid_request(format!("request body: {e}")))?;
+    let crate::api::SessionRequest {
+        sub,
+        org,
+        roles,
+        amr,
+        audience,
+        claims,
+    } = request;
+    for (name, value) in [("sub", &sub), ("org", &org), ("audience", &audience)] {
+        if value.is_empty() || value.len() > 1024 {
             return Err(ApiError::invalid_request(format!(
-                "unknown member {name:?}"
+                "{name} must be a non-empty string of at most 1024 bytes"
             )));
         }
     }
-    let sub = required_string(&body, "sub")?;
-    let org = required_string(&body, "org")?;
-    let audience = required_string(&body, "audience")?;
-    let roles = string_list(&body, "roles")?;
-    let amr = string_list(&body, "amr")?;
-    let claims = match body.get("claims") {
-        None => Map::new(),
-        Some(Value::Object(m)) => m.clone(),
-        Some(_) => return Err(ApiError::invalid_request("claims must be an object")),
-    };
+    for (name, list) in [("roles", &roles), ("amr", &amr)] {
+        if list.iter().any(|v| v.is_empty() || v.len() > 256) || list.len() > 64 {
+            return Err(ApiError::invalid_request(format!(
+                "{name} must be at most 64 non-empty strings of at most 256 bytes"
+            )));
+        }
+    }
     let resource = state.config.resource(&audience);
     let sub_value = Value::from(sub.as_str());
     let org_value = Value::from(org.as_str());
@@ -490,19 +474,20 @@ async fn create_session<S: Store>(
     crate::metrics::SESSIONS_CREATED.inc();
     crate::metrics::ACCESS_TOKENS.inc();
     tracing::info!(sid = %session.id, client = %client.id, "session created");
-    Ok(no_store(json!({
-        "session_id": session.id,
-        "access_token": access,
-        "session_token": session_token,
-        "refresh_token": refresh.as_str(),
-        "token_type": "Bearer",
-        "expires_in": expires_in,
+    Ok(no_store(json!(crate::api::SessionResponse {
+        session_id: session.id,
+        access_token: access,
+        session_token,
+        refresh_token: refresh.to_string(),
+        token_type: "Bearer",
+        expires_in,
     })))
 }
 
 /// `DELETE /v1/sessions/{id}`: the client that minted it ends a session;
 /// its refresh tokens die with it.
-async fn delete_session<S: Store>(
+#[utoipa::path(delete, path = "/v1/sessions/{id}", params(("id" = String, Path, description = "The session id")), security(("client_secret_basic" = [])), responses((status = 204, description = "Revoked"), (status = 401, body = crate::api::ErrorResponse), (status = 404, body = crate::api::ErrorResponse)))]
+pub(crate) async fn delete_session<S: Store>(
     State(state): State<Arc<AppState<S>>>,
     headers: HeaderMap,
     Path(id): Path<String>,
@@ -526,7 +511,8 @@ async fn delete_session<S: Store>(
 
 /// `POST /oauth2/token` (RFC 6749 §4.4 `client_credentials`, §6
 /// `refresh_token` with rotation and reuse detection).
-async fn token<S: Store>(
+#[utoipa::path(post, path = "/oauth2/token", request_body(content = crate::api::TokenRequest, content_type = "application/x-www-form-urlencoded"), responses((status = 200, body = crate::api::TokenResponse), (status = 400, body = crate::api::ErrorResponse), (status = 401, body = crate::api::ErrorResponse), (status = 415, body = crate::api::ErrorResponse)))]
+pub(crate) async fn token<S: Store>(
     State(state): State<Arc<AppState<S>>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -557,10 +543,11 @@ async fn token<S: Store>(
             let (access, expires_in) =
                 tokens::client_token(&keys, &state.config, &client, &audience, scope, now)
                     .map_err(ApiError::server)?;
-            Ok(no_store(json!({
-                "access_token": access,
-                "token_type": "Bearer",
-                "expires_in": expires_in,
+            Ok(no_store(json!(crate::api::TokenResponse {
+                access_token: access,
+                token_type: "Bearer",
+                expires_in,
+                refresh_token: None,
             })))
         }
         "refresh_token" => {
@@ -582,11 +569,11 @@ async fn token<S: Store>(
                     let (access, expires_in) =
                         tokens::access_token(&keys, &state.config, &session, now)
                             .map_err(ApiError::server)?;
-                    Ok(no_store(json!({
-                        "access_token": access,
-                        "refresh_token": next.as_str(),
-                        "token_type": "Bearer",
-                        "expires_in": expires_in,
+                    Ok(no_store(json!(crate::api::TokenResponse {
+                        access_token: access,
+                        token_type: "Bearer",
+                        expires_in,
+                        refresh_token: Some(next.to_string()),
                     })))
                 }
                 RefreshOutcome::Reused {
@@ -616,7 +603,8 @@ async fn token<S: Store>(
 
 /// RFC 8414 authorization server metadata (also served as the OpenID
 /// discovery document, for clients that only look there).
-async fn metadata<S: Store>(State(state): State<Arc<AppState<S>>>) -> Response {
+#[utoipa::path(get, path = "/.well-known/oauth-authorization-server", responses((status = 200, description = "RFC 8414 metadata", body = Object)))]
+pub(crate) async fn metadata<S: Store>(State(state): State<Arc<AppState<S>>>) -> Response {
     let issuer = &state.config.issuer;
     let auth_methods = json!([
         "client_secret_basic",
@@ -639,6 +627,22 @@ async fn metadata<S: Store>(State(state): State<Arc<AppState<S>>>) -> Response {
         "token_endpoint_auth_signing_alg_values_supported": [state.config.signing.alg.name()],
     }))
     .into_response()
+}
+
+/// The same metadata, where OpenID clients look for it.
+#[utoipa::path(get, path = "/.well-known/openid-configuration", responses((status = 200, description = "RFC 8414 metadata, as OpenID discovery", body = Object)))]
+pub(crate) async fn openid_configuration<S: Store>(state: State<Arc<AppState<S>>>) -> Response {
+    metadata(state).await
+}
+
+/// The OpenAPI 3.1 document of every endpoint, generated from the code.
+#[utoipa::path(get, path = "/openapi.json", responses((status = 200, description = "OpenAPI 3.1", body = Object)))]
+pub(crate) async fn openapi() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        crate::api::openapi_json(),
+    )
+        .into_response()
 }
 
 /// An access token of ours that verifies now: its claims.
@@ -678,7 +682,8 @@ async fn session_alive<S: Store>(
 /// `POST /oauth2/introspect` (RFC 7662): for an authenticated client, whether
 /// an access or refresh token is active, and its claims. Unknown, expired,
 /// revoked or foreign tokens are just `{"active": false}`.
-async fn introspect<S: Store>(
+#[utoipa::path(post, path = "/oauth2/introspect", request_body(content = crate::api::TokenParam, content_type = "application/x-www-form-urlencoded"), responses((status = 200, description = "RFC 7662 introspection response", body = Object), (status = 400, body = crate::api::ErrorResponse), (status = 401, body = crate::api::ErrorResponse)))]
+pub(crate) async fn introspect<S: Store>(
     State(state): State<Arc<AppState<S>>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -726,7 +731,8 @@ async fn introspect<S: Store>(
 /// family; an access token ends its session (so introspection and refresh
 /// stop at once; the JWS itself lives until it expires). Always 200 for a
 /// well-formed request, whether or not the token was known.
-async fn revoke<S: Store>(
+#[utoipa::path(post, path = "/oauth2/revoke", request_body(content = crate::api::TokenParam, content_type = "application/x-www-form-urlencoded"), responses((status = 200, description = "Revoked, or unknown (RFC 7009 §2.2)"), (status = 400, body = crate::api::ErrorResponse), (status = 401, body = crate::api::ErrorResponse)))]
+pub(crate) async fn revoke<S: Store>(
     State(state): State<Arc<AppState<S>>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,

@@ -17,6 +17,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod api;
 pub mod clients;
 pub mod config;
 pub mod crypto;

@@ -1060,3 +1060,47 @@ async fn request_raw(addr: SocketAddr) -> Option<String> {
     stream.read_to_end(&mut raw).await.ok()?;
     Some(String::from_utf8_lossy(&raw).into_owned())
 }
+
+#[tokio::test]
+async fn openapi_documents_every_endpoint_and_only_real_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(config(&dir.path().join("d")), None)
+        .await
+        .unwrap();
+    let addr = server.local_addr();
+    let doc = body(&request(addr, "GET", "/openapi.json").await);
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
+    let paths = doc["paths"].as_object().unwrap();
+    let expected = [
+        ("/healthz", "get"),
+        ("/.well-known/jwks.json", "get"),
+        ("/.well-known/oauth-authorization-server", "get"),
+        ("/.well-known/openid-configuration", "get"),
+        ("/v1/sessions", "post"),
+        ("/v1/sessions/{id}", "delete"),
+        ("/oauth2/token", "post"),
+        ("/oauth2/introspect", "post"),
+        ("/oauth2/revoke", "post"),
+        ("/metrics", "get"),
+        ("/openapi.json", "get"),
+    ];
+    for (path, method) in expected {
+        assert!(
+            paths[path].get(method).is_some(),
+            "{method} {path} undocumented"
+        );
+    }
+    assert_eq!(paths.len(), expected.len());
+    // Every documented operation is routed (the fallback never answers it).
+    for (path, ops) in paths {
+        for method in ops.as_object().unwrap().keys() {
+            let reply = request(addr, &method.to_uppercase(), &path.replace("{id}", "x")).await;
+            assert_ne!(reply.status, 404, "{method} {path}");
+            assert_ne!(reply.status, 405, "{method} {path}");
+        }
+    }
+    let schemas = doc["components"]["schemas"].as_object().unwrap();
+    assert!(schemas["SessionRequest"]["properties"]["audience"].is_object());
+    assert!(schemas["ErrorResponse"]["properties"]["error"].is_object());
+    server.shutdown().await;
+}

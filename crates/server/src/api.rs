@@ -1,0 +1,157 @@
+//! The shapes of the HTTP API, as Rust types: handlers serialize these, and
+//! `GET /openapi.json` is generated from them and from the handlers'
+//! annotations, so the document cannot drift from the code.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use utoipa::{OpenApi, ToSchema};
+
+/// `POST /v1/sessions` request.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SessionRequest {
+    /// The user, as the client authenticated them.
+    pub sub: String,
+    /// The user's organisation.
+    pub org: String,
+    /// Roles.
+    #[serde(default)]
+    pub roles: Vec<String>,
+    /// Authentication methods used (RFC 8176), e.g. `pwd`, `otp`.
+    #[serde(default)]
+    pub amr: Vec<String>,
+    /// The resource (`aud`) the access token is for.
+    pub audience: String,
+    /// Custom claims; each must be declared for the resource.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub claims: Map<String, Value>,
+}
+
+/// `POST /v1/sessions` answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionResponse {
+    /// The session id (`sid`).
+    pub session_id: String,
+    /// JWS, `typ: at+jwt`.
+    pub access_token: String,
+    /// JWS, `typ: session+jwt`.
+    pub session_token: String,
+    /// Opaque; rotated on every use.
+    pub refresh_token: String,
+    /// Always `Bearer`.
+    pub token_type: &'static str,
+    /// Seconds until the access token expires.
+    pub expires_in: i64,
+}
+
+/// `POST /oauth2/token` request (form-encoded).
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)] // documents the form; the handler reads it strictly by hand
+pub struct TokenRequest {
+    /// `client_credentials` or `refresh_token`.
+    pub grant_type: String,
+    /// For `refresh_token`.
+    pub refresh_token: Option<String>,
+    /// For `client_credentials`: the resource (also accepted as `resource`).
+    pub audience: Option<String>,
+    /// For `client_credentials`: copied into the token.
+    pub scope: Option<String>,
+    /// `client_secret_post` or `private_key_jwt`.
+    pub client_id: Option<String>,
+    /// `client_secret_post`.
+    pub client_secret: Option<String>,
+    /// `private_key_jwt`: `urn:ietf:params:oauth:client-assertion-type:jwt-bearer`.
+    pub client_assertion_type: Option<String>,
+    /// `private_key_jwt`: the signed assertion.
+    pub client_assertion: Option<String>,
+}
+
+/// `POST /oauth2/token` answer (RFC 6749 §5.1).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenResponse {
+    /// JWS, `typ: at+jwt`.
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: &'static str,
+    /// Seconds until it expires.
+    pub expires_in: i64,
+    /// The next refresh token (refresh grant only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+}
+
+/// `POST /oauth2/introspect` and `/oauth2/revoke` request (form-encoded).
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)] // documents the form; the handler reads it strictly by hand
+pub struct TokenParam {
+    /// The token.
+    pub token: String,
+    /// `access_token` or `refresh_token` (a hint; both are tried).
+    pub token_type_hint: Option<String>,
+}
+
+/// RFC 6749 §5.2 error body.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorResponse {
+    /// `invalid_request`, `invalid_client`, `invalid_grant`, …
+    pub error: String,
+    /// For humans.
+    pub error_description: String,
+}
+
+/// `GET /healthz` answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    /// `ok`.
+    pub status: &'static str,
+}
+
+/// The API document.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "tessera", description = "Token service: sessions, OAuth 2.0 token, introspection and revocation endpoints, JWKS."),
+    paths(
+        crate::http::healthz,
+        crate::http::jwks,
+        crate::http::metadata,
+        crate::http::openid_configuration,
+        crate::http::create_session,
+        crate::http::delete_session,
+        crate::http::token,
+        crate::http::introspect,
+        crate::http::revoke,
+        crate::http::metrics,
+        crate::http::openapi,
+    ),
+    components(schemas(
+        SessionRequest,
+        SessionResponse,
+        TokenRequest,
+        TokenResponse,
+        TokenParam,
+        ErrorResponse,
+        Health
+    )),
+    modifiers(&ClientAuth)
+)]
+pub struct ApiDoc;
+
+/// Declares the client authentication schemes.
+struct ClientAuth;
+
+impl utoipa::Modify for ClientAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "client_secret_basic",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Basic).build()),
+        );
+    }
+}
+
+/// The document as JSON.
+pub fn openapi_json() -> String {
+    ApiDoc::openapi().to_json().unwrap_or_default()
+}
