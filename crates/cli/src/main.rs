@@ -308,16 +308,21 @@ async fn clients_command(config: Config, command: ClientsCommand) -> ExitCode {
                     println!("{}", serde_json::Value::Array(rows));
                 } else {
                     println!(
-                        "{:<28} {:<24} {:<40} {:>12}",
-                        "client_id", "name", "grants", "created"
+                        "{:<28} {:<24} {:<40} {:<17} auth",
+                        "client_id", "name", "grants", "created (UTC)"
                     );
                     for c in &list {
+                        let auth = if c.jwks.is_some() {
+                            "private_key_jwt"
+                        } else {
+                            "secret"
+                        };
                         println!(
-                            "{:<28} {:<24} {:<40} {:>12}",
+                            "{:<28} {:<24} {:<40} {:<17} {auth}",
                             c.id,
                             c.name,
                             c.grants.join(","),
-                            c.created_at
+                            utc(c.created_at)
                         );
                     }
                 }
@@ -341,6 +346,27 @@ async fn clients_command(config: Config, command: ClientsCommand) -> ExitCode {
     code
 }
 
+/// Unix seconds as `YYYY-MM-DD HH:MM` UTC (proleptic Gregorian).
+fn utc(secs: i64) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Civil-from-days (H. Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}",
+        rem / 3600,
+        rem % 3600 / 60
+    )
+}
+
 fn print_keys(list: &[tessera_server::store::KeyRecord], json: bool) {
     if json {
         let rows: Vec<serde_json::Value> = list
@@ -357,19 +383,28 @@ fn print_keys(list: &[tessera_server::store::KeyRecord], json: bool) {
         return;
     }
     println!(
-        "{:<44} {:<6} {:<9} {:>12} {:>12} {:>12}",
-        "kid", "alg", "state", "created", "activates", "retires"
+        "{:<44} {:<6} {:<9} {:<17} {:<17} {:<17}",
+        "kid", "alg", "state", "created (UTC)", "signs from", "leaves JWKS"
     );
     for k in list {
         println!(
-            "{:<44} {:<6} {:<9} {:>12} {:>12} {:>12}",
+            "{:<44} {:<6} {:<9} {:<17} {:<17} {:<17}",
             k.kid,
             k.alg,
             k.state.as_str(),
-            k.created_at,
-            k.activates_at,
-            k.retires_at
-                .map_or_else(|| "-".to_owned(), |t| t.to_string())
+            utc(k.created_at),
+            utc(k.activates_at),
+            k.retires_at.map_or_else(|| "-".to_owned(), utc)
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn utc_dates() {
+        assert_eq!(super::utc(0), "1970-01-01 00:00");
+        assert_eq!(super::utc(951_782_400), "2000-02-29 00:00");
+        assert_eq!(super::utc(1_795_460_478), "2026-11-23 19:01");
     }
 }

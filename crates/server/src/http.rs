@@ -551,6 +551,14 @@ pub(crate) async fn token<S: Store>(
             })))
         }
         "refresh_token" => {
+            // Refresh tokens come from sessions; a client refreshes its own.
+            if !client
+                .grants
+                .iter()
+                .any(|g| g == "sessions" || g == "refresh_token")
+            {
+                return Err(ApiError::unauthorized_client("refresh_token"));
+            }
             let presented = form
                 .get("refresh_token")
                 .and_then(Value::as_str)
