@@ -356,6 +356,27 @@ fn body_bytes(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
     })
 }
 
+/// The common start of the form-encoded OAuth endpoints: a bounded
+/// `application/x-www-form-urlencoded` body with each parameter once, and
+/// an authenticated client.
+async fn form_request<S: Store>(
+    state: &AppState<S>,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(Map<String, Value>, ClientRecord), ApiError> {
+    let body = body_bytes(body)?;
+    require_content_type(headers, "application/x-www-form-urlencoded")?;
+    let form = parse_form(&body)?;
+    let client = authenticate(state, headers, Some(&form)).await?;
+    Ok((form, client))
+}
+
+fn required_param<'a>(form: &'a Map<String, Value>, name: &str) -> Result<&'a str, ApiError> {
+    form.get(name)
+        .and_then(Value::as_str)
+        .ok_or_else(|| ApiError::invalid_request(format!("{name} is required")))
+}
+
 /// An `application/x-www-form-urlencoded` body, each parameter at most once
 /// (RFC 6749 §3.2).
 fn parse_form(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
@@ -517,14 +538,8 @@ pub(crate) async fn token<S: Store>(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let body = body_bytes(body)?;
-    require_content_type(&headers, "application/x-www-form-urlencoded")?;
-    let form = parse_form(&body)?;
-    let client = authenticate(&state, &headers, Some(&form)).await?;
-    let grant = form
-        .get("grant_type")
-        .and_then(Value::as_str)
-        .ok_or_else(|| ApiError::invalid_request("grant_type is required"))?;
+    let (form, client) = form_request(&state, &headers, body).await?;
+    let grant = required_param(&form, "grant_type")?;
     let now = SystemClock.now();
     match grant {
         "client_credentials" => {
@@ -559,10 +574,7 @@ pub(crate) async fn token<S: Store>(
             {
                 return Err(ApiError::unauthorized_client("refresh_token"));
             }
-            let presented = form
-                .get("refresh_token")
-                .and_then(Value::as_str)
-                .ok_or_else(|| ApiError::invalid_request("refresh_token is required"))?;
+            let presented = required_param(&form, "refresh_token")?;
             let (next, record) = tokens::new_refresh(&state.config, "", "", &client.id, now)
                 .map_err(ApiError::server)?;
             let outcome = state
@@ -696,14 +708,8 @@ pub(crate) async fn introspect<S: Store>(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let body = body_bytes(body)?;
-    require_content_type(&headers, "application/x-www-form-urlencoded")?;
-    let form = parse_form(&body)?;
-    let client = authenticate(&state, &headers, Some(&form)).await?;
-    let token = form
-        .get("token")
-        .and_then(Value::as_str)
-        .ok_or_else(|| ApiError::invalid_request("token is required"))?;
+    let (form, client) = form_request(&state, &headers, body).await?;
+    let token = required_param(&form, "token")?;
     let now = SystemClock.now();
     let inactive = || no_store(json!({ "active": false }));
     if let Some(mut claims) = verified_access_token(&state, token, now) {
@@ -745,14 +751,8 @@ pub(crate) async fn revoke<S: Store>(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let body = body_bytes(body)?;
-    require_content_type(&headers, "application/x-www-form-urlencoded")?;
-    let form = parse_form(&body)?;
-    let client = authenticate(&state, &headers, Some(&form)).await?;
-    let token = form
-        .get("token")
-        .and_then(Value::as_str)
-        .ok_or_else(|| ApiError::invalid_request("token is required"))?;
+    let (form, client) = form_request(&state, &headers, body).await?;
+    let token = required_param(&form, "token")?;
     let now = SystemClock.now();
     let sid = if let Some(claims) = verified_access_token(&state, token, now) {
         let own = claims.get("client_id").and_then(Value::as_str) == Some(client.id.as_str());

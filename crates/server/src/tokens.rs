@@ -58,6 +58,16 @@ pub fn refresh_hash(token: &str) -> Vec<u8> {
     sha256(token.as_bytes())
 }
 
+/// `extra` plus the session's own claims: `org, roles, amr, client_id, sid`.
+fn session_claims(session: &SessionRecord, mut extra: Map<String, Value>) -> Map<String, Value> {
+    extra.insert("org".into(), session.org.clone().into());
+    extra.insert("roles".into(), session.roles.clone().into());
+    extra.insert("amr".into(), session.amr.clone().into());
+    extra.insert("client_id".into(), session.client_id.clone().into());
+    extra.insert("sid".into(), session.id.clone().into());
+    extra
+}
+
 /// An access token for a session's user: `iss, sub, aud, exp, iat, jti,
 /// org, roles, amr, client_id, sid` and the session's (guarded) custom
 /// claims. It never outlives the session.
@@ -70,13 +80,7 @@ pub fn access_token(
     let exp = now
         .saturating_add(secs(config.tokens.access_ttl))
         .min(session.expires_at);
-    let mut custom = session.claims.clone();
-    custom.insert("org".into(), session.org.clone().into());
-    custom.insert("roles".into(), session.roles.clone().into());
-    custom.insert("amr".into(), session.amr.clone().into());
-    custom.insert("client_id".into(), session.client_id.clone().into());
-    custom.insert("sid".into(), session.id.clone().into());
-    let claims = Claims::new(custom)
+    let claims = Claims::new(session_claims(session, session.claims.clone()))
         .issuer(&config.issuer)
         .subject(&session.sub)
         .audience(&session.audience)
@@ -96,13 +100,7 @@ pub fn session_token(
     session: &SessionRecord,
     now: i64,
 ) -> Result<String, MintError> {
-    let mut custom = Map::new();
-    custom.insert("org".into(), session.org.clone().into());
-    custom.insert("roles".into(), session.roles.clone().into());
-    custom.insert("amr".into(), session.amr.clone().into());
-    custom.insert("client_id".into(), session.client_id.clone().into());
-    custom.insert("sid".into(), session.id.clone().into());
-    let claims = Claims::new(custom)
+    let claims = Claims::new(session_claims(session, Map::new()))
         .issuer(&config.issuer)
         .subject(&session.sub)
         .audience(&config.issuer)
