@@ -298,6 +298,20 @@ async fn sessions_mint_minimal_verifiable_tokens() {
     r.server.shutdown().await;
 }
 
+/// Mints a session for [`SESSION`] and returns the answer.
+async fn new_session(r: &Running) -> Value {
+    let reply = send(
+        r.server.local_addr(),
+        "POST",
+        "/v1/sessions",
+        &[basic(&r.id, &r.secret), json_type()],
+        SESSION,
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    body(&reply)
+}
+
 async fn refresh(addr: SocketAddr, r: &Running, token: &str) -> Reply {
     send(
         addr,
@@ -313,16 +327,7 @@ async fn refresh(addr: SocketAddr, r: &Running, token: &str) -> Reply {
 async fn refresh_tokens_rotate_and_reuse_revokes_the_family() {
     let r = running(RESOURCES).await;
     let addr = r.server.local_addr();
-    let s = body(
-        &send(
-            addr,
-            "POST",
-            "/v1/sessions",
-            &[basic(&r.id, &r.secret), json_type()],
-            SESSION,
-        )
-        .await,
-    );
+    let s = new_session(&r).await;
     let first = s["refresh_token"].as_str().unwrap().to_owned();
     let reply = refresh(addr, &r, &first).await;
     assert_eq!(reply.status, 200, "{}", reply.body);
@@ -353,16 +358,7 @@ async fn refresh_tokens_rotate_and_reuse_revokes_the_family() {
 async fn two_concurrent_refreshes_exactly_one_succeeds() {
     let r = running(RESOURCES).await;
     let addr = r.server.local_addr();
-    let s = body(
-        &send(
-            addr,
-            "POST",
-            "/v1/sessions",
-            &[basic(&r.id, &r.secret), json_type()],
-            SESSION,
-        )
-        .await,
-    );
+    let s = new_session(&r).await;
     let token = s["refresh_token"].as_str().unwrap().to_owned();
     let (a, b) = tokio::join!(refresh(addr, &r, &token), refresh(addr, &r, &token));
     let ok = [a.status, b.status].iter().filter(|s| **s == 200).count();
@@ -374,16 +370,7 @@ async fn two_concurrent_refreshes_exactly_one_succeeds() {
 async fn deleting_a_session_kills_its_refresh_tokens() {
     let r = running(RESOURCES).await;
     let addr = r.server.local_addr();
-    let s = body(
-        &send(
-            addr,
-            "POST",
-            "/v1/sessions",
-            &[basic(&r.id, &r.secret), json_type()],
-            SESSION,
-        )
-        .await,
-    );
+    let s = new_session(&r).await;
     let path = format!("/v1/sessions/{}", s["session_id"].as_str().unwrap());
     let gone = send(addr, "DELETE", &path, &[basic(&r.id, &r.secret)], "").await;
     assert_eq!(gone.status, 204);
@@ -690,16 +677,7 @@ async fn metadata_introspection_and_revocation() {
     let oidc = body(&request(addr, "GET", "/.well-known/openid-configuration").await);
     assert_eq!(oidc["issuer"], meta["issuer"]);
 
-    let s = body(
-        &send(
-            addr,
-            "POST",
-            "/v1/sessions",
-            &[basic(&r.id, &r.secret), json_type()],
-            SESSION,
-        )
-        .await,
-    );
+    let s = new_session(&r).await;
     let access = s["access_token"].as_str().unwrap();
     let refresh_token = s["refresh_token"].as_str().unwrap();
     let at = body(&form_post(addr, &r, "/oauth2/introspect", &format!("token={access}")).await);
@@ -840,16 +818,7 @@ async fn sessions_refresh_families_and_keys_survive_a_restart() {
         _dir: tempfile::tempdir().unwrap(),
     };
     let addr = r.server.local_addr();
-    let s = body(
-        &send(
-            addr,
-            "POST",
-            "/v1/sessions",
-            &[basic(&r.id, &r.secret), json_type()],
-            SESSION,
-        )
-        .await,
-    );
+    let s = new_session(&r).await;
     let jwks = request(addr, "GET", "/.well-known/jwks.json").await.body;
     let Running {
         server,
