@@ -117,10 +117,32 @@ fn clients_and_keys_commands() {
         .contains("once verifiers' JWKS caches"));
 }
 
+fn http(addr: &str, request: &str) -> (u16, String) {
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply).unwrap();
+    let (head, body) = reply.split_once("\r\n\r\n").unwrap();
+    (
+        head.split(' ').nth(1).unwrap().parse().unwrap(),
+        body.to_owned(),
+    )
+}
+
+/// The newcomer flow of the README, with the real binary: serve, create a
+/// client, mint a session, verify the access token against the JWKS; then
+/// SIGTERM stops it cleanly.
 #[test]
-fn serve_answers_then_stops_cleanly_on_sigterm() {
+fn newcomer_flow_then_sigterm() {
+    use base64::Engine as _;
+    use tessera_jose::jwa::JwsAlgorithm;
+    use tessera_jose::jwk::JwkSet;
+    use tessera_jose::jws::Verifier;
+    use tessera_jose::jwt::{self, SystemClock, Validation};
+
     let dir = tempfile::tempdir().unwrap();
-    let mut child = tessera(&dir.path().join("d"))
+    let data = dir.path().join("d");
+    let mut child = tessera(&data)
         .args(["serve", "--listen", "127.0.0.1:0"])
         .env("TESSERA_LOG_FORMAT", "json")
         .stderr(Stdio::piped())
@@ -135,22 +157,78 @@ fn serve_answers_then_stops_cleanly_on_sigterm() {
             break log["fields"]["addr"].as_str().unwrap().to_owned();
         }
     };
-    let mut stream = std::net::TcpStream::connect(&addr).unwrap();
-    write!(
-        stream,
-        "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut reply = String::new();
-    stream.read_to_string(&mut reply).unwrap();
-    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    let (status, _) = http(
+        &addr,
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(status, 200);
+
+    // A client, created while the service runs.
+    let out = tessera(&data)
+        .args([
+            "clients",
+            "create",
+            "--name",
+            "backend",
+            "--grant",
+            "sessions,client_credentials",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let created: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let credentials = format!(
+        "{}:{}",
+        created["client_id"].as_str().unwrap(),
+        created["client_secret"].as_str().unwrap()
+    );
+    let auth = base64::engine::general_purpose::STANDARD.encode(credentials);
+
+    // A session for a user the backend authenticated.
+    let body = r#"{"sub":"user-1","org":"acme","roles":["admin"],"amr":["pwd"],"audience":"https://api.example.com"}"#;
+    let (status, reply) = http(
+        &addr,
+        &format!(
+            "POST /v1/sessions HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Basic {auth}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ),
+    );
+    assert_eq!(status, 200, "{reply}");
+    let session: Value = serde_json::from_str(&reply).unwrap();
+
+    // Verified against the published keys, as a resource server would.
+    let (_, jwks) = http(
+        &addr,
+        "GET /.well-known/jwks.json HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    let set = JwkSet::from_json(jwks.as_bytes()).unwrap();
+    let verifier = Verifier::builder()
+        .jwk_set(&set, &[JwsAlgorithm::ES256])
+        .unwrap()
+        .build()
+        .unwrap();
+    let validation = Validation::new()
+        .issuer(&format!("http://{addr}"))
+        .audience("https://api.example.com")
+        .typ("at+jwt");
+    let token = session["access_token"].as_str().unwrap();
+    let verified = jwt::verify::<Value>(token, &verifier, &validation, &SystemClock).unwrap();
+    assert_eq!(verified.claims().sub.as_deref(), Some("user-1"));
+
     let kill = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
         .unwrap();
     assert!(kill.success());
-    let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(0));
+    assert_eq!(child.wait().unwrap().code(), Some(0));
     let rest: Vec<String> = lines.map_while(Result::ok).collect();
     assert!(rest.iter().any(|l| l.contains("shutting down")), "{rest:?}");
+    // No token or secret reached the log.
+    let secret = created["client_secret"].as_str().unwrap();
+    assert!(!rest.iter().any(|l| l.contains(token) || l.contains(secret)));
 }

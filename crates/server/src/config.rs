@@ -114,6 +114,9 @@ pub enum LogFormat {
 pub struct Config {
     /// The `iss` of every token, and the base of the discovery documents.
     pub issuer: String,
+    /// Whether `issuer` was not configured and is derived from the listen
+    /// address (development); the server then uses the address it bound.
+    pub issuer_defaulted: bool,
     /// The address to listen on.
     pub listen: SocketAddr,
     /// Where the SQLite database and a generated master key live.
@@ -223,11 +226,11 @@ impl Config {
                 format!("{listen:?} is not an address like 127.0.0.1:8080"),
             )
         })?;
-        let issuer = match t.string("issuer")? {
+        let configured = t.string("issuer")?;
+        let issuer_defaulted = configured.is_none();
+        let issuer = match configured {
             Some(i) => check_issuer(&i)?,
-            // Development default: this machine, as a client would reach it.
-            None if listen.ip().is_unspecified() => format!("http://localhost:{}", listen.port()),
-            None => format!("http://{listen}"),
+            None => default_issuer(listen),
         };
         let data_dir = PathBuf::from(
             t.string("data_dir")?
@@ -303,6 +306,7 @@ impl Config {
         t.finish()?;
         Ok(Config {
             issuer,
+            issuer_defaulted,
             listen,
             data_dir,
             database_url,
@@ -335,6 +339,16 @@ impl fmt::Display for TokenFormat {
         f.write_str(match self {
             TokenFormat::Jws => "jws",
         })
+    }
+}
+
+/// The development issuer for a listen address: this machine, as a client
+/// would reach it.
+pub fn default_issuer(listen: SocketAddr) -> String {
+    if listen.ip().is_unspecified() {
+        format!("http://localhost:{}", listen.port())
+    } else {
+        format!("http://{listen}")
     }
 }
 

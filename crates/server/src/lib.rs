@@ -140,13 +140,6 @@ impl Server {
         let rules = Lifecycle::from_config(&config);
         let ring = KeyRing::open(&store, master, rules, SystemClock.now()).await?;
         let listen = config.listen;
-        let issuer = config.issuer.clone();
-        let state = Arc::new(http::AppState {
-            keys: ring,
-            store: store.clone(),
-            config,
-        });
-
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .map_err(|source| StartError::Listen {
@@ -157,6 +150,17 @@ impl Server {
             addr: listen,
             source,
         })?;
+        let mut config = config;
+        if config.issuer_defaulted {
+            // With port 0 the configured address is not the one clients use.
+            config.issuer = config::default_issuer(addr);
+        }
+        let issuer = config.issuer.clone();
+        let state = Arc::new(http::AppState {
+            keys: ring,
+            store: store.clone(),
+            config,
+        });
         let (stop, mut stopped) = watch::channel(false);
 
         let app = http::router(state.clone());
