@@ -6,8 +6,8 @@
 //!   verifier that caches the JWKS already has it.
 //! - At rotation the *current* key becomes *retiring* and stays in the JWKS
 //!   until every token it signed has expired (the longest token lifetime
-//!   plus a minute of leeway); then it is *retired*, leaves the JWKS and its
-//!   private part is erased.
+//!   plus two minutes: maintenance lag and clock leeway); then it is
+//!   *retired*, leaves the JWKS and its private part is erased.
 //! - Private parts are sealed with the master key; signing keys are only
 //!   ever used to sign (`use: sig`, bound to one `alg`).
 
@@ -171,8 +171,9 @@ pub struct Lifecycle {
     /// How long verifiers may cache the JWKS; a next key is published at
     /// least this long before it signs. Half the rotation period, at most an hour.
     pub jwks_max_age: i64,
-    /// How long a retiring key stays published: the longest token lifetime
-    /// plus a minute of clock leeway.
+    /// How long a retiring key stays published: the longest token lifetime,
+    /// plus a minute for a running service to notice a rotation made by
+    /// another process, plus a minute of verifiers' clock leeway.
     pub retire_after: i64,
 }
 
@@ -186,7 +187,7 @@ impl Lifecycle {
             alg: config.signing.alg,
             rotate_every,
             jwks_max_age: (rotate_every / 2).min(3600),
-            retire_after: longest.saturating_add(60),
+            retire_after: longest.saturating_add(120),
         }
     }
 }
