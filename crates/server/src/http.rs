@@ -479,9 +479,7 @@ pub(crate) async fn create_session<S: Store>(
         ),
         revoked_at: None,
     };
-    let (refresh, record) =
-        tokens::new_refresh(&state.config, &session.id, &session.id, &client.id, now)
-            .map_err(ApiError::server)?;
+    let (refresh, record) = tokens::new_refresh(&state.config, now).map_err(ApiError::server)?;
     let keys = state.keys.snapshot();
     let (access, expires_in) =
         tokens::access_token(&keys, &state.config, &session, now).map_err(ApiError::server)?;
@@ -489,7 +487,11 @@ pub(crate) async fn create_session<S: Store>(
         tokens::session_token(&keys, &state.config, &session, now).map_err(ApiError::server)?;
     state
         .store
-        .create_session(&session, &record)
+        // One family per session: the family is named after it.
+        .create_session(
+            &session,
+            &record.record(&session.id, &session.id, &client.id),
+        )
         .await
         .map_err(ApiError::server)?;
     crate::metrics::SESSIONS_CREATED.inc();
@@ -575,11 +577,11 @@ pub(crate) async fn token<S: Store>(
                 return Err(ApiError::unauthorized_client("refresh_token"));
             }
             let presented = required_param(&form, "refresh_token")?;
-            let (next, record) = tokens::new_refresh(&state.config, "", "", &client.id, now)
-                .map_err(ApiError::server)?;
+            let (next, stored) =
+                tokens::new_refresh(&state.config, now).map_err(ApiError::server)?;
             let outcome = state
                 .store
-                .rotate_refresh(&tokens::refresh_hash(presented), &client.id, &record, now)
+                .rotate_refresh(&tokens::refresh_hash(presented), &client.id, &stored, now)
                 .await
                 .map_err(ApiError::server)?;
             match outcome {

@@ -186,6 +186,32 @@ pub struct RefreshRecord {
     pub expires_at: i64,
 }
 
+/// A refresh token about to be stored: its hash and lifetime. Which family,
+/// session and client it belongs to is decided where it is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewRefresh {
+    /// SHA-256 of the token.
+    pub hash: Vec<u8>,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds.
+    pub expires_at: i64,
+}
+
+impl NewRefresh {
+    /// The stored record, in a family of a session, bound to a client.
+    pub fn record(&self, family_id: &str, session_id: &str, client_id: &str) -> RefreshRecord {
+        RefreshRecord {
+            hash: self.hash.clone(),
+            family_id: family_id.to_owned(),
+            session_id: session_id.to_owned(),
+            client_id: client_id.to_owned(),
+            created_at: self.created_at,
+            expires_at: self.expires_at,
+        }
+    }
+}
+
 /// What presenting a refresh token led to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RefreshOutcome {
@@ -289,7 +315,7 @@ pub trait Store: Send + Sync + 'static {
         &self,
         hash: &[u8],
         client_id: &str,
-        next: &RefreshRecord,
+        next: &NewRefresh,
         now: i64,
     ) -> impl Future<Output = Result<RefreshOutcome, StoreError>> + Send;
 }
@@ -616,7 +642,7 @@ impl Store for SqliteStore {
         &self,
         hash: &[u8],
         client_id: &str,
-        next: &RefreshRecord,
+        next: &NewRefresh,
         now: i64,
     ) -> Result<RefreshOutcome, StoreError> {
         let mut tx = self.pool.begin().await?;
@@ -683,12 +709,7 @@ impl Store for SqliteStore {
         if session.revoked_at.is_some() || session.expires_at <= now {
             return Ok(RefreshOutcome::Expired);
         }
-        let next = RefreshRecord {
-            family_id,
-            session_id,
-            ..next.clone()
-        };
-        insert_refresh(&mut tx, &next).await?;
+        insert_refresh(&mut tx, &next.record(&family_id, &session_id, client_id)).await?;
         tx.commit().await?;
         Ok(RefreshOutcome::Rotated(Box::new(session)))
     }

@@ -8,7 +8,7 @@ use tessera_jose::jwt::{self, Claims};
 use crate::config::Config;
 use crate::crypto::{random_token, sha256};
 use crate::keys::Snapshot;
-use crate::store::{ClientRecord, RefreshRecord, SessionRecord};
+use crate::store::{ClientRecord, NewRefresh, SessionRecord};
 
 /// `typ` of access tokens (RFC 9068).
 pub const ACCESS_TYP: &str = "at+jwt";
@@ -33,24 +33,18 @@ fn jti() -> Result<String, MintError> {
         .map_err(|_| MintError("no randomness".into()))
 }
 
-/// A new refresh token and its stored record (hash only).
+/// A new refresh token, and what is stored of it (its hash).
 pub fn new_refresh(
     config: &Config,
-    session_id: &str,
-    family_id: &str,
-    client_id: &str,
     now: i64,
-) -> Result<(zeroize::Zeroizing<String>, RefreshRecord), MintError> {
+) -> Result<(zeroize::Zeroizing<String>, NewRefresh), MintError> {
     let token = random_token(REFRESH_BYTES).map_err(|_| MintError("no randomness".into()))?;
-    let record = RefreshRecord {
+    let stored = NewRefresh {
         hash: sha256(token.as_bytes()),
-        family_id: family_id.to_owned(),
-        session_id: session_id.to_owned(),
-        client_id: client_id.to_owned(),
         created_at: now,
         expires_at: now.saturating_add(secs(config.tokens.refresh_ttl)),
     };
-    Ok((token, record))
+    Ok((token, stored))
 }
 
 /// The hash under which a presented refresh token is looked up.
