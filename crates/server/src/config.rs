@@ -158,6 +158,11 @@ const ENV_KEYS: &[(&str, &str)] = &[
 /// Environment variables that are not configuration keys but are known.
 const ENV_OTHER: &[&str] = &["TESSERA_MASTER_KEY", "TESSERA_LOG"];
 
+/// A configured duration in whole seconds, as token and key times are kept.
+pub fn seconds(d: Duration) -> i64 {
+    i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
+}
+
 /// Parses a duration: a whole number and a unit, `s`, `m`, `h`, `d` or `w`
 /// (`"15m"`, `"30d"`).
 pub fn parse_duration(text: &str) -> Option<Duration> {

@@ -474,9 +474,7 @@ pub(crate) async fn create_session<S: Store>(
         audience,
         claims,
         created_at: now,
-        expires_at: now.saturating_add(
-            i64::try_from(state.config.tokens.session_ttl.as_secs()).unwrap_or(i64::MAX),
-        ),
+        expires_at: now.saturating_add(crate::config::seconds(state.config.tokens.session_ttl)),
         revoked_at: None,
     };
     let (refresh, record) = tokens::new_refresh(&state.config, now).map_err(ApiError::server)?;

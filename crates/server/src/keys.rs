@@ -180,7 +180,7 @@ pub struct Lifecycle {
 impl Lifecycle {
     /// From the configuration.
     pub fn from_config(config: &Config) -> Self {
-        let secs = |d: std::time::Duration| i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
+        let secs = crate::config::seconds;
         let rotate_every = secs(config.signing.rotate_every);
         let longest = secs(config.tokens.access_ttl).max(secs(config.tokens.session_ttl));
         Lifecycle {

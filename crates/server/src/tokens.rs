@@ -23,9 +23,7 @@ const REFRESH_BYTES: usize = 32;
 #[error("could not mint a token: {0}")]
 pub struct MintError(String);
 
-fn secs(d: std::time::Duration) -> i64 {
-    i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
-}
+use crate::config::seconds as secs;
 
 fn jti() -> Result<String, MintError> {
     random_token(16)
