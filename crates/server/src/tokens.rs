@@ -5,7 +5,7 @@ use serde_json::{Map, Value};
 use tessera_jose::jws::JwsHeader;
 use tessera_jose::jwt::{self, Claims};
 
-use crate::config::Config;
+use crate::config::{seconds as secs, Config};
 use crate::crypto::{random_token, sha256};
 use crate::keys::Snapshot;
 use crate::store::{ClientRecord, NewRefresh, SessionRecord};
@@ -22,8 +22,6 @@ const REFRESH_BYTES: usize = 32;
 #[derive(Debug, thiserror::Error)]
 #[error("could not mint a token: {0}")]
 pub struct MintError(String);
-
-use crate::config::seconds as secs;
 
 fn jti() -> Result<String, MintError> {
     random_token(16)
