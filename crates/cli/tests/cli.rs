@@ -44,11 +44,9 @@ fn a_bad_config_stops_with_one_line_naming_the_key_and_exit_2() {
         .contains("`tokens.access_ttl`"));
 }
 
-#[test]
-fn clients_and_keys_commands() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("d");
-    let out = tessera(&data)
+/// `tessera clients create --name backend --grant sessions,client_credentials --json`.
+fn create_client(data: &std::path::Path) -> Value {
+    let out = tessera(data)
         .args([
             "clients",
             "create",
@@ -66,6 +64,14 @@ fn clients_and_keys_commands() {
         String::from_utf8_lossy(&out.stderr)
     );
     let created: Value = serde_json::from_slice(&out.stdout).unwrap();
+    created
+}
+
+#[test]
+fn clients_and_keys_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("d");
+    let created = create_client(&data);
     let id = created["client_id"].as_str().unwrap().to_owned();
     assert_eq!(created["client_secret"].as_str().unwrap().len(), 43);
     let list = tessera(&data)
@@ -164,24 +170,7 @@ fn newcomer_flow_then_sigterm() {
     assert_eq!(status, 200);
 
     // A client, created while the service runs.
-    let out = tessera(&data)
-        .args([
-            "clients",
-            "create",
-            "--name",
-            "backend",
-            "--grant",
-            "sessions,client_credentials",
-            "--json",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let created: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let created = create_client(&data);
     let credentials = format!(
         "{}:{}",
         created["client_id"].as_str().unwrap(),
