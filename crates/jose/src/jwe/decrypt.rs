@@ -275,6 +275,8 @@ struct RawJwe {
     shared: Option<Map<String, Value>>,
     recipients: Vec<RawRecipient>,
     aad_b64: Option<String>,
+    /// `aad` decoded (checked at parse time, handed out on success).
+    aad: Option<Vec<u8>>,
     iv: Vec<u8>,
     ciphertext: Vec<u8>,
     tag: Vec<u8>,
@@ -321,6 +323,7 @@ impl RawJwe {
                 encrypted_key: b64::decode(ek, "encrypted key")?,
             }],
             aad_b64: None,
+            aad: None,
             iv: b64::decode(iv, "iv")?,
             ciphertext: b64::decode(ct, "ciphertext")?,
             tag: b64::decode(tag, "tag")?,
@@ -382,9 +385,10 @@ impl RawJwe {
         let protected_b64 = string(&doc, "protected")?.unwrap_or_default();
         let required = |name: &'static str| string(&doc, name)?.ok_or(malformed(name));
         let aad_b64 = string(&doc, "aad")?;
-        if let Some(a) = &aad_b64 {
-            b64::decode(a, "aad")?;
-        }
+        let aad = match &aad_b64 {
+            Some(a) => Some(b64::decode(a, "aad")?),
+            None => None,
+        };
         Ok(RawJwe {
             protected: decode_protected(&protected_b64, limits)?,
             known: None,
@@ -392,6 +396,7 @@ impl RawJwe {
             shared: object(&doc, "unprotected")?,
             recipients,
             aad_b64,
+            aad,
             iv: b64::decode(&required("iv")?, "iv")?,
             ciphertext: b64::decode(&required("ciphertext")?, "ciphertext")?,
             tag: b64::decode(&required("tag")?, "tag")?,
@@ -480,10 +485,7 @@ impl Decrypter {
                         plaintext,
                         header,
                         recipient: index,
-                        aad: match &jwe.aad_b64 {
-                            Some(a) => Some(b64::decode(a, "aad")?),
-                            None => None,
-                        },
+                        aad: jwe.aad.clone(),
                     })
                 }
                 Err(e) => keep(&mut best, e),
