@@ -95,7 +95,7 @@ pub enum DecodeError {
 #[non_exhaustive]
 pub enum KeyError {
     /// A JWK is missing a required member or has one of the wrong form.
-    #[error("invalid JWK: {0}")]
+    #[error("invalid JWK: {}", describe_member(.0))]
     InvalidJwk(&'static str),
     /// The `kty` or `crv` is not one tessera supports.
     #[error("unsupported key type or curve: {0}")]
@@ -135,6 +135,15 @@ pub enum KeyError {
     /// A128KW key is 16 bytes, a `dir` key for A256GCM is 32, …).
     #[error("the key has the wrong length for {0}")]
     WrongSize(&'static str),
+}
+
+/// `y` → "member `y` is missing or malformed"; a sentence stays as it is.
+fn describe_member(what: &str) -> std::borrow::Cow<'_, str> {
+    if what.contains(' ') {
+        what.into()
+    } else {
+        format!("member `{what}` is missing or malformed").into()
+    }
 }
 
 /// A JWS problem.

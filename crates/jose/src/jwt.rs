@@ -40,7 +40,7 @@ use serde_json::{Map, Value};
 use crate::error::{ClaimsError, DecodeError, Error, JweError};
 use crate::json;
 use crate::jwe::{self, Decrypter, Encrypter, JweHeader};
-use crate::jws::{typ_matches, Header, JwsHeader, Signer, Verifier};
+use crate::jws::{typ_matches, Header, JwsHeader, SignaturePolicy, Signer, Verified, Verifier};
 
 /// The source of "now", in seconds since the Unix epoch.
 pub trait Clock: Send + Sync {
@@ -560,7 +560,35 @@ pub fn verify<T: DeserializeOwned>(
     validation: &Validation,
     clock: &dyn Clock,
 ) -> Result<VerifiedJwt<T>, Error> {
-    let verified = verifier.verify_compact(token)?;
+    validate_verified(verifier.verify_compact(token)?, verifier, validation, clock)
+}
+
+/// Verifies a JWT carried in a flattened or general JSON JWS (RFC 7515
+/// §7.2) — not a JWT in RFC 7519's sense, which is always compact, but the
+/// same claims under a JSON serialization. `policy` says how many
+/// signatures must verify; the claims are then validated as by [`verify`],
+/// with the header of the first signature that verified.
+pub fn verify_json<T: DeserializeOwned>(
+    input: &str,
+    verifier: &Verifier,
+    policy: SignaturePolicy,
+    validation: &Validation,
+    clock: &dyn Clock,
+) -> Result<VerifiedJwt<T>, Error> {
+    validate_verified(
+        verifier.verify_json(input, policy)?,
+        verifier,
+        validation,
+        clock,
+    )
+}
+
+fn validate_verified<T: DeserializeOwned>(
+    verified: Verified,
+    verifier: &Verifier,
+    validation: &Validation,
+    clock: &dyn Clock,
+) -> Result<VerifiedJwt<T>, Error> {
     let limits = verifier.limits();
     let claims = json::parse_object(verified.payload(), limits, "claims")?;
     let (r, rest) = Registered::take(claims)?;
@@ -652,7 +680,8 @@ impl<T> NestedJwt<T> {
 /// be a JWS that verifies under `verifier` and whose claims pass
 /// `validation`. The JWE must say `cty: "JWT"` (RFC 7519 §5.2); an
 /// encrypted-but-unsigned token (claims straight inside the JWE) is refused
-/// with `ERR_JWE_NOT_NESTED`, as is a JWE inside the JWE.
+/// with `ERR_JWE_NOT_NESTED`, as is a JWE inside the JWE. The outer JWE may
+/// be compact or JSON ([`Decrypter::decrypt`]); the inner JWT is compact.
 pub fn decrypt_and_verify<T: DeserializeOwned>(
     token: &str,
     decrypter: &Decrypter,
@@ -660,7 +689,7 @@ pub fn decrypt_and_verify<T: DeserializeOwned>(
     validation: &Validation,
     clock: &dyn Clock,
 ) -> Result<NestedJwt<T>, Error> {
-    let opened = decrypter.decrypt_compact(token)?;
+    let opened = decrypter.decrypt(token)?;
     if !opened.header().cty().is_some_and(|c| typ_matches(c, "JWT")) {
         return Err(JweError::NotNested.into());
     }

@@ -24,6 +24,7 @@ pub mod crypto;
 pub mod http;
 pub mod keys;
 pub mod metrics;
+pub mod pii;
 pub mod policy;
 pub mod store;
 pub mod tokens;

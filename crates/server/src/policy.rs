@@ -78,7 +78,7 @@ pub fn check(
                 .map(|(k, v)| (*k, *v))
                 .chain(custom.iter().map(|(k, v)| (k.as_str(), v)));
             for (name, value) in all {
-                if let Some(kind) = sensitive(value) {
+                if let Some(kind) = crate::pii::value_kind(value) {
                     return Err(GuardError::Sensitive {
                         claim: name.to_owned(),
                         kind,
@@ -88,136 +88,6 @@ pub fn check(
         }
     }
     Ok(())
-}
-
-/// What a value looks like, if it looks like personal data.
-fn sensitive(value: &Value) -> Option<&'static str> {
-    match value {
-        Value::String(s) => sensitive_text(s),
-        Value::Number(n) => sensitive_text(&n.to_string()),
-        Value::Array(items) => items.iter().find_map(sensitive),
-        Value::Object(m) => m.values().find_map(sensitive),
-        Value::Bool(_) | Value::Null => None,
-    }
-}
-
-fn sensitive_text(s: &str) -> Option<&'static str> {
-    let s = s.trim();
-    if looks_like_email(s) {
-        return Some("an e-mail address");
-    }
-    if looks_like_card(s) {
-        return Some("a payment card number");
-    }
-    if looks_like_national_id(s) {
-        return Some("a national identification number");
-    }
-    if looks_like_phone(s) {
-        return Some("a phone number");
-    }
-    None
-}
-
-fn looks_like_email(s: &str) -> bool {
-    let Some((local, domain)) = s.rsplit_once('@') else {
-        return false;
-    };
-    !local.is_empty()
-        && !s.contains(char::is_whitespace)
-        && domain.contains('.')
-        && !domain.starts_with('.')
-        && !domain.ends_with('.')
-}
-
-fn digits(s: &str) -> Option<Vec<u32>> {
-    s.chars()
-        .filter(|c| !matches!(c, ' ' | '-'))
-        .map(|c| c.to_digit(10))
-        .collect()
-}
-
-/// 13–19 digits (spaces or dashes allowed) passing the Luhn check.
-fn looks_like_card(s: &str) -> bool {
-    let Some(d) = digits(s) else { return false };
-    if !(13..=19).contains(&d.len()) {
-        return false;
-    }
-    let sum: u32 = d
-        .iter()
-        .rev()
-        .enumerate()
-        .map(|(i, &x)| {
-            if i % 2 == 1 {
-                let y = x * 2;
-                if y > 9 {
-                    y - 9
-                } else {
-                    y
-                }
-            } else {
-                x
-            }
-        })
-        .sum();
-    sum % 10 == 0
-}
-
-/// A US SSN (`123-45-6789`) or an IBAN (two letters, two check digits,
-/// then 11–30 letters and digits, passing the mod-97 check).
-fn looks_like_national_id(s: &str) -> bool {
-    let b = s.as_bytes();
-    let ssn = b.len() == 11
-        && b.iter().enumerate().all(|(i, c)| {
-            if i == 3 || i == 6 {
-                *c == b'-'
-            } else {
-                c.is_ascii_digit()
-            }
-        });
-    ssn || looks_like_iban(s)
-}
-
-fn looks_like_iban(s: &str) -> bool {
-    let compact: String = s.chars().filter(|c| *c != ' ').collect();
-    let b = compact.as_bytes();
-    if !(15..=34).contains(&b.len())
-        || !b.iter().take(2).all(u8::is_ascii_uppercase)
-        || !b.iter().skip(2).take(2).all(u8::is_ascii_digit)
-        || !b.iter().all(u8::is_ascii_alphanumeric)
-    {
-        return false;
-    }
-    let rearranged = b.iter().skip(4).chain(b.iter().take(4));
-    let mut rem: u32 = 0;
-    for c in rearranged {
-        let v = if c.is_ascii_digit() {
-            u32::from(c - b'0')
-        } else {
-            u32::from(c.to_ascii_uppercase() - b'A') + 10
-        };
-        rem = if v >= 10 {
-            (rem * 100 + v) % 97
-        } else {
-            (rem * 10 + v) % 97
-        };
-    }
-    rem == 1
-}
-
-/// `+` then 8–15 digits, or 10–15 digits written with separators.
-fn looks_like_phone(s: &str) -> bool {
-    let body = s.strip_prefix('+');
-    let allowed = |c: char| c.is_ascii_digit() || matches!(c, ' ' | '-' | '.' | '(' | ')');
-    let text = body.unwrap_or(s);
-    if text.is_empty() || !text.chars().all(allowed) {
-        return false;
-    }
-    let n = text.chars().filter(char::is_ascii_digit).count();
-    let separated = text.chars().any(|c| !c.is_ascii_digit());
-    match body {
-        Some(_) => (8..=15).contains(&n),
-        None => separated && (10..=15).contains(&n),
-    }
 }
 
 #[cfg(test)]

@@ -221,7 +221,13 @@ pub(crate) fn rsa_generate(bits: usize) -> Result<(Vec<u8>, Vec<u8>, RsaCrt), Er
         3072 => rsa::KeySize::Rsa3072,
         4096 => rsa::KeySize::Rsa4096,
         8192 => rsa::KeySize::Rsa8192,
-        _ => return Err(KeyError::Unsupported(format!("RSA key size {bits}")).into()),
+        _ if bits < 2048 => return Err(KeyError::TooWeak("RSA keys are at least 2048 bits").into()),
+        _ => {
+            return Err(KeyError::Unsupported(format!(
+                "RSA key size {bits} (generated sizes: 2048, 3072, 4096, 8192)"
+            ))
+            .into())
+        }
     };
     let kp = rsa::KeyPair::generate(size).map_err(|_| Error::Crypto)?;
     let der = aws_lc_rs::encoding::AsDer::<aws_lc_rs::encoding::Pkcs8V1Der>::as_der(&kp)

@@ -404,6 +404,28 @@ impl RawJwe {
     }
 }
 
+/// The headers of a JWE in either serialization, read without decrypting
+/// anything: (protected, shared unprotected, one per-recipient header each).
+pub(crate) type UnopenedHeaders = (
+    Map<String, Value>,
+    Option<Map<String, Value>>,
+    Vec<Option<Map<String, Value>>>,
+);
+
+/// Parses `input` (compact or JSON) only as far as its headers.
+pub(crate) fn unopened_headers(input: &str, limits: &Limits) -> Result<UnopenedHeaders, Error> {
+    let jwe = if input.trim_start().starts_with('{') {
+        RawJwe::parse_json(input, limits)?
+    } else {
+        RawJwe::parse_compact(input, limits, &Recent::new(1))?
+    };
+    Ok((
+        jwe.protected,
+        jwe.shared,
+        jwe.recipients.into_iter().map(|r| r.header).collect(),
+    ))
+}
+
 /// Keeps the most telling error across recipients and keys: a decryption
 /// failure (we had a key and it did not open) outranks "not for us".
 fn keep(best: &mut Option<Error>, new: Error) {

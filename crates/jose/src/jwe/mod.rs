@@ -39,6 +39,7 @@ mod decrypt;
 mod encrypt;
 mod keys;
 
+pub(crate) use decrypt::unopened_headers;
 pub use decrypt::{Decrypted, Decrypter, DecrypterBuilder};
 pub use encrypt::{encrypt_general, Encrypter, Recipient};
 

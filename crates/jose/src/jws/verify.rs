@@ -252,6 +252,12 @@ impl Verified {
     }
 }
 
+/// See [`UnverifiedJws::into_unverified`].
+pub(crate) type UnverifiedJsonParts = (
+    Option<String>,
+    Vec<(Map<String, Value>, Option<Map<String, Value>>)>,
+);
+
 /// One signature, parsed but not verified.
 #[derive(Debug, Clone)]
 struct RawSignature {
@@ -365,6 +371,21 @@ impl UnverifiedJws {
             payload,
             signatures,
         })
+    }
+
+    /// The payload as transmitted (`None` when detached) and each signature's
+    /// (protected, unprotected) headers, for [`crate::danger`] only.
+    pub(crate) fn into_unverified(self) -> UnverifiedJsonParts {
+        let payload = match self.payload {
+            RawPayload::Attached(p) => Some(p),
+            RawPayload::Detached => None,
+        };
+        let headers = self
+            .signatures
+            .into_iter()
+            .map(|s| (s.protected, s.unprotected))
+            .collect();
+        (payload, headers)
     }
 
     /// The `kid` of the first signature, if any (e.g. to choose a verifier).

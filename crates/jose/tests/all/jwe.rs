@@ -634,3 +634,55 @@ fn decrypter_from_a_jwk_set_uses_only_encryption_keys() {
         .build();
     assert_eq!(empty.unwrap_err().code(), "ERR_KEY_SET_EMPTY");
 }
+
+/// The outer JWE of a nested token may be JSON; the inner JWT stays compact.
+#[test]
+fn nested_jwt_with_a_json_outer_jwe() {
+    let (signer, verifier, encrypter, decrypter) = nested_setup();
+    let claims = Claims::new(Step { acr: "mfa".into() }).expires_at(2_000);
+    let inner = jwt::sign(&signer, &JwsHeader::new(), &claims).unwrap();
+    let outer = encrypter
+        .encrypt_flattened(
+            &JweHeader::new().cty("JWT"),
+            &JweHeader::new(),
+            None,
+            inner.as_bytes(),
+        )
+        .unwrap();
+    let nested = jwt::decrypt_and_verify::<Step>(
+        &outer,
+        &decrypter,
+        &verifier,
+        &Validation::new(),
+        &FixedClock(1_000),
+    )
+    .unwrap();
+    assert_eq!(nested.jwt().claims().custom.acr, "mfa");
+}
+
+/// `danger::decode_jwe_headers` shows headers of both serializations and
+/// never the plaintext.
+#[test]
+fn jwe_headers_without_decrypting() {
+    let (_, _, encrypter, _) = nested_setup();
+    let compact = encrypter
+        .encrypt_compact(&JweHeader::new().cty("JWT"), b"secret")
+        .unwrap();
+    let h = tessera_jose::danger::decode_jwe_headers(&compact).unwrap();
+    assert_eq!(h.protected["cty"], "JWT");
+    assert!(h.protected.contains_key("enc"));
+    assert_eq!(h.shared, None);
+    let json = encrypter
+        .encrypt_flattened(
+            &JweHeader::new(),
+            &JweHeader::new().param("x-note", "shared".into()).unwrap(),
+            None,
+            b"secret",
+        )
+        .unwrap();
+    let h = tessera_jose::danger::decode_jwe_headers(&json).unwrap();
+    assert_eq!(h.shared.unwrap()["x-note"], "shared");
+    assert_eq!(h.recipients.len(), 1);
+    let e = tessera_jose::danger::decode_jwe_headers("a.b.c").unwrap_err();
+    assert_eq!(e.code(), "ERR_JWE_MALFORMED");
+}

@@ -274,3 +274,63 @@ fn a_claim_cannot_be_written_twice() {
         Claims::new(json!({"exp_hint": 1, "nested": {"exp": 2, "iss": "x"}})).expires_at(NOW + 60);
     assert!(jwt::sign(&env.signer, &JwsHeader::new(), &ok).is_ok());
 }
+
+/// The same claims under a JSON serialization verify and validate alike.
+#[test]
+fn json_serialized_jwt() {
+    use tessera_jose::jws::{sign_general, GeneralSignature, SignaturePolicy};
+    let env = env();
+    let c = claims();
+    let payload = serde_json::to_vec(&c).unwrap();
+    let flattened = env
+        .signer
+        .sign_flattened(&JwsHeader::new().typ("JWT"), None, &payload)
+        .unwrap();
+    let ok = jwt::verify_json::<Session>(
+        &flattened,
+        &env.verifier,
+        SignaturePolicy::Any,
+        &validation(),
+        &FixedClock(NOW),
+    )
+    .unwrap();
+    assert_eq!(ok.claims().custom.org, "acme");
+    let stranger = Signer::new(&key_for(JwsAlgorithm::ES256), JwsAlgorithm::ES256).unwrap();
+    let general = sign_general(
+        &payload,
+        &[
+            GeneralSignature {
+                signer: &stranger,
+                protected: Some(stranger.protect(&JwsHeader::new())),
+                unprotected: None,
+            },
+            GeneralSignature {
+                signer: &env.signer,
+                protected: Some(env.signer.protect(&JwsHeader::new())),
+                unprotected: None,
+            },
+        ],
+    )
+    .unwrap();
+    let at = |policy, t| {
+        jwt::verify_json::<Session>(
+            &general,
+            &env.verifier,
+            policy,
+            &validation(),
+            &FixedClock(t),
+        )
+        .map(|_| ())
+        .map_err(|e| e.code())
+    };
+    assert_eq!(at(SignaturePolicy::Any, NOW), Ok(()));
+    assert!(at(SignaturePolicy::All, NOW).is_err());
+    assert_eq!(
+        at(SignaturePolicy::Any, NOW + 10_000),
+        Err("ERR_JWT_EXPIRED")
+    );
+    // The JSON form is unverified-readable too, for inspection tools.
+    let parts = tessera_jose::danger::decode_unverified_json(&general).unwrap();
+    assert_eq!(parts.signatures.len(), 2);
+    assert_eq!(parts.payload.as_deref(), Some(payload.as_slice()));
+}
