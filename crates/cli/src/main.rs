@@ -1,21 +1,42 @@
-//! `tessera`: run the token service and manage its keys.
+//! `tessera`: the JOSE toolkit (keys, JWS, JWE, JWT) and the token service.
 //!
-//! Exit codes: 0 success; 1 the operation failed; 2 usage or
-//! configuration error (the message names the key).
+//! Exit codes: 0 success; 1 rejected (bad signature, failed decryption,
+//! expired, algorithm not allowed, claim check failed) or the operation
+//! failed; 2 usage error, malformed input or configuration error.
 #![forbid(unsafe_code)]
+
+mod common;
+mod jwe_cmd;
+mod jwk_cmd;
+mod jws_cmd;
+mod jwt_cmd;
+mod service;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
-use tessera_jose::jwt::{Clock, SystemClock};
-use tessera_server::config::{Config, LogFormat};
-use tessera_server::keys::{self, Lifecycle};
-use tessera_server::store::Store;
-use tessera_server::{Server, StartError};
+use clap::{CommandFactory, Parser, Subcommand};
+
+use service::{clients_command, fail, init_logging, keys_command, load_config, serve};
 
 #[derive(Parser)]
-#[command(name = "tessera", version, about = "A token service and JOSE toolkit")]
+#[command(
+    name = "tessera",
+    version,
+    about = "A token service and JOSE toolkit",
+    long_about = "A token service and JOSE toolkit.\n\n\
+        Tokens and keys are read from standard input (or --in FILE) and results \
+        written to standard output; messages go to standard error as `error: …`.\n\
+        Exit codes: 0 success; 1 rejected (bad signature, failed decryption, expired, \
+        algorithm not allowed, claim check failed); 2 usage error or malformed input.",
+    after_help = "A first walk-through:
+  tessera jwk generate --kty EC --crv P-256 --alg ES256 > key.jwk
+  tessera jwt sign --key key.jwk --alg ES256 --sub user-1 --aud api > token
+  tessera jwt inspect --in token
+  tessera jwt verify --key key.jwk --alg ES256 --aud api --in token
+  tessera jwk generate --kty RSA --alg RSA-OAEP-256 > enc.jwk
+  tessera jwe encrypt --key enc.jwk --alg RSA-OAEP-256 --enc A256GCM --in token"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -48,10 +69,30 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// JSON Web Keys: generate, show the public part, thumbprint, PEM/DER import and export.
+    #[command(subcommand)]
+    Jwk(jwk_cmd::JwkCommand),
+    /// JSON Web Signatures: sign and verify any payload.
+    #[command(subcommand)]
+    Jws(jws_cmd::JwsCommand),
+    /// JSON Web Encryption: encrypt to a recipient's key, decrypt with yours.
+    #[command(subcommand)]
+    Jwe(jwe_cmd::JweCommand),
+    /// JSON Web Tokens: sign, verify (also nested JWS-in-JWE), inspect.
+    #[command(subcommand)]
+    Jwt(jwt_cmd::JwtCommand),
+    /// Print a shell completion script.
+    #[command(after_help = "Example (bash):
+  tessera completions bash > ~/.local/share/bash-completion/completions/tessera")]
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Subcommand)]
-enum ClientsCommand {
+pub(crate) enum ClientsCommand {
     /// Register a client; its secret is printed once and stored only hashed.
     Create {
         /// A name for humans.
@@ -82,7 +123,7 @@ enum ClientsCommand {
 }
 
 #[derive(Subcommand)]
-enum KeysCommand {
+pub(crate) enum KeysCommand {
     /// List the signing keys, their states and dates.
     List {
         /// Print JSON instead of a table.
@@ -93,32 +134,32 @@ enum KeysCommand {
     Rotate,
 }
 
-fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("TESSERA_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = match format {
-        LogFormat::Json => builder.json().try_init(),
-        LogFormat::Text => builder.try_init(),
-    };
-}
-
-fn load_config(path: Option<&PathBuf>, listen: Option<&str>) -> Result<Config, ExitCode> {
-    Config::load(path.map(PathBuf::as_path), std::env::vars(), listen).map_err(|e| {
-        eprintln!("error: {e}");
-        ExitCode::from(2)
-    })
-}
-
-fn fail(e: impl std::fmt::Display) -> ExitCode {
-    eprintln!("error: {e}");
-    ExitCode::from(1)
+/// Runs a JOSE command: no runtime, no configuration, no logging setup.
+fn jose(outcome: common::Outcome) -> ExitCode {
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => f.report(),
+    }
 }
 
 fn main() -> ExitCode {
+    // Whatever happens, one line on stderr and never a backtrace.
+    std::panic::set_hook(Box::new(|info| {
+        eprintln!("error: internal error ({info}); please report it");
+    }));
     let cli = Cli::parse();
+    let command = match cli.command {
+        Command::Jwk(c) => return jose(jwk_cmd::run(c)),
+        Command::Jws(c) => return jose(jws_cmd::run(c)),
+        Command::Jwe(c) => return jose(jwe_cmd::run(c)),
+        Command::Jwt(c) => return jose(jwt_cmd::run(c)),
+        Command::Completions { shell } => {
+            let mut out = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "tessera", &mut out);
+            return jose(common::emit(&out));
+        }
+        other => other,
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -127,7 +168,7 @@ fn main() -> ExitCode {
         Err(e) => return fail(e),
     };
     let master_env = std::env::var("TESSERA_MASTER_KEY").ok();
-    match cli.command {
+    match command {
         Command::Serve { config, listen } => {
             let config = match load_config(config.as_ref(), listen.as_deref()) {
                 Ok(c) => c,
@@ -152,259 +193,10 @@ fn main() -> ExitCode {
             init_logging(config.log_format);
             runtime.block_on(keys_command(config, master_env, command))
         }
-    }
-}
-
-async fn serve(config: Config, master_env: Option<String>) -> ExitCode {
-    let server = match Server::start(config, master_env.as_deref()).await {
-        Ok(s) => s,
-        Err(e @ StartError::Config(_)) | Err(e @ StartError::Tls(_)) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
-        Err(e) => return fail(e),
-    };
-    shutdown_signal().await;
-    tracing::info!("shutting down: finishing in-flight requests");
-    server.shutdown().await;
-    ExitCode::SUCCESS
-}
-
-/// SIGTERM or Ctrl-C.
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
-}
-
-async fn keys_command(
-    config: Config,
-    master_env: Option<String>,
-    command: KeysCommand,
-) -> ExitCode {
-    let store = match tessera_server::open_store(&config).await {
-        Ok(s) => s,
-        Err(e) => return fail(e),
-    };
-    let master = match tessera_server::master_key(&config, master_env.as_deref()) {
-        Ok(m) => m,
-        Err(e) => return fail(e),
-    };
-    let rules = Lifecycle::from_config(&config);
-    let now = SystemClock.now();
-    let code = match command {
-        KeysCommand::List { json } => match keys::maintain(&store, &master, &rules, now).await {
-            Ok(list) => {
-                print_keys(&list, json);
-                ExitCode::SUCCESS
-            }
-            Err(e) => fail(e),
-        },
-        KeysCommand::Rotate => match keys::rotate_now(&store, &master, &rules, now).await {
-            Ok(at) => {
-                if at <= now {
-                    println!("rotated: the next key signs from now on");
-                } else {
-                    println!(
-                        "the next key signs in {} s, once verifiers' JWKS caches (max-age {} s) hold it",
-                        at - now,
-                        rules.jwks_max_age
-                    );
-                }
-                match store.signing_keys().await {
-                    Ok(list) => print_keys(&list, false),
-                    Err(e) => return fail(e),
-                }
-                ExitCode::SUCCESS
-            }
-            Err(e) => fail(e),
-        },
-    };
-    store.close().await;
-    code
-}
-
-async fn clients_command(config: Config, command: ClientsCommand) -> ExitCode {
-    use tessera_server::clients;
-    let store = match tessera_server::open_store(&config).await {
-        Ok(s) => s,
-        Err(e) => return fail(e),
-    };
-    let code = match command {
-        ClientsCommand::Create {
-            name,
-            grant,
-            jwks,
-            json,
-        } => {
-            let jwks = match jwks.map(std::fs::read_to_string).transpose() {
-                Ok(j) => j,
-                Err(e) => {
-                    eprintln!("error: --jwks: {e}");
-                    return ExitCode::from(2);
-                }
-            };
-            match clients::create(&store, &name, &grant, jwks.as_deref(), SystemClock.now()).await {
-                Ok(new) => {
-                    if json && new.secret.is_empty() {
-                        println!("{}", serde_json::json!({ "client_id": new.record.id }));
-                    } else if json {
-                        println!(
-                            "{}",
-                            serde_json::json!({
-                                "client_id": new.record.id,
-                                "client_secret": new.secret.as_str(),
-                            })
-                        );
-                    } else if new.secret.is_empty() {
-                        println!("client_id:     {}", new.record.id);
-                        println!("grants:        {}", new.record.grants.join(", "));
-                        println!(
-                            "auth:          private_key_jwt (RFC 7523) with the registered JWKS"
-                        );
-                    } else {
-                        println!("client_id:     {}", new.record.id);
-                        println!("client_secret: {}", new.secret.as_str());
-                        println!("grants:        {}", new.record.grants.join(", "));
-                        eprintln!("The secret is shown this once; tessera keeps only its hash.");
-                    }
-                    ExitCode::SUCCESS
-                }
-                Err(clients::ClientError::Invalid(msg)) => {
-                    eprintln!("error: {msg}");
-                    ExitCode::from(2)
-                }
-                Err(e) => fail(e),
-            }
-        }
-        ClientsCommand::List { json } => match store.clients().await {
-            Ok(list) => {
-                if json {
-                    let rows: Vec<serde_json::Value> = list
-                        .iter()
-                        .map(|c| {
-                            serde_json::json!({
-                                "client_id": c.id, "name": c.name,
-                                "grants": c.grants, "created_at": c.created_at,
-                            })
-                        })
-                        .collect();
-                    println!("{}", serde_json::Value::Array(rows));
-                } else {
-                    println!(
-                        "{:<28} {:<24} {:<40} {:<17} auth",
-                        "client_id", "name", "grants", "created (UTC)"
-                    );
-                    for c in &list {
-                        let auth = if c.jwks.is_some() {
-                            "private_key_jwt"
-                        } else {
-                            "secret"
-                        };
-                        println!(
-                            "{:<28} {:<24} {:<40} {:<17} {auth}",
-                            c.id,
-                            c.name,
-                            c.grants.join(","),
-                            utc(c.created_at)
-                        );
-                    }
-                }
-                ExitCode::SUCCESS
-            }
-            Err(e) => fail(e),
-        },
-        ClientsCommand::Delete { id } => match store.delete_client(&id).await {
-            Ok(true) => {
-                println!("deleted {id}");
-                ExitCode::SUCCESS
-            }
-            Ok(false) => {
-                eprintln!("error: no client {id}");
-                ExitCode::from(1)
-            }
-            Err(e) => fail(e),
-        },
-    };
-    store.close().await;
-    code
-}
-
-/// Unix seconds as `YYYY-MM-DD HH:MM` UTC (proleptic Gregorian).
-fn utc(secs: i64) -> String {
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Civil-from-days (H. Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}",
-        rem / 3600,
-        rem % 3600 / 60
-    )
-}
-
-fn print_keys(list: &[tessera_server::store::KeyRecord], json: bool) {
-    if json {
-        let rows: Vec<serde_json::Value> = list
-            .iter()
-            .map(|k| {
-                serde_json::json!({
-                    "kid": k.kid, "alg": k.alg, "state": k.state.as_str(),
-                    "created_at": k.created_at, "activates_at": k.activates_at,
-                    "retires_at": k.retires_at,
-                })
-            })
-            .collect();
-        println!("{}", serde_json::Value::Array(rows));
-        return;
-    }
-    println!(
-        "{:<44} {:<6} {:<9} {:<17} {:<17} {:<17}",
-        "kid", "alg", "state", "created (UTC)", "signs from", "leaves JWKS"
-    );
-    for k in list {
-        println!(
-            "{:<44} {:<6} {:<9} {:<17} {:<17} {:<17}",
-            k.kid,
-            k.alg,
-            k.state.as_str(),
-            utc(k.created_at),
-            utc(k.activates_at),
-            k.retires_at.map_or_else(|| "-".to_owned(), utc)
-        );
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn utc_dates() {
-        assert_eq!(super::utc(0), "1970-01-01 00:00");
-        assert_eq!(super::utc(951_782_400), "2000-02-29 00:00");
-        assert_eq!(super::utc(1_795_460_478), "2026-11-23 19:01");
+        Command::Jwk(_)
+        | Command::Jws(_)
+        | Command::Jwe(_)
+        | Command::Jwt(_)
+        | Command::Completions { .. } => ExitCode::from(2),
     }
 }

@@ -1,0 +1,345 @@
+//! What every JOSE command shares: reading input and key files under size
+//! caps, parsing algorithm lists, writing output, and turning library errors
+//! into the contract's exit codes (0 success, 1 rejected, 2 usage or
+//! malformed input).
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use tessera_jose::error::{JweError, JwsError};
+use tessera_jose::jwa::{JweAlgorithm, JweEncryption, JwsAlgorithm};
+use tessera_jose::jwk::{Jwk, JwkSet};
+use tessera_jose::Error;
+
+/// Largest input read from stdin or `--in`: far above any token the library
+/// accepts (256 KiB), so an oversized token is refused by the library with a
+/// typed error rather than cut short here.
+pub const MAX_INPUT: u64 = 16 * 1024 * 1024;
+/// Largest key file: a JWK Set of 100 RSA-8192 private keys is under 1 MiB.
+const MAX_KEY_FILE: u64 = 1024 * 1024;
+
+/// Why a command did not succeed.
+#[derive(Debug)]
+pub enum Failure {
+    /// Exit 1: the input was understood and refused (bad signature, failed
+    /// decryption, expired, algorithm not allowed, claim check failed).
+    Rejected(String),
+    /// Exit 2: a usage error, a bad key file, or malformed input.
+    Usage(String),
+}
+
+impl Failure {
+    /// Prints `error: …` on stderr and gives the exit code.
+    pub fn report(self) -> ExitCode {
+        let (msg, code) = match self {
+            Failure::Rejected(m) => (m, 1),
+            Failure::Usage(m) => (m, 2),
+        };
+        eprintln!("error: {msg}");
+        ExitCode::from(code)
+    }
+}
+
+/// A result of a JOSE command.
+pub type Outcome<T = ()> = Result<T, Failure>;
+
+/// A library error met while setting up (reading a key, building a signer):
+/// always the caller's to fix, so exit 2. `context` says what was being done.
+pub fn setup(context: &str) -> impl Fn(Error) -> Failure + '_ {
+    move |e| Failure::Usage(format!("{context}: {e} ({})", e.code()))
+}
+
+/// A library error met while checking a token: malformed input is exit 2,
+/// a token that was understood and refused is exit 1.
+pub fn checking(e: Error) -> Failure {
+    let msg = format!("{e} ({})", e.code());
+    let malformed = match &e {
+        Error::Decode(_) => true,
+        Error::Jws(JwsError::Malformed(_) | JwsError::TooManySignatures) => true,
+        Error::Jwe(JweError::Malformed(_) | JweError::TooManyRecipients) => true,
+        // Keys come from the caller's files; token problems are typed above.
+        Error::Key(_) => true,
+        _ => false,
+    };
+    if malformed {
+        Failure::Usage(msg)
+    } else {
+        Failure::Rejected(msg)
+    }
+}
+
+fn read_capped(reader: impl Read, cap: u64, what: &str) -> Outcome<Vec<u8>> {
+    let mut buf = Vec::new();
+    reader
+        .take(cap + 1)
+        .read_to_end(&mut buf)
+        .map_err(|e| Failure::Usage(format!("reading {what}: {e}")))?;
+    if buf.len() as u64 > cap {
+        return Err(Failure::Usage(format!(
+            "{what} is over {} MiB; nothing this command reads is that large",
+            cap / (1024 * 1024)
+        )));
+    }
+    Ok(buf)
+}
+
+/// The command's input: the file `--in` names, else stdin.
+pub fn read_input(path: Option<&Path>) -> Outcome<Vec<u8>> {
+    match path {
+        Some(p) => {
+            let file = std::fs::File::open(p)
+                .map_err(|e| Failure::Usage(format!("--in {}: {e}", p.display())))?;
+            read_capped(file, MAX_INPUT, &format!("--in {}", p.display()))
+        }
+        None => read_capped(std::io::stdin().lock(), MAX_INPUT, "standard input"),
+    }
+}
+
+/// The input as a token: UTF-8, surrounding whitespace removed, not empty.
+pub fn read_token(path: Option<&Path>) -> Outcome<String> {
+    let bytes = read_input(path)?;
+    let text = String::from_utf8(bytes).map_err(|_| {
+        Failure::Usage("the input is not text; a token is base64url or JSON".into())
+    })?;
+    let token = text.trim();
+    if token.is_empty() {
+        return Err(Failure::Usage(
+            "no token on the input (pipe one in, or give --in FILE)".into(),
+        ));
+    }
+    Ok(token.to_owned())
+}
+
+/// A small file the user named, read under a cap.
+pub fn read_file(path: &Path, flag: &str) -> Outcome<Vec<u8>> {
+    let file = std::fs::File::open(path)
+        .map_err(|e| Failure::Usage(format!("{flag} {}: {e}", path.display())))?;
+    read_capped(file, MAX_INPUT, &format!("{flag} {}", path.display()))
+}
+
+/// The keys of a key file: one JWK, a JWK Set, or a PEM key.
+pub struct KeyFile {
+    /// Where it came from, for messages.
+    pub path: PathBuf,
+    /// Its keys (one for a JWK or PEM file).
+    pub keys: Vec<Jwk>,
+    /// Whether the file was a JWK Set.
+    pub is_set: bool,
+}
+
+impl KeyFile {
+    /// Reads `path` as a JWK (`{"kty": …}`), a JWK Set (`{"keys": […]}`) or a
+    /// PEM key. Keys of a set that cannot be used are reported on stderr.
+    pub fn read(path: &Path, flag: &str) -> Outcome<KeyFile> {
+        let file = std::fs::File::open(path)
+            .map_err(|e| Failure::Usage(format!("{flag} {}: {e}", path.display())))?;
+        let bytes = zeroize::Zeroizing::new(read_capped(
+            file,
+            MAX_KEY_FILE,
+            &format!("{flag} {}", path.display()),
+        )?);
+        let shown = format!("{flag} {}", path.display());
+        let text = std::str::from_utf8(&bytes)
+            .map_err(|_| Failure::Usage(format!("{shown}: not a JWK, JWK Set or PEM file")))?;
+        let trimmed = text.trim_start();
+        let (keys, is_set) = if trimmed.starts_with("-----BEGIN") {
+            (vec![Jwk::from_pem(text).map_err(setup(&shown))?], false)
+        } else if is_jwk_set(text) {
+            let set = JwkSet::from_json(text.as_bytes()).map_err(setup(&shown))?;
+            for (index, why) in set.rejected() {
+                eprintln!("warning: {shown}: key #{index} left out: {why}");
+            }
+            (set.keys().to_vec(), true)
+        } else if trimmed.starts_with('{') {
+            (
+                vec![Jwk::from_json(text.as_bytes()).map_err(setup(&shown))?],
+                false,
+            )
+        } else {
+            return Err(Failure::Usage(format!(
+                "{shown}: not a JWK, JWK Set or PEM file"
+            )));
+        };
+        if keys.is_empty() {
+            return Err(Failure::Usage(format!(
+                "{shown}: the JWK Set has no usable key"
+            )));
+        }
+        Ok(KeyFile {
+            path: path.to_owned(),
+            keys,
+            is_set,
+        })
+    }
+
+    /// The one key to sign or encrypt with: the file's only key, or the one
+    /// whose `kid` is `kid`.
+    pub fn pick(&self, kid: Option<&str>, flag: &str) -> Outcome<&Jwk> {
+        let shown = self.path.display();
+        if let (true, Some(kid)) = (self.is_set, kid) {
+            let mut found = self.keys.iter().filter(|k| k.kid() == Some(kid));
+            return match (found.next(), found.next()) {
+                (Some(k), None) => Ok(k),
+                (None, _) => Err(Failure::Usage(format!(
+                    "{flag} {shown}: no key with kid {kid:?}"
+                ))),
+                (Some(_), Some(_)) => Err(Failure::Usage(format!(
+                    "{flag} {shown}: several keys have kid {kid:?}"
+                ))),
+            };
+        }
+        match self.keys.as_slice() {
+            [one] => Ok(one),
+            _ => Err(Failure::Usage(format!(
+                "{flag} {shown} holds {} keys; say which with --kid",
+                self.keys.len()
+            ))),
+        }
+    }
+
+    /// All keys as a set.
+    pub fn set(&self) -> JwkSet {
+        JwkSet::new(self.keys.clone())
+    }
+}
+
+/// Whether a JSON text is a JWK Set rather than a JWK: it has a top-level
+/// `keys` member. Only the top level is looked at.
+pub fn is_jwk_set(text: &str) -> bool {
+    let limits = tessera_jose::json::Limits {
+        max_json_bytes: MAX_KEY_FILE as usize,
+        max_json_depth: 4,
+        ..Default::default()
+    };
+    tessera_jose::json::parse_object(text.as_bytes(), &limits, "key file")
+        .is_ok_and(|m| m.contains_key("keys"))
+}
+
+const NONE_REFUSED: &str =
+    "`none` is never accepted: an unsigned token proves nothing about who made it";
+
+/// One JWS algorithm, by its RFC 7518 name.
+pub fn jws_alg(name: &str) -> Outcome<JwsAlgorithm> {
+    let name = name.trim();
+    if name.eq_ignore_ascii_case("none") {
+        return Err(Failure::Usage(NONE_REFUSED.into()));
+    }
+    name.parse().map_err(|_| {
+        Failure::Usage(format!(
+            "unknown JWS algorithm {name:?}; one of: {}",
+            JwsAlgorithm::all()
+                .map(JwsAlgorithm::name)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+    })
+}
+
+/// A comma-separated list of JWS algorithms (`RS256,ES256`).
+pub fn jws_algs(list: &str) -> Outcome<Vec<JwsAlgorithm>> {
+    let mut out = Vec::new();
+    for name in list.split(',').filter(|n| !n.trim().is_empty()) {
+        let alg = jws_alg(name)?;
+        if !out.contains(&alg) {
+            out.push(alg);
+        }
+    }
+    if out.is_empty() {
+        return Err(Failure::Usage("--alg: name at least one algorithm".into()));
+    }
+    Ok(out)
+}
+
+/// A comma-separated list of JWE key-management algorithms.
+pub fn jwe_algs(list: &str, flag: &str) -> Outcome<Vec<JweAlgorithm>> {
+    let mut out = Vec::new();
+    for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        let alg: JweAlgorithm = name.parse().map_err(|_| {
+            Failure::Usage(format!(
+                "{flag}: unknown JWE algorithm {name:?}; one of: {}",
+                JweAlgorithm::ALL
+                    .iter()
+                    .map(|a| a.name())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        })?;
+        if !out.contains(&alg) {
+            out.push(alg);
+        }
+    }
+    if out.is_empty() {
+        return Err(Failure::Usage(format!(
+            "{flag}: name at least one algorithm"
+        )));
+    }
+    Ok(out)
+}
+
+/// A comma-separated list of JWE content-encryption algorithms.
+pub fn jwe_encs(list: &str) -> Outcome<Vec<JweEncryption>> {
+    let mut out = Vec::new();
+    for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        let enc: JweEncryption = name.parse().map_err(|_| {
+            Failure::Usage(format!(
+                "--enc: unknown content encryption {name:?}; one of: {}",
+                JweEncryption::ALL
+                    .iter()
+                    .map(|e| e.name())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        })?;
+        if !out.contains(&enc) {
+            out.push(enc);
+        }
+    }
+    if out.is_empty() {
+        return Err(Failure::Usage("--enc: name at least one algorithm".into()));
+    }
+    Ok(out)
+}
+
+/// A duration such as `90s`, `15m`, `12h`, `7d`, or plain seconds.
+pub fn seconds(text: &str, flag: &str) -> Outcome<u64> {
+    let t = text.trim();
+    let parsed = if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
+        t.parse::<u64>().ok()
+    } else {
+        tessera_server::config::parse_duration(t).map(|d| d.as_secs())
+    };
+    parsed.ok_or_else(|| {
+        Failure::Usage(format!(
+            "{flag}: {text:?} is not a duration like \"60s\", \"15m\", \"12h\" or \"7d\""
+        ))
+    })
+}
+
+/// Writes `bytes` to stdout. A closed pipe (`| head`) ends quietly.
+pub fn emit(bytes: &[u8]) -> Outcome {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(Failure::Usage(format!("writing the output: {e}"))),
+    }
+}
+
+/// Writes a line of text to stdout.
+pub fn emit_line(text: &str) -> Outcome {
+    let mut line = String::with_capacity(text.len() + 1);
+    line.push_str(text);
+    line.push('\n');
+    emit(line.as_bytes())
+}
+
+/// Pretty JSON for people (still valid JSON for scripts).
+pub fn pretty(value: &serde_json::Value) -> String {
+    serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string())
+}
+
+/// A malformed-input failure for something that is not a library error.
+pub fn malformed(what: impl Into<String>) -> Failure {
+    Failure::Usage(what.into())
+}
