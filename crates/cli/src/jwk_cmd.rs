@@ -30,8 +30,15 @@ pub enum JwkCommand {
     ///
     /// Symmetric (oct) keys have no public part and are refused, never
     /// printed. Use the output for a JWKS you publish.
+    #[command(after_help = "Example:
+  tessera jwk public --in key.jwk > key.pub.jwk")]
     Public(InputArg),
     /// Print a key's RFC 7638 thumbprint (base64url), one line per key.
+    ///
+    /// The thumbprint identifies a key by its public members only, so a
+    /// private key and its public part have the same one.
+    #[command(after_help = "Example:
+  tessera jwk thumbprint --hash sha256 --in key.pub.jwk")]
     Thumbprint {
         /// The hash for the thumbprint.
         #[arg(long, value_enum, default_value_t = ThumbprintHash::Sha256)]

@@ -23,6 +23,7 @@ use service::{clients_command, fail, init_logging, keys_command, load_config, se
 #[command(
     name = "tessera",
     version,
+    arg_required_else_help = false,
     about = "A token service and JOSE toolkit",
     long_about = "A token service and JOSE toolkit.\n\n\
         Tokens and keys are read from standard input (or --in FILE) and results \
@@ -54,6 +55,7 @@ enum Command {
         listen: Option<String>,
     },
     /// Clients: the backends that mint sessions or tokens.
+    #[command(arg_required_else_help = false)]
     Clients {
         /// The configuration file (tessera.toml).
         #[arg(long, global = true)]
@@ -62,6 +64,7 @@ enum Command {
         command: ClientsCommand,
     },
     /// The service's signing keys.
+    #[command(arg_required_else_help = false)]
     Keys {
         /// The configuration file (tessera.toml).
         #[arg(long, global = true)]
@@ -70,16 +73,16 @@ enum Command {
         command: KeysCommand,
     },
     /// JSON Web Keys: generate, show the public part, thumbprint, PEM/DER import and export.
-    #[command(subcommand)]
+    #[command(subcommand, arg_required_else_help = false)]
     Jwk(jwk_cmd::JwkCommand),
     /// JSON Web Signatures: sign and verify any payload.
-    #[command(subcommand)]
+    #[command(subcommand, arg_required_else_help = false)]
     Jws(jws_cmd::JwsCommand),
     /// JSON Web Encryption: encrypt to a recipient's key, decrypt with yours.
-    #[command(subcommand)]
+    #[command(subcommand, arg_required_else_help = false)]
     Jwe(jwe_cmd::JweCommand),
     /// JSON Web Tokens: sign, verify (also nested JWS-in-JWE), inspect.
-    #[command(subcommand)]
+    #[command(subcommand, arg_required_else_help = false)]
     Jwt(jwt_cmd::JwtCommand),
     /// Print a shell completion script.
     #[command(after_help = "Example (bash):
