@@ -3,13 +3,6 @@
 //! input), standard vectors (RFC 7520, from `crates/jose/tests/vectors`,
 //! source ietf-jose/cookbook commit 13692b68), and hostile input that must
 //! end in a one-line `error: …`, never a panic.
-#![allow(
-    missing_docs,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

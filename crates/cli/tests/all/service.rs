@@ -1,11 +1,5 @@
-//! The `tessera` binary as scripts use it: exit codes, JSON output, and a
+//! The service commands as scripts use them: exit codes, JSON output, and a
 //! real `serve` process stopped with SIGTERM.
-#![allow(
-    missing_docs,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing
-)]
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Command, Stdio};

@@ -1,0 +1,12 @@
+//! The `tessera` binary's integration tests, gathered into one test binary
+//! (one link step): the service commands, and the JOSE toolkit commands.
+#![allow(
+    missing_docs,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+mod jose;
+mod service;
