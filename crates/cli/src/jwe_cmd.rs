@@ -37,7 +37,7 @@ pub enum JweCommand {
         #[arg(long)]
         enc: String,
         /// The kid to put in the header (and to pick the key of a JWK Set).
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         kid: Option<String>,
         /// Compress the plaintext first ("zip": "DEF"). Compressing data an
         /// attacker can influence next to secrets leaks them (CRIME); the

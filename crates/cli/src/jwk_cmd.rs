@@ -78,7 +78,7 @@ pub enum JwkCommand {
         #[arg(long, value_enum)]
         format: Option<ExportFormat>,
         /// For a JWK Set: the kid of the key to export.
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         kid: Option<String>,
         #[command(flatten)]
         input: InputArg,
@@ -153,7 +153,7 @@ pub struct KeyMeta {
     #[arg(long = "use", value_enum)]
     key_use: Option<Use>,
     /// The key id (default: the key's RFC 7638 thumbprint).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     kid: Option<String>,
 }
 

@@ -35,7 +35,7 @@ pub enum JwsCommand {
         #[arg(long)]
         alg: String,
         /// The kid to put in the header (and to pick the key of a JWK Set).
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         kid: Option<String>,
         /// Extra protected header members, as a JSON object, e.g. '{"typ":"example+jws"}'.
         #[arg(long, value_name = "JSON")]

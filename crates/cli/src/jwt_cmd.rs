@@ -36,7 +36,7 @@ pub enum JwtCommand {
         #[arg(long)]
         alg: String,
         /// The kid for the header (and to pick the key of a JWK Set).
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         kid: Option<String>,
         /// The issuer (iss).
         #[arg(long)]
@@ -401,20 +401,17 @@ fn inspect(input: &InputArg) -> Outcome {
     let bad = |e: Error| Failure::Usage(format!("not a token: {e} ({})", e.code()));
     if is_jwe(&token) {
         let h = danger::decode_jwe_headers(&token).map_err(bad)?;
-        let mut doc = Map::new();
-        doc.insert("header".into(), Value::Object(h.protected.clone()));
-        if let Some(shared) = h.shared {
-            doc.insert("unprotected".into(), Value::Object(shared));
-        }
+        let mut shown = Shown {
+            header: Some(Value::Object(h.protected.clone())),
+            unprotected: h.shared.map(Value::Object),
+            ..Shown::default()
+        };
         if h.recipients.iter().any(Option::is_some) {
-            doc.insert(
-                "recipients".into(),
-                Value::Array(
-                    h.recipients
-                        .into_iter()
-                        .map(|r| r.map_or(Value::Null, Value::Object))
-                        .collect(),
-                ),
+            shown.recipients = Some(
+                h.recipients
+                    .into_iter()
+                    .map(|r| r.map_or(Value::Null, Value::Object))
+                    .collect(),
             );
         }
         let text = |n: &str| {
@@ -438,9 +435,9 @@ fn inspect(input: &InputArg) -> Outcome {
         {
             eprintln!("note: it carries a nested, signed JWT (cty JWT).");
         }
-        return emit_line(&pretty(&Value::Object(doc)));
+        return shown.emit();
     }
-    let mut doc = Map::new();
+    let mut shown = Shown::default();
     let claims = if token.starts_with('{') {
         let parts = danger::decode_unverified_json(&token).map_err(bad)?;
         let headers: Vec<Value> = parts
@@ -455,9 +452,9 @@ fn inspect(input: &InputArg) -> Outcome {
             })
             .collect();
         if let [only] = headers.as_slice() {
-            doc.insert("header".into(), only.clone());
+            shown.header = Some(only.clone());
         } else {
-            doc.insert("headers".into(), Value::Array(headers));
+            shown.headers = Some(headers);
         }
         match parts.payload {
             Some(p) => claims_from_payload(&p),
@@ -468,7 +465,7 @@ fn inspect(input: &InputArg) -> Outcome {
         }
     } else {
         let parts = danger::decode_unverified(&token).map_err(bad)?;
-        doc.insert("header".into(), Value::Object(parts.header));
+        shown.header = Some(Value::Object(parts.header));
         if token.split('.').nth(1) == Some("") {
             eprintln!("note: the payload is detached: there are no claims to show");
             Value::Null
@@ -486,8 +483,35 @@ fn inspect(input: &InputArg) -> Outcome {
             },
         );
     }
-    doc.insert("claims".into(), claims);
-    emit_line(&pretty(&Value::Object(doc)))
+    shown.claims = Some(claims);
+    shown.emit()
+}
+
+/// What `jwt inspect` prints, in this order (header first, then claims).
+#[derive(serde::Serialize, Default)]
+struct Shown {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    header: Option<Value>,
+    /// Each signature's header, for a JSON JWS with several.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    headers: Option<Vec<Value>>,
+    /// A JSON JWE's shared unprotected header.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    unprotected: Option<Value>,
+    /// A JSON JWE's per-recipient headers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    recipients: Option<Vec<Value>>,
+    /// `null` when the payload is detached; absent for a JWE.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    claims: Option<Value>,
+}
+
+impl Shown {
+    fn emit(&self) -> Outcome {
+        let text = serde_json::to_string_pretty(self)
+            .map_err(|e| Failure::Usage(format!("showing the token: {e}")))?;
+        emit_line(&text)
+    }
 }
 
 /// Runs a `jwt` subcommand.

@@ -258,6 +258,9 @@ fn jwk_generate_every_type() {
     assert_eq!(bound["alg"], "HS384");
     assert_eq!(bound["use"], "sig", "a JWS alg implies use sig");
     assert_eq!(tessera_len(&bound["k"]), 48, "HS384 implies 384 bits");
+    // A thumbprint kid may start with '-': still a value, not an option.
+    let dash = d.key("dash.jwk", &["--kty", "oct", "--kid", "-Bx9"]);
+    assert_eq!(dash["kid"], "-Bx9");
     let wrap = d.key("kw.jwk", &["--kty", "oct", "--alg", "A128KW"]);
     assert_eq!(wrap["use"], "enc");
     assert_eq!(tessera_len(&wrap["k"]), 16);
