@@ -226,47 +226,27 @@ pub fn jws_alg(name: &str) -> Outcome<JwsAlgorithm> {
         return Err(Failure::Usage(NONE_REFUSED.into()));
     }
     name.parse().map_err(|_| {
-        Failure::Usage(format!(
-            "unknown JWS algorithm {name:?}; one of: {}",
-            JwsAlgorithm::all()
-                .map(JwsAlgorithm::name)
-                .collect::<Vec<_>>()
-                .join(", ")
-        ))
+        unknown(
+            "--alg",
+            "JWS algorithm",
+            name,
+            JwsAlgorithm::all().map(JwsAlgorithm::name),
+        )
     })
 }
 
-/// A comma-separated list of JWS algorithms (`RS256,ES256`).
-pub fn jws_algs(list: &str) -> Outcome<Vec<JwsAlgorithm>> {
-    let mut out = Vec::new();
-    for name in list.split(',').filter(|n| !n.trim().is_empty()) {
-        let alg = jws_alg(name)?;
-        if !out.contains(&alg) {
-            out.push(alg);
-        }
-    }
-    if out.is_empty() {
-        return Err(Failure::Usage("--alg: name at least one algorithm".into()));
-    }
-    Ok(out)
-}
-
-/// A comma-separated list of JWE key-management algorithms.
-pub fn jwe_algs(list: &str, flag: &str) -> Outcome<Vec<JweAlgorithm>> {
+/// A comma-separated list (`RS256,ES256`), each name parsed by `one`;
+/// repeats dropped, at least one required.
+fn list_of<T: PartialEq>(
+    list: &str,
+    flag: &str,
+    one: impl Fn(&str) -> Outcome<T>,
+) -> Outcome<Vec<T>> {
     let mut out = Vec::new();
     for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
-        let alg: JweAlgorithm = name.parse().map_err(|_| {
-            Failure::Usage(format!(
-                "{flag}: unknown JWE algorithm {name:?}; one of: {}",
-                JweAlgorithm::ALL
-                    .iter()
-                    .map(|a| a.name())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ))
-        })?;
-        if !out.contains(&alg) {
-            out.push(alg);
+        let item = one(name)?;
+        if !out.contains(&item) {
+            out.push(item);
         }
     }
     if out.is_empty() {
@@ -277,28 +257,49 @@ pub fn jwe_algs(list: &str, flag: &str) -> Outcome<Vec<JweAlgorithm>> {
     Ok(out)
 }
 
+fn unknown(
+    flag: &str,
+    what: &str,
+    name: &str,
+    known: impl Iterator<Item = &'static str>,
+) -> Failure {
+    Failure::Usage(format!(
+        "{flag}: unknown {what} {name:?}; one of: {}",
+        known.collect::<Vec<_>>().join(", ")
+    ))
+}
+
+/// A comma-separated list of JWS algorithms (`RS256,ES256`).
+pub fn jws_algs(list: &str) -> Outcome<Vec<JwsAlgorithm>> {
+    list_of(list, "--alg", jws_alg)
+}
+
+/// A comma-separated list of JWE key-management algorithms.
+pub fn jwe_algs(list: &str, flag: &str) -> Outcome<Vec<JweAlgorithm>> {
+    list_of(list, flag, |name| {
+        name.parse().map_err(|_| {
+            unknown(
+                flag,
+                "JWE algorithm",
+                name,
+                JweAlgorithm::ALL.iter().map(|a| a.name()),
+            )
+        })
+    })
+}
+
 /// A comma-separated list of JWE content-encryption algorithms.
 pub fn jwe_encs(list: &str) -> Outcome<Vec<JweEncryption>> {
-    let mut out = Vec::new();
-    for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
-        let enc: JweEncryption = name.parse().map_err(|_| {
-            Failure::Usage(format!(
-                "--enc: unknown content encryption {name:?}; one of: {}",
-                JweEncryption::ALL
-                    .iter()
-                    .map(|e| e.name())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ))
-        })?;
-        if !out.contains(&enc) {
-            out.push(enc);
-        }
-    }
-    if out.is_empty() {
-        return Err(Failure::Usage("--enc: name at least one algorithm".into()));
-    }
-    Ok(out)
+    list_of(list, "--enc", |name| {
+        name.parse().map_err(|_| {
+            unknown(
+                "--enc",
+                "content encryption",
+                name,
+                JweEncryption::ALL.iter().map(|e| e.name()),
+            )
+        })
+    })
 }
 
 /// A duration such as `90s`, `15m`, `12h`, `7d`, or plain seconds.

@@ -2,10 +2,10 @@
 
 use std::path::PathBuf;
 
-use clap::{Subcommand, ValueEnum};
+use clap::{Args, Subcommand, ValueEnum};
 use serde_json::Value;
 use tessera_jose::jwa::JwsAlgorithm;
-use tessera_jose::jwk::{Jwk, KeyOp};
+use tessera_jose::jwk::KeyOp;
 use tessera_jose::jws::{
     sign_general, GeneralSignature, JwsHeader, SignaturePolicy, Signer, Verifier,
 };
@@ -28,15 +28,8 @@ pub enum JwsCommand {
   echo -n 'hello' | tessera jws sign --key es256.jwk --alg ES256
   tessera jws sign --key rsa.jwk --alg PS256 --serialization general --in document.json")]
     Sign {
-        /// The private key: a JWK, a JWK Set (pick the key with --kid) or a PEM file.
-        #[arg(long, value_name = "FILE")]
-        key: PathBuf,
-        /// The signature algorithm, e.g. ES256, RS256, PS256, EdDSA, HS256.
-        #[arg(long)]
-        alg: String,
-        /// The kid to put in the header (and to pick the key of a JWK Set).
-        #[arg(long, allow_hyphen_values = true)]
-        kid: Option<String>,
+        #[command(flatten)]
+        signing: SigningKeyArgs,
         /// Extra protected header members, as a JSON object, e.g. '{"typ":"example+jws"}'.
         #[arg(long, value_name = "JSON")]
         header: Option<String>,
@@ -93,20 +86,35 @@ pub enum Serialization {
     General,
 }
 
-/// A signer for `alg` with the key of `path` (the one `kid` names in a set).
-pub fn signer(path: &std::path::Path, alg: &str, kid: Option<&str>) -> Outcome<(Signer, Jwk)> {
-    let alg = jws_alg(alg)?;
-    let file = KeyFile::read(path, "--key")?;
-    let key = file.pick(kid, "--key")?;
-    if !key.is_private() {
-        return Err(Failure::Usage(format!(
-            "--key {}: a public key cannot sign; give the private key",
-            path.display()
-        )));
+/// The signing key and algorithm, shared by `jws sign` and `jwt sign`.
+#[derive(Args)]
+pub struct SigningKeyArgs {
+    /// The private key: a JWK, a JWK Set (pick the key with --kid) or a PEM file.
+    #[arg(long, value_name = "FILE")]
+    pub key: PathBuf,
+    /// The signature algorithm, e.g. ES256, RS256, PS256, EdDSA, HS256.
+    #[arg(long)]
+    pub alg: String,
+    /// The kid to put in the header (and to pick the key of a JWK Set).
+    #[arg(long, allow_hyphen_values = true)]
+    pub kid: Option<String>,
+}
+
+impl SigningKeyArgs {
+    /// A signer for `--alg` with the key of `--key` (the one `--kid` names in a set).
+    pub fn signer(&self) -> Outcome<Signer> {
+        let alg = jws_alg(&self.alg)?;
+        let path = &self.key;
+        let file = KeyFile::read(path, "--key")?;
+        let key = file.pick(self.kid.as_deref(), "--key")?;
+        if !key.is_private() {
+            return Err(Failure::Usage(format!(
+                "--key {}: a public key cannot sign; give the private key",
+                path.display()
+            )));
+        }
+        Signer::new(key, alg).map_err(setup(&format!("--key with --alg {}", alg.name())))
     }
-    let signer =
-        Signer::new(key, alg).map_err(setup(&format!("--key with --alg {}", alg.name())))?;
-    Ok((signer, key.clone()))
 }
 
 /// A verifier accepting `algs` with every key of `path` that can serve one.
@@ -168,21 +176,18 @@ fn extra_header(json: Option<&str>, mut header: JwsHeader) -> Outcome<JwsHeader>
     Ok(header)
 }
 
-#[allow(clippy::too_many_arguments)]
 fn sign(
-    key: &std::path::Path,
-    alg: &str,
-    kid: Option<&str>,
+    signing: &SigningKeyArgs,
     header: Option<&str>,
     detached: bool,
     unencoded: bool,
     serialization: Serialization,
     input: &InputArg,
 ) -> Outcome {
-    let (signer, _) = signer(key, alg, kid)?;
+    let signer = signing.signer()?;
     let payload = zeroize::Zeroizing::new(read_input(input.path.as_deref())?);
     let mut h = extra_header(header, JwsHeader::new())?;
-    if let Some(kid) = kid {
+    if let Some(kid) = &signing.kid {
         h = h.kid(kid);
     }
     if unencoded {
@@ -266,18 +271,14 @@ fn verify(
 pub fn run(command: JwsCommand) -> Outcome {
     match command {
         JwsCommand::Sign {
-            key,
-            alg,
-            kid,
+            signing,
             header,
             detached,
             unencoded,
             serialization,
             input,
         } => sign(
-            &key,
-            &alg,
-            kid.as_deref(),
+            &signing,
             header.as_deref(),
             detached,
             unencoded,

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::Subcommand;
+use clap::{Args, Subcommand};
 use serde_json::{Map, Value};
 use tessera_jose::error::ClaimsError;
 use tessera_jose::jwe::JweHeader;
@@ -28,45 +28,7 @@ pub enum JwtCommand {
     #[command(after_help = "Example:
   tessera jwt sign --key es256.jwk --alg ES256 --iss https://issuer.example \\
       --aud api --sub user-1 --ttl 15m --claims '{\"roles\":[\"reader\"]}'")]
-    Sign {
-        /// The private key: a JWK, a JWK Set (pick with --kid) or a PEM file.
-        #[arg(long, value_name = "FILE")]
-        key: PathBuf,
-        /// The signature algorithm, e.g. ES256, RS256, EdDSA.
-        #[arg(long)]
-        alg: String,
-        /// The kid for the header (and to pick the key of a JWK Set).
-        #[arg(long, allow_hyphen_values = true)]
-        kid: Option<String>,
-        /// The issuer (iss).
-        #[arg(long)]
-        iss: Option<String>,
-        /// The audience (aud).
-        #[arg(long)]
-        aud: Option<String>,
-        /// The subject (sub).
-        #[arg(long)]
-        sub: Option<String>,
-        /// Lifetime: exp = now + TTL (e.g. 90s, 15m, 1h).
-        #[arg(long, default_value = "15m")]
-        ttl: String,
-        /// The header typ (default JWT; at+jwt for RFC 9068 access tokens).
-        #[arg(long)]
-        typ: Option<String>,
-        /// More claims, as a JSON object.
-        #[arg(long, value_name = "JSON")]
-        claims: Option<String>,
-        /// Make a nested token: after signing, encrypt the JWT to this
-        /// recipient's public key (JWK, JWK Set with one key, or PEM).
-        #[arg(long, value_name = "FILE", requires_all = ["key_alg", "enc"])]
-        encrypt_key: Option<PathBuf>,
-        /// For a nested token: the JWE key-management algorithm, e.g. RSA-OAEP-256.
-        #[arg(long, requires = "encrypt_key")]
-        key_alg: Option<String>,
-        /// For a nested token: the JWE content encryption, e.g. A256GCM.
-        #[arg(long, requires = "encrypt_key")]
-        enc: Option<String>,
-    },
+    Sign(SignArgs),
     /// Verify a JWT and print its claims as JSON.
     ///
     /// The signature must verify with a key of --key under one of the
@@ -80,37 +42,7 @@ pub enum JwtCommand {
   tessera jwt verify --key issuer.jwks --alg RS256 --iss https://issuer.example --aud api --in token
   tessera jwt verify --key issuer.jwks --alg ES256 --aud partner \\
       --decrypt-key me.jwk --key-alg RSA-OAEP-256 --enc A256GCM --in nested.jwe")]
-    Verify {
-        /// The issuer's key(s): a JWK, a JWK Set or a PEM public key.
-        #[arg(long, value_name = "FILE")]
-        key: PathBuf,
-        /// The signature algorithms you accept, comma-separated.
-        #[arg(long, value_name = "ALG[,ALG…]")]
-        alg: String,
-        /// The issuer the token must name (iss).
-        #[arg(long)]
-        iss: Option<String>,
-        /// Who you are: the token's aud must contain this.
-        #[arg(long)]
-        aud: Option<String>,
-        /// The header typ the token must have (e.g. at+jwt).
-        #[arg(long)]
-        typ: Option<String>,
-        /// Clock skew tolerated on exp, nbf and iat.
-        #[arg(long, default_value = "60s")]
-        leeway: String,
-        /// For a nested token: your private key (JWK, JWK Set or PEM) to decrypt it.
-        #[arg(long, value_name = "FILE", requires_all = ["key_alg", "enc"])]
-        decrypt_key: Option<PathBuf>,
-        /// For a nested token: the JWE key-management algorithm(s) you accept.
-        #[arg(long, value_name = "ALG[,ALG…]", requires = "decrypt_key")]
-        key_alg: Option<String>,
-        /// For a nested token: the JWE content encryption(s) you accept.
-        #[arg(long, value_name = "ENC[,ENC…]", requires = "decrypt_key")]
-        enc: Option<String>,
-        #[command(flatten)]
-        input: InputArg,
-    },
+    Verify(VerifyArgs),
     /// Show a token's header and claims WITHOUT verifying anything.
     ///
     /// Prints pretty JSON on stdout. On stderr it reminds you that a signed
@@ -124,28 +56,52 @@ pub enum JwtCommand {
     Inspect(InputArg),
 }
 
-struct SignArgs {
-    key: PathBuf,
-    alg: String,
-    kid: Option<String>,
+/// `jwt sign` arguments.
+#[derive(Args)]
+pub struct SignArgs {
+    #[command(flatten)]
+    signing: jws_cmd::SigningKeyArgs,
+    /// The issuer (iss).
+    #[arg(long)]
     iss: Option<String>,
+    /// The audience (aud).
+    #[arg(long)]
     aud: Option<String>,
+    /// The subject (sub).
+    #[arg(long)]
     sub: Option<String>,
+    /// Lifetime: exp = now + TTL (e.g. 90s, 15m, 1h).
+    #[arg(long, default_value = "15m")]
     ttl: String,
+    /// The header typ (default JWT; at+jwt for RFC 9068 access tokens).
+    #[arg(long)]
     typ: Option<String>,
+    /// More claims, as a JSON object.
+    #[arg(long, value_name = "JSON")]
     claims: Option<String>,
+    /// Make a nested token: after signing, encrypt the JWT to this
+    /// recipient's public key (JWK, JWK Set with one key, or PEM).
+    #[arg(long, value_name = "FILE", requires_all = ["key_alg", "enc"])]
     encrypt_key: Option<PathBuf>,
+    /// For a nested token: the JWE key-management algorithm, e.g. RSA-OAEP-256.
+    #[arg(long, requires = "encrypt_key")]
     key_alg: Option<String>,
+    /// For a nested token: the JWE content encryption, e.g. A256GCM.
+    #[arg(long, requires = "encrypt_key")]
     enc: Option<String>,
 }
 
 fn sign(a: SignArgs) -> Outcome {
     let SignArgs {
-        iss, aud, sub, kid, ..
+        iss,
+        aud,
+        sub,
+        signing,
+        ..
     } = a;
-    let kid = kid.as_deref();
+    let kid = signing.kid.as_deref();
     let ttl = seconds(&a.ttl, "--ttl")?;
-    let (signer, _) = jws_cmd::signer(&a.key, &a.alg, kid)?;
+    let signer = signing.signer()?;
     let encrypter = match (&a.encrypt_key, &a.key_alg, &a.enc) {
         (Some(k), Some(alg), Some(enc)) => Some(jwe_cmd::encrypter(k, alg, enc, None)?),
         _ => None,
@@ -225,16 +181,37 @@ fn top_level(token: &str) -> Option<Map<String, Value>> {
     tessera_jose::json::parse_object(token.as_bytes(), &doc, "token").ok()
 }
 
-struct VerifyArgs {
+/// `jwt verify` arguments.
+#[derive(Args)]
+pub struct VerifyArgs {
+    /// The issuer's key(s): a JWK, a JWK Set or a PEM public key.
+    #[arg(long, value_name = "FILE")]
     key: PathBuf,
+    /// The signature algorithms you accept, comma-separated.
+    #[arg(long, value_name = "ALG[,ALG…]")]
     alg: String,
+    /// The issuer the token must name (iss).
+    #[arg(long)]
     iss: Option<String>,
+    /// Who you are: the token's aud must contain this.
+    #[arg(long)]
     aud: Option<String>,
+    /// The header typ the token must have (e.g. at+jwt).
+    #[arg(long)]
     typ: Option<String>,
+    /// Clock skew tolerated on exp, nbf and iat.
+    #[arg(long, default_value = "60s")]
     leeway: String,
+    /// For a nested token: your private key (JWK, JWK Set or PEM) to decrypt it.
+    #[arg(long, value_name = "FILE", requires_all = ["key_alg", "enc"])]
     decrypt_key: Option<PathBuf>,
+    /// For a nested token: the JWE key-management algorithm(s) you accept.
+    #[arg(long, value_name = "ALG[,ALG…]", requires = "decrypt_key")]
     key_alg: Option<String>,
+    /// For a nested token: the JWE content encryption(s) you accept.
+    #[arg(long, value_name = "ENC[,ENC…]", requires = "decrypt_key")]
     enc: Option<String>,
+    #[command(flatten)]
     input: InputArg,
 }
 
@@ -517,56 +494,8 @@ impl Shown {
 /// Runs a `jwt` subcommand.
 pub fn run(command: JwtCommand) -> Outcome {
     match command {
-        JwtCommand::Sign {
-            key,
-            alg,
-            kid,
-            iss,
-            aud,
-            sub,
-            ttl,
-            typ,
-            claims,
-            encrypt_key,
-            key_alg,
-            enc,
-        } => sign(SignArgs {
-            key,
-            alg,
-            kid,
-            iss,
-            aud,
-            sub,
-            ttl,
-            typ,
-            claims,
-            encrypt_key,
-            key_alg,
-            enc,
-        }),
-        JwtCommand::Verify {
-            key,
-            alg,
-            iss,
-            aud,
-            typ,
-            leeway,
-            decrypt_key,
-            key_alg,
-            enc,
-            input,
-        } => verify(VerifyArgs {
-            key,
-            alg,
-            iss,
-            aud,
-            typ,
-            leeway,
-            decrypt_key,
-            key_alg,
-            enc,
-            input,
-        }),
+        JwtCommand::Sign(args) => sign(args),
+        JwtCommand::Verify(args) => verify(args),
         JwtCommand::Inspect(input) => inspect(&input),
     }
 }
