@@ -114,6 +114,16 @@ impl Dir {
     }
 }
 
+/// A command line of plain words (no quoting), as `run`/`pipe` take it.
+fn sh(line: &str) -> Vec<&str> {
+    line.split_whitespace().collect()
+}
+
+/// A command line of plain words, then arguments that have spaces (JSON).
+fn with<'a>(line: &'a str, rest: &[&'a str]) -> Vec<&'a str> {
+    [sh(line), rest.to_vec()].concat()
+}
+
 fn vectors(rel: &str) -> Value {
     let p = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../jose/tests/vectors/cookbook")
@@ -134,18 +144,18 @@ fn walk_through() {
         &["--kty", "EC", "--crv", "P-256", "--alg", "ES256"],
     );
     let token = d
-        .run(&[
-            "jwt", "sign", "--key", "key.jwk", "--alg", "ES256", "--sub", "user-1", "--aud", "api",
-        ])
+        .run(&sh(
+            "jwt sign --key key.jwk --alg ES256 --sub user-1 --aud api",
+        ))
         .expect(0);
     d.write("token", &token.stdout);
-    let inspected = d.run(&["jwt", "inspect", "--in", "token"]).expect(0);
+    let inspected = d.run(&sh("jwt inspect --in token")).expect(0);
     assert_eq!(inspected.json()["claims"]["sub"], "user-1");
     assert!(inspected.stderr.contains("anyone who holds it can read"));
     let verified = d
-        .run(&[
-            "jwt", "verify", "--key", "key.jwk", "--alg", "ES256", "--aud", "api", "--in", "token",
-        ])
+        .run(&sh(
+            "jwt verify --key key.jwk --alg ES256 --aud api --in token",
+        ))
         .expect(0);
     let claims = verified.json();
     assert_eq!(claims["sub"], "user-1");
@@ -160,32 +170,14 @@ fn walk_through() {
     d.key("enc.jwk", &["--kty", "RSA", "--alg", "RSA-OAEP-256"]);
     d.public("enc.jwk", "enc.pub.jwk");
     let sealed = d
-        .run(&[
-            "jwe",
-            "encrypt",
-            "--key",
-            "enc.pub.jwk",
-            "--alg",
-            "RSA-OAEP-256",
-            "--enc",
-            "A256GCM",
-            "--in",
-            "token",
-        ])
+        .run(&sh(
+            "jwe encrypt --key enc.pub.jwk --alg RSA-OAEP-256 --enc A256GCM --in token",
+        ))
         .expect(0);
     assert_eq!(trimmed(&sealed).split('.').count(), 5);
     let opened = d
         .pipe(
-            &[
-                "jwe",
-                "decrypt",
-                "--key",
-                "enc.jwk",
-                "--alg",
-                "RSA-OAEP-256",
-                "--enc",
-                "A256GCM",
-            ],
+            &sh("jwe decrypt --key enc.jwk --alg RSA-OAEP-256 --enc A256GCM"),
             &sealed.stdout,
         )
         .expect(0);
@@ -288,7 +280,7 @@ fn jwk_generate_every_type() {
         let out = d.run(args).expect(2);
         assert!(out.stdout.is_empty(), "{args:?} printed a key");
     }
-    let weak = d.run(&["jwk", "generate", "--kty", "RSA", "--bits", "1024"]);
+    let weak = d.run(&sh("jwk generate --kty RSA --bits 1024"));
     assert!(weak.stderr.contains("at least 2048"), "{}", weak.stderr);
 }
 
@@ -308,9 +300,7 @@ fn jwk_public_thumbprint_import_export() {
     // §3.3 key here, whose thumbprint we compute two ways instead).
     let rfc7638 = r#"{"kty":"RSA","n":"0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw","e":"AQAB","alg":"RS256","kid":"2011-04-29"}"#;
     d.write("rfc7638.jwk", rfc7638);
-    let tp = d
-        .run(&["jwk", "thumbprint", "--in", "rfc7638.jwk"])
-        .expect(0);
+    let tp = d.run(&sh("jwk thumbprint --in rfc7638.jwk")).expect(0);
     assert_eq!(trimmed(&tp), "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs");
     for (hash, len) in [("sha384", 48), ("sha512", 64)] {
         let out = d
@@ -324,7 +314,7 @@ fn jwk_public_thumbprint_import_export() {
         "ec.jwk",
         &["--kty", "EC", "--crv", "P-384", "--alg", "ES384"],
     );
-    let public = d.run(&["jwk", "public", "--in", "ec.jwk"]).expect(0).json();
+    let public = d.run(&sh("jwk public --in ec.jwk")).expect(0).json();
     assert!(public.get("d").is_none());
     assert_eq!(public["x"], ec["x"]);
     assert_eq!(public["kid"], ec["kid"]);
@@ -332,19 +322,16 @@ fn jwk_public_thumbprint_import_export() {
     let rsa = d.key("rsa.jwk", &["--kty", "RSA"]);
     let set = serde_json::json!({ "keys": [ec, rsa] });
     d.write("set.json", set.to_string());
-    let public_set = d
-        .run(&["jwk", "public", "--in", "set.json"])
-        .expect(0)
-        .json();
+    let public_set = d.run(&sh("jwk public --in set.json")).expect(0).json();
     let keys = public_set["keys"].as_array().unwrap();
     assert_eq!(keys.len(), 2);
     assert!(keys
         .iter()
         .all(|k| k.get("d").is_none() && k.get("p").is_none()));
-    let tps = d.run(&["jwk", "thumbprint", "--in", "set.json"]).expect(0);
+    let tps = d.run(&sh("jwk thumbprint --in set.json")).expect(0);
     assert_eq!(trimmed(&tps).lines().count(), 2);
     d.key("oct.jwk", &["--kty", "oct"]);
-    let refused = d.run(&["jwk", "public", "--in", "oct.jwk"]).expect(2);
+    let refused = d.run(&sh("jwk public --in oct.jwk")).expect(2);
     assert!(refused.stdout.is_empty(), "a secret is never printed");
     assert!(refused.stderr.contains("symmetric"));
 
@@ -360,18 +347,18 @@ fn jwk_public_thumbprint_import_export() {
                 .run(&["jwk", "export", "--format", format, "--in", key])
                 .expect(0);
             assert!(pem.text().starts_with("-----BEGIN "), "{key} {format}");
-            let back = d.pipe(&["jwk", "import"], &pem.stdout).expect(0).json();
+            let back = d.pipe(&sh("jwk import"), &pem.stdout).expect(0).json();
             assert_eq!(back["d"], original["d"], "{key} {format} round trip");
             assert_eq!(back["kid"], original["kid"], "thumbprint kid survives");
             let der = d
                 .run(&["jwk", "export", "--der", "--format", format, "--in", key])
                 .expect(0);
-            let back = d.pipe(&["jwk", "import"], &der.stdout).expect(0).json();
+            let back = d.pipe(&sh("jwk import"), &der.stdout).expect(0).json();
             assert_eq!(back["d"], original["d"], "{key} {format} DER round trip");
         }
         let spki = d.run(&["jwk", "export", "--public", "--in", key]).expect(0);
         assert!(spki.text().starts_with("-----BEGIN PUBLIC KEY-----"));
-        let back = d.pipe(&["jwk", "import", "--alg", "ES384"], &spki.stdout);
+        let back = d.pipe(&sh("jwk import --alg ES384"), &spki.stdout);
         if key == "ec.jwk" {
             let back = back.expect(0).json();
             assert!(back.get("d").is_none());
@@ -389,7 +376,7 @@ fn jwk_public_thumbprint_import_export() {
                 .expect(0);
             assert!(p1.text().starts_with("-----BEGIN RSA PUBLIC KEY-----"));
             let back = d
-                .pipe(&["jwk", "import", "--kid", "r1"], &p1.stdout)
+                .pipe(&sh("jwk import --kid r1"), &p1.stdout)
                 .expect(0)
                 .json();
             assert_eq!(back["n"], original["n"]);
@@ -397,22 +384,22 @@ fn jwk_public_thumbprint_import_export() {
         }
     }
     // A set: pick the key with --kid, or be told to.
-    d.run(&["jwk", "export", "--in", "set.json"]).expect(2);
+    d.run(&sh("jwk export --in set.json")).expect(2);
     let kid = rsa["kid"].as_str().unwrap();
     d.run(&["jwk", "export", "--kid", kid, "--in", "set.json"])
         .expect(0);
     // Refusals: secrets have no PEM; encrypted PEM; garbage; the wrong format.
-    d.run(&["jwk", "export", "--in", "oct.jwk"]).expect(2);
-    d.run(&["jwk", "export", "--format", "sec1", "--in", "rsa.jwk"])
+    d.run(&sh("jwk export --in oct.jwk")).expect(2);
+    d.run(&sh("jwk export --format sec1 --in rsa.jwk"))
         .expect(2);
     d.pipe(
-        &["jwk", "import"],
+        &sh("jwk import"),
         "-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIB\n-----END ENCRYPTED PRIVATE KEY-----\n",
     )
     .expect(2);
-    d.pipe(&["jwk", "import"], [0x30, 0x82, 0xff, 0xff, 0x02])
+    d.pipe(&sh("jwk import"), [0x30, 0x82, 0xff, 0xff, 0x02])
         .expect(2);
-    d.pipe(&["jwk", "import"], "").expect(2);
+    d.pipe(&sh("jwk import"), "").expect(2);
 }
 
 /// RFC 7520 §4.1 reproduced byte for byte through the binary (RSA v1.5 is
@@ -424,18 +411,7 @@ fn jws_rfc7520_vectors() {
     d.write("bilbo.jwk", v["input"]["key"].to_string());
     d.write("payload", v["input"]["payload"].as_str().unwrap());
     let out = d
-        .run(&[
-            "jws",
-            "sign",
-            "--key",
-            "bilbo.jwk",
-            "--alg",
-            "RS256",
-            "--kid",
-            "bilbo.baggins@hobbiton.example",
-            "--in",
-            "payload",
-        ])
+        .run(&sh("jws sign --key bilbo.jwk --alg RS256 --kid bilbo.baggins@hobbiton.example --in payload"))
         .expect(0);
     assert_eq!(trimmed(&out), v["output"]["compact"].as_str().unwrap());
     for (file, alg) in [
@@ -467,24 +443,12 @@ fn jws_rfc7520_vectors() {
     d.write("detached", v["input"]["payload"].as_str().unwrap());
     let token = v["output"]["compact"].as_str().unwrap();
     d.pipe(
-        &[
-            "jws",
-            "verify",
-            "--key",
-            "k.jwk",
-            "--alg",
-            "HS256",
-            "--payload",
-            "detached",
-        ],
+        &sh("jws verify --key k.jwk --alg HS256 --payload detached"),
         token,
     )
     .expect(0);
-    d.pipe(
-        &["jws", "verify", "--key", "k.jwk", "--alg", "HS256"],
-        token,
-    )
-    .expect(2);
+    d.pipe(&sh("jws verify --key k.jwk --alg HS256"), token)
+        .expect(2);
 }
 
 #[test]
@@ -528,50 +492,22 @@ fn jws_sign_verify_and_refuse() {
         }
     }
     // Unencoded compact payloads may not contain '.': a usage error.
-    d.pipe(
-        &[
-            "jws",
-            "sign",
-            "--key",
-            "es.jwk",
-            "--alg",
-            "ES256",
-            "--unencoded",
-        ],
-        "a.b",
-    )
-    .expect(2);
+    d.pipe(&sh("jws sign --key es.jwk --alg ES256 --unencoded"), "a.b")
+        .expect(2);
     let unencoded = d
-        .pipe(
-            &[
-                "jws",
-                "sign",
-                "--key",
-                "es.jwk",
-                "--alg",
-                "ES256",
-                "--unencoded",
-            ],
-            "$.02",
-        )
+        .pipe(&sh("jws sign --key es.jwk --alg ES256 --unencoded"), "$.02")
         .expect(2);
     assert!(unencoded.stderr.contains("'.'"));
     let signed = d
         .pipe(
-            &[
-                "jws",
-                "sign",
-                "--key",
-                "ed.jwk",
-                "--alg",
-                "EdDSA",
-                "--header",
-                r#"{"typ":"example+jws","cty":"text/plain"}"#,
-            ],
+            &with(
+                "jws sign --key ed.jwk --alg EdDSA --header",
+                &[r#"{"typ":"example+jws","cty":"text/plain"}"#],
+            ),
             "signed",
         )
         .expect(0);
-    let header = d.pipe(&["jwt", "inspect"], &signed.stdout).expect(0).json();
+    let header = d.pipe(&sh("jwt inspect"), &signed.stdout).expect(0).json();
     assert_eq!(header["header"]["typ"], "example+jws");
     assert_eq!(header["header"]["alg"], "EdDSA");
 
@@ -580,17 +516,11 @@ fn jws_sign_verify_and_refuse() {
     let mut tampered = token.clone().into_bytes();
     let last = tampered.len() - 3;
     tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
-    d.pipe(
-        &["jws", "verify", "--key", "ed.pub.jwk", "--alg", "EdDSA"],
-        &tampered,
-    )
-    .expect(1);
+    d.pipe(&sh("jws verify --key ed.pub.jwk --alg EdDSA"), &tampered)
+        .expect(1);
     // Someone else's Ed25519 key: the signature does not verify.
     d.key("other.jwk", &["--kty", "OKP", "--crv", "Ed25519"]);
-    let wrong = d.pipe(
-        &["jws", "verify", "--key", "other.jwk", "--alg", "EdDSA"],
-        &token,
-    );
+    let wrong = d.pipe(&sh("jws verify --key other.jwk --alg EdDSA"), &token);
     assert_eq!(wrong.expect(1).stdout, b"", "nothing printed when refused");
     // An algorithm the verifier does not accept (RS256 asked; the token is EdDSA).
     d.key("rsa.jwk", &["--kty", "RSA"]);
@@ -601,21 +531,15 @@ fn jws_sign_verify_and_refuse() {
     }
     d.write("set.json", set.to_string());
     let out = d
-        .pipe(
-            &["jws", "verify", "--key", "set.json", "--alg", "RS256"],
-            &token,
-        )
+        .pipe(&sh("jws verify --key set.json --alg RS256"), &token)
         .expect(1);
     assert!(
         out.stderr.contains("ERR_JWS_ALG_NOT_ALLOWED"),
         "{}",
         out.stderr
     );
-    d.pipe(
-        &["jws", "verify", "--key", "set.json", "--alg", "RS256,EdDSA"],
-        &token,
-    )
-    .expect(0);
+    d.pipe(&sh("jws verify --key set.json --alg RS256,EdDSA"), &token)
+        .expect(0);
     // `none`, in any casing, on either side: refused.
     for none in ["none", "None", "NONE"] {
         d.pipe(
@@ -627,23 +551,14 @@ fn jws_sign_verify_and_refuse() {
             .expect(2);
     }
     let unsigned = "eyJhbGciOiJub25lIn0.aGVsbG8.";
-    d.pipe(
-        &["jws", "verify", "--key", "ed.pub.jwk", "--alg", "EdDSA"],
-        unsigned,
-    )
-    .expect(1);
+    d.pipe(&sh("jws verify --key ed.pub.jwk --alg EdDSA"), unsigned)
+        .expect(1);
     // HS256 with a public key as the secret: the key cannot serve HS256.
-    d.pipe(
-        &["jws", "verify", "--key", "ed.pub.jwk", "--alg", "HS256"],
-        &token,
-    )
-    .expect(2);
+    d.pipe(&sh("jws verify --key ed.pub.jwk --alg HS256"), &token)
+        .expect(2);
     // Signing needs the private key; --header may not set alg/crit/b64.
-    d.pipe(
-        &["jws", "sign", "--key", "ed.pub.jwk", "--alg", "EdDSA"],
-        "x",
-    )
-    .expect(2);
+    d.pipe(&sh("jws sign --key ed.pub.jwk --alg EdDSA"), "x")
+        .expect(2);
     for h in [
         r#"{"alg":"none"}"#,
         r#"{"crit":["x"]}"#,
@@ -660,31 +575,13 @@ fn jws_sign_verify_and_refuse() {
         .expect(2);
     }
     // Missing files and unknown algorithms.
-    d.pipe(
-        &["jws", "verify", "--key", "nope.jwk", "--alg", "EdDSA"],
-        &token,
-    )
-    .expect(2);
-    d.pipe(
-        &["jws", "verify", "--key", "ed.pub.jwk", "--alg", "XS256"],
-        &token,
-    )
-    .expect(2);
-    d.pipe(
-        &[
-            "jws",
-            "verify",
-            "--key",
-            "ed.pub.jwk",
-            "--alg",
-            "EdDSA",
-            "--in",
-            "nope",
-        ],
-        "",
-    )
-    .expect(2);
-    d.run(&["jws", "verify", "--key", "ed.pub.jwk"]).expect(2);
+    d.pipe(&sh("jws verify --key nope.jwk --alg EdDSA"), &token)
+        .expect(2);
+    d.pipe(&sh("jws verify --key ed.pub.jwk --alg XS256"), &token)
+        .expect(2);
+    d.pipe(&sh("jws verify --key ed.pub.jwk --alg EdDSA --in nope"), "")
+        .expect(2);
+    d.run(&sh("jws verify --key ed.pub.jwk")).expect(2);
 }
 
 #[test]
@@ -758,49 +655,20 @@ fn jwe_encrypt_decrypt_and_refuse() {
     }
     let sealed = d
         .pipe(
-            &[
-                "jwe",
-                "encrypt",
-                "--key",
-                "ec.pub.jwk",
-                "--alg",
-                "ECDH-ES+A256KW",
-                "--enc",
-                "A256GCM",
-                "--zip",
-            ],
+            &sh("jwe encrypt --key ec.pub.jwk --alg ECDH-ES+A256KW --enc A256GCM --zip"),
             plaintext,
         )
         .expect(0);
     let refuse = d
         .pipe(
-            &[
-                "jwe",
-                "decrypt",
-                "--key",
-                "ec.jwk",
-                "--alg",
-                "ECDH-ES+A256KW",
-                "--enc",
-                "A256GCM",
-            ],
+            &sh("jwe decrypt --key ec.jwk --alg ECDH-ES+A256KW --enc A256GCM"),
             &sealed.stdout,
         )
         .expect(1);
     assert!(refuse.stderr.contains("ERR_JWE_ZIP_NOT_ALLOWED"));
     let opened = d
         .pipe(
-            &[
-                "jwe",
-                "decrypt",
-                "--key",
-                "ec.jwk",
-                "--alg",
-                "ECDH-ES+A256KW,RSA-OAEP-256",
-                "--enc",
-                "A128GCM,A256GCM",
-                "--allow-zip",
-            ],
+            &sh("jwe decrypt --key ec.jwk --alg ECDH-ES+A256KW,RSA-OAEP-256 --enc A128GCM,A256GCM --allow-zip"),
             &sealed.stdout,
         )
         .expect(0);
@@ -813,17 +681,7 @@ fn jwe_encrypt_decrypt_and_refuse() {
     let tampered = parts.join(".");
     let t = d
         .pipe(
-            &[
-                "jwe",
-                "decrypt",
-                "--key",
-                "ec.jwk",
-                "--alg",
-                "ECDH-ES+A256KW",
-                "--enc",
-                "A256GCM",
-                "--allow-zip",
-            ],
+            &sh("jwe decrypt --key ec.jwk --alg ECDH-ES+A256KW --enc A256GCM --allow-zip"),
             &tampered,
         )
         .expect(1);
@@ -848,17 +706,7 @@ fn jwe_encrypt_decrypt_and_refuse() {
     );
     let w = d
         .pipe(
-            &[
-                "jwe",
-                "decrypt",
-                "--key",
-                "ec2.jwk",
-                "--alg",
-                "ECDH-ES+A256KW",
-                "--enc",
-                "A256GCM",
-                "--allow-zip",
-            ],
+            &sh("jwe decrypt --key ec2.jwk --alg ECDH-ES+A256KW --enc A256GCM --allow-zip"),
             &token,
         )
         .expect(1);
@@ -869,38 +717,18 @@ fn jwe_encrypt_decrypt_and_refuse() {
     );
     // RSA1_5: never produced; decrypted only with --allow-rsa1-5.
     d.pipe(
-        &[
-            "jwe",
-            "encrypt",
-            "--key",
-            "rsa.pub.jwk",
-            "--alg",
-            "RSA1_5",
-            "--enc",
-            "A128GCM",
-        ],
+        &sh("jwe encrypt --key rsa.pub.jwk --alg RSA1_5 --enc A128GCM"),
         "x",
     )
     .expect(2);
     d.pipe(
-        &[
-            "jwe", "decrypt", "--key", "rsa.jwk", "--alg", "RSA1_5", "--enc", "A128GCM",
-        ],
+        &sh("jwe decrypt --key rsa.jwk --alg RSA1_5 --enc A128GCM"),
         &token,
     )
     .expect(2);
     // Usage errors: a public key to decrypt, a signing key to encrypt, bad names.
     d.pipe(
-        &[
-            "jwe",
-            "decrypt",
-            "--key",
-            "ec.pub.jwk",
-            "--alg",
-            "ECDH-ES",
-            "--enc",
-            "A256GCM",
-        ],
+        &sh("jwe decrypt --key ec.pub.jwk --alg ECDH-ES --enc A256GCM"),
         &token,
     )
     .expect(2);
@@ -909,63 +737,41 @@ fn jwe_encrypt_decrypt_and_refuse() {
         &["--kty", "EC", "--crv", "P-256", "--alg", "ES256"],
     );
     d.pipe(
-        &[
-            "jwe", "encrypt", "--key", "sig.jwk", "--alg", "ECDH-ES", "--enc", "A256GCM",
-        ],
+        &sh("jwe encrypt --key sig.jwk --alg ECDH-ES --enc A256GCM"),
         "x",
     )
     .expect(2);
     d.pipe(
-        &[
-            "jwe",
-            "encrypt",
-            "--key",
-            "kw.jwk",
-            "--alg",
-            "A256KW,A128KW",
-            "--enc",
-            "A256GCM",
-        ],
+        &sh("jwe encrypt --key kw.jwk --alg A256KW,A128KW --enc A256GCM"),
         "x",
     )
     .expect(2);
     d.pipe(
-        &[
-            "jwe", "encrypt", "--key", "kw.jwk", "--alg", "A512KW", "--enc", "A256GCM",
-        ],
+        &sh("jwe encrypt --key kw.jwk --alg A512KW --enc A256GCM"),
         "x",
     )
     .expect(2);
     d.pipe(
-        &[
-            "jwe", "encrypt", "--key", "kw.jwk", "--alg", "A256KW", "--enc", "A512GCM",
-        ],
+        &sh("jwe encrypt --key kw.jwk --alg A256KW --enc A512GCM"),
         "x",
     )
     .expect(2);
     d.pipe(
-        &[
-            "jwe", "encrypt", "--key", "kw.jwk", "--alg", "A128KW", "--enc", "A256GCM",
-        ],
+        &sh("jwe encrypt --key kw.jwk --alg A128KW --enc A256GCM"),
         "x",
     )
     .expect(2);
     // A JWS handed to the decrypter, a JWE to the verifier: malformed, exit 2.
     let jws = d
-        .pipe(&["jws", "sign", "--key", "sig.jwk", "--alg", "ES256"], "x")
+        .pipe(&sh("jws sign --key sig.jwk --alg ES256"), "x")
         .expect(0);
     d.pipe(
-        &[
-            "jwe", "decrypt", "--key", "kw.jwk", "--alg", "A256KW", "--enc", "A256GCM",
-        ],
+        &sh("jwe decrypt --key kw.jwk --alg A256KW --enc A256GCM"),
         &jws.stdout,
     )
     .expect(2);
-    d.pipe(
-        &["jws", "verify", "--key", "sig.jwk", "--alg", "ES256"],
-        &token,
-    )
-    .expect(2);
+    d.pipe(&sh("jws verify --key sig.jwk --alg ES256"), &token)
+        .expect(2);
 }
 
 /// RFC 7520 §5 examples decrypted through the binary.
@@ -1008,26 +814,7 @@ fn jwt_sign_verify_nested_and_refuse() {
     );
     d.public("rs.jwk", "rs.pub.jwk");
     let signed = d
-        .run(&[
-            "jwt",
-            "sign",
-            "--key",
-            "rs.jwk",
-            "--alg",
-            "RS256",
-            "--iss",
-            "https://issuer.example",
-            "--aud",
-            "api",
-            "--sub",
-            "user-1",
-            "--ttl",
-            "1h",
-            "--typ",
-            "at+jwt",
-            "--claims",
-            r#"{"org":"acme","roles":["reader"]}"#,
-        ])
+        .run(&with("jwt sign --key rs.jwk --alg RS256 --iss https://issuer.example --aud api --sub user-1 --ttl 1h --typ at+jwt --claims", &[r#"{"org":"acme","roles":["reader"]}"#]))
         .expect(0);
     d.write("token", &signed.stdout);
     let verify = |extra: &[&str]| {
@@ -1060,7 +847,7 @@ fn jwt_sign_verify_nested_and_refuse() {
         claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
         3600
     );
-    let header = d.run(&["jwt", "inspect", "--in", "token"]).expect(0).json();
+    let header = d.run(&sh("jwt inspect --in token")).expect(0).json();
     assert_eq!(header["header"]["kid"], "issuer-1");
     assert_eq!(header["header"]["typ"], "at+jwt");
     // Exit 1: wrong issuer, audience, typ; no --aud for a token with one.
@@ -1073,29 +860,11 @@ fn jwt_sign_verify_nested_and_refuse() {
     // rs.pub.jwk, bound to RS256, asking for PS256 is a usage error instead.)
     d.key("plain.jwk", &["--kty", "RSA"]);
     let rs256 = d
-        .run(&[
-            "jwt",
-            "sign",
-            "--key",
-            "plain.jwk",
-            "--alg",
-            "RS256",
-            "--aud",
-            "api",
-        ])
+        .run(&sh("jwt sign --key plain.jwk --alg RS256 --aud api"))
         .expect(0);
     let out = d
         .pipe(
-            &[
-                "jwt",
-                "verify",
-                "--key",
-                "plain.jwk",
-                "--alg",
-                "PS256",
-                "--aud",
-                "api",
-            ],
+            &sh("jwt verify --key plain.jwk --alg PS256 --aud api"),
             &rs256.stdout,
         )
         .expect(1);
@@ -1104,100 +873,53 @@ fn jwt_sign_verify_nested_and_refuse() {
         "{}",
         out.stderr
     );
-    d.run(&[
-        "jwt",
-        "verify",
-        "--key",
-        "rs.pub.jwk",
-        "--alg",
-        "PS256",
-        "--aud",
-        "api",
-        "--in",
-        "token",
-    ])
+    d.run(&sh(
+        "jwt verify --key rs.pub.jwk --alg PS256 --aud api --in token",
+    ))
     .expect(2);
     // Expired (exp set through --claims), with and without leeway.
     let past = d
-        .run(&[
-            "jwt",
-            "sign",
-            "--key",
-            "rs.jwk",
-            "--alg",
-            "RS256",
-            "--claims",
-            r#"{"exp": 1000000000, "iat": 999999000}"#,
-        ])
+        .run(&with(
+            "jwt sign --key rs.jwk --alg RS256 --claims",
+            &[r#"{"exp": 1000000000, "iat": 999999000}"#],
+        ))
         .expect(0);
     let out = d
-        .pipe(
-            &["jwt", "verify", "--key", "rs.pub.jwk", "--alg", "RS256"],
-            &past.stdout,
-        )
+        .pipe(&sh("jwt verify --key rs.pub.jwk --alg RS256"), &past.stdout)
         .expect(1);
     assert!(out.stderr.contains("ERR_JWT_EXPIRED"));
     let soon = d
-        .run(&[
-            "jwt", "sign", "--key", "rs.jwk", "--alg", "RS256", "--ttl", "0s",
-        ])
+        .run(&sh("jwt sign --key rs.jwk --alg RS256 --ttl 0s"))
         .expect(0);
     d.pipe(
-        &[
-            "jwt",
-            "verify",
-            "--key",
-            "rs.pub.jwk",
-            "--alg",
-            "RS256",
-            "--leeway",
-            "60s",
-        ],
+        &sh("jwt verify --key rs.pub.jwk --alg RS256 --leeway 60s"),
         &soon.stdout,
     )
     .expect(0);
     d.pipe(
-        &[
-            "jwt",
-            "verify",
-            "--key",
-            "rs.pub.jwk",
-            "--alg",
-            "RS256",
-            "--leeway",
-            "0",
-        ],
+        &sh("jwt verify --key rs.pub.jwk --alg RS256 --leeway 0"),
         &soon.stdout,
     )
     .expect(1);
     // Not valid yet.
     let future = d
-        .run(&[
-            "jwt",
-            "sign",
-            "--key",
-            "rs.jwk",
-            "--alg",
-            "RS256",
-            "--claims",
-            r#"{"nbf": 99999999999}"#,
-        ])
+        .run(&with(
+            "jwt sign --key rs.jwk --alg RS256 --claims",
+            &[r#"{"nbf": 99999999999}"#],
+        ))
         .expect(0);
     d.pipe(
-        &["jwt", "verify", "--key", "rs.pub.jwk", "--alg", "RS256"],
+        &sh("jwt verify --key rs.pub.jwk --alg RS256"),
         &future.stdout,
     )
     .expect(1);
     // A token without exp (signed with jws sign): refused, exp is required.
     let no_exp = d
-        .pipe(
-            &["jws", "sign", "--key", "rs.jwk", "--alg", "RS256"],
-            r#"{"sub":"x"}"#,
-        )
+        .pipe(&sh("jws sign --key rs.jwk --alg RS256"), r#"{"sub":"x"}"#)
         .expect(0);
     let out = d
         .pipe(
-            &["jwt", "verify", "--key", "rs.pub.jwk", "--alg", "RS256"],
+            &sh("jwt verify --key rs.pub.jwk --alg RS256"),
             &no_exp.stdout,
         )
         .expect(1);
@@ -1206,79 +928,33 @@ fn jwt_sign_verify_nested_and_refuse() {
     let exp = claims["exp"].to_string();
     let json_jwt = d
         .pipe(
-            &[
-                "jws",
-                "sign",
-                "--key",
-                "rs.jwk",
-                "--alg",
-                "RS256",
-                "--serialization",
-                "general",
-            ],
+            &sh("jws sign --key rs.jwk --alg RS256 --serialization general"),
             format!(r#"{{"aud":"api","exp":{exp}}}"#),
         )
         .expect(0);
     d.pipe(
-        &[
-            "jwt",
-            "verify",
-            "--key",
-            "rs.pub.jwk",
-            "--alg",
-            "RS256",
-            "--aud",
-            "api",
-        ],
+        &sh("jwt verify --key rs.pub.jwk --alg RS256 --aud api"),
         &json_jwt.stdout,
     )
     .expect(0);
     // Usage errors.
-    d.run(&[
-        "jwt", "sign", "--key", "rs.jwk", "--alg", "RS256", "--ttl", "soon",
-    ])
-    .expect(2);
-    d.run(&[
-        "jwt",
-        "sign",
-        "--key",
-        "rs.jwk",
-        "--alg",
-        "RS256",
-        "--sub",
-        "a",
-        "--claims",
-        r#"{"sub":"b"}"#,
-    ])
-    .expect(2);
-    d.run(&[
-        "jwt",
-        "sign",
-        "--key",
-        "rs.jwk",
-        "--alg",
-        "RS256",
-        "--claims",
-        r#"{"exp":"tomorrow"}"#,
-    ])
-    .expect(2);
-    d.run(&[
-        "jwt", "sign", "--key", "rs.jwk", "--alg", "RS256", "--claims", "[]",
-    ])
-    .expect(2);
-    d.run(&["jwt", "sign", "--key", "rs.jwk", "--alg", "none"])
+    d.run(&sh("jwt sign --key rs.jwk --alg RS256 --ttl soon"))
         .expect(2);
-    d.run(&[
-        "jwt",
-        "verify",
-        "--key",
-        "rs.pub.jwk",
-        "--alg",
-        "none",
-        "--in",
-        "token",
-    ])
+    d.run(&with(
+        "jwt sign --key rs.jwk --alg RS256 --sub a --claims",
+        &[r#"{"sub":"b"}"#],
+    ))
     .expect(2);
+    d.run(&with(
+        "jwt sign --key rs.jwk --alg RS256 --claims",
+        &[r#"{"exp":"tomorrow"}"#],
+    ))
+    .expect(2);
+    d.run(&sh("jwt sign --key rs.jwk --alg RS256 --claims []"))
+        .expect(2);
+    d.run(&sh("jwt sign --key rs.jwk --alg none")).expect(2);
+    d.run(&sh("jwt verify --key rs.pub.jwk --alg none --in token"))
+        .expect(2);
     verify(&["--aud", "api", "--leeway", "a while"]).expect(2);
 
     // Nested: signed by us, sealed to the partner; both ways of making it.
@@ -1288,46 +964,25 @@ fn jwt_sign_verify_nested_and_refuse() {
     );
     d.public("partner.jwk", "partner.pub.jwk");
     let nested = d
-        .run(&[
-            "jwt",
-            "sign",
-            "--key",
-            "rs.jwk",
-            "--alg",
-            "RS256",
-            "--aud",
-            "partner",
-            "--claims",
-            r#"{"email":"ada@example.com"}"#,
-            "--encrypt-key",
-            "partner.pub.jwk",
-            "--key-alg",
-            "ECDH-ES+A256KW",
-            "--enc",
-            "A256GCM",
-        ])
-        .expect(0);
-    let by_hand = d
-        .pipe(
+        .run(&with(
+            "jwt sign --key rs.jwk --alg RS256 --aud partner --claims",
             &[
-                "jwe",
-                "encrypt",
-                "--key",
+                r#"{"email":"ada@example.com"}"#,
+                "--encrypt-key",
                 "partner.pub.jwk",
-                "--alg",
+                "--key-alg",
                 "ECDH-ES+A256KW",
                 "--enc",
                 "A256GCM",
-                "--cty",
-                "JWT",
-                "--serialization",
-                "flattened",
             ],
+        ))
+        .expect(0);
+    let by_hand = d
+        .pipe(
+            &sh("jwe encrypt --key partner.pub.jwk --alg ECDH-ES+A256KW --enc A256GCM --cty JWT --serialization flattened"),
             {
                 let inner = d
-                    .run(&[
-                        "jwt", "sign", "--key", "rs.jwk", "--alg", "RS256", "--aud", "partner",
-                    ])
+                    .run(&sh("jwt sign --key rs.jwk --alg RS256 --aud partner"))
                     .expect(0);
                 inner.stdout
             },
@@ -1336,22 +991,7 @@ fn jwt_sign_verify_nested_and_refuse() {
     for token in [&nested.stdout, &by_hand.stdout] {
         let claims = d
             .pipe(
-                &[
-                    "jwt",
-                    "verify",
-                    "--key",
-                    "rs.pub.jwk",
-                    "--alg",
-                    "RS256",
-                    "--aud",
-                    "partner",
-                    "--decrypt-key",
-                    "partner.jwk",
-                    "--key-alg",
-                    "ECDH-ES+A256KW",
-                    "--enc",
-                    "A256GCM",
-                ],
+                &sh("jwt verify --key rs.pub.jwk --alg RS256 --aud partner --decrypt-key partner.jwk --key-alg ECDH-ES+A256KW --enc A256GCM"),
                 token,
             )
             .expect(0)
@@ -1360,66 +1000,25 @@ fn jwt_sign_verify_nested_and_refuse() {
         // Without the decryption key: a usage error that says what to add.
         let out = d
             .pipe(
-                &[
-                    "jwt",
-                    "verify",
-                    "--key",
-                    "rs.pub.jwk",
-                    "--alg",
-                    "RS256",
-                    "--aud",
-                    "partner",
-                ],
+                &sh("jwt verify --key rs.pub.jwk --alg RS256 --aud partner"),
                 token,
             )
             .expect(2);
         assert!(out.stderr.contains("--decrypt-key"));
         // Inspect shows the header only: the claims are sealed.
-        let shown = d.pipe(&["jwt", "inspect"], token).expect(0);
+        let shown = d.pipe(&sh("jwt inspect"), token).expect(0);
         assert!(shown.json().get("claims").is_none());
         assert!(!shown.text().contains("ada@example.com"));
         assert!(shown.stderr.contains("sealed"), "{}", shown.stderr);
     }
     // Demanding a nested token and getting a plain one: refused.
-    d.run(&[
-        "jwt",
-        "verify",
-        "--key",
-        "rs.pub.jwk",
-        "--alg",
-        "RS256",
-        "--aud",
-        "api",
-        "--decrypt-key",
-        "partner.jwk",
-        "--key-alg",
-        "ECDH-ES+A256KW",
-        "--enc",
-        "A256GCM",
-        "--in",
-        "token",
-    ])
+    d.run(&sh("jwt verify --key rs.pub.jwk --alg RS256 --aud api --decrypt-key partner.jwk --key-alg ECDH-ES+A256KW --enc A256GCM --in token"))
     .expect(1);
     // The partner's key decrypts, but our signature is checked with our key:
     // another issuer's key does not verify the inner JWT.
     d.key("evil.jwk", &["--kty", "RSA"]);
     d.pipe(
-        &[
-            "jwt",
-            "verify",
-            "--key",
-            "evil.jwk",
-            "--alg",
-            "RS256",
-            "--aud",
-            "partner",
-            "--decrypt-key",
-            "partner.jwk",
-            "--key-alg",
-            "ECDH-ES+A256KW",
-            "--enc",
-            "A256GCM",
-        ],
+        &sh("jwt verify --key evil.jwk --alg RS256 --aud partner --decrypt-key partner.jwk --key-alg ECDH-ES+A256KW --enc A256GCM"),
         &nested.stdout,
     )
     .expect(1);
@@ -1432,22 +1031,11 @@ fn jwt_inspect_flags_personal_data() {
     let d = Dir::new();
     d.key("k.jwk", &["--kty", "OKP", "--crv", "Ed25519"]);
     let token = d
-        .run(&[
-            "jwt",
-            "sign",
-            "--key",
-            "k.jwk",
-            "--alg",
-            "EdDSA",
-            "--sub",
-            "user-1",
-            "--claims",
-            r#"{"contact":"ada@example.com","phone_number":"+44 20 7946 0958","ssn":"078-05-1120",
+        .run(&with("jwt sign --key k.jwk --alg EdDSA --sub user-1 --claims", &[r#"{"contact":"ada@example.com","phone_number":"+44 20 7946 0958","ssn":"078-05-1120",
                "card":"4111 1111 1111 1111","seen_from":"203.0.113.9","dob":"1815-12-10",
-               "profile":{"Email":"x@y.example"},"roles":["reader"],"org":"acme"}"#,
-        ])
+               "profile":{"Email":"x@y.example"},"roles":["reader"],"org":"acme"}"#]))
         .expect(0);
-    let out = d.pipe(&["jwt", "inspect"], &token.stdout).expect(0);
+    let out = d.pipe(&sh("jwt inspect"), &token.stdout).expect(0);
     let shown = out.json();
     assert_eq!(shown["claims"]["org"], "acme");
     assert_eq!(shown["header"]["alg"], "EdDSA");
@@ -1477,45 +1065,28 @@ fn jwt_inspect_flags_personal_data() {
     }
     // A clean token: the readability warning, no findings.
     let clean = d
-        .run(&[
-            "jwt", "sign", "--key", "k.jwk", "--alg", "EdDSA", "--sub", "user-1",
-        ])
+        .run(&sh("jwt sign --key k.jwk --alg EdDSA --sub user-1"))
         .expect(0);
-    let out = d.pipe(&["jwt", "inspect"], &clean.stdout).expect(0);
+    let out = d.pipe(&sh("jwt inspect"), &clean.stdout).expect(0);
     assert!(out.stderr.contains("anyone who holds it can read"));
     assert!(!out.stderr.contains("warning: claim"));
     // An expired token is still shown, with a note.
     let old = d
-        .run(&[
-            "jwt",
-            "sign",
-            "--key",
-            "k.jwk",
-            "--alg",
-            "EdDSA",
-            "--claims",
-            r#"{"exp":1000}"#,
-        ])
+        .run(&with(
+            "jwt sign --key k.jwk --alg EdDSA --claims",
+            &[r#"{"exp":1000}"#],
+        ))
         .expect(0);
-    let out = d.pipe(&["jwt", "inspect"], &old.stdout).expect(0);
+    let out = d.pipe(&sh("jwt inspect"), &old.stdout).expect(0);
     assert!(out.stderr.contains("expired"));
     // JSON serializations are shown too.
     let general = d
         .pipe(
-            &[
-                "jws",
-                "sign",
-                "--key",
-                "k.jwk",
-                "--alg",
-                "EdDSA",
-                "--serialization",
-                "general",
-            ],
+            &sh("jws sign --key k.jwk --alg EdDSA --serialization general"),
             r#"{"email":"a@b.example"}"#,
         )
         .expect(0);
-    let out = d.pipe(&["jwt", "inspect"], &general.stdout).expect(0);
+    let out = d.pipe(&sh("jwt inspect"), &general.stdout).expect(0);
     assert_eq!(out.json()["claims"]["email"], "a@b.example");
     assert!(out.stderr.contains("\"email\""));
 }
@@ -1529,15 +1100,10 @@ fn hostile_input_is_refused_cleanly() {
     d.key("k.jwk", &["--kty", "EC", "--crv", "P-256"]);
     d.public("k.jwk", "k.pub.jwk");
     d.key("e.jwk", &["--kty", "EC", "--crv", "P-256", "--use", "enc"]);
-    let token = trimmed(
-        &d.run(&["jwt", "sign", "--key", "k.jwk", "--alg", "ES256"])
-            .expect(0),
-    );
+    let token = trimmed(&d.run(&sh("jwt sign --key k.jwk --alg ES256")).expect(0));
     let jwe = trimmed(
         &d.pipe(
-            &[
-                "jwe", "encrypt", "--key", "e.jwk", "--alg", "ECDH-ES", "--enc", "A256GCM",
-            ],
+            &sh("jwe encrypt --key e.jwk --alg ECDH-ES --enc A256GCM"),
             "x",
         )
         .expect(0),
@@ -1647,11 +1213,11 @@ fn hostile_input_is_refused_cleanly() {
             assert!(out.stderr.contains(key), "{cmd:?}: {}", out.stderr);
         }
     }
-    let out = d.run(&["jwk", "public", "--in", "missing-y.jwk"]).expect(2);
+    let out = d.run(&sh("jwk public --in missing-y.jwk")).expect(2);
     assert!(out.stderr.contains("`y`"), "{}", out.stderr);
     // Over 16 MiB of input is refused before parsing.
     let out = d
-        .pipe(&["jwt", "inspect"], vec![b'A'; 17 * 1024 * 1024])
+        .pipe(&sh("jwt inspect"), vec![b'A'; 17 * 1024 * 1024])
         .expect(2);
     assert!(out.stderr.contains("MiB"));
 }
@@ -1683,15 +1249,15 @@ fn help_and_completions() {
             assert!(text.contains("Example"), "{cmd:?} has an example");
         }
     }
-    let top = d.run(&["--help"]).expect(0).text();
+    let top = d.run(&sh("--help")).expect(0).text();
     assert!(top.contains("Exit codes"));
     for shell in ["bash", "zsh", "fish"] {
         let out = d.run(&["completions", shell]).expect(0);
         assert!(out.text().contains("jwt"), "{shell}");
     }
-    d.run(&["completions", "tcsh"]).expect(2);
-    d.run(&["jwt"]).expect(2);
-    d.run(&["frobnicate"]).expect(2);
+    d.run(&sh("completions tcsh")).expect(2);
+    d.run(&sh("jwt")).expect(2);
+    d.run(&sh("frobnicate")).expect(2);
     // A missing subcommand is a usage error like any other.
     for cmd in [&[][..], &["jwk"], &["jws"], &["jwe"], &["jwt"]] {
         let out = d.run(cmd).expect(2);
