@@ -319,20 +319,26 @@ pub fn seconds(text: &str, flag: &str) -> Outcome<u64> {
 
 /// Writes `bytes` to stdout. A closed pipe (`| head`) ends quietly.
 pub fn emit(bytes: &[u8]) -> Outcome {
+    write_out(&[bytes])
+}
+
+/// Writes a line of text to stdout (written as is, then a newline: a private
+/// key is never copied into a buffer that is not zeroized).
+pub fn emit_line(text: &str) -> Outcome {
+    write_out(&[text.as_bytes(), b"\n"])
+}
+
+fn write_out(parts: &[&[u8]]) -> Outcome {
     let mut out = std::io::stdout().lock();
-    match out.write_all(bytes).and_then(|()| out.flush()) {
+    let written = parts
+        .iter()
+        .try_for_each(|p| out.write_all(p))
+        .and_then(|()| out.flush());
+    match written {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
         Err(e) => Err(Failure::Usage(format!("writing the output: {e}"))),
     }
-}
-
-/// Writes a line of text to stdout.
-pub fn emit_line(text: &str) -> Outcome {
-    let mut line = String::with_capacity(text.len() + 1);
-    line.push_str(text);
-    line.push('\n');
-    emit(line.as_bytes())
 }
 
 /// Pretty JSON for people (still valid JSON for scripts).
