@@ -4,7 +4,7 @@
 //! malformed input).
 
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 
 use tessera_jose::error::{JweError, JwsError};
@@ -120,79 +120,102 @@ pub fn read_file(path: &Path, flag: &str) -> Outcome<Vec<u8>> {
 
 /// The keys of a key file: one JWK, a JWK Set, or a PEM key.
 pub struct KeyFile {
-    /// Where it came from, for messages.
-    pub path: PathBuf,
+    /// Where it came from, for messages (`--key k.jwk`).
+    pub shown: String,
     /// Its keys (one for a JWK or PEM file).
     pub keys: Vec<Jwk>,
     /// Whether the file was a JWK Set.
     pub is_set: bool,
+    /// Keys of a set that could not be read: their index, and why.
+    pub rejected: Vec<(usize, Error)>,
 }
 
 impl KeyFile {
     /// Reads `path` as a JWK (`{"kty": …}`), a JWK Set (`{"keys": […]}`) or a
-    /// PEM key. Keys of a set that cannot be used are reported on stderr.
+    /// PEM key. Keys of a set that cannot be used are reported on stderr and
+    /// left out (RFC 7517 §5); a set with no usable key is an error.
     pub fn read(path: &Path, flag: &str) -> Outcome<KeyFile> {
-        let file = std::fs::File::open(path)
-            .map_err(|e| Failure::Usage(format!("{flag} {}: {e}", path.display())))?;
-        let bytes = zeroize::Zeroizing::new(read_capped(
-            file,
-            MAX_KEY_FILE,
-            &format!("{flag} {}", path.display()),
-        )?);
         let shown = format!("{flag} {}", path.display());
-        let text = std::str::from_utf8(&bytes)
-            .map_err(|_| Failure::Usage(format!("{shown}: not a JWK, JWK Set or PEM file")))?;
-        let trimmed = text.trim_start();
-        let (keys, is_set) = if trimmed.starts_with("-----BEGIN") {
-            (vec![Jwk::from_pem(text).map_err(setup(&shown))?], false)
-        } else if is_jwk_set(text) {
-            let set = JwkSet::from_json(text.as_bytes()).map_err(setup(&shown))?;
-            for (index, why) in set.rejected() {
-                eprintln!("warning: {shown}: key #{index} left out: {why}");
-            }
-            (set.keys().to_vec(), true)
-        } else if trimmed.starts_with('{') {
-            (
-                vec![Jwk::from_json(text.as_bytes()).map_err(setup(&shown))?],
-                false,
-            )
-        } else {
+        let file =
+            std::fs::File::open(path).map_err(|e| Failure::Usage(format!("{shown}: {e}")))?;
+        let bytes = zeroize::Zeroizing::new(read_capped(file, MAX_KEY_FILE, &shown)?);
+        let file = KeyFile::parse(&bytes, shown)?;
+        for (index, why) in &file.rejected {
+            eprintln!("warning: {}: key #{index} left out: {why}", file.shown);
+        }
+        if file.keys.is_empty() {
             return Err(Failure::Usage(format!(
-                "{shown}: not a JWK, JWK Set or PEM file"
-            )));
-        };
-        if keys.is_empty() {
-            return Err(Failure::Usage(format!(
-                "{shown}: the JWK Set has no usable key"
+                "{}: the JWK Set has no usable key",
+                file.shown
             )));
         }
+        Ok(file)
+    }
+
+    /// The keys of the command's input (`--in FILE` or stdin), for commands
+    /// that print them back: a set with a key that cannot be read is refused
+    /// whole, so nothing is silently lost.
+    pub fn from_input(path: Option<&Path>) -> Outcome<KeyFile> {
+        let bytes = zeroize::Zeroizing::new(read_input(path)?);
+        let shown = path.map_or_else(
+            || "the input".to_owned(),
+            |p| format!("--in {}", p.display()),
+        );
+        let file = KeyFile::parse(&bytes, shown)?;
+        if let Some((index, why)) = file.rejected.first() {
+            return Err(Failure::Usage(format!(
+                "{}: key #{index} of the set cannot be read ({why}); nothing was printed",
+                file.shown
+            )));
+        }
+        Ok(file)
+    }
+
+    fn parse(bytes: &[u8], shown: String) -> Outcome<KeyFile> {
+        let not_a_key = || Failure::Usage(format!("{shown}: not a JWK, JWK Set or PEM key"));
+        let text = std::str::from_utf8(bytes).map_err(|_| not_a_key())?;
+        let trimmed = text.trim_start();
+        let (keys, is_set, rejected) = if trimmed.starts_with("-----BEGIN") {
+            (
+                vec![Jwk::from_pem(text).map_err(setup(&shown))?],
+                false,
+                Vec::new(),
+            )
+        } else if is_jwk_set(text) {
+            let set = JwkSet::from_json(text.as_bytes()).map_err(setup(&shown))?;
+            (set.keys().to_vec(), true, set.rejected().to_vec())
+        } else if trimmed.starts_with('{') {
+            let key = Jwk::from_json(text.as_bytes()).map_err(setup(&shown))?;
+            (vec![key], false, Vec::new())
+        } else {
+            return Err(not_a_key());
+        };
         Ok(KeyFile {
-            path: path.to_owned(),
+            shown,
             keys,
             is_set,
+            rejected,
         })
     }
 
-    /// The one key to sign or encrypt with: the file's only key, or the one
-    /// whose `kid` is `kid`.
-    pub fn pick(&self, kid: Option<&str>, flag: &str) -> Outcome<&Jwk> {
-        let shown = self.path.display();
+    /// The one key to sign, encrypt or export: the file's only key, or the
+    /// one whose `kid` is `kid`.
+    pub fn pick(&self, kid: Option<&str>) -> Outcome<&Jwk> {
+        let shown = &self.shown;
         if let (true, Some(kid)) = (self.is_set, kid) {
             let mut found = self.keys.iter().filter(|k| k.kid() == Some(kid));
             return match (found.next(), found.next()) {
                 (Some(k), None) => Ok(k),
-                (None, _) => Err(Failure::Usage(format!(
-                    "{flag} {shown}: no key with kid {kid:?}"
-                ))),
+                (None, _) => Err(Failure::Usage(format!("{shown}: no key with kid {kid:?}"))),
                 (Some(_), Some(_)) => Err(Failure::Usage(format!(
-                    "{flag} {shown}: several keys have kid {kid:?}"
+                    "{shown}: several keys have kid {kid:?}"
                 ))),
             };
         }
         match self.keys.as_slice() {
             [one] => Ok(one),
             _ => Err(Failure::Usage(format!(
-                "{flag} {shown} holds {} keys; say which with --kid",
+                "{shown} holds {} keys; say which with --kid",
                 self.keys.len()
             ))),
         }
@@ -206,7 +229,7 @@ impl KeyFile {
 
 /// Whether a JSON text is a JWK Set rather than a JWK: it has a top-level
 /// `keys` member. Only the top level is looked at.
-pub fn is_jwk_set(text: &str) -> bool {
+fn is_jwk_set(text: &str) -> bool {
     let limits = tessera_jose::json::Limits {
         max_json_bytes: MAX_KEY_FILE as usize,
         max_json_depth: 4,
@@ -344,9 +367,4 @@ fn write_out(parts: &[&[u8]]) -> Outcome {
 /// Pretty JSON for people (still valid JSON for scripts).
 pub fn pretty(value: &serde_json::Value) -> String {
     serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string())
-}
-
-/// A malformed-input failure for something that is not a library error.
-pub fn malformed(what: impl Into<String>) -> Failure {
-    Failure::Usage(what.into())
 }

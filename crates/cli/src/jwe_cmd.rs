@@ -98,7 +98,7 @@ pub fn encrypter(path: &Path, alg: &str, enc: &str, kid: Option<&str>) -> Outcom
         ));
     }
     let file = KeyFile::read(path, "--key")?;
-    let key = file.pick(kid, "--key")?;
+    let key = file.pick(kid)?;
     let key = if key.is_private() && !key.is_symmetric() {
         key.to_public().map_err(setup("--key"))?
     } else {
@@ -167,7 +167,7 @@ pub fn decrypter(
             .jwk_set(&file.set(), &pairs)
             .map_err(setup("--key"))?;
     } else {
-        let key = file.pick(None, "--key")?;
+        let key = file.pick(None)?;
         let fitting: Vec<_> = pairs
             .iter()
             .copied()

@@ -3,13 +3,10 @@
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand, ValueEnum};
-use serde_json::Value;
 use tessera_jose::jwa::{EcCurve, Hash, JweAlgorithm, JwsAlgorithm, KeyManagement, OkpCurve};
 use tessera_jose::jwk::{Jwk, KeyFormat, KeyUse};
 
-use crate::common::{
-    emit, emit_line, is_jwk_set, malformed, read_input, setup, Failure, KeyFile, Outcome,
-};
+use crate::common::{emit, emit_line, read_input, setup, Failure, KeyFile, Outcome};
 
 /// The `jwk` subcommands.
 #[derive(Subcommand)]
@@ -336,63 +333,34 @@ fn apply_meta(mut key: Jwk, alg: Option<AnyAlg>, meta: &KeyMeta) -> Outcome<Jwk>
 }
 
 fn public(input: &InputArg) -> Outcome {
-    let bytes = zeroize::Zeroizing::new(read_input(input.path.as_deref())?);
-    let text = std::str::from_utf8(&bytes).map_err(|_| malformed("the input is not a JWK"))?;
-    let no_public = |k: &Jwk| {
-        Failure::Usage(format!(
-            "{} is a symmetric secret: it has no public part, and must not be published",
-            k.kid()
-                .map_or("the key".to_owned(), |kid| format!("key {kid:?}"))
-        ))
-    };
-    if is_jwk_set(text) {
-        let set = tessera_jose::jwk::JwkSet::from_json(text.as_bytes())
-            .map_err(setup("reading the JWK Set"))?;
-        if let Some((index, why)) = set.rejected().first() {
+    let file = KeyFile::from_input(input.path.as_deref())?;
+    let mut keys = Vec::with_capacity(file.keys.len());
+    for k in &file.keys {
+        if k.is_symmetric() {
             return Err(Failure::Usage(format!(
-                "key #{index} of the set cannot be read ({why}); nothing was printed"
+                "{}: {} is a symmetric secret: it has no public part, and must not be published",
+                file.shown,
+                k.kid()
+                    .map_or("the key".to_owned(), |kid| format!("key {kid:?}"))
             )));
         }
-        let mut keys = Vec::with_capacity(set.keys().len());
-        for k in set.keys() {
-            if k.is_symmetric() {
-                return Err(no_public(k));
-            }
-            let public = k.to_public().map_err(setup("the public part"))?;
-            keys.push(serde_json::from_str::<Value>(&public.to_json()).unwrap_or(Value::Null));
-        }
-        emit_line(&serde_json::json!({ "keys": keys }).to_string())
-    } else {
-        let key = Jwk::from_json(text.as_bytes()).map_err(setup("reading the JWK"))?;
-        if key.is_symmetric() {
-            return Err(no_public(&key));
-        }
-        emit_line(&key.to_public().map_err(setup("the public part"))?.to_json())
+        keys.push(k.to_public().map_err(setup("the public part"))?.to_json());
+    }
+    match keys.as_slice() {
+        [one] if !file.is_set => emit_line(one),
+        _ => emit_line(&format!(r#"{{"keys":[{}]}}"#, keys.join(","))),
     }
 }
 
 fn thumbprint(hash: ThumbprintHash, input: &InputArg) -> Outcome {
-    let bytes = zeroize::Zeroizing::new(read_input(input.path.as_deref())?);
-    let text = std::str::from_utf8(&bytes).map_err(|_| malformed("the input is not a JWK"))?;
-    let keys = if is_jwk_set(text) {
-        let set = tessera_jose::jwk::JwkSet::from_json(text.as_bytes())
-            .map_err(setup("reading the JWK Set"))?;
-        if let Some((index, why)) = set.rejected().first() {
-            return Err(Failure::Usage(format!(
-                "key #{index} of the set cannot be read ({why})"
-            )));
-        }
-        set.keys().to_vec()
-    } else {
-        vec![Jwk::from_json(text.as_bytes()).map_err(setup("reading the JWK"))?]
-    };
+    let file = KeyFile::from_input(input.path.as_deref())?;
     let hash = match hash {
         ThumbprintHash::Sha256 => Hash::Sha256,
         ThumbprintHash::Sha384 => Hash::Sha384,
         ThumbprintHash::Sha512 => Hash::Sha512,
     };
     let mut out = String::new();
-    for k in &keys {
+    for k in &file.keys {
         out.push_str(&tessera_jose::b64::encode(k.thumbprint_with(hash)));
         out.push('\n');
     }
@@ -462,22 +430,8 @@ fn export(
     kid: Option<&str>,
     input: &InputArg,
 ) -> Outcome {
-    let bytes = zeroize::Zeroizing::new(read_input(input.path.as_deref())?);
-    let text = std::str::from_utf8(&bytes).map_err(|_| malformed("the input is not a JWK"))?;
-    let keys = if is_jwk_set(text) {
-        tessera_jose::jwk::JwkSet::from_json(text.as_bytes())
-            .map_err(setup("reading the JWK Set"))?
-            .keys()
-            .to_vec()
-    } else {
-        vec![Jwk::from_json(text.as_bytes()).map_err(setup("reading the JWK"))?]
-    };
-    let file = KeyFile {
-        path: input.path.clone().unwrap_or_else(|| "-".into()),
-        keys,
-        is_set: is_jwk_set(text),
-    };
-    let key = file.pick(kid, "--in")?;
+    let file = KeyFile::from_input(input.path.as_deref())?;
+    let key = file.pick(kid)?;
     if key.is_symmetric() {
         return Err(Failure::Usage(
             "an oct key is a bare secret: PEM and DER have no form for it".into(),

@@ -106,7 +106,7 @@ impl SigningKeyArgs {
         let alg = jws_alg(&self.alg)?;
         let path = &self.key;
         let file = KeyFile::read(path, "--key")?;
-        let key = file.pick(self.kid.as_deref(), "--key")?;
+        let key = file.pick(self.kid.as_deref())?;
         if !key.is_private() {
             return Err(Failure::Usage(format!(
                 "--key {}: a public key cannot sign; give the private key",
@@ -124,7 +124,7 @@ pub fn verifier(path: &std::path::Path, algs: &[JwsAlgorithm]) -> Outcome<Verifi
     if file.is_set {
         builder = builder.jwk_set(&file.set(), algs).map_err(setup("--key"))?;
     } else {
-        let key = file.pick(None, "--key")?;
+        let key = file.pick(None)?;
         let fitting: Vec<JwsAlgorithm> = algs
             .iter()
             .copied()
