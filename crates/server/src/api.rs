@@ -45,16 +45,58 @@ pub struct SessionResponse {
     pub expires_in: i64,
 }
 
+/// `POST /v1/sessions/{id}/step-up` request.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StepUpRequest {
+    /// The sealed (`jwe` or `nested`) resource the assertion is for.
+    pub audience: String,
+    /// How the user just authenticated (RFC 8176), e.g. `hwk`, `otp`.
+    pub amr: Vec<String>,
+    /// The assurance level reached.
+    pub acr: String,
+    /// Private claims for the resource, each declared for it; personal data
+    /// is allowed here, since the assertion is sealed.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub claims: Map<String, Value>,
+}
+
+/// `POST /v1/sessions/{id}/step-up` answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StepUpResponse {
+    /// A JWE sealed to the resource's key, holding our signed assertion
+    /// (`typ: step-up+jwt`): `sub, sid, amr, acr, auth_time` and the claims.
+    pub assertion: String,
+    /// Always `N_A` (RFC 8693 §2.2.1: not an access token).
+    pub token_type: &'static str,
+    /// Seconds until it expires.
+    pub expires_in: i64,
+}
+
 /// `POST /oauth2/token` request (form-encoded).
 #[derive(Debug, ToSchema)]
 #[allow(dead_code)] // documents the form; the handler reads it strictly by hand
 pub struct TokenRequest {
-    /// `client_credentials` or `refresh_token`.
+    /// `client_credentials`, `refresh_token`, or
+    /// `urn:ietf:params:oauth:grant-type:token-exchange` (RFC 8693).
     pub grant_type: String,
     /// For `refresh_token`.
     pub refresh_token: Option<String>,
-    /// For `client_credentials`: the resource (also accepted as `resource`).
+    /// For `client_credentials` and token exchange: the resource (also
+    /// accepted as `resource`).
     pub audience: Option<String>,
+    /// Token exchange: the caller's access token.
+    pub subject_token: Option<String>,
+    /// Token exchange: `urn:ietf:params:oauth:token-type:access_token`.
+    pub subject_token_type: Option<String>,
+    /// Token exchange to a `jwe` resource (a step-up): the methods just used,
+    /// space-separated.
+    pub amr: Option<String>,
+    /// Token exchange to a `jwe` resource: the assurance level reached.
+    pub acr: Option<String>,
+    /// Token exchange to a `jwe` resource: private claims, as a JSON object.
+    pub claims: Option<String>,
     /// For `client_credentials`: copied into the token.
     pub scope: Option<String>,
     /// `client_secret_post` or `private_key_jwt`.
@@ -67,12 +109,16 @@ pub struct TokenRequest {
     pub client_assertion: Option<String>,
 }
 
-/// `POST /oauth2/token` answer (RFC 6749 §5.1).
+/// `POST /oauth2/token` answer (RFC 6749 §5.1, RFC 8693 §2.2.1).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TokenResponse {
-    /// JWS, `typ: at+jwt`.
+    /// In the resource's format: JWS `typ: at+jwt`, or a JWE holding one.
+    /// For token exchange: the issued token.
     pub access_token: String,
-    /// Always `Bearer`.
+    /// Token exchange: `urn:ietf:params:oauth:token-type:jwt`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issued_token_type: Option<&'static str>,
+    /// `Bearer`; `N_A` for a token exchange's sealed assertion.
     pub token_type: &'static str,
     /// Seconds until it expires.
     pub expires_in: i64,
@@ -118,6 +164,7 @@ pub struct Health {
         crate::http::openid_configuration,
         crate::http::create_session,
         crate::http::delete_session,
+        crate::http::step_up,
         crate::http::token,
         crate::http::introspect,
         crate::http::revoke,
@@ -127,6 +174,8 @@ pub struct Health {
     components(schemas(
         SessionRequest,
         SessionResponse,
+        StepUpRequest,
+        StepUpResponse,
         TokenRequest,
         TokenResponse,
         TokenParam,

@@ -11,7 +11,12 @@ use crate::crypto::random_bytes;
 use crate::store::{ClientRecord, Store, StoreError};
 
 /// The grants a client can be given.
-pub const GRANTS: &[&str] = &["sessions", "client_credentials", "refresh_token"];
+pub const GRANTS: &[&str] = &[
+    "sessions",
+    "client_credentials",
+    "refresh_token",
+    "token_exchange",
+];
 
 /// A client-management failure.
 #[derive(Debug, thiserror::Error)]

@@ -24,7 +24,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use tessera_jose::jwa::JwsAlgorithm;
+use tessera_jose::jwa::{JweAlgorithm, JweEncryption, JwsAlgorithm};
 use toml::{Table, Value};
 
 /// A configuration error: the key (dotted path, or environment variable)
@@ -56,8 +56,55 @@ pub const SIGNING_ALGS: &[JwsAlgorithm] = &[
 /// How a resource's tokens are protected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TokenFormat {
-    /// A signed JWT (JWS). The only format until JWE resources land.
+    /// A signed JWT (JWS): readable by anyone who holds it.
     Jws,
+    /// Sealed to the resource's public key (JWE), so only the resource reads
+    /// the claims. The JWE holds our signed JWT: anyone can encrypt to a
+    /// public key, so without our signature inside, a resource could not tell
+    /// our token from a forgery.
+    Jwe,
+    /// For a partner in another trust domain: signed by us, then sealed to
+    /// the partner's key (JWS-in-JWE, `cty: "JWT"`); only the attributes in
+    /// `release` leave.
+    Nested,
+}
+
+/// The key-management algorithms a sealed resource may ask for: RSA-OAEP
+/// with SHA-2 and ECDH-ES key wrapping. RSA1_5 and RSA-OAEP (SHA-1) are
+/// weak; `dir`, AES-KW and PBES2 need a shared secret, not a public key.
+pub const SEALING_ALGS: &[JweAlgorithm] = &[
+    JweAlgorithm::RSA_OAEP_256,
+    JweAlgorithm::RSA_OAEP_384,
+    JweAlgorithm::RSA_OAEP_512,
+    JweAlgorithm::ECDH_ES_A128KW,
+    JweAlgorithm::ECDH_ES_A192KW,
+    JweAlgorithm::ECDH_ES_A256KW,
+];
+
+/// Where a sealed resource's public encryption key comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySource {
+    /// `encryption_key = "FILE"`: a public JWK or JWK Set, read at start-up.
+    File(PathBuf),
+    /// `encryption_jwks_uri = "https://…"`: fetched at start-up and every
+    /// `refresh`, never because of a request.
+    JwksUri {
+        /// The URL.
+        uri: String,
+        /// How often it is fetched again.
+        refresh: Duration,
+    },
+}
+
+/// How a `jwe` or `nested` resource's tokens are sealed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sealing {
+    /// The resource's key.
+    pub source: KeySource,
+    /// Key management (`alg`), one of [`SEALING_ALGS`]; default `RSA-OAEP-256`.
+    pub alg: JweAlgorithm,
+    /// Content encryption (`enc`); default `A256GCM`.
+    pub enc: JweEncryption,
 }
 
 /// The policy of one resource (audience).
@@ -69,6 +116,11 @@ pub struct Resource {
     pub format: TokenFormat,
     /// Custom claims it accepts (anything else is refused).
     pub claims: Vec<String>,
+    /// For `jwe` and `nested`: how tokens are sealed.
+    pub sealing: Option<Sealing>,
+    /// For `nested` (partners): every attribute it may receive; nothing
+    /// else leaves.
+    pub release: Vec<String>,
 }
 
 /// `[signing]`.
@@ -89,6 +141,8 @@ pub struct Tokens {
     pub session_ttl: Duration,
     /// Refresh token lifetime.
     pub refresh_ttl: Duration,
+    /// Step-up assertion lifetime (default 5 minutes).
+    pub step_up_ttl: Duration,
 }
 
 /// `[tls]`: serve HTTPS with this certificate chain and key (PEM files).
@@ -276,6 +330,7 @@ impl Config {
             access_ttl: k.duration("access_ttl", "15m", (30, 86_400))?,
             session_ttl: k.duration("session_ttl", "12h", (60, 30 * 86_400))?,
             refresh_ttl: k.duration("refresh_ttl", "30d", (60, 366 * 86_400))?,
+            step_up_ttl: k.duration("step_up_ttl", "5m", (30, 3600))?,
         };
         k.finish()?;
 
@@ -335,7 +390,35 @@ impl Config {
                 audience: audience.to_owned(),
                 format: TokenFormat::Jws,
                 claims: Vec::new(),
+                sealing: None,
+                release: Vec::new(),
             })
+    }
+}
+
+/// A JWKS URL must be `https://`; plain `http://` only on loopback
+/// (development and tests), since a key fetched in the clear can be swapped.
+fn check_jwks_uri(uri: &str) -> Result<(), String> {
+    if let Some(rest) = uri.strip_prefix("https://") {
+        return if rest.is_empty() {
+            Err(format!("{uri:?} has no host"))
+        } else {
+            Ok(())
+        };
+    }
+    let loopback = ["127.0.0.1", "localhost", "[::1]"];
+    match uri.strip_prefix("http://") {
+        Some(rest)
+            if loopback.iter().any(|h| {
+                rest.strip_prefix(h)
+                    .is_some_and(|after| after.is_empty() || after.starts_with([':', '/']))
+            }) =>
+        {
+            Ok(())
+        }
+        _ => Err(format!(
+            "{uri:?} is not an https:// URL (http:// is accepted on loopback only)"
+        )),
     }
 }
 
@@ -343,6 +426,8 @@ impl fmt::Display for TokenFormat {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             TokenFormat::Jws => "jws",
+            TokenFormat::Jwe => "jwe",
+            TokenFormat::Nested => "nested",
         })
     }
 }
@@ -508,45 +593,139 @@ impl<'a> Reader<'a> {
             }
             let format = match r.string("format")?.as_deref() {
                 None | Some("jws") => TokenFormat::Jws,
-                Some(other @ ("jwe" | "nested")) => {
-                    return Err(err(
-                        &format!("{prefix}.format"),
-                        format!("{other:?} is not available yet; use \"jws\""),
-                    ))
-                }
+                Some("jwe") => TokenFormat::Jwe,
+                Some("nested") => TokenFormat::Nested,
                 Some(other) => {
                     return Err(err(
                         &format!("{prefix}.format"),
-                        format!("{other:?} is not \"jws\""),
+                        format!("{other:?} is not \"jws\", \"jwe\" or \"nested\""),
                     ))
                 }
             };
-            r.used.push("claims");
-            let claims = match table.get("claims") {
-                None => Vec::new(),
-                Some(Value::Array(items)) => items
-                    .iter()
-                    .map(|v| {
-                        v.as_str()
-                            .filter(|s| !s.is_empty())
-                            .map(str::to_owned)
-                            .ok_or_else(|| {
-                                err(&format!("{prefix}.claims"), "expected a list of names")
-                            })
-                    })
-                    .collect::<Result<Vec<_>, _>>()?,
-                Some(_) => {
-                    return Err(err(&format!("{prefix}.claims"), "expected a list of names"))
-                }
-            };
+            let claims = r.names("claims")?;
+            let release = r.names("release")?;
+            let sealing = r.sealing(format)?;
+            if format != TokenFormat::Nested && table.contains_key("release") {
+                return Err(err(
+                    &format!("{prefix}.release"),
+                    "only a \"nested\" (partner) resource has a release list",
+                ));
+            }
             r.finish()?;
             out.push(Resource {
                 audience,
                 format,
                 claims,
+                sealing,
+                release,
             });
         }
         Ok(out)
+    }
+
+    /// A list of non-empty names (`claims`, `release`); empty when absent.
+    fn names(&mut self, key: &'static str) -> Result<Vec<String>, ConfigError> {
+        self.used.push(key);
+        let bad = || err(&self.path(key), "expected a list of names");
+        match self.table.get(key) {
+            None => Ok(Vec::new()),
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|v| {
+                    v.as_str()
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_owned)
+                        .ok_or_else(bad)
+                })
+                .collect(),
+            Some(_) => Err(bad()),
+        }
+    }
+
+    /// `encryption_key` or `encryption_jwks_uri`, `alg`, `enc`: required
+    /// (one key source) for `jwe`/`nested`, refused for `jws`.
+    fn sealing(&mut self, format: TokenFormat) -> Result<Option<Sealing>, ConfigError> {
+        let file = self.string("encryption_key")?;
+        let uri = self.string("encryption_jwks_uri")?;
+        let refresh = self.duration("encryption_jwks_refresh", "1h", (60, 7 * 86_400))?;
+        let alg = self.string("alg")?;
+        let enc = self.string("enc")?;
+        if format == TokenFormat::Jws {
+            for key in [
+                "encryption_key",
+                "encryption_jwks_uri",
+                "encryption_jwks_refresh",
+                "alg",
+                "enc",
+            ] {
+                if self.table.contains_key(key) {
+                    return Err(err(
+                        &self.path(key),
+                        "only a \"jwe\" or \"nested\" resource is sealed to a key",
+                    ));
+                }
+            }
+            return Ok(None);
+        }
+        let source = match (file, uri) {
+            (Some(f), None) => KeySource::File(PathBuf::from(f)),
+            (None, Some(u)) => {
+                check_jwks_uri(&u).map_err(|why| err(&self.path("encryption_jwks_uri"), why))?;
+                KeySource::JwksUri { uri: u, refresh }
+            }
+            (None, None) => {
+                return Err(err(
+                    &self.path("encryption_key"),
+                    format!(
+                        "missing: a {format} resource needs its public key, as \
+                         encryption_key = \"FILE\" or encryption_jwks_uri = \"https://…\""
+                    ),
+                ))
+            }
+            (Some(_), Some(_)) => {
+                return Err(err(
+                    &self.path("encryption_jwks_uri"),
+                    "give encryption_key or encryption_jwks_uri, not both",
+                ))
+            }
+        };
+        let alg = match alg {
+            None => JweAlgorithm::RSA_OAEP_256,
+            Some(name) => name
+                .parse::<JweAlgorithm>()
+                .ok()
+                .filter(|a| SEALING_ALGS.contains(a))
+                .ok_or_else(|| {
+                    err(
+                        &self.path("alg"),
+                        format!(
+                            "{name:?} is not one of {}",
+                            SEALING_ALGS
+                                .iter()
+                                .map(|a| a.name())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    )
+                })?,
+        };
+        let enc = match enc {
+            None => JweEncryption::A256GCM,
+            Some(name) => name.parse::<JweEncryption>().map_err(|_| {
+                err(
+                    &self.path("enc"),
+                    format!(
+                        "{name:?} is not one of {}",
+                        JweEncryption::ALL
+                            .iter()
+                            .map(|e| e.name())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                )
+            })?,
+        };
+        Ok(Some(Sealing { source, alg, enc }))
     }
 
     /// Any member not read is unknown.
@@ -604,6 +783,61 @@ claims = ["tenant_tier"]
     }
 
     #[test]
+    fn sealed_resources() {
+        let c = load(
+            r#"
+[[resources]]
+audience = "https://records.example.com"
+format = "jwe"
+encryption_key = "records.jwk"
+claims = ["record_id"]
+[[resources]]
+audience = "https://partner.example.org"
+format = "nested"
+encryption_jwks_uri = "https://partner.example.org/jwks.json"
+alg = "ECDH-ES+A256KW"
+enc = "A128GCM"
+release = ["sub", "org"]
+[[resources]]
+audience = "http://127.0.0.1:9/api"
+format = "jwe"
+encryption_jwks_uri = "http://127.0.0.1:9/jwks"
+"#,
+            &[],
+        )
+        .unwrap();
+        let records = &c.resources[0];
+        assert_eq!(records.format, TokenFormat::Jwe);
+        let sealing = records.sealing.as_ref().unwrap();
+        assert_eq!(sealing.source, KeySource::File("records.jwk".into()));
+        assert_eq!(
+            (sealing.alg, sealing.enc),
+            (JweAlgorithm::RSA_OAEP_256, JweEncryption::A256GCM),
+            "defaults"
+        );
+        let partner = &c.resources[1];
+        assert_eq!(partner.format, TokenFormat::Nested);
+        assert_eq!(partner.release, vec!["sub".to_owned(), "org".to_owned()]);
+        let sealing = partner.sealing.as_ref().unwrap();
+        assert_eq!(
+            sealing.source,
+            KeySource::JwksUri {
+                uri: "https://partner.example.org/jwks.json".into(),
+                refresh: Duration::from_secs(3600)
+            }
+        );
+        assert_eq!(
+            (sealing.alg, sealing.enc),
+            (JweAlgorithm::ECDH_ES_A256KW, JweEncryption::A128GCM)
+        );
+        assert!(
+            c.resources[2].sealing.is_some(),
+            "http on loopback is accepted"
+        );
+        assert_eq!(c.tokens.step_up_ttl, Duration::from_secs(300));
+    }
+
+    #[test]
     fn no_file_means_defaults() {
         let c = Config::load(None, Vec::new(), None).unwrap();
         assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
@@ -651,9 +885,54 @@ claims = ["tenant_tier"]
             ("issuer = \"http://[::2]:80\"", &[], "issuer"),
             ("surprise = 1", &[], "surprise"),
             (
-                "[[resources]]\naudience = \"a\"\nformat = \"jwe\"",
+                "[[resources]]\naudience = \"a\"\nformat = \"jwt\"",
                 &[],
                 "resources[0].format",
+            ),
+            (
+                "[[resources]]\naudience = \"a\"\nformat = \"jwe\"",
+                &[],
+                "resources[0].encryption_key",
+            ),
+            (
+                "[[resources]]\naudience = \"a\"\nformat = \"nested\"\nencryption_key = \"k\"\nencryption_jwks_uri = \"https://x/jwks\"",
+                &[],
+                "resources[0].encryption_jwks_uri",
+            ),
+            (
+                "[[resources]]\naudience = \"a\"\nformat = \"jwe\"\nencryption_jwks_uri = \"http://keys.example/jwks\"",
+                &[],
+                "resources[0].encryption_jwks_uri",
+            ),
+            (
+                "[[resources]]\naudience = \"a\"\nformat = \"jwe\"\nencryption_key = \"k\"\nalg = \"RSA1_5\"",
+                &[],
+                "resources[0].alg",
+            ),
+            (
+                "[[resources]]\naudience = \"a\"\nformat = \"jwe\"\nencryption_key = \"k\"\nalg = \"dir\"",
+                &[],
+                "resources[0].alg",
+            ),
+            (
+                "[[resources]]\naudience = \"a\"\nformat = \"jwe\"\nencryption_key = \"k\"\nenc = \"A512GCM\"",
+                &[],
+                "resources[0].enc",
+            ),
+            (
+                "[[resources]]\naudience = \"a\"\nencryption_key = \"k\"",
+                &[],
+                "resources[0].encryption_key",
+            ),
+            (
+                "[[resources]]\naudience = \"a\"\nformat = \"jwe\"\nencryption_key = \"k\"\nrelease = [\"sub\"]",
+                &[],
+                "resources[0].release",
+            ),
+            (
+                "[[resources]]\naudience = \"a\"\nformat = \"nested\"\nencryption_key = \"k\"\nrelease = \"sub\"",
+                &[],
+                "resources[0].release",
             ),
             (
                 "[[resources]]\nformat = \"jws\"",

@@ -16,10 +16,19 @@ use base64::Engine as _;
 use serde_json::{json, Map, Value};
 use tessera_jose::jwt::{Clock, SystemClock};
 
-use crate::config::Config;
+use crate::config::{Config, Resource, TokenFormat};
 use crate::keys::KeyRing;
+use crate::sealing::SealingKeys;
 use crate::store::{ClientRecord, RefreshOutcome, SessionRecord, Store};
+use crate::tokens::Minted;
 use crate::{clients, policy, tokens};
+
+/// RFC 8693 token exchange.
+const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+/// RFC 8693 §3: an OAuth access token.
+const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
+/// RFC 8693 §3: a JWT.
+const JWT_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:jwt";
 
 /// Largest request body accepted.
 pub const MAX_BODY: usize = 64 * 1024;
@@ -33,6 +42,27 @@ pub struct AppState<S> {
     pub store: S,
     /// The configuration.
     pub config: Config,
+    /// The public keys of sealed (`jwe`, `nested`) resources.
+    pub sealing: SealingKeys,
+    /// The client for JWKS fetches (sealed resources' keys).
+    pub http: reqwest::Client,
+}
+
+/// Hands out a minted token, recording it first if it is sealed (tessera
+/// cannot read a sealed token back; introspection finds it by hash).
+async fn issue<S: Store>(
+    state: &AppState<S>,
+    minted: Minted,
+    now: i64,
+) -> Result<(String, i64), ApiError> {
+    if let Some(record) = &minted.sealed {
+        state
+            .store
+            .record_sealed(record, now)
+            .await
+            .map_err(ApiError::server)?;
+    }
+    Ok((minted.token, minted.expires_in))
 }
 
 /// An RFC 6749 §5.2 error.
@@ -112,6 +142,7 @@ pub fn router<S: Store + Clone>(state: Arc<AppState<S>>) -> Router {
         .route("/.well-known/jwks.json", get(jwks::<S>))
         .route("/v1/sessions", post(create_session::<S>))
         .route("/v1/sessions/{id}", delete(delete_session::<S>))
+        .route("/v1/sessions/{id}/step-up", post(step_up::<S>))
         .route("/oauth2/token", post(token::<S>))
         .route("/metrics", get(metrics))
         .route("/oauth2/introspect", post(introspect::<S>))
@@ -479,8 +510,8 @@ pub(crate) async fn create_session<S: Store>(
     };
     let (refresh, record) = tokens::new_refresh(&state.config, now).map_err(ApiError::server)?;
     let keys = state.keys.snapshot();
-    let (access, expires_in) =
-        tokens::access_token(&keys, &state.config, &session, now).map_err(ApiError::server)?;
+    let access = tokens::access_token(&keys, &state.config, &state.sealing, &session, now)
+        .map_err(ApiError::server)?;
     let session_token =
         tokens::session_token(&keys, &state.config, &session, now).map_err(ApiError::server)?;
     state
@@ -492,6 +523,7 @@ pub(crate) async fn create_session<S: Store>(
         )
         .await
         .map_err(ApiError::server)?;
+    let (access, expires_in) = issue(&state, access, now).await?;
     crate::metrics::SESSIONS_CREATED.inc();
     crate::metrics::ACCESS_TOKENS.inc();
     tracing::info!(sid = %session.id, client = %client.id, "session created");
@@ -555,11 +587,20 @@ pub(crate) async fn token<S: Store>(
             let scope = form.get("scope").and_then(Value::as_str);
             crate::metrics::ACCESS_TOKENS.inc();
             let keys = state.keys.snapshot();
-            let (access, expires_in) =
-                tokens::client_token(&keys, &state.config, &client, &audience, scope, now)
-                    .map_err(ApiError::server)?;
+            let minted = tokens::client_token(
+                &keys,
+                &state.config,
+                &state.sealing,
+                &client,
+                &audience,
+                scope,
+                now,
+            )
+            .map_err(ApiError::server)?;
+            let (access, expires_in) = issue(&state, minted, now).await?;
             Ok(no_store(json!(crate::api::TokenResponse {
                 access_token: access,
+                issued_token_type: None,
                 token_type: "Bearer",
                 expires_in,
                 refresh_token: None,
@@ -586,11 +627,13 @@ pub(crate) async fn token<S: Store>(
                 RefreshOutcome::Rotated(session) => {
                     crate::metrics::ACCESS_TOKENS.inc();
                     let keys = state.keys.snapshot();
-                    let (access, expires_in) =
-                        tokens::access_token(&keys, &state.config, &session, now)
+                    let minted =
+                        tokens::access_token(&keys, &state.config, &state.sealing, &session, now)
                             .map_err(ApiError::server)?;
+                    let (access, expires_in) = issue(&state, minted, now).await?;
                     Ok(no_store(json!(crate::api::TokenResponse {
                         access_token: access,
+                        issued_token_type: None,
                         token_type: "Bearer",
                         expires_in,
                         refresh_token: Some(next.to_string()),
@@ -613,12 +656,241 @@ pub(crate) async fn token<S: Store>(
                 RefreshOutcome::Unknown => Err(ApiError::invalid_grant("unknown refresh token")),
             }
         }
+        TOKEN_EXCHANGE => token_exchange(&state, &form, &client, now).await,
         _ => Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "unsupported_grant_type",
-            "grant_type must be client_credentials or refresh_token",
+            "grant_type must be client_credentials, refresh_token or \
+             urn:ietf:params:oauth:grant-type:token-exchange",
         )),
     }
+}
+
+/// A session that is alive now and, if `client` is given, that client's.
+async fn live_session<S: Store>(
+    state: &AppState<S>,
+    id: &str,
+    client: Option<&str>,
+    now: i64,
+) -> Result<SessionRecord, ApiError> {
+    let session = state.store.session(id).await.map_err(ApiError::server)?;
+    let session = session
+        .filter(|s| client.is_none_or(|c| s.client_id == c))
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "invalid_request",
+                "no such session for this client",
+            )
+        })?;
+    if session.revoked_at.is_some() || session.expires_at <= now {
+        return Err(ApiError::invalid_grant("the session has ended"));
+    }
+    Ok(session)
+}
+
+/// Checks a step-up's input for `resource`: a `jwe` resource (a partner
+/// gets federation tokens instead), bounded `amr`/`acr`, and claims the
+/// resource declared (personal data is allowed: the assertion is sealed).
+fn step_up_input(
+    resource: &Resource,
+    amr: Vec<String>,
+    acr: String,
+    claims: Map<String, Value>,
+) -> Result<tokens::StepUp, ApiError> {
+    match resource.format {
+        TokenFormat::Jwe => {}
+        TokenFormat::Jws => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_target",
+                format!(
+                    "{:?} is a jws resource: step-up assertions are sealed, so the resource \
+                     must be configured with format = \"jwe\"",
+                    resource.audience
+                ),
+            ))
+        }
+        TokenFormat::Nested => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_target",
+                format!(
+                    "{:?} is a partner (nested): partners receive federation tokens through \
+                     token exchange",
+                    resource.audience
+                ),
+            ))
+        }
+    }
+    if amr.is_empty() || amr.len() > 64 || amr.iter().any(|v| v.is_empty() || v.len() > 256) {
+        return Err(ApiError::invalid_request(
+            "amr must be 1 to 64 non-empty strings of at most 256 bytes",
+        ));
+    }
+    if acr.is_empty() || acr.len() > 256 {
+        return Err(ApiError::invalid_request(
+            "acr must be a non-empty string of at most 256 bytes",
+        ));
+    }
+    policy::check(resource, &claims, &[]).map_err(|e| ApiError::invalid_request(e.to_string()))?;
+    Ok(tokens::StepUp { amr, acr, claims })
+}
+
+/// `POST /v1/sessions/{id}/step-up`: the session's client reports a fresh
+/// strong authentication; the answer is a short-lived assertion sealed to a
+/// `jwe` resource, carrying `sub, sid, amr, acr, auth_time` and the claims.
+#[utoipa::path(post, path = "/v1/sessions/{id}/step-up", params(("id" = String, Path, description = "The session id")), request_body(content = crate::api::StepUpRequest, content_type = "application/json"), security(("client_secret_basic" = [])), responses((status = 200, body = crate::api::StepUpResponse), (status = 400, body = crate::api::ErrorResponse), (status = 401, body = crate::api::ErrorResponse), (status = 404, body = crate::api::ErrorResponse), (status = 413, body = crate::api::ErrorResponse), (status = 415, body = crate::api::ErrorResponse)))]
+pub(crate) async fn step_up<S: Store>(
+    State(state): State<Arc<AppState<S>>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = body_bytes(body)?;
+    let client = authenticate(&state, &headers, None).await?;
+    if !client.grants.iter().any(|g| g == "sessions") {
+        return Err(ApiError::unauthorized_client("sessions"));
+    }
+    require_content_type(&headers, "application/json")?;
+    let limits = tessera_jose::json::Limits::default();
+    let body = tessera_jose::json::parse_object(&body, &limits, "request body")
+        .map_err(|e| ApiError::invalid_request(e.to_string()))?;
+    let request: crate::api::StepUpRequest = serde_json::from_value(Value::Object(body))
+        .map_err(|e| ApiError::invalid_request(format!("request body: {e}")))?;
+    let now = SystemClock.now();
+    let session = live_session(&state, &id, Some(&client.id), now).await?;
+    let resource = state.config.resource(&request.audience);
+    let step = step_up_input(&resource, request.amr, request.acr, request.claims)?;
+    let keys = state.keys.snapshot();
+    let minted = tokens::step_up_assertion(
+        &keys,
+        &state.config,
+        &state.sealing,
+        &session,
+        &resource,
+        step,
+        now,
+    )
+    .map_err(ApiError::server)?;
+    let (assertion, expires_in) = issue(&state, minted, now).await?;
+    crate::metrics::STEP_UPS.inc();
+    tracing::info!(sid = %session.id, client = %client.id, audience = %resource.audience, "step-up assertion issued");
+    Ok(no_store(json!(crate::api::StepUpResponse {
+        assertion,
+        token_type: "N_A",
+        expires_in,
+    })))
+}
+
+/// RFC 8693 token exchange: the caller's access token (`subject_token`)
+/// for a sealed token to `audience`/`resource`: a step-up assertion for a
+/// `jwe` resource (`amr`, `acr`, `claims` parameters), a federation token
+/// (JWS-in-JWE, only released attributes) for a `nested` partner.
+async fn token_exchange<S: Store>(
+    state: &AppState<S>,
+    form: &Map<String, Value>,
+    client: &ClientRecord,
+    now: i64,
+) -> Result<Response, ApiError> {
+    if !client.grants.iter().any(|g| g == "token_exchange") {
+        return Err(ApiError::unauthorized_client("token_exchange"));
+    }
+    let subject = required_param(form, "subject_token")?;
+    if required_param(form, "subject_token_type")? != ACCESS_TOKEN_TYPE {
+        return Err(ApiError::invalid_request(format!(
+            "subject_token_type must be {ACCESS_TOKEN_TYPE}"
+        )));
+    }
+    if let Some(t) = form.get("requested_token_type").and_then(Value::as_str) {
+        if t != JWT_TOKEN_TYPE {
+            return Err(ApiError::invalid_request(format!(
+                "requested_token_type can only be {JWT_TOKEN_TYPE}"
+            )));
+        }
+    }
+    let target = form
+        .get("audience")
+        .or_else(|| form.get("resource"))
+        .and_then(Value::as_str)
+        .ok_or_else(|| ApiError::invalid_request("audience (or resource) names the target"))?;
+    let claims = verified_access_token(state, subject, now).ok_or_else(|| {
+        ApiError::invalid_grant("subject_token is not a live access token of this issuer")
+    })?;
+    let sid = claims.get("sid").and_then(Value::as_str).ok_or_else(|| {
+        ApiError::invalid_grant(
+            "subject_token belongs to no session (a client's own token cannot be exchanged)",
+        )
+    })?;
+    let session = live_session(state, sid, None, now).await?;
+    let resource = state.config.resource(target);
+    let keys = state.keys.snapshot();
+    let minted = match resource.format {
+        TokenFormat::Nested => tokens::federation_token(
+            &keys,
+            &state.config,
+            &state.sealing,
+            &session,
+            &resource,
+            &client.id,
+            now,
+        )
+        .map_err(ApiError::server)?,
+        TokenFormat::Jwe => {
+            let amr = form
+                .get("amr")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .split_whitespace()
+                .map(str::to_owned)
+                .collect();
+            let acr = form
+                .get("acr")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            let extra = match form.get("claims").and_then(Value::as_str) {
+                None => Map::new(),
+                Some(text) => tessera_jose::json::parse_object(
+                    text.as_bytes(),
+                    &tessera_jose::json::Limits::default(),
+                    "claims",
+                )
+                .map_err(|e| ApiError::invalid_request(e.to_string()))?,
+            };
+            let step = step_up_input(&resource, amr, acr, extra)?;
+            tokens::step_up_assertion(
+                &keys,
+                &state.config,
+                &state.sealing,
+                &session,
+                &resource,
+                step,
+                now,
+            )
+            .map_err(ApiError::server)?
+        }
+        TokenFormat::Jws => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_target",
+                format!(
+                    "{target:?} is a jws resource: token exchange issues sealed tokens \
+                     (jwe step-up assertions, nested federation tokens)"
+                ),
+            ))
+        }
+    };
+    let (token, expires_in) = issue(state, minted, now).await?;
+    crate::metrics::TOKEN_EXCHANGES.inc();
+    tracing::info!(sid = %session.id, client = %client.id, audience = %resource.audience, format = %resource.format, "token exchanged");
+    Ok(no_store(json!(crate::api::TokenResponse {
+        access_token: token,
+        issued_token_type: Some(JWT_TOKEN_TYPE),
+        token_type: "N_A",
+        expires_in,
+        refresh_token: None,
+    })))
 }
 
 /// RFC 8414 authorization server metadata (also served as the OpenID
@@ -637,7 +909,7 @@ pub(crate) async fn metadata<S: Store>(State(state): State<Arc<AppState<S>>>) ->
         "token_endpoint": format!("{issuer}/oauth2/token"),
         "introspection_endpoint": format!("{issuer}/oauth2/introspect"),
         "revocation_endpoint": format!("{issuer}/oauth2/revoke"),
-        "grant_types_supported": ["client_credentials", "refresh_token"],
+        "grant_types_supported": ["client_credentials", "refresh_token", TOKEN_EXCHANGE],
         "response_types_supported": [],
         "subject_types_supported": ["public"],
         "token_endpoint_auth_methods_supported": auth_methods,
@@ -686,6 +958,12 @@ fn verified_access_token<S: Store>(
     (issuer_ok && live).then_some(claims)
 }
 
+/// Whether `token` has the shape of a JWE (five compact segments, or JSON):
+/// a sealed token, which tessera looks up rather than reads.
+fn looks_sealed(token: &str) -> bool {
+    token.starts_with('{') || token.bytes().filter(|&b| b == b'.').count() == 4
+}
+
 /// The session an access token names (`sid`), if it is still alive.
 async fn session_alive<S: Store>(
     state: &AppState<S>,
@@ -719,6 +997,44 @@ pub(crate) async fn introspect<S: Store>(
         claims.insert("active".into(), true.into());
         claims.insert("token_type".into(), "Bearer".into());
         return Ok(no_store(Value::Object(claims)));
+    }
+    if looks_sealed(token) {
+        let Some(t) = state
+            .store
+            .sealed(&tokens::refresh_hash(token))
+            .await
+            .map_err(ApiError::server)?
+        else {
+            return Ok(inactive());
+        };
+        let session_ok = match &t.session_id {
+            None => true,
+            Some(sid) => {
+                let s = state.store.session(sid).await.map_err(ApiError::server)?;
+                s.is_some_and(|s| s.revoked_at.is_none() && s.expires_at > now)
+            }
+        };
+        if t.expires_at <= now || !session_ok {
+            return Ok(inactive());
+        }
+        // What tessera kept of it: never the sealed claims themselves.
+        let mut answer = json!({
+            "active": true,
+            "token_type": if t.kind == "access_token" { "Bearer" } else { "N_A" },
+            "iss": state.config.issuer,
+            "sub": t.sub,
+            "aud": t.audience,
+            "client_id": t.client_id,
+            "iat": t.issued_at,
+            "exp": t.expires_at,
+            "jti": t.jti,
+            "tessera_format": t.format,
+            "tessera_kind": t.kind,
+        });
+        if let (Some(sid), Value::Object(m)) = (&t.session_id, &mut answer) {
+            m.insert("sid".into(), sid.as_str().into());
+        }
+        return Ok(no_store(answer));
     }
     let status = state
         .store
@@ -761,6 +1077,14 @@ pub(crate) async fn revoke<S: Store>(
             .and_then(Value::as_str)
             .filter(|_| own)
             .map(str::to_owned)
+    } else if looks_sealed(token) {
+        state
+            .store
+            .sealed(&tokens::refresh_hash(token))
+            .await
+            .map_err(ApiError::server)?
+            .filter(|t| t.client_id == client.id)
+            .and_then(|t| t.session_id)
     } else {
         state
             .store

@@ -26,6 +26,7 @@ pub mod keys;
 pub mod metrics;
 pub mod pii;
 pub mod policy;
+pub mod sealing;
 pub mod store;
 pub mod tokens;
 
@@ -102,6 +103,39 @@ pub fn master_key(
     Ok(key)
 }
 
+/// Fetches again each sealed resource's JWKS whose refresh period has
+/// passed since it was last fetched (at start-up, then here). A failure
+/// keeps the key in use, logged and counted, and is tried again next time.
+async fn refresh_sealing_keys<S: store::Store>(
+    state: &http::AppState<S>,
+    fetched: &mut std::collections::HashMap<String, tokio::time::Instant>,
+    started: tokio::time::Instant,
+) {
+    for resource in &state.config.resources {
+        let Some(config::Sealing {
+            source: config::KeySource::JwksUri { uri, refresh },
+            ..
+        }) = &resource.sealing
+        else {
+            continue;
+        };
+        let last = fetched.get(&resource.audience).copied().unwrap_or(started);
+        if last.elapsed() < *refresh {
+            continue;
+        }
+        match state.sealing.refresh(resource, &state.http).await {
+            Ok(()) => {
+                fetched.insert(resource.audience.clone(), tokio::time::Instant::now());
+            }
+            Err(e) => {
+                metrics::SEALING_KEY_REFRESH_FAILURES.inc();
+                tracing::warn!(audience = %resource.audience, %uri, error = %e,
+                    "could not refresh the resource's encryption key; the last good key stays");
+            }
+        }
+    }
+}
+
 /// A running service.
 #[derive(Debug)]
 pub struct Server {
@@ -136,6 +170,13 @@ impl Server {
                 )
             }
         };
+        // Sealed resources' keys first: a bad one stops start-up before
+        // anything is opened or bound.
+        let http = sealing::http_client().map_err(|e| config::ConfigError {
+            key: "resources".into(),
+            message: e,
+        })?;
+        let sealing = sealing::SealingKeys::load(&config, &http).await?;
         let store = open_store(&config).await?;
         let master = master_key(&config, master_key_env)?;
         let rules = Lifecycle::from_config(&config);
@@ -161,6 +202,8 @@ impl Server {
             keys: ring,
             store: store.clone(),
             config,
+            sealing,
+            http,
         });
         let (stop, mut stopped) = watch::channel(false);
 
@@ -205,6 +248,8 @@ impl Server {
 
         let maintenance_store = store.clone();
         let maintenance = tokio::spawn(async move {
+            let mut fetched = std::collections::HashMap::new();
+            let started = tokio::time::Instant::now();
             loop {
                 tokio::select! {
                     _ = tokio::time::sleep(MAINTENANCE_EVERY) => {}
@@ -213,6 +258,7 @@ impl Server {
                 if let Err(e) = state.keys.tick(&maintenance_store, SystemClock.now()).await {
                     tracing::error!(error = %e, "key maintenance failed; will retry");
                 }
+                refresh_sealing_keys(&state, &mut fetched, started).await;
             }
         });
         tracing::info!(%addr, %issuer, "tessera is listening");

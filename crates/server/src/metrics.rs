@@ -47,11 +47,30 @@ pub static CLIENT_AUTH_FAILURES: Counter = Counter::new(
     "Client authentications that failed.",
 );
 
+/// Step-up assertions issued.
+pub static STEP_UPS: Counter = Counter::new(
+    "tessera_step_up_assertions_issued_total",
+    "Step-up assertions issued (sealed JWE).",
+);
+/// Token exchanges (RFC 8693) answered.
+pub static TOKEN_EXCHANGES: Counter = Counter::new(
+    "tessera_token_exchanges_total",
+    "Token exchanges answered (step-up assertions and federation tokens).",
+);
+/// Failed fetches of a sealed resource's JWKS (the last good key stays).
+pub static SEALING_KEY_REFRESH_FAILURES: Counter = Counter::new(
+    "tessera_sealing_key_refresh_failures_total",
+    "Failed refreshes of a sealed resource's JWKS; the last good key stays in use.",
+);
+
 const ALL: &[&Counter] = &[
     &SESSIONS_CREATED,
     &ACCESS_TOKENS,
     &REFRESH_REUSE,
     &CLIENT_AUTH_FAILURES,
+    &STEP_UPS,
+    &TOKEN_EXCHANGES,
+    &SEALING_KEY_REFRESH_FAILURES,
 ];
 
 /// Every counter, in the Prometheus text exposition format.

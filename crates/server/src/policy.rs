@@ -55,8 +55,10 @@ pub enum GuardError {
 }
 
 /// Checks the request's custom claims against `resource`, and every value
-/// that will appear in a JWS (custom claims and the named ones in
-/// `visible`, such as `sub`) for personal data.
+/// that will appear in a JWS for personal data: the named ones in `visible`
+/// (such as `sub`, which the session token — always a JWS — carries too),
+/// and the custom claims when the resource's tokens are plain JWS. A sealed
+/// resource (`jwe`, `nested`) may receive sensitive custom claims.
 pub fn check(
     resource: &Resource,
     custom: &Map<String, Value>,
@@ -71,20 +73,19 @@ pub fn check(
             });
         }
     }
-    match resource.format {
-        TokenFormat::Jws => {
-            let all = visible
-                .iter()
-                .map(|(k, v)| (*k, *v))
-                .chain(custom.iter().map(|(k, v)| (k.as_str(), v)));
-            for (name, value) in all {
-                if let Some(kind) = crate::pii::value_kind(value) {
-                    return Err(GuardError::Sensitive {
-                        claim: name.to_owned(),
-                        kind,
-                    });
-                }
-            }
+    let custom_visible = resource.format == TokenFormat::Jws;
+    let all = visible.iter().map(|(k, v)| (*k, *v)).chain(
+        custom
+            .iter()
+            .filter(|_| custom_visible)
+            .map(|(k, v)| (k.as_str(), v)),
+    );
+    for (name, value) in all {
+        if let Some(kind) = crate::pii::value_kind(value) {
+            return Err(GuardError::Sensitive {
+                claim: name.to_owned(),
+                kind,
+            });
         }
     }
     Ok(())
@@ -101,7 +102,25 @@ mod tests {
             audience: "https://api.example.com".into(),
             format: TokenFormat::Jws,
             claims: claims.iter().map(|c| c.to_string()).collect(),
+            sealing: None,
+            release: Vec::new(),
         }
+    }
+
+    /// A sealed resource may receive personal data in its declared custom
+    /// claims; what every JWS carries (`sub`, in the session token) is still
+    /// checked, and undeclared claims are still refused.
+    #[test]
+    fn sealed_resources_take_personal_data_in_custom_claims() {
+        let mut r = resource(&["record_id", "email"]);
+        r.format = TokenFormat::Jwe;
+        let private = custom(json!({"email": "alice@example.com", "record_id": "078-05-1120"}));
+        assert!(check(&r, &private, &[]).is_ok());
+        let sub = json!("alice@example.com");
+        let e = check(&r, &private, &[("sub", &sub)]).unwrap_err();
+        assert!(matches!(e, GuardError::Sensitive { ref claim, .. } if claim == "sub"));
+        let e = check(&r, &custom(json!({"ssn": "078-05-1120"})), &[]).unwrap_err();
+        assert!(matches!(e, GuardError::Undeclared { .. }));
     }
 
     fn custom(v: Value) -> Map<String, Value> {

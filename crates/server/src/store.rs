@@ -230,6 +230,31 @@ pub enum RefreshOutcome {
     },
 }
 
+/// What is kept of a sealed (`jwe`/`nested`) token, found by its hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedRecord {
+    /// SHA-256 of the token as issued.
+    pub hash: Vec<u8>,
+    /// Its `jti`.
+    pub jti: String,
+    /// `access_token`, `step_up` or `federation`.
+    pub kind: String,
+    /// `jwe` or `nested`.
+    pub format: String,
+    /// The client it was issued to.
+    pub client_id: String,
+    /// The session it belongs to (none for `client_credentials`).
+    pub session_id: Option<String>,
+    /// The subject.
+    pub sub: String,
+    /// The resource.
+    pub audience: String,
+    /// Unix seconds.
+    pub issued_at: i64,
+    /// Unix seconds.
+    pub expires_at: i64,
+}
+
 /// A refresh token looked up by its hash (introspection, revocation).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RefreshStatus {
@@ -318,6 +343,18 @@ pub trait Store: Send + Sync + 'static {
         next: &NewRefresh,
         now: i64,
     ) -> impl Future<Output = Result<RefreshOutcome, StoreError>> + Send;
+
+    /// Records a sealed token as issued, and forgets those expired by `now`.
+    fn record_sealed(
+        &self,
+        token: &SealedRecord,
+        now: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// The sealed token hashed `hash`, if tessera issued it (expired or not).
+    fn sealed(
+        &self,
+        hash: &[u8],
+    ) -> impl Future<Output = Result<Option<SealedRecord>, StoreError>> + Send;
 }
 
 fn json_list(text: &str) -> Result<Vec<String>, StoreError> {
@@ -529,6 +566,10 @@ impl Store for SqliteStore {
             .bind(id)
             .execute(&mut *tx)
             .await?;
+        sqlx::query("DELETE FROM sealed_tokens WHERE client_id = ?1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
         sqlx::query("DELETE FROM sessions WHERE client_id = ?1")
             .bind(id)
             .execute(&mut *tx)
@@ -712,6 +753,57 @@ impl Store for SqliteStore {
         insert_refresh(&mut tx, &next.record(&family_id, &session_id, client_id)).await?;
         tx.commit().await?;
         Ok(RefreshOutcome::Rotated(Box::new(session)))
+    }
+
+    async fn record_sealed(&self, t: &SealedRecord, now: i64) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM sealed_tokens WHERE expires_at < ?1")
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO sealed_tokens (hash, jti, kind, format, client_id, session_id, sub, \
+             audience, issued_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        )
+        .bind(&t.hash)
+        .bind(&t.jti)
+        .bind(&t.kind)
+        .bind(&t.format)
+        .bind(&t.client_id)
+        .bind(&t.session_id)
+        .bind(&t.sub)
+        .bind(&t.audience)
+        .bind(t.issued_at)
+        .bind(t.expires_at)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn sealed(&self, hash: &[u8]) -> Result<Option<SealedRecord>, StoreError> {
+        let row = sqlx::query(
+            "SELECT hash, jti, kind, format, client_id, session_id, sub, audience, issued_at, \
+             expires_at FROM sealed_tokens WHERE hash = ?1",
+        )
+        .bind(hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            Ok(SealedRecord {
+                hash: r.try_get("hash")?,
+                jti: r.try_get("jti")?,
+                kind: r.try_get("kind")?,
+                format: r.try_get("format")?,
+                client_id: r.try_get("client_id")?,
+                session_id: r.try_get("session_id")?,
+                sub: r.try_get("sub")?,
+                audience: r.try_get("audience")?,
+                issued_at: r.try_get("issued_at")?,
+                expires_at: r.try_get("expires_at")?,
+            })
+        })
+        .transpose()
     }
 }
 

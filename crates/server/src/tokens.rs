@@ -2,18 +2,25 @@
 //! refresh tokens that rotate on every use.
 
 use serde_json::{Map, Value};
+use tessera_jose::jwe::JweHeader;
 use tessera_jose::jws::JwsHeader;
 use tessera_jose::jwt::{self, Claims};
 
-use crate::config::{seconds as secs, Config};
+use crate::config::{seconds as secs, Config, Resource, TokenFormat};
 use crate::crypto::{random_token, sha256};
 use crate::keys::Snapshot;
-use crate::store::{ClientRecord, NewRefresh, SessionRecord};
+use crate::sealing::SealingKeys;
+use crate::store::{ClientRecord, NewRefresh, SealedRecord, SessionRecord};
 
 /// `typ` of access tokens (RFC 9068).
 pub const ACCESS_TYP: &str = "at+jwt";
 /// `typ` of session tokens.
 pub const SESSION_TYP: &str = "session+jwt";
+/// `typ` of step-up assertions (inside their JWE), so that no verifier
+/// expecting an access token accepts one.
+pub const STEP_UP_TYP: &str = "step-up+jwt";
+/// `typ` of federation tokens (inside their JWE).
+pub const FEDERATION_TYP: &str = "JWT";
 
 /// Bytes of randomness in a refresh token (256 bits).
 const REFRESH_BYTES: usize = 32;
@@ -58,15 +65,125 @@ fn session_claims(session: &SessionRecord, mut extra: Map<String, Value>) -> Map
     extra
 }
 
-/// An access token for a session's user: `iss, sub, aud, exp, iat, jti,
-/// org, roles, amr, client_id, sid` and the session's (guarded) custom
-/// claims. It never outlives the session.
+/// A minted token; for a sealed one, what is kept of it (tessera cannot
+/// read it back).
+#[derive(Debug)]
+pub struct Minted {
+    /// The token.
+    pub token: String,
+    /// Seconds until it expires.
+    pub expires_in: i64,
+    /// For `jwe`/`nested` tokens: the record for introspection and revocation.
+    pub sealed: Option<SealedRecord>,
+}
+
+/// What a token is, for its sealed record.
+#[derive(Debug, Clone, Copy)]
+pub enum Kind {
+    /// An access token.
+    Access,
+    /// A step-up assertion.
+    StepUp,
+    /// A federation token (token exchange to a partner).
+    Federation,
+}
+
+impl Kind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Kind::Access => "access_token",
+            Kind::StepUp => "step_up",
+            Kind::Federation => "federation",
+        }
+    }
+}
+
+/// Who a token is issued to, for its sealed record.
+pub struct Issued<'a> {
+    /// The client.
+    pub client_id: &'a str,
+    /// The session, if any.
+    pub session_id: Option<&'a str>,
+    /// What it is.
+    pub kind: Kind,
+}
+
+/// Signs `claims` with our current key, in `resource`'s format: the JWS
+/// itself for `jws`; that JWS sealed to the resource's key (`cty: "JWT"`)
+/// for `jwe` and `nested`. For a `nested` partner only the attributes in
+/// its `release` list stay: `iss`, `aud`, `exp`, `iat` and `jti` describe
+/// the token and always do; `sub` is an attribute like any other.
+fn mint(
+    keys: &Snapshot,
+    sealing: &SealingKeys,
+    resource: &Resource,
+    typ: &str,
+    mut claims: Claims<Map<String, Value>>,
+    issued: &Issued<'_>,
+    now: i64,
+) -> Result<Minted, MintError> {
+    let expires_at = claims.exp.unwrap_or(now);
+    let header = JwsHeader::new().typ(typ);
+    let failed = |e: tessera_jose::Error| MintError(e.to_string());
+    if resource.format == TokenFormat::Jws {
+        return Ok(Minted {
+            token: jwt::sign(&keys.signer, &header, &claims).map_err(failed)?,
+            expires_in: expires_at - now,
+            sealed: None,
+        });
+    }
+    let sub = claims.sub.clone().unwrap_or_default();
+    let jti = claims.jti.clone().unwrap_or_default();
+    if resource.format == TokenFormat::Nested {
+        let released = |name: &str| resource.release.iter().any(|r| r == name);
+        if !released("sub") {
+            claims.sub = None;
+        }
+        claims.custom.retain(|name, _| released(name));
+    }
+    let recipient = sealing.get(&resource.audience).ok_or_else(|| {
+        MintError(format!(
+            "no encryption key loaded for {:?}",
+            resource.audience
+        ))
+    })?;
+    let token = jwt::sign_and_encrypt(
+        &keys.signer,
+        &header,
+        &claims,
+        &recipient.encrypter,
+        &JweHeader::new(),
+    )
+    .map_err(failed)?;
+    let sealed = SealedRecord {
+        hash: sha256(token.as_bytes()),
+        jti,
+        kind: issued.kind.as_str().to_owned(),
+        format: resource.format.to_string(),
+        client_id: issued.client_id.to_owned(),
+        session_id: issued.session_id.map(str::to_owned),
+        sub,
+        audience: resource.audience.clone(),
+        issued_at: now,
+        expires_at,
+    };
+    Ok(Minted {
+        token,
+        expires_in: expires_at - now,
+        sealed: Some(sealed),
+    })
+}
+
+/// An access token for a session's user, in its audience's format: `iss,
+/// sub, aud, exp, iat, jti, org, roles, amr, client_id, sid` and the
+/// session's (guarded) custom claims. It never outlives the session.
 pub fn access_token(
     keys: &Snapshot,
     config: &Config,
+    sealing: &SealingKeys,
     session: &SessionRecord,
     now: i64,
-) -> Result<(String, i64), MintError> {
+) -> Result<Minted, MintError> {
     let exp = now
         .saturating_add(secs(config.tokens.access_ttl))
         .min(session.expires_at);
@@ -77,13 +194,17 @@ pub fn access_token(
         .issued_at(now)
         .expires_at(exp)
         .jwt_id(&jti()?);
-    let token = jwt::sign(&keys.signer, &JwsHeader::new().typ(ACCESS_TYP), &claims)
-        .map_err(|e| MintError(e.to_string()))?;
-    Ok((token, exp - now))
+    let issued = Issued {
+        client_id: &session.client_id,
+        session_id: Some(&session.id),
+        kind: Kind::Access,
+    };
+    let resource = config.resource(&session.audience);
+    mint(keys, sealing, &resource, ACCESS_TYP, claims, &issued, now)
 }
 
 /// A session token: the session itself, for the client and for tessera
-/// (`aud` is the issuer), with its own `typ`.
+/// (`aud` is the issuer), with its own `typ`. Always a JWS.
 pub fn session_token(
     keys: &Snapshot,
     config: &Config,
@@ -102,15 +223,17 @@ pub fn session_token(
 }
 
 /// An access token for a client acting on its own behalf
-/// (`client_credentials`): `sub` and `client_id` are the client.
+/// (`client_credentials`), in the audience's format: `sub` and
+/// `client_id` are the client.
 pub fn client_token(
     keys: &Snapshot,
     config: &Config,
+    sealing: &SealingKeys,
     client: &ClientRecord,
     audience: &str,
     scope: Option<&str>,
     now: i64,
-) -> Result<(String, i64), MintError> {
+) -> Result<Minted, MintError> {
     let ttl = secs(config.tokens.access_ttl);
     let mut custom = Map::new();
     custom.insert("client_id".into(), client.id.clone().into());
@@ -124,7 +247,95 @@ pub fn client_token(
         .issued_at(now)
         .expires_at(now.saturating_add(ttl))
         .jwt_id(&jti()?);
-    let token = jwt::sign(&keys.signer, &JwsHeader::new().typ(ACCESS_TYP), &claims)
-        .map_err(|e| MintError(e.to_string()))?;
-    Ok((token, ttl))
+    let issued = Issued {
+        client_id: &client.id,
+        session_id: None,
+        kind: Kind::Access,
+    };
+    mint(
+        keys,
+        sealing,
+        &config.resource(audience),
+        ACCESS_TYP,
+        claims,
+        &issued,
+        now,
+    )
+}
+
+/// What a step-up reports: a fresh strong authentication.
+#[derive(Debug, Clone)]
+pub struct StepUp {
+    /// How the user authenticated (RFC 8176 values).
+    pub amr: Vec<String>,
+    /// The assurance level reached.
+    pub acr: String,
+    /// Private claims for the resource (declared by it; may be sensitive,
+    /// since the assertion is sealed).
+    pub claims: Map<String, Value>,
+}
+
+/// A step-up assertion for a sealed resource: `sub, sid, amr, acr,
+/// auth_time` and the claims, sealed (default 5 minutes, never past the
+/// session).
+pub fn step_up_assertion(
+    keys: &Snapshot,
+    config: &Config,
+    sealing: &SealingKeys,
+    session: &SessionRecord,
+    resource: &Resource,
+    step: StepUp,
+    now: i64,
+) -> Result<Minted, MintError> {
+    let exp = now
+        .saturating_add(secs(config.tokens.step_up_ttl))
+        .min(session.expires_at);
+    let mut custom = step.claims;
+    custom.insert("sid".into(), session.id.clone().into());
+    custom.insert("amr".into(), step.amr.into());
+    custom.insert("acr".into(), step.acr.into());
+    custom.insert("auth_time".into(), now.into());
+    let claims = Claims::new(custom)
+        .issuer(&config.issuer)
+        .subject(&session.sub)
+        .audience(&resource.audience)
+        .issued_at(now)
+        .expires_at(exp)
+        .jwt_id(&jti()?);
+    let issued = Issued {
+        client_id: &session.client_id,
+        session_id: Some(&session.id),
+        kind: Kind::StepUp,
+    };
+    mint(keys, sealing, resource, STEP_UP_TYP, claims, &issued, now)
+}
+
+/// A federation token for a partner (a `nested` resource): the session's
+/// attributes, of which only the partner's `release` list leaves, signed
+/// and sealed to the partner. Lives as long as an access token.
+pub fn federation_token(
+    keys: &Snapshot,
+    config: &Config,
+    sealing: &SealingKeys,
+    session: &SessionRecord,
+    partner: &Resource,
+    client_id: &str,
+    now: i64,
+) -> Result<Minted, MintError> {
+    let exp = now
+        .saturating_add(secs(config.tokens.access_ttl))
+        .min(session.expires_at);
+    let claims = Claims::new(session_claims(session, session.claims.clone()))
+        .issuer(&config.issuer)
+        .subject(&session.sub)
+        .audience(&partner.audience)
+        .issued_at(now)
+        .expires_at(exp)
+        .jwt_id(&jti()?);
+    let issued = Issued {
+        client_id,
+        session_id: Some(&session.id),
+        kind: Kind::Federation,
+    };
+    mint(keys, sealing, partner, FEDERATION_TYP, claims, &issued, now)
 }

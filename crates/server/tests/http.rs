@@ -1047,6 +1047,7 @@ async fn openapi_documents_every_endpoint_and_only_real_ones() {
         ("/.well-known/openid-configuration", "get"),
         ("/v1/sessions", "post"),
         ("/v1/sessions/{id}", "delete"),
+        ("/v1/sessions/{id}/step-up", "post"),
         ("/oauth2/token", "post"),
         ("/oauth2/introspect", "post"),
         ("/oauth2/revoke", "post"),
