@@ -814,15 +814,32 @@ async fn token_exchange<S: Store>(
         .or_else(|| form.get("resource"))
         .and_then(Value::as_str)
         .ok_or_else(|| ApiError::invalid_request("audience (or resource) names the target"))?;
-    let claims = verified_access_token(state, subject, now).ok_or_else(|| {
-        ApiError::invalid_grant("subject_token is not a live access token of this issuer")
-    })?;
-    let sid = claims.get("sid").and_then(Value::as_str).ok_or_else(|| {
+    let not_live =
+        || ApiError::invalid_grant("subject_token is not a live access token of this issuer");
+    // A JWS access token is verified; a sealed one (tessera cannot read it)
+    // is found by its hash among those it issued.
+    let sid = if looks_sealed(subject) {
+        state
+            .store
+            .sealed(&tokens::refresh_hash(subject))
+            .await
+            .map_err(ApiError::server)?
+            .filter(|t| t.kind == "access_token" && t.expires_at > now)
+            .ok_or_else(not_live)?
+            .session_id
+    } else {
+        verified_access_token(state, subject, now)
+            .ok_or_else(not_live)?
+            .get("sid")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    };
+    let sid = sid.ok_or_else(|| {
         ApiError::invalid_grant(
             "subject_token belongs to no session (a client's own token cannot be exchanged)",
         )
     })?;
-    let session = live_session(state, sid, None, now).await?;
+    let session = live_session(state, &sid, None, now).await?;
     let resource = state.config.resource(target);
     let keys = state.keys.snapshot();
     let minted = match resource.format {

@@ -1157,3 +1157,631 @@ async fn random_bad_requests_never_get_a_5xx() {
     }
     r.server.shutdown().await;
 }
+
+// ---- Per-resource formats: jws, jwe (sealed to the resource), nested (partners) ----
+
+mod formats {
+    use super::*;
+    use tessera_jose::jwa::{EcCurve, JweAlgorithm, JweEncryption};
+    use tessera_jose::jwe::{Decrypter, Encrypter, JweHeader};
+    use tessera_jose::jwk::{Jwk, KeyUse};
+    use tessera_jose::jws::{JwsHeader, Signer};
+    use tessera_jose::jwt::Claims;
+
+    const API: &str = "https://api.example.com";
+    const RECORDS: &str = "https://records.example.com";
+    const PARTNER: &str = "https://partner.example.org";
+    const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+    const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
+
+    /// The resource servers' own keys (private, kept by them), and the
+    /// configuration that gives tessera their public parts.
+    struct Resources {
+        records: Jwk,
+        partner: Jwk,
+        toml: String,
+        _dir: tempfile::TempDir,
+    }
+
+    fn resources() -> Resources {
+        let dir = tempfile::tempdir().unwrap();
+        let records = Jwk::generate_rsa(2048)
+            .unwrap()
+            .with_kid("records-enc-1")
+            .with_use(KeyUse::Encryption)
+            .unwrap();
+        let records_file = dir.path().join("records.jwk");
+        std::fs::write(&records_file, records.to_public().unwrap().to_json()).unwrap();
+        // The partner publishes a set with a signing key first: it must be skipped.
+        let partner = Jwk::generate_ec(EcCurve::P256)
+            .unwrap()
+            .with_kid("partner-enc-1")
+            .with_use(KeyUse::Encryption)
+            .unwrap();
+        let partner_sig = Jwk::generate_ec(EcCurve::P256)
+            .unwrap()
+            .with_kid("partner-sig-1")
+            .with_use(KeyUse::Signature)
+            .unwrap();
+        let partner_file = dir.path().join("partner.jwks");
+        std::fs::write(
+            &partner_file,
+            format!(
+                r#"{{"keys":[{},{}]}}"#,
+                partner_sig.to_public().unwrap().to_json(),
+                partner.to_public().unwrap().to_json()
+            ),
+        )
+        .unwrap();
+        let toml = format!(
+            r#"
+[[resources]]
+audience = "{API}"
+claims = ["tenant_tier"]
+[[resources]]
+audience = "{RECORDS}"
+format = "jwe"
+encryption_key = {records:?}
+claims = ["record_id", "email"]
+[[resources]]
+audience = "{PARTNER}"
+format = "nested"
+encryption_key = {partner:?}
+alg = "ECDH-ES+A256KW"
+claims = ["email"]
+release = ["sub", "org", "email"]
+"#,
+            records = records_file.display().to_string(),
+            partner = partner_file.display().to_string(),
+        );
+        Resources {
+            records,
+            partner,
+            toml,
+            _dir: dir,
+        }
+    }
+
+    async fn post_json(r: &Running, path: &str, json: &str) -> Reply {
+        send(
+            r.server.local_addr(),
+            "POST",
+            path,
+            &[basic(&r.id, &r.secret), json_type()],
+            json,
+        )
+        .await
+    }
+
+    fn decrypter(key: &Jwk, alg: JweAlgorithm) -> Decrypter {
+        Decrypter::builder()
+            .key(key, &[(alg, JweEncryption::A256GCM)])
+            .unwrap()
+            .build()
+            .unwrap()
+    }
+
+    /// Every segment of a compact JWE, decoded: none may hold `needle`.
+    fn holds_nowhere(token: &str, needle: &str) {
+        assert!(!token.contains(needle));
+        for segment in token.split('.') {
+            let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(segment)
+                .unwrap();
+            assert!(
+                !raw.windows(needle.len()).any(|w| w == needle.as_bytes()),
+                "{needle} readable in a segment"
+            );
+        }
+    }
+
+    /// A client that may exchange tokens, besides the one `running` made.
+    async fn exchanger(r: &Running) -> (String, String) {
+        let grants = vec!["token_exchange".to_owned()];
+        let new = clients::create(r.server.store(), "gateway", &grants, None, 0)
+            .await
+            .unwrap();
+        (new.record.id.clone(), new.secret.to_string())
+    }
+
+    async fn exchange(r: &Running, client: &(String, String), form: &str) -> Reply {
+        send(
+            r.server.local_addr(),
+            "POST",
+            "/oauth2/token",
+            &[basic(&client.0, &client.1), form_type()],
+            form,
+        )
+        .await
+    }
+
+    #[tokio::test]
+    async fn each_format_end_to_end() {
+        let res = resources();
+        let r = running(&res.toml).await;
+        let addr = r.server.local_addr();
+        let ours = verifier(addr).await;
+
+        // jws: a sensitive claim is refused for a plain JWS resource.
+        let leak = post_json(
+            &r,
+            "/v1/sessions",
+            &format!(
+                r#"{{"sub":"user-1","org":"acme","audience":"{API}","claims":{{"tenant_tier":"alice@example.com"}}}}"#
+            ),
+        )
+        .await;
+        assert_eq!(leak.status, 400, "{}", leak.body);
+        assert!(leak.body.contains("e-mail"), "{}", leak.body);
+
+        // jwe: the same personal data is fine, sealed to the resource.
+        let reply = post_json(
+            &r,
+            "/v1/sessions",
+            &format!(
+                r#"{{"sub":"user-1","org":"acme","roles":["clinician"],"amr":["pwd"],"audience":"{RECORDS}","claims":{{"email":"alice@example.com","record_id":"MRN-778812"}}}}"#
+            ),
+        )
+        .await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        let session = body(&reply);
+        let sid = session["session_id"].as_str().unwrap().to_owned();
+        let access = session["access_token"].as_str().unwrap().to_owned();
+        assert_eq!(access.split('.').count(), 5, "a compact JWE");
+        for secret in ["alice@example.com", "MRN-778812", "user-1", "clinician"] {
+            holds_nowhere(&access, secret);
+        }
+        let at = Validation::new()
+            .issuer("https://auth.example.com")
+            .audience(RECORDS)
+            .typ("at+jwt");
+        let opened = jwt::decrypt_and_verify::<Value>(
+            &access,
+            &decrypter(&res.records, JweAlgorithm::RSA_OAEP_256),
+            &ours,
+            &at,
+            &SystemClock,
+        )
+        .unwrap();
+        assert_eq!(opened.outer_header().kid(), Some("records-enc-1"));
+        let claims = opened.jwt().claims();
+        assert_eq!(claims.sub.as_deref(), Some("user-1"));
+        assert_eq!(claims.custom["record_id"], "MRN-778812");
+        assert_eq!(claims.custom["sid"], sid.as_str());
+        // Without the resource's key it does not open.
+        let stranger = Jwk::generate_rsa(2048).unwrap().with_kid("records-enc-1");
+        let e = jwt::decrypt_and_verify::<Value>(
+            &access,
+            &decrypter(&stranger, JweAlgorithm::RSA_OAEP_256),
+            &ours,
+            &at,
+            &SystemClock,
+        )
+        .unwrap_err();
+        assert_eq!(e.code(), "ERR_JWE_DECRYPTION_FAILED");
+        // A refresh yields another sealed access token.
+        let refreshed = refresh(addr, &r, session["refresh_token"].as_str().unwrap()).await;
+        assert_eq!(refreshed.status, 200, "{}", refreshed.body);
+        let again = body(&refreshed)["access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        jwt::decrypt_and_verify::<Value>(
+            &again,
+            &decrypter(&res.records, JweAlgorithm::RSA_OAEP_256),
+            &ours,
+            &at,
+            &SystemClock,
+        )
+        .unwrap();
+
+        // Introspection knows the sealed token, and tells nothing sealed.
+        let seen = form_post(addr, &r, "/oauth2/introspect", &format!("token={access}")).await;
+        let seen = body(&seen);
+        assert_eq!(seen["active"], true, "{seen}");
+        assert_eq!(seen["sub"], "user-1");
+        assert_eq!(seen["aud"], RECORDS);
+        assert_eq!(seen["sid"], sid.as_str());
+        assert_eq!(seen["tessera_format"], "jwe");
+        assert!(seen.get("record_id").is_none() && seen.get("email").is_none());
+
+        // Step-up: a sealed assertion with the fresh authentication.
+        let step = post_json(
+            &r,
+            &format!("/v1/sessions/{sid}/step-up"),
+            &format!(
+                r#"{{"audience":"{RECORDS}","amr":["hwk","pin"],"acr":"aal3","claims":{{"record_id":"MRN-1"}}}}"#
+            ),
+        )
+        .await;
+        assert_eq!(step.status, 200, "{}", step.body);
+        let step = body(&step);
+        assert_eq!(step["token_type"], "N_A");
+        assert_eq!(step["expires_in"], 300);
+        let assertion = step["assertion"].as_str().unwrap();
+        holds_nowhere(assertion, "MRN-1");
+        let opened = jwt::decrypt_and_verify::<Value>(
+            assertion,
+            &decrypter(&res.records, JweAlgorithm::RSA_OAEP_256),
+            &ours,
+            &Validation::new().audience(RECORDS).typ("step-up+jwt"),
+            &SystemClock,
+        )
+        .unwrap();
+        let c = opened.jwt().claims();
+        assert_eq!(c.sub.as_deref(), Some("user-1"));
+        assert_eq!(c.custom["sid"], sid.as_str());
+        assert_eq!(c.custom["amr"], json!(["hwk", "pin"]));
+        assert_eq!(c.custom["acr"], "aal3");
+        assert_eq!(c.custom["record_id"], "MRN-1");
+        let auth_time = c.custom["auth_time"].as_i64().unwrap();
+        assert!((SystemClock.now() - auth_time).abs() < 60);
+        // An access-token verifier never takes a step-up assertion.
+        let e = jwt::decrypt_and_verify::<Value>(
+            assertion,
+            &decrypter(&res.records, JweAlgorithm::RSA_OAEP_256),
+            &ours,
+            &at,
+            &SystemClock,
+        )
+        .unwrap_err();
+        assert_eq!(e.code(), "ERR_JWS_UNEXPECTED_TYP");
+        // Step-up refusals: a jws resource, an undeclared claim, no amr,
+        // someone else's session.
+        for (path, json, status) in [
+            (
+                format!("/v1/sessions/{sid}/step-up"),
+                format!(r#"{{"audience":"{API}","amr":["hwk"],"acr":"aal3"}}"#),
+                400,
+            ),
+            (
+                format!("/v1/sessions/{sid}/step-up"),
+                format!(
+                    r#"{{"audience":"{RECORDS}","amr":["hwk"],"acr":"aal3","claims":{{"ssn":"078-05-1120"}}}}"#
+                ),
+                400,
+            ),
+            (
+                format!("/v1/sessions/{sid}/step-up"),
+                format!(r#"{{"audience":"{RECORDS}","amr":[],"acr":"aal3"}}"#),
+                400,
+            ),
+            (
+                "/v1/sessions/ses_nope/step-up".to_owned(),
+                format!(r#"{{"audience":"{RECORDS}","amr":["hwk"],"acr":"aal3"}}"#),
+                404,
+            ),
+        ] {
+            let reply = post_json(&r, &path, &json).await;
+            assert_eq!(reply.status, status, "{json}: {}", reply.body);
+            assert!(body(&reply)["error"].is_string());
+        }
+
+        // Token exchange: the same step-up through RFC 8693.
+        let gateway = exchanger(&r).await;
+        let reply = exchange(
+            &r,
+            &gateway,
+            &format!(
+                "grant_type={TOKEN_EXCHANGE}&subject_token={access}&subject_token_type={ACCESS_TOKEN_TYPE}\
+                 &audience={RECORDS}&amr=hwk&acr=aal2"
+            ),
+        )
+        .await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        let b = body(&reply);
+        assert_eq!(
+            b["issued_token_type"],
+            "urn:ietf:params:oauth:token-type:jwt"
+        );
+        assert_eq!(b["token_type"], "N_A");
+        let opened = jwt::decrypt_and_verify::<Value>(
+            b["access_token"].as_str().unwrap(),
+            &decrypter(&res.records, JweAlgorithm::RSA_OAEP_256),
+            &ours,
+            &Validation::new().audience(RECORDS).typ("step-up+jwt"),
+            &SystemClock,
+        )
+        .unwrap();
+        assert_eq!(opened.jwt().claims().custom["acr"], "aal2");
+
+        // Federation: the partner gets exactly its released attributes.
+        let reply = exchange(
+            &r,
+            &gateway,
+            &format!(
+                "grant_type={TOKEN_EXCHANGE}&subject_token={access}&subject_token_type={ACCESS_TOKEN_TYPE}\
+                 &resource={PARTNER}"
+            ),
+        )
+        .await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        let b = body(&reply);
+        assert_eq!(
+            b["issued_token_type"],
+            "urn:ietf:params:oauth:token-type:jwt"
+        );
+        let federation = b["access_token"].as_str().unwrap();
+        holds_nowhere(federation, "alice@example.com");
+        let partner_decrypter = decrypter(&res.partner, JweAlgorithm::ECDH_ES_A256KW);
+        // The partner verifies with our published JWKS after decrypting.
+        let opened = jwt::decrypt_and_verify::<Value>(
+            federation,
+            &partner_decrypter,
+            &ours,
+            &Validation::new()
+                .issuer("https://auth.example.com")
+                .audience(PARTNER),
+            &SystemClock,
+        )
+        .unwrap();
+        assert_eq!(opened.outer_header().cty(), Some("JWT"));
+        assert_eq!(opened.outer_header().kid(), Some("partner-enc-1"));
+        let c = serde_json::to_value(opened.jwt().claims()).unwrap();
+        let mut names: Vec<&str> = c.as_object().unwrap().keys().map(String::as_str).collect();
+        names.sort_unstable();
+        assert_eq!(
+            names,
+            ["aud", "email", "exp", "iat", "iss", "jti", "org", "sub"],
+            "released attributes (sub, org, email) and the token's own claims, nothing else"
+        );
+        assert_eq!(c["email"], "alice@example.com");
+
+        // A nested token whose inner signature is not ours is refused.
+        let forger = Jwk::generate_ec(EcCurve::P256).unwrap();
+        let forged = jwt::sign_and_encrypt(
+            &Signer::new(&forger, JwsAlgorithm::ES256).unwrap(),
+            &JwsHeader::new(),
+            &Claims::new(json!({"org": "acme"}))
+                .issuer("https://auth.example.com")
+                .subject("admin")
+                .audience(PARTNER)
+                .expires_at(SystemClock.now() + 60),
+            &Encrypter::new(
+                &res.partner.to_public().unwrap(),
+                JweAlgorithm::ECDH_ES_A256KW,
+                JweEncryption::A256GCM,
+            )
+            .unwrap(),
+            &JweHeader::new(),
+        )
+        .unwrap();
+        let e = jwt::decrypt_and_verify::<Value>(
+            &forged,
+            &partner_decrypter,
+            &ours,
+            &Validation::new().audience(PARTNER),
+            &SystemClock,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(
+                e.code(),
+                "ERR_JWS_SIGNATURE_INVALID" | "ERR_JWS_UNKNOWN_KID"
+            ),
+            "{e}"
+        );
+
+        // Token exchange refusals: a client without the grant, a jws target,
+        // a subject token that is not ours.
+        let no_grant = form_post(
+            addr,
+            &r,
+            "/oauth2/token",
+            &format!(
+                "grant_type={TOKEN_EXCHANGE}&subject_token={access}&subject_token_type={ACCESS_TOKEN_TYPE}&audience={PARTNER}"
+            ),
+        )
+        .await;
+        assert_eq!(no_grant.status, 400);
+        assert_eq!(body(&no_grant)["error"], "unauthorized_client");
+        for (form, error) in [
+            (
+                format!("grant_type={TOKEN_EXCHANGE}&subject_token={access}&subject_token_type={ACCESS_TOKEN_TYPE}&audience={API}"),
+                "invalid_target",
+            ),
+            (
+                format!("grant_type={TOKEN_EXCHANGE}&subject_token={forged}&subject_token_type={ACCESS_TOKEN_TYPE}&audience={PARTNER}"),
+                "invalid_grant",
+            ),
+            (
+                format!("grant_type={TOKEN_EXCHANGE}&subject_token={access}&subject_token_type=urn:x&audience={PARTNER}"),
+                "invalid_request",
+            ),
+        ] {
+            let reply = exchange(&r, &gateway, &form).await;
+            assert_eq!(reply.status, 400, "{form}: {}", reply.body);
+            assert_eq!(body(&reply)["error"], error, "{form}");
+        }
+
+        // client_credentials for a sealed audience: sealed too.
+        let cc = form_post(
+            addr,
+            &r,
+            "/oauth2/token",
+            &format!("grant_type=client_credentials&audience={RECORDS}"),
+        )
+        .await;
+        assert_eq!(cc.status, 200, "{}", cc.body);
+        let token = body(&cc)["access_token"].as_str().unwrap().to_owned();
+        jwt::decrypt_and_verify::<Value>(
+            &token,
+            &decrypter(&res.records, JweAlgorithm::RSA_OAEP_256),
+            &ours,
+            &Validation::new().audience(RECORDS).typ("at+jwt"),
+            &SystemClock,
+        )
+        .unwrap();
+
+        // Revoking the sealed access token ends its session: introspection
+        // of every token of it turns inactive.
+        let revoked = form_post(addr, &r, "/oauth2/revoke", &format!("token={access}")).await;
+        assert_eq!(revoked.status, 200);
+        for token in [access.as_str(), assertion, federation] {
+            let seen = form_post(addr, &r, "/oauth2/introspect", &format!("token={token}")).await;
+            assert_eq!(body(&seen), json!({"active": false}));
+        }
+        r.server.shutdown().await;
+    }
+
+    /// A sealed resource's key is checked at start-up: a signing key, a weak
+    /// RSA key, a key of the wrong type, or an unreadable file stops it with
+    /// one error naming the configuration key.
+    #[tokio::test]
+    async fn bad_encryption_keys_stop_start_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let sig = Jwk::generate_rsa(2048)
+            .unwrap()
+            .with_use(KeyUse::Signature)
+            .unwrap();
+        // A 1024-bit modulus (a key of this size must not be accepted).
+        let weak = format!(
+            r#"{{"kty":"RSA","e":"AQAB","n":"{}"}}"#,
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode([0xd5u8; 128])
+        );
+        let ec = Jwk::generate_ec(EcCurve::P256).unwrap();
+        for (name, key, alg, expect) in [
+            (
+                "sig.jwk",
+                sig.to_public().unwrap().to_json(),
+                "RSA-OAEP-256",
+                "\"sig\"",
+            ),
+            ("weak.jwk", weak, "RSA-OAEP-256", "weak"),
+            (
+                "ec.jwk",
+                ec.to_public().unwrap().to_json(),
+                "RSA-OAEP-256",
+                "EC",
+            ),
+            (
+                "empty.jwks",
+                r#"{"keys":[]}"#.to_owned(),
+                "RSA-OAEP-256",
+                "empty",
+            ),
+        ] {
+            let path = dir.path().join(name);
+            std::fs::write(&path, key).unwrap();
+            let toml = dir.path().join("tessera.toml");
+            std::fs::write(
+                &toml,
+                format!(
+                    "data_dir = {:?}\n[[resources]]\naudience = \"x\"\nformat = \"jwe\"\nalg = \"{alg}\"\nencryption_key = {:?}\n",
+                    dir.path().join("data").display().to_string(),
+                    path.display().to_string()
+                ),
+            )
+            .unwrap();
+            let config = Config::load(Some(&toml), Vec::new(), Some("127.0.0.1:0")).unwrap();
+            match Server::start(config, Some(&"42".repeat(32))).await {
+                Err(StartError::Config(e)) => {
+                    assert_eq!(e.key, "resources[0].encryption_key", "{name}: {e}");
+                    assert!(e.message.contains(expect), "{name}: {e}");
+                }
+                Err(other) => panic!("{name}: {other}"),
+                Ok(s) => {
+                    s.shutdown().await;
+                    panic!("{name}: started");
+                }
+            }
+        }
+    }
+
+    /// `encryption_jwks_uri`: fetched at start-up and when refreshed; a
+    /// failed refresh keeps the last good key.
+    #[tokio::test]
+    async fn jwks_uri_is_fetched_at_start_and_refreshed_keeping_the_last_good_key() {
+        use std::sync::{Arc, Mutex};
+        use tessera_server::sealing::SealingKeys;
+        let first = Jwk::generate_rsa(2048).unwrap().with_kid("k1");
+        let second = Jwk::generate_rsa(2048).unwrap().with_kid("k2");
+        let served: Arc<Mutex<(u16, String)>> = Arc::new(Mutex::new((
+            200,
+            format!(r#"{{"keys":[{}]}}"#, first.to_public().unwrap().to_json()),
+        )));
+        let hits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let app = {
+            let served = served.clone();
+            let hits = hits.clone();
+            axum::Router::new().route(
+                "/jwks.json",
+                axum::routing::get(move || {
+                    let served = served.clone();
+                    hits.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    async move {
+                        let (status, body) = served.lock().unwrap().clone();
+                        (axum::http::StatusCode::from_u16(status).unwrap(), body)
+                    }
+                }),
+            )
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let jwks_addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let uri = format!("http://{jwks_addr}/jwks.json");
+        let resources =
+            format!("[[resources]]\naudience = \"{RECORDS}\"\nformat = \"jwe\"\nencryption_jwks_uri = \"{uri}\"\n");
+
+        // The service starts with the fetched key and seals to it; no
+        // request makes it fetch again.
+        let r = running(&resources).await;
+        let before = hits.load(std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(before, 1, "fetched once, at start-up");
+        let reply = post_json(
+            &r,
+            "/v1/sessions",
+            &format!(r#"{{"sub":"u","org":"o","audience":"{RECORDS}"}}"#),
+        )
+        .await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        let token = body(&reply)["access_token"].as_str().unwrap().to_owned();
+        let ours = verifier(r.server.local_addr()).await;
+        let opened = jwt::decrypt_and_verify::<Value>(
+            &token,
+            &decrypter(&first, JweAlgorithm::RSA_OAEP_256),
+            &ours,
+            &Validation::new().audience(RECORDS),
+            &SystemClock,
+        )
+        .unwrap();
+        assert_eq!(opened.outer_header().kid(), Some("k1"));
+        assert_eq!(
+            hits.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "no fetch per request"
+        );
+        r.server.shutdown().await;
+
+        // Refresh: a new key is picked up; a failing endpoint keeps it.
+        let dir = tempfile::tempdir().unwrap();
+        let toml = dir.path().join("tessera.toml");
+        std::fs::write(&toml, &resources).unwrap();
+        let config = Config::load(Some(&toml), Vec::new(), Some("127.0.0.1:0")).unwrap();
+        let http = tessera_server::sealing::http_client().unwrap();
+        let keys = SealingKeys::load(&config, &http).await.unwrap();
+        assert_eq!(keys.get(RECORDS).unwrap().kid.as_deref(), Some("k1"));
+        served.lock().unwrap().1 =
+            format!(r#"{{"keys":[{}]}}"#, second.to_public().unwrap().to_json());
+        keys.refresh(&config.resources[0], &http).await.unwrap();
+        assert_eq!(keys.get(RECORDS).unwrap().kid.as_deref(), Some("k2"));
+        served.lock().unwrap().0 = 503;
+        assert!(keys.refresh(&config.resources[0], &http).await.is_err());
+        assert_eq!(
+            keys.get(RECORDS).unwrap().kid.as_deref(),
+            Some("k2"),
+            "last good key kept"
+        );
+        *served.lock().unwrap() = (200, "{\"keys\":[]}".to_owned());
+        assert!(keys.refresh(&config.resources[0], &http).await.is_err());
+        assert_eq!(
+            keys.get(RECORDS).unwrap().kid.as_deref(),
+            Some("k2"),
+            "never an empty set"
+        );
+        // Unreachable at start-up: the service does not start.
+        served.lock().unwrap().0 = 404;
+        let e = SealingKeys::load(&config, &http).await.unwrap_err();
+        assert_eq!(e.key, "resources[0].encryption_jwks_uri");
+    }
+}
