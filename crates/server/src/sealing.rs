@@ -68,7 +68,9 @@ impl SealingKeys {
         self.by_audience.read().ok()?.get(audience).cloned()
     }
 
-    fn set(&self, audience: &str, recipient: Recipient) {
+    /// Puts `recipient` in use for `audience` (start-up and refreshes do
+    /// this; benches and tests build a set by hand with it).
+    pub fn set(&self, audience: &str, recipient: Recipient) {
         if let Ok(mut map) = self.by_audience.write() {
             map.insert(audience.to_owned(), Arc::new(recipient));
         }
