@@ -101,7 +101,8 @@ pub(crate) enum ClientsCommand {
         /// A name for humans.
         #[arg(long)]
         name: String,
-        /// Grants, comma-separated: sessions, client_credentials, refresh_token.
+        /// Grants, comma-separated: sessions, client_credentials, refresh_token,
+        /// token_exchange (RFC 8693: step-up assertions and partner tokens).
         #[arg(long, value_delimiter = ',', required = true)]
         grant: Vec<String>,
         /// Authenticate with private_key_jwt (RFC 7523) using the keys of this

@@ -93,7 +93,9 @@ fn issuance(c: &mut Criterion) {
     let config = config(dir.path());
     let sealing = SealingKeys::default();
     let records = Jwk::generate_rsa(2048).unwrap().with_kid("records-1");
-    let partner = Jwk::generate_ec(EcCurve::P256).unwrap().with_kid("partner-1");
+    let partner = Jwk::generate_ec(EcCurve::P256)
+        .unwrap()
+        .with_kid("partner-1");
     let (enc, records_alg) = (JweEncryption::A256GCM, JweAlgorithm::RSA_OAEP_256);
     sealing.set(
         RECORDS,
@@ -108,7 +110,11 @@ fn issuance(c: &mut Criterion) {
         )
         .unwrap(),
     );
-    for alg in [JwsAlgorithm::RS256, JwsAlgorithm::ES256, JwsAlgorithm::EdDSA] {
+    for alg in [
+        JwsAlgorithm::RS256,
+        JwsAlgorithm::ES256,
+        JwsAlgorithm::EdDSA,
+    ] {
         let keys = snapshot(alg);
         let mut group = c.benchmark_group(format!("issuance/{}", alg.name()));
         group
@@ -119,8 +125,7 @@ fn issuance(c: &mut Criterion) {
             group.bench_function(format, |b| {
                 b.iter(|| {
                     black_box(
-                        tokens::access_token(&keys, &config, &sealing, black_box(&s), NOW)
-                            .unwrap(),
+                        tokens::access_token(&keys, &config, &sealing, black_box(&s), NOW).unwrap(),
                     )
                 })
             });

@@ -13,10 +13,24 @@
 //! access_ttl = "15m"
 //! session_ttl = "12h"
 //! refresh_ttl = "30d"
-//! [[resources]]
+//! step_up_ttl = "5m"
+//! [[resources]]                        # one per audience; unlisted ones get jws, no custom claims
 //! audience = "https://api.example.com"
-//! format = "jws"
+//! format = "jws"                       # signed: anyone holding it reads it
 //! claims = ["tenant_tier"]
+//! [[resources]]
+//! audience = "https://records.example.com"
+//! format = "jwe"                       # our signed JWT, sealed to the resource's key
+//! encryption_key = "records.pub.jwk"   # or encryption_jwks_uri = "https://…" (+ encryption_jwks_refresh = "1h")
+//! alg = "RSA-OAEP-256"                 # or RSA-OAEP-384/512, ECDH-ES+A128KW/A192KW/A256KW
+//! enc = "A256GCM"
+//! claims = ["record_id"]               # may hold personal data: it is sealed
+//! [[resources]]
+//! audience = "https://partner.example.org"
+//! format = "nested"                    # a partner: signed, sealed, only `release` leaves
+//! encryption_jwks_uri = "https://partner.example.org/jwks.json"
+//! alg = "ECDH-ES+A256KW"
+//! release = ["sub", "org"]
 //! ```
 
 use std::fmt;
