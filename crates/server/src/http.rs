@@ -433,6 +433,27 @@ fn no_store(value: Value) -> Response {
     response
 }
 
+/// A JSON request of a client with the `sessions` grant: authenticated
+/// first, then the body (bounded, strict JSON, no duplicate members) as `T`.
+async fn json_request<S: Store, T: serde::de::DeserializeOwned>(
+    state: &AppState<S>,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(T, ClientRecord), ApiError> {
+    let body = body_bytes(body)?;
+    let client = authenticate(state, headers, None).await?;
+    if !client.grants.iter().any(|g| g == "sessions") {
+        return Err(ApiError::unauthorized_client("sessions"));
+    }
+    require_content_type(headers, "application/json")?;
+    let limits = tessera_jose::json::Limits::default();
+    let body = tessera_jose::json::parse_object(&body, &limits, "request body")
+        .map_err(|e| ApiError::invalid_request(e.to_string()))?;
+    let request = serde_json::from_value(Value::Object(body))
+        .map_err(|e| ApiError::invalid_request(format!("request body: {e}")))?;
+    Ok((request, client))
+}
+
 /// `POST /v1/sessions`: a trusted client mints a session for a user it has
 /// authenticated. Body `{"sub", "org", "roles", "amr", "audience", "claims"}`;
 /// answer `{"session_id", "access_token", "session_token", "refresh_token",
@@ -443,17 +464,8 @@ pub(crate) async fn create_session<S: Store>(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let body = body_bytes(body)?;
-    let client = authenticate(&state, &headers, None).await?;
-    if !client.grants.iter().any(|g| g == "sessions") {
-        return Err(ApiError::unauthorized_client("sessions"));
-    }
-    require_content_type(&headers, "application/json")?;
-    let limits = tessera_jose::json::Limits::default();
-    let body = tessera_jose::json::parse_object(&body, &limits, "request body")
-        .map_err(|e| ApiError::invalid_request(e.to_string()))?;
-    let request: crate::api::SessionRequest = serde_json::from_value(Value::Object(body))
-        .map_err(|e| ApiError::invalid_request(format!("request body: {e}")))?;
+    let (request, client): (crate::api::SessionRequest, _) =
+        json_request(&state, &headers, body).await?;
     let crate::api::SessionRequest {
         sub,
         org,
@@ -747,17 +759,8 @@ pub(crate) async fn step_up<S: Store>(
     Path(id): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let body = body_bytes(body)?;
-    let client = authenticate(&state, &headers, None).await?;
-    if !client.grants.iter().any(|g| g == "sessions") {
-        return Err(ApiError::unauthorized_client("sessions"));
-    }
-    require_content_type(&headers, "application/json")?;
-    let limits = tessera_jose::json::Limits::default();
-    let body = tessera_jose::json::parse_object(&body, &limits, "request body")
-        .map_err(|e| ApiError::invalid_request(e.to_string()))?;
-    let request: crate::api::StepUpRequest = serde_json::from_value(Value::Object(body))
-        .map_err(|e| ApiError::invalid_request(format!("request body: {e}")))?;
+    let (request, client): (crate::api::StepUpRequest, _) =
+        json_request(&state, &headers, body).await?;
     let now = SystemClock.now();
     let session = live_session(&state, &id, Some(&client.id), now).await?;
     let resource = state.config.resource(&request.audience);

@@ -174,14 +174,19 @@ fn mint(
     })
 }
 
-/// An access token for a session's user, in its audience's format: `iss,
-/// sub, aud, exp, iat, jti, org, roles, amr, client_id, sid` and the
-/// session's (guarded) custom claims. It never outlives the session.
-pub fn access_token(
+/// A token for `resource` carrying the session's user: `iss, sub, aud,
+/// exp, iat, jti, org, roles, amr, client_id, sid` and the session's
+/// (guarded) custom claims, living as long as an access token and never
+/// past the session.
+#[allow(clippy::too_many_arguments)]
+fn for_session(
     keys: &Snapshot,
     config: &Config,
     sealing: &SealingKeys,
     session: &SessionRecord,
+    resource: &Resource,
+    typ: &str,
+    issued: &Issued<'_>,
     now: i64,
 ) -> Result<Minted, MintError> {
     let exp = now
@@ -190,17 +195,30 @@ pub fn access_token(
     let claims = Claims::new(session_claims(session, session.claims.clone()))
         .issuer(&config.issuer)
         .subject(&session.sub)
-        .audience(&session.audience)
+        .audience(&resource.audience)
         .issued_at(now)
         .expires_at(exp)
         .jwt_id(&jti()?);
+    mint(keys, sealing, resource, typ, claims, issued, now)
+}
+
+/// An access token for a session's user, in its audience's format.
+pub fn access_token(
+    keys: &Snapshot,
+    config: &Config,
+    sealing: &SealingKeys,
+    session: &SessionRecord,
+    now: i64,
+) -> Result<Minted, MintError> {
     let issued = Issued {
         client_id: &session.client_id,
         session_id: Some(&session.id),
         kind: Kind::Access,
     };
     let resource = config.resource(&session.audience);
-    mint(keys, sealing, &resource, ACCESS_TYP, claims, &issued, now)
+    for_session(
+        keys, config, sealing, session, &resource, ACCESS_TYP, &issued, now,
+    )
 }
 
 /// A session token: the session itself, for the client and for tessera
@@ -312,7 +330,7 @@ pub fn step_up_assertion(
 
 /// A federation token for a partner (a `nested` resource): the session's
 /// attributes, of which only the partner's `release` list leaves, signed
-/// and sealed to the partner. Lives as long as an access token.
+/// and sealed to the partner, issued to `client_id` (the exchanging client).
 pub fn federation_token(
     keys: &Snapshot,
     config: &Config,
@@ -322,20 +340,19 @@ pub fn federation_token(
     client_id: &str,
     now: i64,
 ) -> Result<Minted, MintError> {
-    let exp = now
-        .saturating_add(secs(config.tokens.access_ttl))
-        .min(session.expires_at);
-    let claims = Claims::new(session_claims(session, session.claims.clone()))
-        .issuer(&config.issuer)
-        .subject(&session.sub)
-        .audience(&partner.audience)
-        .issued_at(now)
-        .expires_at(exp)
-        .jwt_id(&jti()?);
     let issued = Issued {
         client_id,
         session_id: Some(&session.id),
         kind: Kind::Federation,
     };
-    mint(keys, sealing, partner, FEDERATION_TYP, claims, &issued, now)
+    for_session(
+        keys,
+        config,
+        sealing,
+        session,
+        partner,
+        FEDERATION_TYP,
+        &issued,
+        now,
+    )
 }
