@@ -12,6 +12,7 @@ CREATE TABLE sealed_tokens (
     sub         TEXT NOT NULL,
     audience    TEXT NOT NULL,
     issued_at   INTEGER NOT NULL,
-    expires_at  INTEGER NOT NULL
+    expires_at  INTEGER NOT NULL,
+    revoked_at  INTEGER
 );
 CREATE INDEX sealed_tokens_expiry ON sealed_tokens (expires_at);

@@ -827,7 +827,7 @@ async fn token_exchange<S: Store>(
             .sealed(&tokens::refresh_hash(subject))
             .await
             .map_err(ApiError::server)?
-            .filter(|t| t.kind == "access_token" && t.expires_at > now)
+            .filter(|t| t.kind == "access_token" && t.expires_at > now && t.revoked_at.is_none())
             .ok_or_else(not_live)?
             .session_id
     } else {
@@ -1034,7 +1034,7 @@ pub(crate) async fn introspect<S: Store>(
                 s.is_some_and(|s| s.revoked_at.is_none() && s.expires_at > now)
             }
         };
-        if t.expires_at <= now || !session_ok {
+        if t.expires_at <= now || t.revoked_at.is_some() || !session_ok {
             return Ok(inactive());
         }
         // What tessera kept of it: never the sealed claims themselves.
@@ -1098,9 +1098,17 @@ pub(crate) async fn revoke<S: Store>(
             .filter(|_| own)
             .map(str::to_owned)
     } else if looks_sealed(token) {
+        // The token itself stops being active; a session it was issued
+        // into for this client ends too, as for a JWS access token.
+        let hash = tokens::refresh_hash(token);
         state
             .store
-            .sealed(&tokens::refresh_hash(token))
+            .revoke_sealed(&hash, &client.id, now)
+            .await
+            .map_err(ApiError::server)?;
+        state
+            .store
+            .sealed(&hash)
             .await
             .map_err(ApiError::server)?
             .filter(|t| t.client_id == client.id)

@@ -253,6 +253,8 @@ pub struct SealedRecord {
     pub issued_at: i64,
     /// Unix seconds.
     pub expires_at: i64,
+    /// When it was revoked (RFC 7009), if it was.
+    pub revoked_at: Option<i64>,
 }
 
 /// A refresh token looked up by its hash (introspection, revocation).
@@ -355,6 +357,14 @@ pub trait Store: Send + Sync + 'static {
         &self,
         hash: &[u8],
     ) -> impl Future<Output = Result<Option<SealedRecord>, StoreError>> + Send;
+    /// Revokes the sealed token hashed `hash` if it was issued to
+    /// `client_id`; false if unknown or not the client's.
+    fn revoke_sealed(
+        &self,
+        hash: &[u8],
+        client_id: &str,
+        now: i64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 }
 
 fn json_list(text: &str) -> Result<Vec<String>, StoreError> {
@@ -784,7 +794,7 @@ impl Store for SqliteStore {
     async fn sealed(&self, hash: &[u8]) -> Result<Option<SealedRecord>, StoreError> {
         let row = sqlx::query(
             "SELECT hash, jti, kind, format, client_id, session_id, sub, audience, issued_at, \
-             expires_at FROM sealed_tokens WHERE hash = ?1",
+             expires_at, revoked_at FROM sealed_tokens WHERE hash = ?1",
         )
         .bind(hash)
         .fetch_optional(&self.pool)
@@ -801,9 +811,28 @@ impl Store for SqliteStore {
                 audience: r.try_get("audience")?,
                 issued_at: r.try_get("issued_at")?,
                 expires_at: r.try_get("expires_at")?,
+                revoked_at: r.try_get("revoked_at")?,
             })
         })
         .transpose()
+    }
+
+    async fn revoke_sealed(
+        &self,
+        hash: &[u8],
+        client_id: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE sealed_tokens SET revoked_at = COALESCE(revoked_at, ?1) \
+             WHERE hash = ?2 AND client_id = ?3",
+        )
+        .bind(now)
+        .bind(hash)
+        .bind(client_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 }
 

@@ -166,6 +166,7 @@ fn mint(
         audience: resource.audience.clone(),
         issued_at: now,
         expires_at,
+        revoked_at: None,
     };
     Ok(Minted {
         token,

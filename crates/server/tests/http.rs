@@ -1295,6 +1295,29 @@ release = ["sub", "org", "email"]
         .await
     }
 
+    async fn introspect(r: &Running, token: &str) -> Value {
+        body(
+            &form_post(
+                r.server.local_addr(),
+                r,
+                "/oauth2/introspect",
+                &format!("token={token}"),
+            )
+            .await,
+        )
+    }
+
+    async fn revoke_as(r: &Running, who: &(String, String), token: &str) -> Reply {
+        send(
+            r.server.local_addr(),
+            "POST",
+            "/oauth2/revoke",
+            &[basic(&who.0, &who.1), form_type()],
+            &format!("token={token}"),
+        )
+        .await
+    }
+
     #[tokio::test]
     async fn each_format_end_to_end() {
         let res = resources();
@@ -1612,6 +1635,20 @@ release = ["sub", "org", "email"]
             &SystemClock,
         )
         .unwrap();
+
+        // The gateway revokes the federation token it was given: that token
+        // stops being active; the user's session (not the gateway's) goes on.
+        assert_eq!(introspect(&r, federation).await["active"], true);
+        assert_eq!(revoke_as(&r, &gateway, federation).await.status, 200);
+        assert_eq!(introspect(&r, federation).await, json!({"active": false}));
+        assert_eq!(
+            introspect(&r, &access).await["active"],
+            true,
+            "session lives on"
+        );
+        // Another client cannot revoke a token that is not its own.
+        assert_eq!(revoke_as(&r, &gateway, assertion).await.status, 200);
+        assert_eq!(introspect(&r, assertion).await["active"], true);
 
         // Revoking the sealed access token ends its session: introspection
         // of every token of it turns inactive.
