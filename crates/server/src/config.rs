@@ -5,7 +5,7 @@
 //! ```toml
 //! issuer   = "https://auth.example.com"
 //! listen   = "127.0.0.1:8080"
-//! data_dir = "./tessera-data"          # or: database_url = "sqlite://…"
+//! data_dir = "./tessera-data"          # or: database_url = "sqlite://…" | "postgres://…"
 //! [signing]
 //! alg = "RS256"                        # PS256, ES256, EdDSA selectable
 //! rotate_every = "30d"
@@ -311,10 +311,11 @@ impl Config {
         );
         let database_url = t.string("database_url")?;
         if let Some(url) = &database_url {
-            if !url.starts_with("sqlite:") {
+            let known = ["sqlite:", "postgres://", "postgresql://"];
+            if !known.iter().any(|p| url.starts_with(p)) {
                 return Err(err(
                     "database_url",
-                    "only sqlite:// URLs are supported in this version",
+                    "expected sqlite://… (one node) or postgres://… (several nodes sharing one state)",
                 ));
             }
         }
@@ -963,7 +964,7 @@ encryption_jwks_uri = "http://127.0.0.1:9/jwks"
                 &[],
                 "resources[0].claim",
             ),
-            ("database_url = \"postgres://db\"", &[], "database_url"),
+            ("database_url = \"mysql://db\"", &[], "database_url"),
             ("[log]\nformat = \"xml\"", &[], "log.format"),
             ("", &[("TESSERA_ISSUR", "https://x")], "TESSERA_ISSUR"),
             ("", &[("TESSERA_LISTEN", "nope")], "listen"),

@@ -470,7 +470,7 @@ pub async fn rotate_now<S: Store>(
 #[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
-    use crate::store::SqliteStore;
+    use crate::store::SqlStore;
 
     const DAY: i64 = 86_400;
 
@@ -490,9 +490,7 @@ mod tests {
     #[tokio::test]
     async fn lifecycle_next_current_retiring_retired() {
         let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open_file(&dir.path().join("t.db"))
-            .await
-            .unwrap();
+        let store = SqlStore::open_file(&dir.path().join("t.db")).await.unwrap();
         let master = MasterKey::from_bytes(&[1u8; 32]).unwrap();
         let r = rules();
         let t0 = 1_800_000_000;
@@ -541,9 +539,7 @@ mod tests {
     #[tokio::test]
     async fn manual_rotation_waits_for_jwks_caches() {
         let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open_file(&dir.path().join("t.db"))
-            .await
-            .unwrap();
+        let store = SqlStore::open_file(&dir.path().join("t.db")).await.unwrap();
         let master = MasterKey::from_bytes(&[2u8; 32]).unwrap();
         let r = rules();
         let t0 = 1_800_000_000;
@@ -567,9 +563,7 @@ mod tests {
     #[tokio::test]
     async fn a_wrong_master_key_cannot_open_the_keys() {
         let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open_file(&dir.path().join("t.db"))
-            .await
-            .unwrap();
+        let store = SqlStore::open_file(&dir.path().join("t.db")).await.unwrap();
         let t0 = 1_800_000_000;
         maintain(
             &store,

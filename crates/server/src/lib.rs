@@ -40,7 +40,7 @@ use tokio::task::JoinHandle;
 
 use crate::config::Config;
 use crate::keys::{KeyRing, Lifecycle, MasterKeySource};
-use crate::store::SqliteStore;
+use crate::store::SqlStore;
 
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
@@ -73,11 +73,11 @@ const MAINTENANCE_EVERY: Duration = Duration::from_secs(60);
 /// Opens the store named by the configuration (the SQLite file in the data
 /// directory unless `database_url` says otherwise), creating the data
 /// directory (mode 0700) if needed.
-pub async fn open_store(config: &Config) -> Result<SqliteStore, StartError> {
+pub async fn open_store(config: &Config) -> Result<SqlStore, StartError> {
     keys::prepare_data_dir(&config.data_dir)?;
     Ok(match &config.database_url {
-        Some(url) => SqliteStore::open_url(url).await?,
-        None => SqliteStore::open_file(&config.data_dir.join("tessera.db")).await?,
+        Some(url) => SqlStore::open_url(url).await?,
+        None => SqlStore::open_file(&config.data_dir.join("tessera.db")).await?,
     })
 }
 
@@ -143,8 +143,8 @@ pub struct Server {
     stop: watch::Sender<bool>,
     serving: JoinHandle<()>,
     maintenance: JoinHandle<()>,
-    store: SqliteStore,
-    state: Arc<http::AppState<SqliteStore>>,
+    store: SqlStore,
+    state: Arc<http::AppState<SqlStore>>,
 }
 
 impl Server {
@@ -284,7 +284,7 @@ impl Server {
     }
 
     /// The store it uses (for administration alongside the running service).
-    pub fn store(&self) -> &SqliteStore {
+    pub fn store(&self) -> &SqlStore {
         &self.store
     }
 

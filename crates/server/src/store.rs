@@ -1,14 +1,18 @@
-//! Persistence. [`Store`] is what the service needs; [`SqliteStore`] is the
-//! default implementation (one file in the data directory, WAL, migrations
-//! embedded and applied at start-up). Every state change that must not be
-//! lost is one transaction.
+//! Persistence. [`Store`] is what the service needs; [`SqlStore`] is its
+//! one implementation, on SQLite (the default: one file in the data
+//! directory, WAL) or PostgreSQL (`database_url = "postgres://…"`, several
+//! nodes sharing one state). Migrations are embedded, one set per database,
+//! and applied at start-up. Every state change that must not be lost is one
+//! transaction; what must happen once across nodes (a refresh token used, a
+//! key rotated) is decided by the database, never in a node's memory.
 
 use std::future::Future;
 use std::path::Path;
 use std::str::FromStr;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, SqlitePool};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
+use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::{AnyPool, ConnectOptions, Executor, Row};
 
 /// A store failure. The message is for the operator's log; it never holds
 /// a secret.
@@ -371,7 +375,7 @@ fn json_list(text: &str) -> Result<Vec<String>, StoreError> {
     serde_json::from_str(text).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
-fn session_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<SessionRecord, StoreError> {
+fn session_from_row(r: &AnyRow) -> Result<SessionRecord, StoreError> {
     Ok(SessionRecord {
         id: r.try_get("id")?,
         client_id: r.try_get("client_id")?,
@@ -391,56 +395,138 @@ fn session_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<SessionRecord, StoreE
 const SESSION_COLUMNS: &str =
     "id, client_id, sub, org, roles, amr, audience, claims, created_at, expires_at, revoked_at";
 
-/// The default store: SQLite.
-#[derive(Debug, Clone)]
-pub struct SqliteStore {
-    pool: SqlitePool,
+/// Which database a [`SqlStore`] speaks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// SQLite: one node.
+    Sqlite,
+    /// PostgreSQL: one or several nodes.
+    Postgres,
 }
 
-static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+/// The store, on SQLite or PostgreSQL (through sqlx's `Any` driver, so one
+/// implementation serves both).
+#[derive(Debug, Clone)]
+pub struct SqlStore {
+    pool: AnyPool,
+    backend: Backend,
+}
 
-impl SqliteStore {
-    /// Opens (creating if needed) the database file at `path` and applies
-    /// the migrations.
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// The key under which PostgreSQL nodes take turns changing signing keys
+/// (`pg_advisory_xact_lock`): "tessera keys".
+const KEY_ROTATION_LOCK: i64 = 0x7465_7373_6b65_7973;
+
+impl SqlStore {
+    /// Opens (creating if needed) the SQLite database file at `path` and
+    /// applies the migrations.
     pub async fn open_file(path: &Path) -> Result<Self, StoreError> {
-        let options = SqliteConnectOptions::new()
+        let url = SqliteConnectOptions::new()
             .filename(path)
-            .create_if_missing(true);
-        Self::open_with(options).await
+            .create_if_missing(true)
+            .to_url_lossy();
+        Self::open_url(url.as_str()).await
     }
 
-    /// Opens a `sqlite://` URL.
+    /// Opens a `sqlite:` or `postgres://` (`postgresql://`) URL and applies
+    /// the migrations. SQLite files are created if missing.
     pub async fn open_url(url: &str) -> Result<Self, StoreError> {
-        let options = SqliteConnectOptions::from_str(url)?.create_if_missing(true);
-        Self::open_with(options).await
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres
+        } else {
+            return Err(StoreError::Corrupt(
+                "database_url must be sqlite:… or postgres://…".into(),
+            ));
+        };
+        let url = match backend {
+            Backend::Sqlite => {
+                let options = SqliteConnectOptions::from_str(url)?.create_if_missing(true);
+                options.to_url_lossy().to_string()
+            }
+            Backend::Postgres => url.to_owned(),
+        };
+        let options = AnyConnectOptions::from_str(&url)?.disable_statement_logging();
+        let pool = match backend {
+            Backend::Sqlite => {
+                AnyPoolOptions::new()
+                    .max_connections(4)
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            conn.execute(
+                                "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+                                 PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;",
+                            )
+                            .await?;
+                            Ok(())
+                        })
+                    })
+                    .connect_with(options)
+                    .await?
+            }
+            Backend::Postgres => {
+                AnyPoolOptions::new()
+                    .max_connections(16)
+                    .acquire_timeout(std::time::Duration::from_secs(10))
+                    .connect_with(options)
+                    .await?
+            }
+        };
+        match backend {
+            Backend::Sqlite => SQLITE_MIGRATIONS.run(&pool).await?,
+            Backend::Postgres => POSTGRES_MIGRATIONS.run(&pool).await?,
+        }
+        Ok(SqlStore { pool, backend })
     }
 
-    async fn open_with(options: SqliteConnectOptions) -> Result<Self, StoreError> {
-        let options = options
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .foreign_keys(true)
-            .busy_timeout(std::time::Duration::from_secs(5));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options)
-            .await?;
-        MIGRATIONS.run(&pool).await?;
-        Ok(SqliteStore { pool })
+    /// Which database this is.
+    pub fn backend(&self) -> Backend {
+        self.backend
     }
 
     /// Closes the pool (on shutdown).
     pub async fn close(&self) {
         self.pool.close().await;
     }
+
+    /// The statement for this database: the queries are written with
+    /// SQLite's numbered `?N` parameters, PostgreSQL's are `$N`.
+    fn sql(&self, query: &str) -> String {
+        match self.backend {
+            Backend::Sqlite => query.to_owned(),
+            Backend::Postgres => query.replace('?', "$"),
+        }
+    }
+
+    async fn insert_refresh(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        r: &RefreshRecord,
+    ) -> Result<(), StoreError> {
+        sqlx::query(&self.sql(
+            "INSERT INTO refresh_tokens (hash, family_id, session_id, client_id, created_at, expires_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        ))
+        .bind(&r.hash)
+        .bind(&r.family_id)
+        .bind(&r.session_id)
+        .bind(&r.client_id)
+        .bind(r.created_at)
+        .bind(r.expires_at)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
 }
 
-impl Store for SqliteStore {
+impl Store for SqlStore {
     async fn signing_keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT kid, alg, state, public_jwk, sealed_private, created_at, activates_at, retires_at \
-             FROM signing_keys ORDER BY created_at, activates_at, kid",
-        )
+        let rows = sqlx::query(&self.sql("SELECT kid, alg, state, public_jwk, sealed_private, created_at, activates_at, retires_at \
+             FROM signing_keys ORDER BY created_at, activates_at, kid"))
         .fetch_all(&self.pool)
         .await?;
         rows.into_iter()
@@ -465,14 +551,22 @@ impl Store for SqliteStore {
         new_keys: &[KeyRecord],
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
+        if self.backend == Backend::Postgres {
+            // One node at a time changes keys; the others wait here, then find
+            // their plan stale (the states below no longer match) and reload.
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(KEY_ROTATION_LOCK)
+                .execute(&mut *tx)
+                .await?;
+        }
         for t in transitions {
-            let done = sqlx::query(
+            let done = sqlx::query(&self.sql(
                 "UPDATE signing_keys SET state = ?1, \
                    activates_at = COALESCE(?2, activates_at), \
                    retires_at = COALESCE(?3, retires_at), \
                    sealed_private = CASE WHEN ?1 = 'retired' THEN NULL ELSE sealed_private END \
                  WHERE kid = ?4 AND state = ?5",
-            )
+            ))
             .bind(t.to.as_str())
             .bind(t.activates_at)
             .bind(t.retires_at)
@@ -485,11 +579,9 @@ impl Store for SqliteStore {
             }
         }
         for k in new_keys {
-            sqlx::query(
-                "INSERT INTO signing_keys \
+            sqlx::query(&self.sql("INSERT INTO signing_keys \
                  (kid, alg, state, public_jwk, sealed_private, created_at, activates_at, retires_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            )
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"))
             .bind(&k.kid)
             .bind(&k.alg)
             .bind(k.state.as_str())
@@ -499,7 +591,14 @@ impl Store for SqliteStore {
             .bind(k.activates_at)
             .bind(k.retires_at)
             .execute(&mut *tx)
-            .await?;
+            .await
+            .map_err(|e| match e.as_database_error() {
+                // Another node added the next key first (one `next`, one `current`).
+                Some(db) if db.is_unique_violation() => {
+                    StoreError::Conflict("another node added a key meanwhile")
+                }
+                _ => StoreError::Database(e),
+            })?;
         }
         tx.commit().await?;
         Ok(())
@@ -508,9 +607,7 @@ impl Store for SqliteStore {
     async fn create_client(&self, c: &ClientRecord) -> Result<(), StoreError> {
         let grants =
             serde_json::to_string(&c.grants).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        sqlx::query(
-            "INSERT INTO clients (id, name, secret_hash, grants, created_at, jwks) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        )
+        sqlx::query(&self.sql("INSERT INTO clients (id, name, secret_hash, grants, created_at, jwks) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"))
         .bind(&c.id)
         .bind(&c.name)
         .bind(&c.secret_hash)
@@ -523,18 +620,16 @@ impl Store for SqliteStore {
     }
 
     async fn clients(&self) -> Result<Vec<ClientRecord>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, name, secret_hash, grants, created_at, jwks FROM clients ORDER BY created_at, id",
-        )
+        let rows = sqlx::query(&self.sql("SELECT id, name, secret_hash, grants, created_at, jwks FROM clients ORDER BY created_at, id"))
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(client_from_row).collect()
     }
 
     async fn client(&self, id: &str) -> Result<Option<ClientRecord>, StoreError> {
-        let row = sqlx::query(
+        let row = sqlx::query(&self.sql(
             "SELECT id, name, secret_hash, grants, created_at, jwks FROM clients WHERE id = ?1",
-        )
+        ))
         .bind(id)
         .fetch_optional(&self.pool)
         .await?;
@@ -549,14 +644,14 @@ impl Store for SqliteStore {
         now: i64,
     ) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("DELETE FROM used_assertions WHERE expires_at < ?1")
+        sqlx::query(&self.sql("DELETE FROM used_assertions WHERE expires_at < ?1"))
             .bind(now)
             .execute(&mut *tx)
             .await?;
-        let done = sqlx::query(
+        let done = sqlx::query(&self.sql(
             "INSERT INTO used_assertions (client_id, jti, expires_at) VALUES (?1, ?2, ?3) \
              ON CONFLICT (client_id, jti) DO NOTHING",
-        )
+        ))
         .bind(client_id)
         .bind(jti)
         .bind(expires_at)
@@ -568,23 +663,23 @@ impl Store for SqliteStore {
 
     async fn delete_client(&self, id: &str) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("DELETE FROM refresh_tokens WHERE client_id = ?1")
+        sqlx::query(&self.sql("DELETE FROM refresh_tokens WHERE client_id = ?1"))
             .bind(id)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("DELETE FROM used_assertions WHERE client_id = ?1")
+        sqlx::query(&self.sql("DELETE FROM used_assertions WHERE client_id = ?1"))
             .bind(id)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("DELETE FROM sealed_tokens WHERE client_id = ?1")
+        sqlx::query(&self.sql("DELETE FROM sealed_tokens WHERE client_id = ?1"))
             .bind(id)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("DELETE FROM sessions WHERE client_id = ?1")
+        sqlx::query(&self.sql("DELETE FROM sessions WHERE client_id = ?1"))
             .bind(id)
             .execute(&mut *tx)
             .await?;
-        let done = sqlx::query("DELETE FROM clients WHERE id = ?1")
+        let done = sqlx::query(&self.sql("DELETE FROM clients WHERE id = ?1"))
             .bind(id)
             .execute(&mut *tx)
             .await?;
@@ -599,10 +694,8 @@ impl Store for SqliteStore {
     ) -> Result<(), StoreError> {
         let corrupt = |e: serde_json::Error| StoreError::Corrupt(e.to_string());
         let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "INSERT INTO sessions (id, client_id, sub, org, roles, amr, audience, claims, created_at, expires_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-        )
+        sqlx::query(&self.sql("INSERT INTO sessions (id, client_id, sub, org, roles, amr, audience, claims, created_at, expires_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"))
         .bind(&s.id)
         .bind(&s.client_id)
         .bind(&s.sub)
@@ -615,15 +708,15 @@ impl Store for SqliteStore {
         .bind(s.expires_at)
         .execute(&mut *tx)
         .await?;
-        insert_refresh(&mut tx, refresh).await?;
+        self.insert_refresh(&mut tx, refresh).await?;
         tx.commit().await?;
         Ok(())
     }
 
     async fn session(&self, id: &str) -> Result<Option<SessionRecord>, StoreError> {
-        let row = sqlx::query(&format!(
+        let row = sqlx::query(&self.sql(&format!(
             "SELECT {SESSION_COLUMNS} FROM sessions WHERE id = ?1"
-        ))
+        )))
         .bind(id)
         .fetch_optional(&self.pool)
         .await?;
@@ -637,17 +730,15 @@ impl Store for SqliteStore {
         now: i64,
     ) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let done = sqlx::query(
-            "UPDATE sessions SET revoked_at = COALESCE(revoked_at, ?1) WHERE id = ?2 AND client_id = ?3",
-        )
+        let done = sqlx::query(&self.sql("UPDATE sessions SET revoked_at = COALESCE(revoked_at, ?1) WHERE id = ?2 AND client_id = ?3"))
         .bind(now)
         .bind(id)
         .bind(client_id)
         .execute(&mut *tx)
         .await?;
-        sqlx::query(
+        sqlx::query(&self.sql(
             "UPDATE refresh_tokens SET revoked_at = COALESCE(revoked_at, ?1) WHERE session_id = ?2",
-        )
+        ))
         .bind(now)
         .bind(id)
         .execute(&mut *tx)
@@ -661,9 +752,7 @@ impl Store for SqliteStore {
         hash: &[u8],
         now: i64,
     ) -> Result<Option<RefreshStatus>, StoreError> {
-        let row = sqlx::query(
-            "SELECT session_id, client_id, created_at, expires_at, used_at, revoked_at FROM refresh_tokens WHERE hash = ?1",
-        )
+        let row = sqlx::query(&self.sql("SELECT session_id, client_id, created_at, expires_at, used_at, revoked_at FROM refresh_tokens WHERE hash = ?1"))
         .bind(hash)
         .fetch_optional(&self.pool)
         .await?;
@@ -700,18 +789,14 @@ impl Store for SqliteStore {
         // The first statement writes, so this transaction holds SQLite's
         // write lock from the start: two concurrent uses of one token are
         // serialized, and exactly one finds it unused.
-        let used = sqlx::query(
-            "UPDATE refresh_tokens SET used_at = ?1 \
-             WHERE hash = ?2 AND client_id = ?3 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > ?1",
-        )
+        let used = sqlx::query(&self.sql("UPDATE refresh_tokens SET used_at = ?1 \
+             WHERE hash = ?2 AND client_id = ?3 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > ?1"))
         .bind(now)
         .bind(hash)
         .bind(client_id)
         .execute(&mut *tx)
         .await?;
-        let row = sqlx::query(
-            "SELECT family_id, session_id, client_id, expires_at, used_at, revoked_at FROM refresh_tokens WHERE hash = ?1",
-        )
+        let row = sqlx::query(&self.sql("SELECT family_id, session_id, client_id, expires_at, used_at, revoked_at FROM refresh_tokens WHERE hash = ?1"))
         .bind(hash)
         .fetch_optional(&mut *tx)
         .await?;
@@ -728,14 +813,14 @@ impl Store for SqliteStore {
             let was_used: Option<i64> = row.try_get("used_at")?;
             if was_used.is_some() {
                 // OAuth 2.0 Security BCP §4.14: reuse revokes the family and the session.
-                sqlx::query("UPDATE refresh_tokens SET revoked_at = COALESCE(revoked_at, ?1) WHERE family_id = ?2")
+                sqlx::query(&self.sql("UPDATE refresh_tokens SET revoked_at = COALESCE(revoked_at, ?1) WHERE family_id = ?2"))
                     .bind(now)
                     .bind(&family_id)
                     .execute(&mut *tx)
                     .await?;
-                sqlx::query(
+                sqlx::query(&self.sql(
                     "UPDATE sessions SET revoked_at = COALESCE(revoked_at, ?1) WHERE id = ?2",
-                )
+                ))
                 .bind(now)
                 .bind(&session_id)
                 .execute(&mut *tx)
@@ -748,9 +833,9 @@ impl Store for SqliteStore {
             }
             return Ok(RefreshOutcome::Expired);
         }
-        let session = sqlx::query(&format!(
+        let session = sqlx::query(&self.sql(&format!(
             "SELECT {SESSION_COLUMNS} FROM sessions WHERE id = ?1"
-        ))
+        )))
         .bind(&session_id)
         .fetch_optional(&mut *tx)
         .await?;
@@ -760,21 +845,22 @@ impl Store for SqliteStore {
         if session.revoked_at.is_some() || session.expires_at <= now {
             return Ok(RefreshOutcome::Expired);
         }
-        insert_refresh(&mut tx, &next.record(&family_id, &session_id, client_id)).await?;
+        self.insert_refresh(&mut tx, &next.record(&family_id, &session_id, client_id))
+            .await?;
         tx.commit().await?;
         Ok(RefreshOutcome::Rotated(Box::new(session)))
     }
 
     async fn record_sealed(&self, t: &SealedRecord, now: i64) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("DELETE FROM sealed_tokens WHERE expires_at < ?1")
+        sqlx::query(&self.sql("DELETE FROM sealed_tokens WHERE expires_at < ?1"))
             .bind(now)
             .execute(&mut *tx)
             .await?;
-        sqlx::query(
+        sqlx::query(&self.sql(
             "INSERT INTO sealed_tokens (hash, jti, kind, format, client_id, session_id, sub, \
              audience, issued_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-        )
+        ))
         .bind(&t.hash)
         .bind(&t.jti)
         .bind(&t.kind)
@@ -792,10 +878,10 @@ impl Store for SqliteStore {
     }
 
     async fn sealed(&self, hash: &[u8]) -> Result<Option<SealedRecord>, StoreError> {
-        let row = sqlx::query(
+        let row = sqlx::query(&self.sql(
             "SELECT hash, jti, kind, format, client_id, session_id, sub, audience, issued_at, \
              expires_at, revoked_at FROM sealed_tokens WHERE hash = ?1",
-        )
+        ))
         .bind(hash)
         .fetch_optional(&self.pool)
         .await?;
@@ -823,10 +909,10 @@ impl Store for SqliteStore {
         client_id: &str,
         now: i64,
     ) -> Result<bool, StoreError> {
-        let done = sqlx::query(
+        let done = sqlx::query(&self.sql(
             "UPDATE sealed_tokens SET revoked_at = COALESCE(revoked_at, ?1) \
              WHERE hash = ?2 AND client_id = ?3",
-        )
+        ))
         .bind(now)
         .bind(hash)
         .bind(client_id)
@@ -836,26 +922,7 @@ impl Store for SqliteStore {
     }
 }
 
-async fn insert_refresh(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
-    r: &RefreshRecord,
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO refresh_tokens (hash, family_id, session_id, client_id, created_at, expires_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    )
-    .bind(&r.hash)
-    .bind(&r.family_id)
-    .bind(&r.session_id)
-    .bind(&r.client_id)
-    .bind(r.created_at)
-    .bind(r.expires_at)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
-fn client_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<ClientRecord, StoreError> {
+fn client_from_row(r: &AnyRow) -> Result<ClientRecord, StoreError> {
     Ok(ClientRecord {
         id: r.try_get("id")?,
         name: r.try_get("name")?,

@@ -1828,3 +1828,389 @@ release = ["sub", "org", "email"]
         assert_eq!(e.key, "resources[0].encryption_jwks_uri");
     }
 }
+
+// ---- The store, the same suite on SQLite and PostgreSQL ----
+
+/// A fresh, empty PostgreSQL database on the server named by
+/// `TESSERA_TEST_PG_URL` (scripts/test starts a throw-away one): its URL.
+pub async fn fresh_pg_database() -> String {
+    use sqlx::{Connection, Executor};
+    let base = std::env::var("TESSERA_TEST_PG_URL").unwrap_or_else(|_| {
+        panic!(
+            "TESSERA_TEST_PG_URL is not set: run the tests through scripts/test, which starts a \
+             throw-away PostgreSQL, or point it at a server you own"
+        )
+    });
+    let mut conn = sqlx::postgres::PgConnection::connect(&base)
+        .await
+        .unwrap_or_else(|e| panic!("cannot reach PostgreSQL at {base}: {e}"));
+    let name = format!(
+        "tessera_t_{}",
+        tessera_server::crypto::random_token(9)
+            .unwrap()
+            .to_ascii_lowercase()
+            .replace(['-', '_'], "x")
+    );
+    conn.execute(format!("CREATE DATABASE {name}").as_str())
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+    let (without_query, query) = match base.split_once('?') {
+        Some((u, q)) => (u, format!("?{q}")),
+        None => (base.as_str(), String::new()),
+    };
+    let (server, _) = without_query.rsplit_once('/').unwrap();
+    format!("{server}/{name}{query}")
+}
+
+mod store_suite {
+    use tessera_server::store::{
+        ClientRecord, KeyRecord, KeyState, KeyTransition, NewRefresh, RefreshOutcome, SealedRecord,
+        SessionRecord, SqlStore, Store, StoreError,
+    };
+
+    const NOW: i64 = 1_800_000_000;
+
+    fn client(id: &str) -> ClientRecord {
+        ClientRecord {
+            id: id.into(),
+            name: "backend".into(),
+            secret_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+            grants: vec!["sessions".into()],
+            created_at: NOW,
+            jwks: None,
+        }
+    }
+
+    fn session(id: &str, client: &str) -> SessionRecord {
+        SessionRecord {
+            id: id.into(),
+            client_id: client.into(),
+            sub: "user-1".into(),
+            org: "acme".into(),
+            roles: vec!["admin".into()],
+            amr: vec!["pwd".into()],
+            audience: "api".into(),
+            claims: serde_json::json!({"tier": "gold"})
+                .as_object()
+                .unwrap()
+                .clone(),
+            created_at: NOW,
+            expires_at: NOW + 3600,
+            revoked_at: None,
+        }
+    }
+
+    fn refresh(byte: u8) -> NewRefresh {
+        NewRefresh {
+            hash: vec![byte; 32],
+            created_at: NOW,
+            expires_at: NOW + 600,
+        }
+    }
+
+    fn key(kid: &str, state: KeyState) -> KeyRecord {
+        KeyRecord {
+            kid: kid.into(),
+            alg: "ES256".into(),
+            state,
+            public_jwk: "{}".into(),
+            sealed_private: Some(vec![1, 2, 3]),
+            created_at: NOW,
+            activates_at: NOW,
+            retires_at: None,
+        }
+    }
+
+    /// What every store must do, whatever the database.
+    async fn suite(store: &SqlStore) {
+        // Clients.
+        store.create_client(&client("cli_a")).await.unwrap();
+        store.create_client(&client("cli_b")).await.unwrap();
+        assert!(
+            store.create_client(&client("cli_a")).await.is_err(),
+            "ids are unique"
+        );
+        assert_eq!(store.clients().await.unwrap().len(), 2);
+        assert_eq!(
+            store.client("cli_a").await.unwrap().unwrap(),
+            client("cli_a")
+        );
+        assert!(store.client("cli_zz").await.unwrap().is_none());
+        // Assertion ids are single-use, and forgotten once expired.
+        assert!(store
+            .use_assertion("cli_a", "j1", NOW + 60, NOW)
+            .await
+            .unwrap());
+        assert!(!store
+            .use_assertion("cli_a", "j1", NOW + 60, NOW)
+            .await
+            .unwrap());
+        assert!(store
+            .use_assertion("cli_b", "j1", NOW + 60, NOW)
+            .await
+            .unwrap());
+        assert!(store
+            .use_assertion("cli_a", "j1", NOW + 200, NOW + 61)
+            .await
+            .unwrap());
+
+        // Sessions and refresh rotation with reuse detection.
+        let s = session("ses_1", "cli_a");
+        store
+            .create_session(&s, &refresh(1).record("ses_1", "ses_1", "cli_a"))
+            .await
+            .unwrap();
+        assert_eq!(store.session("ses_1").await.unwrap().unwrap(), s);
+        let status = store.refresh_status(&[1; 32], NOW).await.unwrap().unwrap();
+        assert!(status.active);
+        assert_eq!(status.session.id, "ses_1");
+        // Another client cannot use it.
+        assert!(matches!(
+            store
+                .rotate_refresh(&[1; 32], "cli_b", &refresh(2), NOW)
+                .await
+                .unwrap(),
+            RefreshOutcome::Unknown
+        ));
+        match store
+            .rotate_refresh(&[1; 32], "cli_a", &refresh(2), NOW)
+            .await
+            .unwrap()
+        {
+            RefreshOutcome::Rotated(got) => assert_eq!(*got, s),
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            !store
+                .refresh_status(&[1; 32], NOW)
+                .await
+                .unwrap()
+                .unwrap()
+                .active
+        );
+        assert!(
+            store
+                .refresh_status(&[2; 32], NOW)
+                .await
+                .unwrap()
+                .unwrap()
+                .active
+        );
+        assert!(matches!(
+            store
+                .rotate_refresh(&[9; 32], "cli_a", &refresh(3), NOW)
+                .await
+                .unwrap(),
+            RefreshOutcome::Unknown
+        ));
+        // Reuse of the first: the family and the session are revoked.
+        match store
+            .rotate_refresh(&[1; 32], "cli_a", &refresh(3), NOW)
+            .await
+            .unwrap()
+        {
+            RefreshOutcome::Reused {
+                family_id,
+                session_id,
+            } => {
+                assert_eq!(
+                    (family_id.as_str(), session_id.as_str()),
+                    ("ses_1", "ses_1")
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            store
+                .rotate_refresh(&[2; 32], "cli_a", &refresh(3), NOW)
+                .await
+                .unwrap(),
+            RefreshOutcome::Expired
+        ));
+        assert!(store
+            .session("ses_1")
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_at
+            .is_some());
+
+        // Expiry, and revocation by the owning client only.
+        let s2 = session("ses_2", "cli_a");
+        store
+            .create_session(&s2, &refresh(4).record("ses_2", "ses_2", "cli_a"))
+            .await
+            .unwrap();
+        assert!(matches!(
+            store
+                .rotate_refresh(&[4; 32], "cli_a", &refresh(5), NOW + 601)
+                .await
+                .unwrap(),
+            RefreshOutcome::Expired
+        ));
+        assert!(!store.revoke_session("ses_2", "cli_b", NOW).await.unwrap());
+        assert!(store.revoke_session("ses_2", "cli_a", NOW).await.unwrap());
+        assert!(
+            !store
+                .refresh_status(&[4; 32], NOW)
+                .await
+                .unwrap()
+                .unwrap()
+                .active
+        );
+
+        // Sealed tokens: recorded by hash, revocable by their client only,
+        // expired ones forgotten on the next insert.
+        let sealed = SealedRecord {
+            hash: vec![7; 32],
+            jti: "j".into(),
+            kind: "access_token".into(),
+            format: "jwe".into(),
+            client_id: "cli_a".into(),
+            session_id: Some("ses_2".into()),
+            sub: "user-1".into(),
+            audience: "records".into(),
+            issued_at: NOW,
+            expires_at: NOW + 60,
+            revoked_at: None,
+        };
+        store.record_sealed(&sealed, NOW).await.unwrap();
+        assert_eq!(store.sealed(&[7; 32]).await.unwrap().unwrap(), sealed);
+        assert!(!store.revoke_sealed(&[7; 32], "cli_b", NOW).await.unwrap());
+        assert!(store
+            .revoke_sealed(&[7; 32], "cli_a", NOW + 1)
+            .await
+            .unwrap());
+        assert_eq!(
+            store.sealed(&[7; 32]).await.unwrap().unwrap().revoked_at,
+            Some(NOW + 1)
+        );
+        let later = SealedRecord {
+            hash: vec![8; 32],
+            ..sealed.clone()
+        };
+        store.record_sealed(&later, NOW + 61).await.unwrap();
+        assert!(
+            store.sealed(&[7; 32]).await.unwrap().is_none(),
+            "expired one forgotten"
+        );
+
+        // Signing keys: conditional transitions, one next and one current.
+        store
+            .change_keys(
+                &[],
+                &[key("k1", KeyState::Current), key("k2", KeyState::Next)],
+            )
+            .await
+            .unwrap();
+        let e = store
+            .change_keys(&[], &[key("k3", KeyState::Next)])
+            .await
+            .unwrap_err();
+        assert!(matches!(e, StoreError::Conflict(_)), "{e}");
+        let promote = [
+            KeyTransition {
+                kid: "k1".into(),
+                from: KeyState::Current,
+                to: KeyState::Retiring,
+                activates_at: None,
+                retires_at: Some(NOW + 100),
+            },
+            KeyTransition {
+                kid: "k2".into(),
+                from: KeyState::Next,
+                to: KeyState::Current,
+                activates_at: Some(NOW + 5),
+                retires_at: None,
+            },
+        ];
+        store.change_keys(&promote, &[]).await.unwrap();
+        let e = store.change_keys(&promote, &[]).await.unwrap_err();
+        assert!(
+            matches!(e, StoreError::Conflict(_)),
+            "a stale plan is refused whole"
+        );
+        let keys = store.signing_keys().await.unwrap();
+        let states: Vec<(&str, KeyState)> =
+            keys.iter().map(|k| (k.kid.as_str(), k.state)).collect();
+        assert_eq!(
+            states,
+            [("k1", KeyState::Retiring), ("k2", KeyState::Current)]
+        );
+        assert_eq!(keys[1].activates_at, NOW + 5);
+        let retire = [KeyTransition {
+            kid: "k1".into(),
+            from: KeyState::Retiring,
+            to: KeyState::Retired,
+            activates_at: None,
+            retires_at: None,
+        }];
+        store.change_keys(&retire, &[]).await.unwrap();
+        let keys = store.signing_keys().await.unwrap();
+        assert_eq!(
+            keys[0].sealed_private, None,
+            "a retired key loses its private part"
+        );
+
+        // Deleting a client takes its sessions and tokens along.
+        assert!(store.delete_client("cli_a").await.unwrap());
+        assert!(!store.delete_client("cli_a").await.unwrap());
+        assert!(store.session("ses_2").await.unwrap().is_none());
+        assert!(store.refresh_status(&[4; 32], NOW).await.unwrap().is_none());
+        assert!(store.sealed(&[8; 32]).await.unwrap().is_none());
+    }
+
+    /// Many concurrent uses of one refresh token: exactly one rotates.
+    async fn one_winner(store: &SqlStore, uses: usize) {
+        store.create_client(&client("cli_c")).await.unwrap();
+        let s = session("ses_c", "cli_c");
+        store
+            .create_session(&s, &refresh(10).record("ses_c", "ses_c", "cli_c"))
+            .await
+            .unwrap();
+        let mut tasks = Vec::new();
+        for i in 0..uses {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                let next = NewRefresh {
+                    hash: format!("next-{i:04}-padding-to-32-bytes!").into_bytes(),
+                    created_at: NOW,
+                    expires_at: NOW + 600,
+                };
+                store
+                    .rotate_refresh(&[10; 32], "cli_c", &next, NOW)
+                    .await
+                    .unwrap()
+            }));
+        }
+        let mut rotated = 0;
+        for t in tasks {
+            if let RefreshOutcome::Rotated(_) = t.await.unwrap() {
+                rotated += 1;
+            }
+        }
+        assert_eq!(rotated, 1, "exactly one of {uses} concurrent uses wins");
+    }
+
+    #[tokio::test]
+    async fn sqlite() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqlStore::open_file(&dir.path().join("t.db")).await.unwrap();
+        suite(&store).await;
+        one_winner(&store, 50).await;
+        // Reopening applies no migration twice.
+        store.close().await;
+        SqlStore::open_file(&dir.path().join("t.db")).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn postgres() {
+        let url = super::fresh_pg_database().await;
+        let store = SqlStore::open_url(&url).await.unwrap();
+        suite(&store).await;
+        one_winner(&store, 200).await;
+        store.close().await;
+        SqlStore::open_url(&url).await.unwrap();
+    }
+}
