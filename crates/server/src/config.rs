@@ -9,6 +9,7 @@
 //! [signing]
 //! alg = "RS256"                        # PS256, ES256, EdDSA selectable
 //! rotate_every = "30d"
+//! reload_every = "60s"                 # each node re-reads the key set this often
 //! [tokens]
 //! access_ttl = "15m"
 //! session_ttl = "12h"
@@ -144,6 +145,10 @@ pub struct Signing {
     pub alg: JwsAlgorithm,
     /// How long a key signs before the next one takes over.
     pub rotate_every: Duration,
+    /// How often each node re-reads the key set from the store and does
+    /// key maintenance; a rotation made by one node is served by every other
+    /// node within this period (several nodes on PostgreSQL).
+    pub reload_every: Duration,
 }
 
 /// `[tokens]`.
@@ -215,6 +220,7 @@ const ENV_KEYS: &[(&str, &str)] = &[
     ("TESSERA_MASTER_KEY_FILE", "master_key_file"),
     ("TESSERA_SIGNING_ALG", "signing.alg"),
     ("TESSERA_SIGNING_ROTATE_EVERY", "signing.rotate_every"),
+    ("TESSERA_SIGNING_RELOAD_EVERY", "signing.reload_every"),
     ("TESSERA_TOKENS_ACCESS_TTL", "tokens.access_ttl"),
     ("TESSERA_TOKENS_SESSION_TTL", "tokens.session_ttl"),
     ("TESSERA_TOKENS_REFRESH_TTL", "tokens.refresh_ttl"),
@@ -224,7 +230,7 @@ const ENV_KEYS: &[(&str, &str)] = &[
 ];
 
 /// Environment variables that are not configuration keys but are known.
-const ENV_OTHER: &[&str] = &["TESSERA_MASTER_KEY", "TESSERA_LOG"];
+const ENV_OTHER: &[&str] = &["TESSERA_MASTER_KEY", "TESSERA_LOG", "TESSERA_TEST_PG_URL"];
 
 /// A configured duration in whole seconds, as token and key times are kept.
 pub fn seconds(d: Duration) -> i64 {
@@ -336,7 +342,9 @@ impl Config {
                     )
                 })?,
         };
-        let rotate_every = s.duration("rotate_every", "30d", (3600, 366 * 86_400))?;
+        // A minute is the floor (for trials); in production, days.
+        let rotate_every = s.duration("rotate_every", "30d", (60, 366 * 86_400))?;
+        let reload_every = s.duration("reload_every", "60s", (1, 3600))?;
         s.finish()?;
 
         let tokens_table = t.table("tokens")?;
@@ -386,7 +394,11 @@ impl Config {
             data_dir,
             database_url,
             master_key_file,
-            signing: Signing { alg, rotate_every },
+            signing: Signing {
+                alg,
+                rotate_every,
+                reload_every,
+            },
             tokens,
             resources,
             tls,
@@ -870,6 +882,7 @@ encryption_jwks_uri = "http://127.0.0.1:9/jwks"
                 ("TESSERA_SIGNING_ALG", "EdDSA"),
                 ("TESSERA_TOKENS_ACCESS_TTL", "5m"),
                 ("TESSERA_MASTER_KEY", "not config"),
+                ("TESSERA_TEST_PG_URL", "the test suite's, not config"),
                 ("PATH", "/usr/bin"),
             ],
         )

@@ -67,9 +67,6 @@ pub enum StartError {
     Tls(String),
 }
 
-/// How often key maintenance runs.
-const MAINTENANCE_EVERY: Duration = Duration::from_secs(60);
-
 /// Opens the store named by the configuration (the SQLite file in the data
 /// directory unless `database_url` says otherwise), creating the data
 /// directory (mode 0700) if needed.
@@ -247,12 +244,13 @@ impl Server {
         };
 
         let maintenance_store = store.clone();
+        let reload_every = state.config.signing.reload_every;
         let maintenance = tokio::spawn(async move {
             let mut fetched = std::collections::HashMap::new();
             let started = tokio::time::Instant::now();
             loop {
                 tokio::select! {
-                    _ = tokio::time::sleep(MAINTENANCE_EVERY) => {}
+                    _ = tokio::time::sleep(reload_every) => {}
                     _ = stopped.wait_for(|s| *s) => break,
                 }
                 if let Err(e) = state.keys.tick(&maintenance_store, SystemClock.now()).await {

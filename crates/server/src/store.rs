@@ -812,17 +812,23 @@ impl Store for SqlStore {
         if used.rows_affected() != 1 {
             let was_used: Option<i64> = row.try_get("used_at")?;
             if was_used.is_some() {
-                // OAuth 2.0 Security BCP §4.14: reuse revokes the family and the session.
-                sqlx::query(&self.sql("UPDATE refresh_tokens SET revoked_at = COALESCE(revoked_at, ?1) WHERE family_id = ?2"))
-                    .bind(now)
-                    .bind(&family_id)
-                    .execute(&mut *tx)
-                    .await?;
+                // OAuth 2.0 Security BCP §4.14: reuse revokes the family and the
+                // session. The session row is locked first: concurrent replays
+                // of one family queue on that one row instead of locking the
+                // family's tokens in scan order (which deadlocks on PostgreSQL),
+                // and find everything already revoked when their turn comes.
                 sqlx::query(&self.sql(
-                    "UPDATE sessions SET revoked_at = COALESCE(revoked_at, ?1) WHERE id = ?2",
+                    "UPDATE sessions SET revoked_at = ?1 WHERE id = ?2 AND revoked_at IS NULL",
                 ))
                 .bind(now)
                 .bind(&session_id)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query(&self.sql(
+                    "UPDATE refresh_tokens SET revoked_at = ?1 WHERE family_id = ?2 AND revoked_at IS NULL",
+                ))
+                .bind(now)
+                .bind(&family_id)
                 .execute(&mut *tx)
                 .await?;
                 tx.commit().await?;

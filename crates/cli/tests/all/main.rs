@@ -1,5 +1,6 @@
 //! The `tessera` binary's integration tests, gathered into one test binary
-//! (one link step): the service commands, and the JOSE toolkit commands.
+//! (one link step): the service commands, several nodes on one PostgreSQL,
+//! and the JOSE toolkit commands.
 #![allow(
     missing_docs,
     clippy::unwrap_used,
@@ -9,4 +10,5 @@
 )]
 
 mod jose;
+mod nodes;
 mod service;
