@@ -786,7 +786,27 @@ impl Store for SqlStore {
         now: i64,
     ) -> Result<RefreshOutcome, StoreError> {
         let mut tx = self.pool.begin().await?;
-        // The first statement writes, so this transaction holds SQLite's
+        if self.backend == Backend::Postgres {
+            // Rows are locked in one order, session first, then its tokens:
+            // every use of a family queues on its session row. (Locking the
+            // token first deadlocks: a waiting UPDATE keeps the row lock it
+            // took to recheck its condition, while a later replay holding
+            // the session wants that row.)
+            let session_id =
+                sqlx::query(&self.sql("SELECT session_id FROM refresh_tokens WHERE hash = ?1"))
+                    .bind(hash)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            let Some(session_id) = session_id else {
+                return Ok(RefreshOutcome::Unknown);
+            };
+            let session_id: String = session_id.try_get("session_id")?;
+            sqlx::query("SELECT id FROM sessions WHERE id = $1 FOR UPDATE")
+                .bind(&session_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        // On SQLite the first statement writes, so this transaction holds the
         // write lock from the start: two concurrent uses of one token are
         // serialized, and exactly one finds it unused.
         let used = sqlx::query(&self.sql("UPDATE refresh_tokens SET used_at = ?1 \

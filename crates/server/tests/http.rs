@@ -1955,6 +1955,16 @@ mod store_suite {
             .await
             .unwrap());
 
+        // A session of an unknown client is refused (foreign keys enforced).
+        let orphan = session("ses_0", "cli_missing");
+        assert!(store
+            .create_session(
+                &orphan,
+                &refresh(99).record("ses_0", "ses_0", "cli_missing")
+            )
+            .await
+            .is_err());
+
         // Sessions and refresh rotation with reuse detection.
         let s = session("ses_1", "cli_a");
         store
@@ -2198,6 +2208,10 @@ mod store_suite {
         let dir = tempfile::tempdir().unwrap();
         let store = SqlStore::open_file(&dir.path().join("t.db")).await.unwrap();
         suite(&store).await;
+        assert!(
+            dir.path().join("t.db-wal").exists(),
+            "write-ahead log in use"
+        );
         one_winner(&store, 50).await;
         // Reopening applies no migration twice.
         store.close().await;
