@@ -1,5 +1,5 @@
 //! Persistence. [`Store`] is what the service needs; [`SqlStore`] is its
-//! one implementation, on SQLite (the default: one file in the data
+//! one implementation ([`SqliteStore`], [`PostgresStore`]), on SQLite (the default: one file in the data
 //! directory, WAL) or PostgreSQL (`database_url = "postgres://…"`, several
 //! nodes sharing one state). Migrations are embedded, one set per database,
 //! and applied at start-up. Every state change that must not be lost is one
@@ -412,6 +412,12 @@ pub struct SqlStore {
     backend: Backend,
 }
 
+/// The store on PostgreSQL ([`SqlStore::open_url`] with a `postgres://`
+/// URL): several nodes sharing one state.
+pub type PostgresStore = SqlStore;
+/// The store on SQLite (the default: [`SqlStore::open_file`]).
+pub type SqliteStore = SqlStore;
+
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -663,6 +669,12 @@ impl Store for SqlStore {
 
     async fn delete_client(&self, id: &str) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
+        // Sessions first (their refresh tokens go with them, by cascade): the
+        // same lock order as a refresh, session then tokens.
+        sqlx::query(&self.sql("DELETE FROM sessions WHERE client_id = ?1"))
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
         sqlx::query(&self.sql("DELETE FROM refresh_tokens WHERE client_id = ?1"))
             .bind(id)
             .execute(&mut *tx)
@@ -672,10 +684,6 @@ impl Store for SqlStore {
             .execute(&mut *tx)
             .await?;
         sqlx::query(&self.sql("DELETE FROM sealed_tokens WHERE client_id = ?1"))
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query(&self.sql("DELETE FROM sessions WHERE client_id = ?1"))
             .bind(id)
             .execute(&mut *tx)
             .await?;
