@@ -1,0 +1,108 @@
+//! Errors, and their RFC 6750 answers.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use tessera_jose::error::{ClaimsError, JwsError};
+
+/// Why a [`crate::Verifier`] could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// A required setting was not given.
+    #[error("tessera-verify: {0} is required")]
+    Missing(&'static str),
+    /// The HTTP client could not be built.
+    #[error("tessera-verify: HTTP client: {0}")]
+    Http(String),
+    /// The issuer's metadata could not be read, or names another issuer.
+    #[error("tessera-verify: issuer metadata: {0}")]
+    Metadata(String),
+    /// The JWKS could not be fetched, or holds no usable key.
+    #[error("tessera-verify: JWKS: {0}")]
+    Jwks(String),
+    /// The decryption key does not fit.
+    #[error("tessera-verify: decryption key: {0}")]
+    Key(String),
+}
+
+/// Why a request was refused; each maps to an RFC 6750 answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    /// No `Authorization: Bearer` header (RFC 6750 §3.1: no error code).
+    #[error("no bearer token")]
+    Missing,
+    /// The request is malformed: a token in the query string or a form body,
+    /// or a malformed `Authorization` header.
+    #[error("{0}")]
+    InvalidRequest(&'static str),
+    /// The token is expired, revoked, malformed, or otherwise invalid.
+    #[error("{0}")]
+    InvalidToken(&'static str),
+    /// The token lacks a role or scope the resource requires.
+    #[error("insufficient scope: {0}")]
+    InsufficientScope(String),
+    /// No key set is available yet (should not happen after `build`).
+    #[error("verification keys unavailable")]
+    Unavailable,
+}
+
+impl AuthError {
+    /// A token the verifier refused: never says more than the class of
+    /// problem (the library's errors carry no secret either).
+    pub(crate) fn from_jose(e: tessera_jose::Error) -> AuthError {
+        use tessera_jose::Error as E;
+        AuthError::InvalidToken(match e {
+            E::Claims(ClaimsError::Expired) => "the token expired",
+            E::Claims(ClaimsError::NotYetValid | ClaimsError::IssuedInFuture) => {
+                "the token is not valid yet"
+            }
+            E::Claims(ClaimsError::WrongAudience) => "the token is for another audience",
+            E::Claims(ClaimsError::WrongIssuer) => "the token is from another issuer",
+            E::Claims(_) => "the token's claims are invalid",
+            E::Jws(JwsError::UnknownKid) => "the token names no key of the issuer",
+            E::Jws(JwsError::AlgorithmNotAllowed(_) | JwsError::UnsupportedAlgorithm) => {
+                "the token's algorithm is not accepted"
+            }
+            E::Jws(JwsError::UnexpectedType) => "the token is not of the expected type",
+            E::Jws(JwsError::SignatureInvalid) => "the token's signature is invalid",
+            E::Jwe(_) => "the sealed token does not open",
+            _ => "the token is malformed",
+        })
+    }
+
+    /// The HTTP status and the RFC 6750 `error` code, if any.
+    pub fn status_and_code(&self) -> (StatusCode, Option<&'static str>) {
+        match self {
+            AuthError::Missing => (StatusCode::UNAUTHORIZED, None),
+            // A token in the URL or body is refused as unauthenticated: the
+            // client must present it properly (RFC 6750 §3.1, invalid_request).
+            AuthError::InvalidRequest(_) => (StatusCode::UNAUTHORIZED, Some("invalid_request")),
+            AuthError::InvalidToken(_) => (StatusCode::UNAUTHORIZED, Some("invalid_token")),
+            AuthError::InsufficientScope(_) => (StatusCode::FORBIDDEN, Some("insufficient_scope")),
+            AuthError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, None),
+        }
+    }
+}
+
+impl IntoResponse for AuthError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        let description = self.to_string().replace('"', "'");
+        let challenge = match code {
+            None => "Bearer realm=\"tessera\"".to_owned(),
+            Some(code) => format!(
+                "Bearer realm=\"tessera\", error=\"{code}\", error_description=\"{description}\""
+            ),
+        };
+        let body = serde_json::json!({
+            "error": code.unwrap_or("unauthorized"),
+            "error_description": description,
+        });
+        let mut response = (status, axum::Json(body)).into_response();
+        if let Ok(value) = HeaderValue::from_str(&challenge) {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, value);
+        }
+        response
+    }
+}

@@ -1,0 +1,136 @@
+//! Fetching the issuer's metadata and JWKS: the only network requests the
+//! verifier makes, never on behalf of a token.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tessera_jose::jwa::JwsAlgorithm;
+use tessera_jose::jwk::JwkSet;
+
+use crate::{BuildError, RefreshBounds};
+
+/// The largest metadata or JWKS document read.
+const MAX_DOCUMENT: usize = 256 * 1024;
+
+pub(crate) fn http_client() -> Result<reqwest::Client, BuildError> {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        // A redirect could lead anywhere: keys come from the configured URL only.
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("tessera-verify/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| BuildError::Http(e.to_string()))
+}
+
+/// GETs `uri`: a 200 with at most [`MAX_DOCUMENT`] bytes, and its
+/// `Cache-Control: max-age`, if any.
+async fn get(
+    http: &reqwest::Client,
+    uri: &str,
+    fetches: &AtomicU64,
+) -> Result<(Vec<u8>, Option<u64>), String> {
+    fetches.fetch_add(1, Ordering::Relaxed);
+    let mut response = http
+        .get(uri)
+        .header("accept", "application/json")
+        .send()
+        .await
+        .map_err(|e| format!("GET {uri}: {e}"))?;
+    if response.status() != reqwest::StatusCode::OK {
+        return Err(format!("GET {uri}: HTTP {}", response.status()));
+    }
+    let max_age = response
+        .headers()
+        .get(reqwest::header::CACHE_CONTROL)
+        .and_then(|v| v.to_str().ok())
+        .and_then(max_age);
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| format!("GET {uri}: {e}"))?
+    {
+        if body.len() + chunk.len() > MAX_DOCUMENT {
+            return Err(format!("GET {uri}: over {MAX_DOCUMENT} bytes"));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok((body, max_age))
+}
+
+/// `max-age=N` of a `Cache-Control` value (`no-store`/`no-cache`: 0).
+fn max_age(value: &str) -> Option<u64> {
+    let mut found = None;
+    for part in value.split(',').map(str::trim) {
+        if part.eq_ignore_ascii_case("no-store") || part.eq_ignore_ascii_case("no-cache") {
+            return Some(0);
+        }
+        if let Some(n) = part.strip_prefix("max-age=") {
+            found = n.trim_matches('"').parse().ok();
+        }
+    }
+    found
+}
+
+/// The JWKS URL from the issuer's RFC 8414 metadata; the metadata's
+/// `issuer` must be the one configured (RFC 8414 §3.3).
+pub(crate) async fn discover(
+    http: &reqwest::Client,
+    issuer: &str,
+    fetches: &AtomicU64,
+) -> Result<String, BuildError> {
+    let uri = format!("{issuer}/.well-known/oauth-authorization-server");
+    let (body, _) = get(http, &uri, fetches)
+        .await
+        .map_err(BuildError::Metadata)?;
+    let doc =
+        tessera_jose::json::parse_object(&body, &tessera_jose::json::Limits::default(), "metadata")
+            .map_err(|e| BuildError::Metadata(format!("{uri}: {e}")))?;
+    let named = doc
+        .get("issuer")
+        .and_then(|v| v.as_str())
+        .map(|s| s.trim_end_matches('/'));
+    if named != Some(issuer) {
+        return Err(BuildError::Metadata(format!(
+            "{uri} names issuer {named:?}, not {issuer:?}"
+        )));
+    }
+    doc.get("jwks_uri")
+        .and_then(|v| v.as_str())
+        .map(str::to_owned)
+        .ok_or_else(|| BuildError::Metadata(format!("{uri} has no jwks_uri")))
+}
+
+/// Fetches the JWKS: a verifier for `algs` over its keys, and how long to use
+/// it. A set with no usable key is an error (the last good one stays).
+pub(crate) async fn fetch_jwks(
+    http: &reqwest::Client,
+    uri: &str,
+    algs: &[JwsAlgorithm],
+    bounds: &RefreshBounds,
+    fetches: &AtomicU64,
+) -> Result<(tessera_jose::jws::Verifier, Duration), String> {
+    let (body, max_age) = get(http, uri, fetches).await?;
+    let set = JwkSet::from_json(&body).map_err(|e| format!("{uri}: {e}"))?;
+    let verifier = tessera_jose::jws::Verifier::builder()
+        .jwk_set(&set, algs)
+        .and_then(|b| b.build())
+        .map_err(|e| format!("{uri}: no key for the algorithms asked ({e})"))?;
+    let ttl = max_age
+        .map(Duration::from_secs)
+        .unwrap_or(bounds.default)
+        .clamp(bounds.min, bounds.max);
+    Ok((verifier, ttl))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn cache_control() {
+        assert_eq!(super::max_age("public, max-age=3600"), Some(3600));
+        assert_eq!(super::max_age("max-age=\"60\""), Some(60));
+        assert_eq!(super::max_age("no-store"), Some(0));
+        assert_eq!(super::max_age("public"), None);
+        assert_eq!(super::max_age("max-age=x"), None);
+    }
+}
