@@ -214,7 +214,7 @@ async fn accepts_valid_tokens_and_refuses_everything_else() {
     let other_aud = jwt::sign(signer, &at, &claims(&i.issuer, "https://other", now + 600)).unwrap();
     let other_iss = jwt::sign(signer, &at, &claims("https://evil", API, now + 600)).unwrap();
     let not_access = jwt::sign(
-        &signer,
+        signer,
         &JwsHeader::new(),
         &claims(&i.issuer, API, now + 600),
     )
