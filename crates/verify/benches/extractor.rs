@@ -1,2 +1,142 @@
-//! placeholder replaced below
-fn main() {}
+//! The extractor's cost on top of the signature check: the raw
+//! `tessera_jose::jwt::verify` of a tessera access token (the peer, in the
+//! same run) against the `Claims<AccessClaims>` extractor on a request
+//! carrying the same token (header parsing, the query/form checks, the
+//! verifier's key set lookup, validation, typed claims).
+//!
+//! `cargo bench -p tessera-verify --bench extractor`; results in
+//! `crates/verify/BENCHMARKS.md`. Target: under 5 µs per request beyond the
+//! raw verify.
+#![allow(
+    missing_docs,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing
+)]
+
+use std::future::Future;
+use std::hint::black_box;
+use std::time::Duration;
+
+use axum::extract::FromRequestParts;
+use criterion::{criterion_group, criterion_main, Criterion};
+use serde_json::json;
+use tessera_jose::jwa::JwsAlgorithm;
+use tessera_jose::jwk::Jwk;
+use tessera_jose::jws::{JwsHeader, Signer, Verifier as JwsVerifier};
+use tessera_jose::jwt::{self, Claims as JwtClaims, Clock, SystemClock, Validation};
+use tessera_verify::{AccessClaims, Claims, Verifier};
+
+const AUD: &str = "https://api.example.com";
+
+/// Serves a JWKS and metadata on loopback, for the verifier to fetch once.
+async fn issuer(public_jwks: String) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let base = format!("http://{addr}");
+    let metadata = json!({"issuer": base, "jwks_uri": format!("{base}/jwks")}).to_string();
+    let app = axum::Router::new()
+        .route(
+            "/.well-known/oauth-authorization-server",
+            axum::routing::get(move || async move { metadata }),
+        )
+        .route(
+            "/jwks",
+            axum::routing::get(move || async move { public_jwks }),
+        );
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    base
+}
+
+fn bench(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    // HS256 first: its check takes about a microsecond, so the extractor's
+    // own cost stands out of the noise; the asymmetric rows are what an
+    // issuer really uses.
+    for alg in [
+        JwsAlgorithm::HS256,
+        JwsAlgorithm::ES256,
+        JwsAlgorithm::RS256,
+        JwsAlgorithm::EdDSA,
+    ] {
+        let key = Jwk::generate_for(alg).unwrap();
+        let published = if alg.is_symmetric() {
+            key.to_private_json().to_string()
+        } else {
+            key.to_public().unwrap().to_json()
+        };
+        let jwks = format!(r#"{{"keys":[{published}]}}"#);
+        let base = rt.block_on(issuer(jwks));
+        let verifier = rt.block_on(async {
+            Verifier::builder()
+                .issuer(&base)
+                .audience(AUD)
+                .algorithms([alg])
+                .build()
+                .await
+                .unwrap()
+        });
+        let claims = JwtClaims::new(json!({
+            "org": "org-acme", "roles": ["admin", "billing"], "amr": ["pwd"],
+            "client_id": "cli_backend", "sid": "ses_1"
+        }))
+        .issuer(&base)
+        .subject("user-1")
+        .audience(AUD)
+        .issued_at(SystemClock.now())
+        .expires_at(SystemClock.now() + 3600)
+        .jwt_id("j1");
+        let token = jwt::sign(
+            &Signer::new(&key, alg).unwrap(),
+            &JwsHeader::new().typ("at+jwt"),
+            &claims,
+        )
+        .unwrap();
+        let raw = JwsVerifier::builder()
+            .key(&key, &[alg])
+            .unwrap()
+            .build()
+            .unwrap();
+        let validation = Validation::new().issuer(&base).audience(AUD).typ("at+jwt");
+        let authorization = format!("Bearer {token}");
+        let mut group = c.benchmark_group(format!("extractor/{}", alg.name()));
+        group
+            .warm_up_time(Duration::from_millis(500))
+            .measurement_time(Duration::from_secs(5));
+        group.bench_function("raw jwt::verify", |b| {
+            b.iter(|| {
+                black_box(
+                    jwt::verify::<AccessClaims>(black_box(&token), &raw, &validation, &SystemClock)
+                        .unwrap(),
+                )
+            })
+        });
+        // The request as the server hands it over; the extractor only reads it.
+        let (mut parts, ()) = axum::http::Request::builder()
+            .uri("/orders?page=2")
+            .header("authorization", authorization.as_str())
+            .body(())
+            .unwrap()
+            .into_parts();
+        group.bench_function("Claims extractor", |b| {
+            b.iter(|| {
+                // It never waits (no I/O), so one poll completes it.
+                let future = Claims::<AccessClaims>::from_request_parts(&mut parts, &verifier);
+                let mut future = std::pin::pin!(future);
+                let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+                match future.as_mut().poll(&mut cx) {
+                    std::task::Poll::Ready(claims) => black_box(claims.unwrap()),
+                    std::task::Poll::Pending => unreachable!("the extractor does no I/O"),
+                }
+            })
+        });
+        group.finish();
+    }
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
