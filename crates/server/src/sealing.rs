@@ -5,18 +5,12 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
 
 use tessera_jose::jwa::{JweAlgorithm, JweEncryption};
 use tessera_jose::jwe::Encrypter;
 use tessera_jose::jwk::{Jwk, JwkSet, KeyUse};
 
 use crate::config::{Config, ConfigError, KeySource, Resource};
-
-/// The largest JWKS document fetched.
-const MAX_JWKS_BYTES: usize = 256 * 1024;
-/// How long a JWKS fetch may take.
-const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// One sealed resource's encrypter, and the kid it seals to.
 #[derive(Debug)]
@@ -98,42 +92,15 @@ fn config_error(i: usize, key: &str, message: impl Into<String>) -> ConfigError 
     }
 }
 
-/// The HTTP client for JWKS fetches: rustls on aws-lc-rs, the platform's
-/// roots, a timeout, no redirects to elsewhere.
+/// The HTTP client for JWKS fetches ([`tessera_verify::keys::http_client`]).
 pub fn http_client() -> Result<reqwest::Client, String> {
-    reqwest::Client::builder()
-        .timeout(FETCH_TIMEOUT)
-        .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("tessera/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| format!("cannot build the HTTP client: {e}"))
+    tessera_verify::keys::http_client(concat!("tessera/", env!("CARGO_PKG_VERSION")))
 }
 
-/// GETs `uri`: a 200 with at most [`MAX_JWKS_BYTES`] of UTF-8.
+/// GETs `uri` ([`tessera_verify::keys::get_document`]: a 200, capped) as UTF-8.
 async fn fetch(http: &reqwest::Client, uri: &str) -> Result<String, String> {
-    let mut response = http
-        .get(uri)
-        .header("accept", "application/json")
-        .send()
-        .await
-        .map_err(|e| format!("fetching {uri}: {e}"))?;
-    if response.status() != reqwest::StatusCode::OK {
-        return Err(format!("fetching {uri}: HTTP {}", response.status()));
-    }
-    let mut body = Vec::new();
-    while let Some(chunk) = response
-        .chunk()
-        .await
-        .map_err(|e| format!("fetching {uri}: {e}"))?
-    {
-        if body.len() + chunk.len() > MAX_JWKS_BYTES {
-            return Err(format!(
-                "fetching {uri}: the document is over {MAX_JWKS_BYTES} bytes"
-            ));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    String::from_utf8(body).map_err(|_| format!("fetching {uri}: not UTF-8"))
+    let document = tessera_verify::keys::get_document(http, uri).await?;
+    String::from_utf8(document.body).map_err(|_| format!("GET {uri}: not UTF-8"))
 }
 
 /// The encrypter for the one key of `text` (a JWK or JWK Set) that can seal

@@ -10,26 +10,32 @@ use tessera_jose::jwk::JwkSet;
 use crate::{BuildError, RefreshBounds};
 
 /// The largest metadata or JWKS document read.
-const MAX_DOCUMENT: usize = 256 * 1024;
+pub const MAX_DOCUMENT: usize = 256 * 1024;
 
-pub(crate) fn http_client() -> Result<reqwest::Client, BuildError> {
+/// The HTTP client for key fetches: rustls on aws-lc-rs, a timeout, no
+/// redirects (keys come from the configured URL only). `user_agent` names
+/// the caller.
+pub fn http_client(user_agent: &str) -> Result<reqwest::Client, String> {
     reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
-        // A redirect could lead anywhere: keys come from the configured URL only.
         .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("tessera-verify/", env!("CARGO_PKG_VERSION")))
+        .user_agent(user_agent)
         .build()
-        .map_err(|e| BuildError::Http(e.to_string()))
+        .map_err(|e| format!("cannot build the HTTP client: {e}"))
 }
 
-/// GETs `uri`: a 200 with at most [`MAX_DOCUMENT`] bytes, and its
-/// `Cache-Control: max-age`, if any.
-async fn get(
-    http: &reqwest::Client,
-    uri: &str,
-    fetches: &AtomicU64,
-) -> Result<(Vec<u8>, Option<u64>), String> {
-    fetches.fetch_add(1, Ordering::Relaxed);
+/// A JSON document fetched by [`get_document`].
+#[derive(Debug)]
+pub struct Document {
+    /// The body.
+    pub body: Vec<u8>,
+    /// `Cache-Control: max-age` (0 for `no-store`/`no-cache`), if given.
+    pub max_age: Option<u64>,
+}
+
+/// GETs `uri`: a 200 with at most [`MAX_DOCUMENT`] bytes (a JWKS or
+/// metadata document), read under that cap as it arrives.
+pub async fn get_document(http: &reqwest::Client, uri: &str) -> Result<Document, String> {
     let mut response = http
         .get(uri)
         .header("accept", "application/json")
@@ -55,7 +61,18 @@ async fn get(
         }
         body.extend_from_slice(&chunk);
     }
-    Ok((body, max_age))
+    Ok(Document { body, max_age })
+}
+
+/// [`get_document`], counted.
+async fn get(
+    http: &reqwest::Client,
+    uri: &str,
+    fetches: &AtomicU64,
+) -> Result<(Vec<u8>, Option<u64>), String> {
+    fetches.fetch_add(1, Ordering::Relaxed);
+    let d = get_document(http, uri).await?;
+    Ok((d.body, d.max_age))
 }
 
 /// `max-age=N` of a `Cache-Control` value (`no-store`/`no-cache`: 0).

@@ -36,7 +36,7 @@
 
 mod error;
 mod extract;
-mod keys;
+pub mod keys;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
@@ -143,7 +143,8 @@ impl VerifierBuilder {
         if self.algorithms.is_empty() {
             return Err(BuildError::Missing("algorithms"));
         }
-        let http = keys::http_client()?;
+        let http = keys::http_client(concat!("tessera-verify/", env!("CARGO_PKG_VERSION")))
+            .map_err(BuildError::Http)?;
         let fetches = AtomicU64::new(0);
         let jwks_uri = match self.jwks_uri {
             Some(uri) => uri,
