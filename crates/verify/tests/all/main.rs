@@ -455,3 +455,67 @@ async fn unreachable_issuer_or_wrong_metadata_fails_at_build() {
     let e = Verifier::builder().audience(API).build().await.unwrap_err();
     assert!(e.to_string().contains("issuer is required"), "{e}");
 }
+
+/// A failed refresh (server error, a set with no usable key) keeps the last
+/// good key set, and is counted; a good one replaces it.
+#[tokio::test]
+async fn a_failed_refresh_keeps_the_last_good_key_set() {
+    use std::sync::{Arc, Mutex};
+    let first = Jwk::generate_ec(EcCurve::P256).unwrap().with_kid("k1");
+    let second = Jwk::generate_ec(EcCurve::P256).unwrap().with_kid("k2");
+    let set = |k: &Jwk| format!(r#"{{"keys":[{}]}}"#, k.to_public().unwrap().to_json());
+    let served: Arc<Mutex<(u16, String)>> = Arc::new(Mutex::new((200, set(&first))));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let app = {
+        let served = served.clone();
+        Router::new().route(
+            "/jwks",
+            get(move || {
+                let served = served.clone();
+                async move {
+                    let (status, body) = served.lock().unwrap().clone();
+                    (StatusCode::from_u16(status).unwrap(), body)
+                }
+            }),
+        )
+    };
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let verifier = Verifier::builder()
+        .issuer(&base)
+        .audience(API)
+        .algorithms([JwsAlgorithm::ES256])
+        .jwks_uri(&format!("{base}/jwks"))
+        .build()
+        .await
+        .unwrap();
+    let token = |k: &Jwk| {
+        jwt::sign(
+            &Signer::new(k, JwsAlgorithm::ES256).unwrap(),
+            &JwsHeader::new().typ("at+jwt"),
+            &claims(&base, API, SystemClock.now() + 600),
+        )
+        .unwrap()
+    };
+    assert!(verifier.verify::<Value>(&token(&first)).is_ok());
+    for (status, body) in [
+        (500, set(&second)),
+        (200, r#"{"keys":[]}"#.to_owned()),
+        (200, "{".to_owned()),
+    ] {
+        *served.lock().unwrap() = (status, body);
+        assert!(verifier.refresh().await.is_err());
+        assert!(
+            verifier.verify::<Value>(&token(&first)).is_ok(),
+            "last good set kept"
+        );
+    }
+    assert_eq!(verifier.refresh_failures(), 3);
+    *served.lock().unwrap() = (200, set(&second));
+    verifier.refresh().await.unwrap();
+    assert!(verifier.verify::<Value>(&token(&second)).is_ok());
+    assert!(
+        verifier.verify::<Value>(&token(&first)).is_err(),
+        "k1 left the set"
+    );
+}
