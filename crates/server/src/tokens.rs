@@ -13,12 +13,12 @@ use crate::sealing::SealingKeys;
 use crate::store::{ClientRecord, NewRefresh, SealedRecord, SessionRecord};
 
 /// `typ` of access tokens (RFC 9068).
-pub const ACCESS_TYP: &str = "at+jwt";
+pub const ACCESS_TYP: &str = tessera_verify::ACCESS_TYP;
 /// `typ` of session tokens.
 pub const SESSION_TYP: &str = "session+jwt";
 /// `typ` of step-up assertions (inside their JWE), so that no verifier
 /// expecting an access token accepts one.
-pub const STEP_UP_TYP: &str = "step-up+jwt";
+pub const STEP_UP_TYP: &str = tessera_verify::STEP_UP_TYP;
 /// `typ` of federation tokens (inside their JWE).
 pub const FEDERATION_TYP: &str = "JWT";
 
