@@ -86,7 +86,7 @@ pub struct VerifierBuilder {
     algorithms: Vec<JwsAlgorithm>,
     jwks_uri: Option<String>,
     decryption: Option<(Jwk, Vec<(JweAlgorithm, JweEncryption)>)>,
-    leeway: Duration,
+    leeway: Option<Duration>,
     bounds: RefreshBounds,
 }
 
@@ -126,7 +126,7 @@ impl VerifierBuilder {
     }
     /// Clock skew tolerated on `exp`, `nbf`, `iat` (default 60 s).
     pub fn leeway(mut self, leeway: Duration) -> Self {
-        self.leeway = leeway;
+        self.leeway = Some(leeway);
         self
     }
     /// How often the JWKS is fetched again (see [`RefreshBounds`]).
@@ -159,8 +159,9 @@ impl VerifierBuilder {
                     .map_err(|e| BuildError::Key(e.to_string()))?,
             ),
         };
-        let leeway = u32::try_from(self.leeway.as_secs()).unwrap_or(u32::MAX);
-        let leeway = if self.leeway.is_zero() { 60 } else { leeway };
+        let leeway = self
+            .leeway
+            .map_or(60, |l| u32::try_from(l.as_secs()).unwrap_or(u32::MAX));
         let inner = Inner {
             issuer,
             audience,

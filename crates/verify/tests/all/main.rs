@@ -518,4 +518,29 @@ async fn a_failed_refresh_keeps_the_last_good_key_set() {
         verifier.verify::<Value>(&token(&first)).is_err(),
         "k1 left the set"
     );
+
+    // Leeway: 60 s by default; zero when asked for zero.
+    let just_expired = jwt::sign(
+        &Signer::new(&second, JwsAlgorithm::ES256).unwrap(),
+        &JwsHeader::new().typ("at+jwt"),
+        &claims(&base, API, SystemClock.now() - 30),
+    )
+    .unwrap();
+    assert!(
+        verifier.verify::<Value>(&just_expired).is_ok(),
+        "within 60 s leeway"
+    );
+    let strict = Verifier::builder()
+        .issuer(&base)
+        .audience(API)
+        .algorithms([JwsAlgorithm::ES256])
+        .jwks_uri(&format!("{base}/jwks"))
+        .leeway(Duration::ZERO)
+        .build()
+        .await
+        .unwrap();
+    assert_eq!(
+        strict.verify::<Value>(&just_expired).unwrap_err(),
+        AuthError::InvalidToken("the token expired")
+    );
 }
