@@ -119,18 +119,7 @@ fn start_node(db: &str, data: &Path) -> Node {
 }
 
 fn create_client(db: &str, data: &Path) -> (String, String) {
-    let out = tessera(db, data)
-        .args([
-            "clients", "create", "--name", "backend", "--grant", "sessions", "--json",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = crate::service::created_client(tessera(db, data), "sessions");
     (
         v["client_id"].as_str().unwrap().to_owned(),
         v["client_secret"].as_str().unwrap().to_owned(),

@@ -40,15 +40,15 @@ fn a_bad_config_stops_with_one_line_naming_the_key_and_exit_2() {
 
 /// `tessera clients create --name backend --grant sessions,client_credentials --json`.
 fn create_client(data: &std::path::Path) -> Value {
-    let out = tessera(data)
+    created_client(tessera(data), "sessions,client_credentials")
+}
+
+/// Runs `clients create --name backend --grant GRANTS --json` with `command`
+/// (its environment names the store) and returns the printed JSON.
+pub(crate) fn created_client(mut command: Command, grants: &str) -> Value {
+    let out = command
         .args([
-            "clients",
-            "create",
-            "--name",
-            "backend",
-            "--grant",
-            "sessions,client_credentials",
-            "--json",
+            "clients", "create", "--name", "backend", "--grant", grants, "--json",
         ])
         .output()
         .unwrap();
@@ -57,8 +57,7 @@ fn create_client(data: &std::path::Path) -> Value {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let created: Value = serde_json::from_slice(&out.stdout).unwrap();
-    created
+    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 #[test]
