@@ -26,35 +26,7 @@ pub enum JweCommand {
     #[command(after_help = "Examples:
   tessera jwe encrypt --key partner.pub.jwk --alg RSA-OAEP-256 --enc A256GCM --in claims.json
   tessera jwe encrypt --key x25519.pub.jwk --alg ECDH-ES+A256KW --enc A256GCM --zip")]
-    Encrypt {
-        /// The recipient's public key (JWK, JWK Set with --kid, or PEM), or a shared oct JWK.
-        #[arg(long, value_name = "FILE")]
-        key: PathBuf,
-        /// The key-management algorithm, e.g. RSA-OAEP-256, ECDH-ES+A256KW, A256KW, dir.
-        #[arg(long)]
-        alg: String,
-        /// The content encryption, e.g. A256GCM or A128CBC-HS256.
-        #[arg(long)]
-        enc: String,
-        /// The kid to put in the header (and to pick the key of a JWK Set).
-        #[arg(long, allow_hyphen_values = true)]
-        kid: Option<String>,
-        /// Compress the plaintext first ("zip": "DEF"). Compressing data an
-        /// attacker can influence next to secrets leaks them (CRIME); the
-        /// recipient must also opt in to decompress.
-        #[arg(long)]
-        zip: bool,
-        /// The content type (cty) of the plaintext, e.g. JWT for a nested
-        /// token (then surrounding whitespace, such as the newline a file
-        /// ends with, is not part of the JWT and is left out).
-        #[arg(long)]
-        cty: Option<String>,
-        /// How to write the JWE.
-        #[arg(long, value_enum, default_value_t = Serialization::Compact)]
-        serialization: Serialization,
-        #[command(flatten)]
-        input: InputArg,
-    },
+    Encrypt(EncryptArgs),
     /// Decrypt a JWE (compact or JSON) and print the plaintext.
     ///
     /// You name the alg and enc values you accept; anything else is refused
@@ -84,6 +56,43 @@ pub enum JweCommand {
         #[command(flatten)]
         input: InputArg,
     },
+}
+
+/// The arguments of `jwe encrypt`.
+#[derive(clap::Args)]
+pub struct EncryptArgs {
+    /// The recipient's public key (JWK, JWK Set with --kid, or PEM), or a shared oct JWK.
+    #[arg(long, value_name = "FILE")]
+    pub key: PathBuf,
+    /// The key-management algorithm, e.g. RSA-OAEP-256, ECDH-ES+A256KW, A256KW, dir.
+    #[arg(long)]
+    pub alg: String,
+    /// The content encryption, e.g. A256GCM or A128CBC-HS256.
+    #[arg(long)]
+    pub enc: String,
+    /// The kid to put in the header (and to pick the key of a JWK Set).
+    #[arg(long, allow_hyphen_values = true)]
+    pub kid: Option<String>,
+    /// Compress the plaintext first ("zip": "DEF"). Compressing data an
+    /// attacker can influence next to secrets leaks them (CRIME); the
+    /// recipient must also opt in to decompress.
+    #[arg(long)]
+    pub zip: bool,
+    /// The content type (cty) of the plaintext, e.g. JWT for a nested
+    /// token (then surrounding whitespace, such as the newline a file
+    /// ends with, is not part of the JWT and is left out).
+    #[arg(long)]
+    pub cty: Option<String>,
+    /// How to write the JWE.
+    #[arg(long, value_enum, default_value_t = Serialization::Compact)]
+    pub serialization: Serialization,
+    #[command(flatten)]
+    pub input: InputArg,
+    /// PBES2 only: the iteration count written as `p2c` (default 600,000).
+    /// Other libraries cap what they accept (panva/jose 10,000, jwcrypto
+    /// 16,384 by default): give such a recipient a count within its cap.
+    #[arg(long, value_name = "N")]
+    pub p2c: Option<u32>,
 }
 
 /// An encrypter for one `alg`/`enc` with the key of `path`.
@@ -198,22 +207,28 @@ pub fn decrypter(
     })
 }
 
-#[allow(clippy::too_many_arguments)]
-fn encrypt(
-    key: &Path,
-    alg: &str,
-    enc: &str,
-    kid: Option<&str>,
-    zip: bool,
-    cty: Option<&str>,
-    serialization: Serialization,
-    input: &InputArg,
-) -> Outcome {
-    let mut encrypter = encrypter(key, alg, enc, kid)?;
-    if zip {
+fn encrypt(args: &EncryptArgs) -> Outcome {
+    let kid = args.kid.as_deref();
+    let cty = args.cty.as_deref();
+    let mut encrypter = encrypter(&args.key, &args.alg, &args.enc, kid)?;
+    if let Some(count) = args.p2c {
+        if !args.alg.starts_with("PBES2-") {
+            return Err(Failure::Usage(format!(
+                "--p2c is for the PBES2-* algorithms, not --alg {}",
+                args.alg
+            )));
+        }
+        if count < 1000 {
+            return Err(Failure::Usage(format!(
+                "--p2c {count}: at least 1000 iterations (RFC 7518 section 4.8.1.2)"
+            )));
+        }
+        encrypter = encrypter.pbes2_count(count).map_err(setup("--p2c"))?;
+    }
+    if args.zip {
         encrypter = encrypter.compress();
     }
-    let mut plaintext = zeroize::Zeroizing::new(read_input(input.path.as_deref())?);
+    let mut plaintext = zeroize::Zeroizing::new(read_input(args.input.path.as_deref())?);
     if cty.is_some_and(|c| c.eq_ignore_ascii_case("JWT")) {
         let text = plaintext.trim_ascii();
         *plaintext = text.to_vec();
@@ -227,7 +242,7 @@ fn encrypt(
     }
     let sealing =
         |e: tessera_jose::Error| Failure::Usage(format!("cannot encrypt: {e} ({})", e.code()));
-    let out = match serialization {
+    let out = match args.serialization {
         Serialization::Compact => encrypter.encrypt_compact(&header, &plaintext),
         Serialization::Flattened => {
             encrypter.encrypt_flattened(&header, &JweHeader::new(), None, &plaintext)
@@ -250,25 +265,7 @@ fn encrypt(
 /// Runs a `jwe` subcommand.
 pub fn run(command: JweCommand) -> Outcome {
     match command {
-        JweCommand::Encrypt {
-            key,
-            alg,
-            enc,
-            kid,
-            zip,
-            cty,
-            serialization,
-            input,
-        } => encrypt(
-            &key,
-            &alg,
-            &enc,
-            kid.as_deref(),
-            zip,
-            cty.as_deref(),
-            serialization,
-            &input,
-        ),
+        JweCommand::Encrypt(args) => encrypt(&args),
         JweCommand::Decrypt {
             key,
             alg,

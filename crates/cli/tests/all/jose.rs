@@ -774,6 +774,53 @@ fn jwe_encrypt_decrypt_and_refuse() {
         .expect(2);
 }
 
+/// `jwe encrypt --p2c`: the PBES2 count a recipient with a lower cap than
+/// ours (panva/jose 10,000, jwcrypto 16,384) accepts; 600,000 by default.
+#[test]
+fn jwe_encrypt_pbes2_count() {
+    use base64::Engine as _;
+    let d = Dir::new();
+    d.key("pw.jwk", &["--kty", "oct", "--bits", "128"]);
+    d.key("kw.jwk", &["--kty", "oct", "--bits", "256"]);
+    let p2c = |token: &str| -> Value {
+        let header = token.split('.').next().unwrap();
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(header)
+            .unwrap();
+        serde_json::from_slice::<Value>(&bytes).unwrap()["p2c"].clone()
+    };
+    let encrypt = "jwe encrypt --key pw.jwk --alg PBES2-HS256+A128KW --enc A128GCM";
+    let default = d.pipe(&sh(encrypt), "secret").expect(0);
+    assert_eq!(p2c(&trimmed(&default)), 600_000);
+    let low = d
+        .pipe(&with(encrypt, &["--p2c", "10000"]), "secret")
+        .expect(0);
+    assert_eq!(p2c(&trimmed(&low)), 10_000);
+    let opened = d
+        .pipe(
+            &sh("jwe decrypt --key pw.jwk --alg PBES2-HS256+A128KW --enc A128GCM"),
+            &low.stdout,
+        )
+        .expect(0);
+    assert_eq!(opened.text(), "secret");
+    // Under RFC 7518's minimum, or for an algorithm without a count: usage errors.
+    let few = d
+        .pipe(&with(encrypt, &["--p2c", "999"]), "secret")
+        .expect(2);
+    assert!(few.stderr.contains("at least 1000"), "{}", few.stderr);
+    let kw = d
+        .pipe(
+            &sh("jwe encrypt --key kw.jwk --alg A256KW --enc A128GCM --p2c 10000"),
+            "secret",
+        )
+        .expect(2);
+    assert!(
+        kw.stderr.contains("--p2c is for the PBES2"),
+        "{}",
+        kw.stderr
+    );
+}
+
 /// RFC 7520 §5 examples decrypted through the binary.
 #[test]
 fn jwe_rfc7520_vectors() {
