@@ -214,6 +214,7 @@ pub struct Validation {
     leeway: i64,
     max_age: Option<i64>,
     typ: Option<String>,
+    sole_audience: bool,
 }
 
 impl Default for Validation {
@@ -225,6 +226,7 @@ impl Default for Validation {
             leeway: 60,
             max_age: None,
             typ: None,
+            sole_audience: false,
         }
     }
 }
@@ -243,6 +245,15 @@ impl Validation {
     /// Accepts this audience (call again for several); `aud` becomes required.
     pub fn audience(mut self, aud: &str) -> Self {
         self.audiences.push(aud.into());
+        self
+    }
+    /// Refuses a token whose `aud` also names anyone not accepted here.
+    ///
+    /// RFC 7519 §4.1.3 accepts `["ours", "theirs"]`; a token good at two
+    /// services lets either of them replay it at the other. Issuers that mint
+    /// one audience per token (tessera does) lose nothing by refusing them.
+    pub fn sole_audience(mut self) -> Self {
+        self.sole_audience = true;
         self
     }
     /// Requires a claim to be present.
@@ -337,8 +348,22 @@ impl Validation {
         match &claims.aud {
             None if self.audiences.is_empty() => Ok(()),
             None => Err(ClaimsError::Missing("aud".into()).into()),
+            Some(aud) if self.sole_audience && !self.only_accepted(aud) => {
+                Err(ClaimsError::WrongAudience.into())
+            }
             Some(aud) if self.audiences.iter().any(|a| aud.contains(a)) => Ok(()),
             Some(_) => Err(ClaimsError::WrongAudience.into()),
+        }
+    }
+}
+
+impl Validation {
+    /// Whether every audience `aud` names is one this validation accepts.
+    fn only_accepted(&self, aud: &Audience) -> bool {
+        let accepted = |a: &String| self.audiences.iter().any(|x| x == a);
+        match aud {
+            Audience::One(a) => accepted(a),
+            Audience::Many(list) => !list.is_empty() && list.iter().all(accepted),
         }
     }
 }

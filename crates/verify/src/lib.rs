@@ -29,7 +29,8 @@
 //!   offered), with a 401 and an RFC 6750 `WWW-Authenticate` error, and is
 //!   never logged.
 //! - Access tokens must be `typ: at+jwt` (RFC 9068), unexpired, for your
-//!   audience, from your issuer. With a [`VerifierBuilder::decryption_key`],
+//!   audience alone (a token whose `aud` also names another service is
+//!   refused: it could be replayed there), from your issuer. With a [`VerifierBuilder::decryption_key`],
 //!   sealed tokens (JWE holding our signed JWT) and step-up assertions
 //!   (`typ: step-up+jwt`) are accepted too.
 #![forbid(unsafe_code)]
@@ -313,9 +314,12 @@ impl Verifier {
         typ: &str,
     ) -> Result<Verified<T>, AuthError> {
         let i = &self.inner;
+        // tessera mints one audience per token: a token that also names
+        // another service could be replayed there, so it is refused here.
         let validation = Validation::new()
             .issuer(&i.issuer)
             .audience(&i.audience)
+            .sole_audience()
             .typ(typ)
             .leeway(i.leeway);
         let keys = self.keys()?;

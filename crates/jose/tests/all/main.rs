@@ -7,10 +7,8 @@
     clippy::panic
 )]
 
-mod attacks;
 mod cookbook;
 mod jwe;
-mod jwe_attacks;
 mod jwt;
 mod rfc;
 mod roundtrip;

@@ -1,0 +1,19 @@
+//! The adversarial suite, in one binary: each test builds a malicious input
+//! and asserts the typed rejection. `README.md` beside `Cargo.toml` maps
+//! every attack to its test.
+#![allow(
+    missing_docs,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+mod claims;
+mod confusion;
+mod encodings;
+mod jwe;
+mod jws;
+mod oracles;
+mod service;
+mod support;
