@@ -140,8 +140,62 @@ pub async fn create<S: Store>(
     Ok(NewClient { record, secret })
 }
 
+/// How long a successful Argon2id check is remembered in memory.
+const VERIFIED_FOR: std::time::Duration = std::time::Duration::from_secs(60);
+/// At most this many remembered checks; the memory is emptied when full.
+const VERIFIED_MAX: usize = 4096;
+
+/// Recent successful checks, so a client calling many times a second pays
+/// Argon2id once a minute rather than on every request. An entry is keyed
+/// by an HMAC (a key drawn per process) of the id and the presented secret,
+/// and holds the stored hash it was checked against: a new secret or a
+/// deleted client misses, since the record is read on every call. Failures
+/// are never remembered, so guessing still costs a hash per guess.
+struct Verified {
+    mac: crate::crypto::Mac,
+    seen: std::sync::Mutex<std::collections::HashMap<[u8; 32], (String, std::time::Instant)>>,
+}
+
+fn verified() -> Option<&'static Verified> {
+    static V: std::sync::OnceLock<Option<Verified>> = std::sync::OnceLock::new();
+    V.get_or_init(|| {
+        crate::crypto::Mac::random().ok().map(|mac| Verified {
+            mac,
+            seen: std::sync::Mutex::new(std::collections::HashMap::new()),
+        })
+    })
+    .as_ref()
+}
+
+impl Verified {
+    fn key(&self, id: &str, secret: &str) -> [u8; 32] {
+        self.mac.tag(&[id.as_bytes(), secret.as_bytes()])
+    }
+
+    fn recalls(&self, key: &[u8; 32], hash: &str) -> bool {
+        let Ok(seen) = self.seen.lock() else {
+            return false;
+        };
+        seen.get(key)
+            .is_some_and(|(h, at)| h == hash && at.elapsed() < VERIFIED_FOR)
+    }
+
+    fn remember(&self, key: [u8; 32], hash: String) {
+        if let Ok(mut seen) = self.seen.lock() {
+            if seen.len() >= VERIFIED_MAX {
+                seen.retain(|_, (_, at)| at.elapsed() < VERIFIED_FOR);
+                if seen.len() >= VERIFIED_MAX {
+                    seen.clear();
+                }
+            }
+            seen.insert(key, (hash, std::time::Instant::now()));
+        }
+    }
+}
+
 /// The client `id`, if `secret` is its secret. Unknown ids cost a hash
-/// too, so timing does not tell which ids exist.
+/// too, so timing does not tell which ids exist. A success is remembered
+/// for a minute (see [`VERIFIED_FOR`]): the record is still read each time.
 pub async fn authenticate<S: Store>(
     store: &S,
     id: &str,
@@ -150,6 +204,13 @@ pub async fn authenticate<S: Store>(
     // A fixed, valid hash of a random secret, for unknown ids.
     static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     let client = store.client(id).await?;
+    let memory = verified();
+    let key = memory.map(|m| m.key(id, secret));
+    if let (Some(m), Some(k), Some(c)) = (memory, &key, &client) {
+        if !c.secret_hash.is_empty() && m.recalls(k, &c.secret_hash) {
+            return Ok(client);
+        }
+    }
     let hash = match &client {
         Some(c) => c.secret_hash.clone(),
         None => DUMMY
@@ -162,10 +223,14 @@ pub async fn authenticate<S: Store>(
     }
     let ok = tokio::task::spawn_blocking({
         let secret = Zeroizing::new(secret.to_owned());
+        let hash = hash.clone();
         move || verify_secret(&secret, &hash)
     })
     .await
     .unwrap_or(false);
+    if let (true, Some(m), Some(k), Some(_)) = (ok, memory, key, &client) {
+        m.remember(k, hash);
+    }
     Ok(client.filter(|_| ok))
 }
 
@@ -182,5 +247,20 @@ mod tests {
         assert!(!verify_secret("s3cre", &a));
         assert!(!verify_secret("s3cret", "not a hash"));
         assert_ne!(hash_secret("s3cret").unwrap(), a, "fresh salt");
+    }
+
+    #[test]
+    fn remembered_checks_are_bound_to_id_secret_and_stored_hash() {
+        let v = verified().unwrap();
+        let key = v.key("cli_a", "s3cret");
+        assert_ne!(key, v.key("cli_b", "s3cret"));
+        assert_ne!(key, v.key("cli_a", "s3cre"));
+        // Length-prefixed: moving bytes between id and secret changes the key.
+        assert_ne!(v.key("ab", "c"), v.key("a", "bc"));
+        assert!(!v.recalls(&key, "$argon2id$h1"));
+        v.remember(key, "$argon2id$h1".into());
+        assert!(v.recalls(&key, "$argon2id$h1"));
+        // A new secret (a new stored hash) is not recalled.
+        assert!(!v.recalls(&key, "$argon2id$h2"));
     }
 }

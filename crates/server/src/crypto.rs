@@ -26,6 +26,39 @@ pub fn sha256(data: &[u8]) -> Vec<u8> {
         .to_vec()
 }
 
+/// A key for [`Mac::tag`], drawn at random for the life of the process.
+pub struct Mac(aws_lc_rs::hmac::Key);
+
+impl std::fmt::Debug for Mac {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Mac(..)")
+    }
+}
+
+impl Mac {
+    /// A fresh random HMAC-SHA256 key.
+    pub fn random() -> Result<Self, OpenFailed> {
+        let raw = random_bytes(32)?;
+        Ok(Mac(aws_lc_rs::hmac::Key::new(
+            aws_lc_rs::hmac::HMAC_SHA256,
+            &raw,
+        )))
+    }
+
+    /// HMAC-SHA256 over `parts`, each length-prefixed so that no two
+    /// different lists give the same input.
+    pub fn tag(&self, parts: &[&[u8]]) -> [u8; 32] {
+        let mut ctx = aws_lc_rs::hmac::Context::with_key(&self.0);
+        for part in parts {
+            ctx.update(&(part.len() as u64).to_be_bytes());
+            ctx.update(part);
+        }
+        let mut out = [0u8; 32];
+        out.copy_from_slice(ctx.sign().as_ref());
+        out
+    }
+}
+
 /// A fresh random token: `bytes` random bytes, base64url.
 pub fn random_token(bytes: usize) -> Result<Zeroizing<String>, OpenFailed> {
     let raw = random_bytes(bytes)?;
