@@ -281,6 +281,12 @@ impl Server {
         self.state.keys.tick(&self.store, now).await
     }
 
+    /// The service's routes over the same state, for callers in the same
+    /// process (the fuzz targets drive requests through it without a socket).
+    pub fn router(&self) -> axum::Router {
+        http::router(self.state.clone())
+    }
+
     /// The store it uses (for administration alongside the running service).
     pub fn store(&self) -> &SqlStore {
         &self.store
