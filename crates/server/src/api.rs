@@ -10,17 +10,24 @@ use utoipa::{OpenApi, ToSchema};
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SessionRequest {
-    /// The user, as the client authenticated them.
+    /// The user, as the client authenticated them (1 to 1024 bytes).
+    #[schema(min_length = 1, max_length = 1024)]
     pub sub: String,
-    /// The user's organisation.
+    /// The user's organisation (1 to 1024 bytes).
+    #[schema(min_length = 1, max_length = 1024)]
     pub org: String,
-    /// Roles.
+    /// Roles: at most 64, each 1 to 256 bytes.
     #[serde(default)]
+    #[schema(max_items = 64)]
     pub roles: Vec<String>,
-    /// Authentication methods used (RFC 8176), e.g. `pwd`, `otp`.
+    /// Authentication methods used (RFC 8176), e.g. `pwd`, `otp`: at most
+    /// 64, each 1 to 256 bytes.
     #[serde(default)]
+    #[schema(max_items = 64)]
     pub amr: Vec<String>,
-    /// The resource (`aud`) the access token is for.
+    /// The resource (`aud`) the access token is for: one of the configured
+    /// resources (1 to 1024 bytes).
+    #[schema(min_length = 1, max_length = 1024)]
     pub audience: String,
     /// Custom claims; each must be declared for the resource.
     #[serde(default)]
@@ -50,10 +57,14 @@ pub struct SessionResponse {
 #[serde(deny_unknown_fields)]
 pub struct StepUpRequest {
     /// The sealed (`jwe` or `nested`) resource the assertion is for.
+    #[schema(min_length = 1, max_length = 1024)]
     pub audience: String,
-    /// How the user just authenticated (RFC 8176), e.g. `hwk`, `otp`.
+    /// How the user just authenticated (RFC 8176), e.g. `hwk`, `otp`: 1 to
+    /// 64 methods, each 1 to 256 bytes.
+    #[schema(min_items = 1, max_items = 64)]
     pub amr: Vec<String>,
-    /// The assurance level reached.
+    /// The assurance level reached (1 to 256 bytes).
+    #[schema(min_length = 1, max_length = 256)]
     pub acr: String,
     /// Private claims for the resource, each declared for it; personal data
     /// is allowed here, since the assertion is sealed.
@@ -202,5 +213,24 @@ impl utoipa::Modify for ClientAuth {
 
 /// The document as JSON.
 pub fn openapi_json() -> String {
-    ApiDoc::openapi().to_json().unwrap_or_default()
+    let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+    // The items of `roles` and `amr` are 1 to 256 bytes: utoipa has no
+    // attribute for the items of a `Vec<String>`, so the bounds go in here.
+    for (schema, lists) in [
+        ("SessionRequest", &["roles", "amr"][..]),
+        ("StepUpRequest", &["amr"][..]),
+    ] {
+        for list in lists {
+            if let Some(items) = doc
+                .pointer_mut(&format!(
+                    "/components/schemas/{schema}/properties/{list}/items"
+                ))
+                .and_then(Value::as_object_mut)
+            {
+                items.insert("minLength".into(), 1.into());
+                items.insert("maxLength".into(), 256.into());
+            }
+        }
+    }
+    doc.to_string()
 }

@@ -409,10 +409,14 @@ fn required_param<'a>(form: &'a Map<String, Value>, name: &str) -> Result<&'a st
 }
 
 /// An `application/x-www-form-urlencoded` body, each parameter at most once
-/// (RFC 6749 §3.2).
+/// (RFC 6749 §3.2); a parameter without a value is treated as omitted
+/// (§3.1), so `client_id=` is no client id.
 fn parse_form(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
     let mut out = Map::new();
     for (k, v) in form_urlencoded::parse(body) {
+        if v.is_empty() {
+            continue;
+        }
         if out
             .insert(k.clone().into_owned(), Value::String(v.into_owned()))
             .is_some()
@@ -576,7 +580,7 @@ pub(crate) async fn delete_session<S: Store>(
 
 /// `POST /oauth2/token` (RFC 6749 §4.4 `client_credentials`, §6
 /// `refresh_token` with rotation and reuse detection).
-#[utoipa::path(post, path = "/oauth2/token", request_body(content = crate::api::TokenRequest, content_type = "application/x-www-form-urlencoded"), responses((status = 200, body = crate::api::TokenResponse), (status = 400, body = crate::api::ErrorResponse), (status = 401, body = crate::api::ErrorResponse), (status = 415, body = crate::api::ErrorResponse)))]
+#[utoipa::path(post, path = "/oauth2/token", request_body(content = crate::api::TokenRequest, content_type = "application/x-www-form-urlencoded"), responses((status = 200, body = crate::api::TokenResponse), (status = 400, body = crate::api::ErrorResponse), (status = 401, body = crate::api::ErrorResponse), (status = 413, body = crate::api::ErrorResponse), (status = 415, body = crate::api::ErrorResponse)))]
 pub(crate) async fn token<S: Store>(
     State(state): State<Arc<AppState<S>>>,
     headers: HeaderMap,
@@ -1000,7 +1004,7 @@ async fn session_alive<S: Store>(
 /// `POST /oauth2/introspect` (RFC 7662): for an authenticated client, whether
 /// an access or refresh token is active, and its claims. Unknown, expired,
 /// revoked or foreign tokens are just `{"active": false}`.
-#[utoipa::path(post, path = "/oauth2/introspect", request_body(content = crate::api::TokenParam, content_type = "application/x-www-form-urlencoded"), responses((status = 200, description = "RFC 7662 introspection response", body = Object), (status = 400, body = crate::api::ErrorResponse), (status = 401, body = crate::api::ErrorResponse)))]
+#[utoipa::path(post, path = "/oauth2/introspect", request_body(content = crate::api::TokenParam, content_type = "application/x-www-form-urlencoded"), responses((status = 200, description = "RFC 7662 introspection response", body = Object), (status = 400, body = crate::api::ErrorResponse), (status = 401, body = crate::api::ErrorResponse), (status = 413, body = crate::api::ErrorResponse), (status = 415, body = crate::api::ErrorResponse)))]
 pub(crate) async fn introspect<S: Store>(
     State(state): State<Arc<AppState<S>>>,
     headers: HeaderMap,
@@ -1081,7 +1085,7 @@ pub(crate) async fn introspect<S: Store>(
 /// family; an access token ends its session (so introspection and refresh
 /// stop at once; the JWS itself lives until it expires). Always 200 for a
 /// well-formed request, whether or not the token was known.
-#[utoipa::path(post, path = "/oauth2/revoke", request_body(content = crate::api::TokenParam, content_type = "application/x-www-form-urlencoded"), responses((status = 200, description = "Revoked, or unknown (RFC 7009 §2.2)"), (status = 400, body = crate::api::ErrorResponse), (status = 401, body = crate::api::ErrorResponse)))]
+#[utoipa::path(post, path = "/oauth2/revoke", request_body(content = crate::api::TokenParam, content_type = "application/x-www-form-urlencoded"), responses((status = 200, description = "Revoked, or unknown (RFC 7009 §2.2)"), (status = 400, body = crate::api::ErrorResponse), (status = 401, body = crate::api::ErrorResponse), (status = 413, body = crate::api::ErrorResponse), (status = 415, body = crate::api::ErrorResponse)))]
 pub(crate) async fn revoke<S: Store>(
     State(state): State<Arc<AppState<S>>>,
     headers: HeaderMap,
@@ -1131,4 +1135,22 @@ pub(crate) async fn revoke<S: Store>(
         tracing::info!(%sid, client = %client.id, "session revoked through /oauth2/revoke");
     }
     Ok(no_store(json!({})))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forms_treat_empty_parameters_as_omitted_and_refuse_repeats() {
+        let form = parse_form(b"grant_type=client_credentials&client_id=&scope=").unwrap();
+        assert_eq!(form.len(), 1);
+        assert_eq!(form["grant_type"], "client_credentials");
+        // An empty value and a real one: the real one stands.
+        let form = parse_form(b"token=&token=abc").unwrap();
+        assert_eq!(form["token"], "abc");
+        assert!(parse_form(b"token=a&token=b").is_err());
+        assert!(parse_form(b"").unwrap().is_empty());
+    }
 }
