@@ -471,6 +471,24 @@ impl SqlStore {
                             Ok(())
                         })
                     })
+                    // A write that failed half-way (the disk full, an I/O
+                    // error) can leave a transaction open on the connection,
+                    // holding SQLite's write lock: every other writer would
+                    // then wait and fail for good. A ROLLBACK that succeeds
+                    // here found such a transaction: the connection is
+                    // dropped rather than reused. (With none open, SQLite
+                    // refuses the ROLLBACK: the normal case.)
+                    .after_release(|conn, _| {
+                        Box::pin(async move {
+                            if conn.execute("ROLLBACK").await.is_ok() {
+                                tracing::warn!(
+                                    "a store connection was left in a transaction; dropped it"
+                                );
+                                return Ok(false);
+                            }
+                            Ok(true)
+                        })
+                    })
                     .connect_with(options)
                     .await?
             }
