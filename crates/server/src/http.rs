@@ -19,7 +19,7 @@ use tessera_jose::jwt::{Clock, SystemClock};
 use crate::config::{Config, Resource, TokenFormat};
 use crate::keys::KeyRing;
 use crate::sealing::SealingKeys;
-use crate::store::{ClientRecord, RefreshOutcome, SessionRecord, Store};
+use crate::store::{ClientRecord, RefreshOutcome, SessionRecord, Store, StoreError};
 use crate::tokens::Minted;
 use crate::{clients, policy, tokens};
 
@@ -101,7 +101,15 @@ impl ApiError {
             format!("this client may not use {grant}"),
         )
     }
-    fn server(e: impl std::fmt::Display) -> Self {
+    fn server(e: impl Failure) -> Self {
+        if e.transient() {
+            tracing::warn!(error = %e, "request failed: the store is unavailable");
+            return Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily_unavailable",
+                "the service cannot reach its store; retry shortly",
+            );
+        }
         tracing::error!(error = %e, "request failed inside the service");
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -110,6 +118,26 @@ impl ApiError {
         )
     }
 }
+
+/// A failure inside the service, and whether it may pass by itself.
+trait Failure: std::fmt::Display {
+    /// Whether a retry may succeed: the database is unreachable, locked,
+    /// out of space, or a concurrent writer won (a 503 with `Retry-After`),
+    /// as opposed to a fault in the service or its data (a 500).
+    fn transient(&self) -> bool {
+        false
+    }
+}
+
+impl Failure for StoreError {
+    fn transient(&self) -> bool {
+        !matches!(self, StoreError::Corrupt(_))
+    }
+}
+impl Failure for crate::tokens::MintError {}
+impl Failure for crate::crypto::OpenFailed {}
+impl Failure for crate::keys::KeyError {}
+impl Failure for tessera_jose::Error {}
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
@@ -120,6 +148,9 @@ impl IntoResponse for ApiError {
         let mut response = (self.status, Json(body)).into_response();
         let headers = response.headers_mut();
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             headers.insert(
                 header::WWW_AUTHENTICATE,
@@ -462,7 +493,7 @@ async fn json_request<S: Store, T: serde::de::DeserializeOwned>(
 /// authenticated. Body `{"sub", "org", "roles", "amr", "audience", "claims"}`;
 /// answer `{"session_id", "access_token", "session_token", "refresh_token",
 /// "token_type": "Bearer", "expires_in"}`.
-#[utoipa::path(post, path = "/v1/sessions", request_body(content = crate::api::SessionRequest, content_type = "application/json"), security(("client_secret_basic" = [])), responses((status = 200, body = crate::api::SessionResponse), (status = 400, body = crate::api::ErrorResponse), (status = 401, body = crate::api::ErrorResponse), (status = 413, body = crate::api::ErrorResponse), (status = 415, body = crate::api::ErrorResponse)))]
+#[utoipa::path(post, path = "/v1/sessions", request_body(content = crate::api::SessionRequest, content_type = "application/json"), security(("client_secret_basic" = [])), responses((status = 200, body = crate::api::SessionResponse), (status = 400, body = crate::api::ErrorResponse), (status = 401, body = crate::api::ErrorResponse), (status = 413, body = crate::api::ErrorResponse), (status = 415, body = crate::api::ErrorResponse), (status = 503, description = "The store is unavailable (retry after `Retry-After` seconds)", body = crate::api::ErrorResponse)))]
 pub(crate) async fn create_session<S: Store>(
     State(state): State<Arc<AppState<S>>>,
     headers: HeaderMap,
@@ -555,7 +586,7 @@ pub(crate) async fn create_session<S: Store>(
 
 /// `DELETE /v1/sessions/{id}`: the client that minted it ends a session;
 /// its refresh tokens die with it.
-#[utoipa::path(delete, path = "/v1/sessions/{id}", params(("id" = String, Path, description = "The session id")), security(("client_secret_basic" = [])), responses((status = 204, description = "Revoked"), (status = 401, body = crate::api::ErrorResponse), (status = 404, body = crate::api::ErrorResponse)))]
+#[utoipa::path(delete, path = "/v1/sessions/{id}", params(("id" = String, Path, description = "The session id")), security(("client_secret_basic" = [])), responses((status = 204, description = "Revoked"), (status = 401, body = crate::api::ErrorResponse), (status = 404, body = crate::api::ErrorResponse), (status = 503, description = "The store is unavailable (retry after `Retry-After` seconds)", body = crate::api::ErrorResponse)))]
 pub(crate) async fn delete_session<S: Store>(
     State(state): State<Arc<AppState<S>>>,
     headers: HeaderMap,
@@ -580,7 +611,7 @@ pub(crate) async fn delete_session<S: Store>(
 
 /// `POST /oauth2/token` (RFC 6749 §4.4 `client_credentials`, §6
 /// `refresh_token` with rotation and reuse detection).
-#[utoipa::path(post, path = "/oauth2/token", request_body(content = crate::api::TokenRequest, content_type = "application/x-www-form-urlencoded"), responses((status = 200, body = crate::api::TokenResponse), (status = 400, body = crate::api::ErrorResponse), (status = 401, body = crate::api::ErrorResponse), (status = 413, body = crate::api::ErrorResponse), (status = 415, body = crate::api::ErrorResponse)))]
+#[utoipa::path(post, path = "/oauth2/token", request_body(content = crate::api::TokenRequest, content_type = "application/x-www-form-urlencoded"), responses((status = 200, body = crate::api::TokenResponse), (status = 400, body = crate::api::ErrorResponse), (status = 401, body = crate::api::ErrorResponse), (status = 413, body = crate::api::ErrorResponse), (status = 415, body = crate::api::ErrorResponse), (status = 503, description = "The store is unavailable (retry after `Retry-After` seconds)", body = crate::api::ErrorResponse)))]
 pub(crate) async fn token<S: Store>(
     State(state): State<Arc<AppState<S>>>,
     headers: HeaderMap,
@@ -756,7 +787,7 @@ fn step_up_input(
 /// `POST /v1/sessions/{id}/step-up`: the session's client reports a fresh
 /// strong authentication; the answer is a short-lived assertion sealed to a
 /// `jwe` resource, carrying `sub, sid, amr, acr, auth_time` and the claims.
-#[utoipa::path(post, path = "/v1/sessions/{id}/step-up", params(("id" = String, Path, description = "The session id")), request_body(content = crate::api::StepUpRequest, content_type = "application/json"), security(("client_secret_basic" = [])), responses((status = 200, body = crate::api::StepUpResponse), (status = 400, body = crate::api::ErrorResponse), (status = 401, body = crate::api::ErrorResponse), (status = 404, body = crate::api::ErrorResponse), (status = 413, body = crate::api::ErrorResponse), (status = 415, body = crate::api::ErrorResponse)))]
+#[utoipa::path(post, path = "/v1/sessions/{id}/step-up", params(("id" = String, Path, description = "The session id")), request_body(content = crate::api::StepUpRequest, content_type = "application/json"), security(("client_secret_basic" = [])), responses((status = 200, body = crate::api::StepUpResponse), (status = 400, body = crate::api::ErrorResponse), (status = 401, body = crate::api::ErrorResponse), (status = 404, body = crate::api::ErrorResponse), (status = 413, body = crate::api::ErrorResponse), (status = 415, body = crate::api::ErrorResponse), (status = 503, description = "The store is unavailable (retry after `Retry-After` seconds)", body = crate::api::ErrorResponse)))]
 pub(crate) async fn step_up<S: Store>(
     State(state): State<Arc<AppState<S>>>,
     headers: HeaderMap,
@@ -1004,7 +1035,7 @@ async fn session_alive<S: Store>(
 /// `POST /oauth2/introspect` (RFC 7662): for an authenticated client, whether
 /// an access or refresh token is active, and its claims. Unknown, expired,
 /// revoked or foreign tokens are just `{"active": false}`.
-#[utoipa::path(post, path = "/oauth2/introspect", request_body(content = crate::api::TokenParam, content_type = "application/x-www-form-urlencoded"), responses((status = 200, description = "RFC 7662 introspection response", body = Object), (status = 400, body = crate::api::ErrorResponse), (status = 401, body = crate::api::ErrorResponse), (status = 413, body = crate::api::ErrorResponse), (status = 415, body = crate::api::ErrorResponse)))]
+#[utoipa::path(post, path = "/oauth2/introspect", request_body(content = crate::api::TokenParam, content_type = "application/x-www-form-urlencoded"), responses((status = 200, description = "RFC 7662 introspection response", body = Object), (status = 400, body = crate::api::ErrorResponse), (status = 401, body = crate::api::ErrorResponse), (status = 413, body = crate::api::ErrorResponse), (status = 415, body = crate::api::ErrorResponse), (status = 503, description = "The store is unavailable (retry after `Retry-After` seconds)", body = crate::api::ErrorResponse)))]
 pub(crate) async fn introspect<S: Store>(
     State(state): State<Arc<AppState<S>>>,
     headers: HeaderMap,
@@ -1085,7 +1116,7 @@ pub(crate) async fn introspect<S: Store>(
 /// family; an access token ends its session (so introspection and refresh
 /// stop at once; the JWS itself lives until it expires). Always 200 for a
 /// well-formed request, whether or not the token was known.
-#[utoipa::path(post, path = "/oauth2/revoke", request_body(content = crate::api::TokenParam, content_type = "application/x-www-form-urlencoded"), responses((status = 200, description = "Revoked, or unknown (RFC 7009 §2.2)"), (status = 400, body = crate::api::ErrorResponse), (status = 401, body = crate::api::ErrorResponse), (status = 413, body = crate::api::ErrorResponse), (status = 415, body = crate::api::ErrorResponse)))]
+#[utoipa::path(post, path = "/oauth2/revoke", request_body(content = crate::api::TokenParam, content_type = "application/x-www-form-urlencoded"), responses((status = 200, description = "Revoked, or unknown (RFC 7009 §2.2)"), (status = 400, body = crate::api::ErrorResponse), (status = 401, body = crate::api::ErrorResponse), (status = 413, body = crate::api::ErrorResponse), (status = 415, body = crate::api::ErrorResponse), (status = 503, description = "The store is unavailable (retry after `Retry-After` seconds)", body = crate::api::ErrorResponse)))]
 pub(crate) async fn revoke<S: Store>(
     State(state): State<Arc<AppState<S>>>,
     headers: HeaderMap,
