@@ -9,6 +9,7 @@
     clippy::panic
 )]
 
+mod faults;
 mod jose;
 mod nodes;
 mod service;
