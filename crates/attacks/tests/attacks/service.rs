@@ -76,6 +76,8 @@ struct Running {
 
 /// A service signing ES256, with two resources that take plain JWS tokens.
 async fn running() -> Running {
+    hygiene::capture();
+    hygiene::remember(MASTER);
     let dir = tempfile::tempdir().unwrap();
     let toml = dir.path().join("tessera.toml");
     std::fs::write(
@@ -94,6 +96,7 @@ async fn running() -> Running {
     let new = clients::create(server.store(), "backend", &grants, None, 0)
         .await
         .unwrap();
+    hygiene::remember(&new.secret);
     Running {
         server,
         issuer,
@@ -122,7 +125,9 @@ impl Running {
         )
         .await;
         assert_eq!(reply.status, 200, "{}", reply.body);
-        reply.json()
+        let body = reply.json();
+        hygiene::remember_answer(&body);
+        body
     }
 
     async fn verifier(&self, audience: &str) -> Verifier {
@@ -148,13 +153,17 @@ impl Running {
     }
 
     async fn refresh(&self, token: &str) -> Reply {
-        send(
+        let reply = send(
             self.addr(),
             "/oauth2/token",
             &[basic(&self.id, &self.secret), form()],
             &format!("grant_type=refresh_token&refresh_token={token}"),
         )
-        .await
+        .await;
+        if reply.status == 200 {
+            hygiene::remember_answer(&reply.json());
+        }
+        reply
     }
 }
 
@@ -197,6 +206,7 @@ async fn cross_service_token_substitution_is_refused() {
     );
     other.server.shutdown().await;
     r.server.shutdown().await;
+    hygiene::assert_clean();
 }
 
 /// A refresh token is single-use: presenting a used one is refused and
@@ -234,6 +244,7 @@ async fn refresh_token_replay_revokes_the_whole_family() {
         );
     }
     r.server.shutdown().await;
+    hygiene::assert_clean();
 }
 
 /// A `private_key_jwt` client assertion (RFC 7523) is accepted once: the
@@ -280,6 +291,8 @@ async fn client_assertion_jti_replay_is_refused() {
     let first = assertion("jti-1", now + 60);
     let ok = post(first.clone()).await;
     assert_eq!(ok.status, 200, "{}", ok.body);
+    hygiene::remember(&first);
+    hygiene::remember_answer(&ok.json());
     let replay = post(first).await;
     assert_eq!(
         (replay.status, replay.json()["error"].clone()),
@@ -291,6 +304,7 @@ async fn client_assertion_jti_replay_is_refused() {
     // A fresh jti is fine.
     assert_eq!(post(assertion("jti-2", now + 60)).await.status, 200);
     r.server.shutdown().await;
+    hygiene::assert_clean();
 }
 
 /// Forged access tokens, each built the way a known attack builds it, are
@@ -379,6 +393,7 @@ async fn forged_tokens_are_inactive_at_introspection_and_refused_by_verify() {
     assert_eq!(r.introspect(real).await["active"], true);
     assert!(api.verify::<Value>(real).is_ok());
     r.server.shutdown().await;
+    hygiene::assert_clean();
 }
 
 /// The service's published key set, fetched with a GET.
@@ -394,4 +409,80 @@ async fn api_jwks(r: &Running) -> JwkSet {
     let text = String::from_utf8(raw).unwrap();
     let (_, body) = text.split_once("\r\n\r\n").unwrap();
     JwkSet::from_json(body.as_bytes()).unwrap()
+}
+
+/// Secrets hygiene: every log line the services of these tests write (all
+/// levels, every crate) is captured, and every secret the tests see (client
+/// secrets, access and session tokens, refresh tokens, the master key) is
+/// remembered; each test ends by searching the whole log for all of them.
+mod hygiene {
+    use std::sync::{Arc, Mutex, OnceLock};
+
+    static LOG: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    static SECRETS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+    struct Capture(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Capture {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Installs the capturing subscriber (once per test binary).
+    pub fn capture() {
+        LOG.get_or_init(|| {
+            let buf = Arc::new(Mutex::new(Vec::new()));
+            let writer = buf.clone();
+            tracing_subscriber::fmt()
+                .with_max_level(tracing::Level::TRACE)
+                .with_ansi(false)
+                .with_writer(move || Capture(writer.clone()))
+                .try_init()
+                .expect("the only subscriber of this test binary");
+            buf
+        });
+    }
+
+    pub fn remember(secret: &str) {
+        assert!(secret.len() >= 16, "not a secret: {secret:?}");
+        SECRETS.lock().unwrap().push(secret.to_owned());
+    }
+
+    /// Remembers every token-like member of an answer.
+    pub fn remember_answer(body: &serde_json::Value) {
+        for name in [
+            "access_token",
+            "session_token",
+            "refresh_token",
+            "assertion",
+        ] {
+            if let Some(t) = body[name].as_str() {
+                remember(t);
+            }
+        }
+    }
+
+    /// Searches everything logged so far for every secret seen so far.
+    pub fn assert_clean() {
+        let log = LOG.get().expect("capture() first").lock().unwrap().clone();
+        let log = String::from_utf8_lossy(&log);
+        assert!(log.contains("tessera is listening"), "the log was captured");
+        for secret in SECRETS.lock().unwrap().iter() {
+            assert!(
+                !log.contains(secret.as_str()),
+                "a secret is in the log: {}…",
+                &secret[..8]
+            );
+        }
+        let secrets = SECRETS.lock().unwrap().len();
+        eprintln!("hygiene: {} log lines, {secrets} secrets: none found", log.lines().count());
+        for marker in ["PRIVATE KEY", "\"d\":\"", "\"k\":\""] {
+            assert!(!log.contains(marker), "{marker} in the log");
+        }
+    }
 }
