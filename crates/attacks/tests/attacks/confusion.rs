@@ -33,18 +33,19 @@ fn hmac_jws(header: &serde_json::Value, payload: &[u8], secret: &[u8]) -> String
     format!("{input}.{}", b64::encode(tag.as_ref()))
 }
 
-/// The RS256 case lives in `jws::rs256_to_hs256_confusion_is_impossible`;
-/// this is the same attack on every other asymmetric family, with the public
-/// key's JWK, PEM (SPKI) and DER (SPKI) forms as the HMAC secret, signed
-/// with HS256, HS384 and HS512.
+/// The classic forgery: a verifier holds an RSA, EC or OKP public key, and
+/// the attacker MACs a token with HS256/384/512 keyed by that public key's
+/// JWK, PEM (SPKI, and PKCS#1 for RSA) or DER form, hoping the verifier
+/// takes the header's `alg` and the key's bytes. Every family, every form.
 #[test]
-fn es_and_eddsa_public_keys_as_hmac_secrets_are_refused() {
+fn public_keys_as_hmac_secrets_are_refused() {
     for alg in [
+        JwsAlgorithm::RS256,
+        JwsAlgorithm::PS256,
         JwsAlgorithm::ES256,
         JwsAlgorithm::ES384,
         JwsAlgorithm::ES512,
         JwsAlgorithm::EdDSA,
-        JwsAlgorithm::PS256,
     ] {
         let public = key_for(alg).to_public().unwrap().with_kid("victim");
         let v = Verifier::builder()
@@ -55,7 +56,15 @@ fn es_and_eddsa_public_keys_as_hmac_secrets_are_refused() {
         let pem = public.to_pem(KeyFormat::Spki).unwrap();
         let der = public.to_der(KeyFormat::Spki).unwrap();
         let jwk = public.to_json();
-        for secret in [pem.as_bytes(), &der[..], jwk.as_bytes()] {
+        let pkcs1 = public
+            .to_pem(KeyFormat::Pkcs1)
+            .map(|p| p.as_bytes().to_vec())
+            .unwrap_or_default();
+        let mut forms = vec![pem.as_bytes(), &der[..], jwk.as_bytes()];
+        if !pkcs1.is_empty() {
+            forms.push(&pkcs1);
+        }
+        for secret in forms {
             for hs in ["HS256", "HS384", "HS512"] {
                 let header = json!({"alg": hs, "kid": "victim"});
                 let token = hmac_jws(&header, br#"{"sub":"admin"}"#, secret);
@@ -69,6 +78,10 @@ fn es_and_eddsa_public_keys_as_hmac_secrets_are_refused() {
             .key(&public, &[JwsAlgorithm::HS256])
             .unwrap_err();
         assert_eq!(e.code(), "ERR_KEY_WRONG_TYPE", "{alg}");
+        let e = Verifier::builder()
+            .key(&public, &[alg, JwsAlgorithm::HS256])
+            .unwrap_err();
+        assert_eq!(e.code(), "ERR_KEY_WRONG_TYPE", "{alg} with HS256 beside it");
         let all: Vec<JwsAlgorithm> = JwsAlgorithm::all().collect();
         let lax = Verifier::builder()
             .jwk_set(&JwkSet::new(vec![public.clone()]), &all)

@@ -480,7 +480,10 @@ mod hygiene {
             );
         }
         let secrets = SECRETS.lock().unwrap().len();
-        eprintln!("hygiene: {} log lines, {secrets} secrets: none found", log.lines().count());
+        eprintln!(
+            "hygiene: {} log lines, {secrets} secrets: none found",
+            log.lines().count()
+        );
         for marker in ["PRIVATE KEY", "\"d\":\"", "\"k\":\""] {
             assert!(!log.contains(marker), "{marker} in the log");
         }
