@@ -195,7 +195,7 @@ impl Verified {
 
 /// The client `id`, if `secret` is its secret. Unknown ids cost a hash
 /// too, so timing does not tell which ids exist. A success is remembered
-/// for a minute (see [`VERIFIED_FOR`]): the record is still read each time.
+/// for a minute, bound to the stored hash: the record is still read each time.
 pub async fn authenticate<S: Store>(
     store: &S,
     id: &str,
