@@ -341,7 +341,6 @@ async fn family(s: Arc<Shared>, i: usize, first: Value) -> FamilyEnd {
             // Not done (nothing committed): the same token is still the one.
             Ok((503, _)) => {}
             Ok((status, body)) => {
-                assert!(ok, "unreachable");
                 panic!("family {i}: the acknowledged refresh token was refused: {status} {body}");
             }
             // Never reached the service: nothing happened.
