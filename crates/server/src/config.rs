@@ -230,7 +230,12 @@ const ENV_KEYS: &[(&str, &str)] = &[
 ];
 
 /// Environment variables that are not configuration keys but are known.
-const ENV_OTHER: &[&str] = &["TESSERA_MASTER_KEY", "TESSERA_LOG", "TESSERA_TEST_PG_URL"];
+const ENV_OTHER: &[&str] = &["TESSERA_MASTER_KEY", "TESSERA_LOG"];
+
+/// A prefix reserved for the project's test scripts (`TESSERA_TEST_PG_URL`,
+/// `TESSERA_TEST_FUZZ_SECONDS`, ...): a service started by a test inherits
+/// them, and they are not configuration.
+const ENV_TEST_PREFIX: &str = "TESSERA_TEST_";
 
 /// A configured duration in whole seconds, as token and key times are kept.
 pub fn seconds(d: Duration) -> i64 {
@@ -277,7 +282,10 @@ impl Config {
             None => Table::new(),
         };
         for (name, value) in env {
-            if !name.starts_with("TESSERA_") || ENV_OTHER.contains(&name.as_str()) {
+            if !name.starts_with("TESSERA_")
+                || name.starts_with(ENV_TEST_PREFIX)
+                || ENV_OTHER.contains(&name.as_str())
+            {
                 continue;
             }
             let key = ENV_KEYS
@@ -883,6 +891,7 @@ encryption_jwks_uri = "http://127.0.0.1:9/jwks"
                 ("TESSERA_TOKENS_ACCESS_TTL", "5m"),
                 ("TESSERA_MASTER_KEY", "not config"),
                 ("TESSERA_TEST_PG_URL", "the test suite's, not config"),
+                ("TESSERA_TEST_FUZZ_SECONDS", "5"),
                 ("PATH", "/usr/bin"),
             ],
         )
