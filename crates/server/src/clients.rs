@@ -221,6 +221,19 @@ pub async fn authenticate<S: Store>(
     if client.as_ref().is_some_and(|c| c.secret_hash.is_empty()) {
         return Ok(None);
     }
+    // Each check holds 19 MiB for a few milliseconds: a burst of calls, or
+    // of guesses, queues for a permit instead of growing memory without
+    // bound. Whoever waited looks at the memory again: the first of a burst
+    // of calls with the same secret verifies it for all the others.
+    let Ok(_permit) = hashing_permits().acquire().await else {
+        return Ok(None);
+    };
+    if let (Some(m), Some(k), Some(c)) = (memory, &key, &client) {
+        if m.recalls(k, &c.secret_hash) {
+            return Ok(client);
+        }
+    }
+    crate::metrics::SECRET_HASHES.inc();
     let ok = tokio::task::spawn_blocking({
         let secret = Zeroizing::new(secret.to_owned());
         let hash = hash.clone();
@@ -232,6 +245,17 @@ pub async fn authenticate<S: Store>(
         m.remember(k, hash);
     }
     Ok(client.filter(|_| ok))
+}
+
+/// How many Argon2id checks may run at once: one per core, which is all the
+/// CPU they can use anyway.
+pub fn hashing_limit() -> usize {
+    std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get)
+}
+
+fn hashing_permits() -> &'static tokio::sync::Semaphore {
+    static PERMITS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    PERMITS.get_or_init(|| tokio::sync::Semaphore::new(hashing_limit()))
 }
 
 #[cfg(test)]

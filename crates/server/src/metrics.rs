@@ -46,6 +46,11 @@ pub static CLIENT_AUTH_FAILURES: Counter = Counter::new(
     "tessera_client_auth_failures_total",
     "Client authentications that failed.",
 );
+/// Argon2id checks of client secrets computed (a remembered success costs none).
+pub static SECRET_HASHES: Counter = Counter::new(
+    "tessera_client_secret_hashes_total",
+    "Argon2id checks of client secrets computed; a success remembered from the last minute costs none.",
+);
 
 /// Step-up assertions issued.
 pub static STEP_UPS: Counter = Counter::new(
@@ -68,6 +73,7 @@ const ALL: &[&Counter] = &[
     &ACCESS_TOKENS,
     &REFRESH_REUSE,
     &CLIENT_AUTH_FAILURES,
+    &SECRET_HASHES,
     &STEP_UPS,
     &TOKEN_EXCHANGES,
     &SEALING_KEY_REFRESH_FAILURES,
