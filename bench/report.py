@@ -1,0 +1,245 @@
+"""Writes bench/RESULTS.md and the SVG charts from one run's figures (bench.py)."""
+
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("svg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+# Reproducible SVGs: the same figures draw the same file.
+plt.rcParams["svg.hashsalt"] = "tessera-bench"
+plt.rcParams["svg.fonttype"] = "none"
+
+TESSERA_COLOR, PEER_COLOR = "#1f6feb", "#d1242f"
+
+
+def num(x, digits=0):
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "—"
+    return f"{x:,.{digits}f}"
+
+
+def ms(x):
+    if x is None:
+        return "—"
+    return f"{x:.2f}" if x < 10 else f"{x:.1f}"
+
+
+def cpu(x):
+    if x is None or math.isnan(x):
+        return "—"
+    return f"{x:.3f}"
+
+
+def ratio(a, b):
+    if not a or not b:
+        return "—"
+    return f"{a / b:.2f}×"
+
+
+def cell(result, key):
+    return None if result is None else result[key]
+
+
+def main_table(results):
+    lines = [
+        "| row | tessera req/s | oidc-provider req/s | tessera/peer | tessera p50 / p99 ms "
+        "| peer p50 / p99 ms | tessera peak RSS MiB | peer peak RSS MiB "
+        "| tessera CPU s / 1,000 | peer CPU s / 1,000 | errors (t / p) |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+    ]
+    for label, row in results["main"].items():
+        t, p = row["tessera"], row["peer"]
+        lines.append(
+            f"| {label} | {num(t['rps'])} | {num(cell(p, 'rps'))} | "
+            f"{ratio(t['rps'], cell(p, 'rps'))} | {ms(t['p50_ms'])} / {ms(t['p99_ms'])} | "
+            f"{ms(cell(p, 'p50_ms'))} / {ms(cell(p, 'p99_ms'))} | {num(t['rss_mib'], 1)} | "
+            f"{num(cell(p, 'rss_mib'), 1)} | {cpu(t['cpu_per_1000'])} | "
+            f"{cpu(cell(p, 'cpu_per_1000'))} | {t['errors']} / "
+            f"{'—' if p is None else p['errors']} |")
+    return "\n".join(lines)
+
+
+def raw_table(results):
+    cores = results["machine"]["cores"]
+    lines = [
+        f"| algorithm | raw signatures/s, one core | × {cores} cores | tessera client_credentials "
+        f"req/s | issuance / raw signing |",
+        "|---|--:|--:|--:|--:|",
+    ]
+    for alg, rate in results["raw"].items():
+        row = results["main"].get(f"client_credentials {alg}")
+        issued = row["tessera"]["rps"] if row else None
+        share = f"{100 * issued / (rate * cores):.0f} %" if issued else "—"
+        lines.append(f"| {alg} ({'RSA-2048' if alg == 'RS256' else 'P-256' if alg == 'ES256' else 'Ed25519'}) "
+                     f"| {num(rate)} | {num(rate * cores)} | {num(issued)} | {share} |")
+    return "\n".join(lines)
+
+
+def targets(results):
+    cores = results["machine"]["cores"]
+    out = []
+    rs = results["main"].get("client_credentials RS256")
+    if rs and "RS256" in results["raw"]:
+        share = rs["tessera"]["rps"] / (results["raw"]["RS256"] * cores)
+        out.append(f"- RS256 issuance at ≥ 85 % of {cores} cores' raw RSA-2048 signing rate: "
+                   f"**{100 * share:.0f} %** — {'met' if share >= 0.85 else 'not met'}.")
+    for label in ("introspection", "JWKS GET"):
+        row = results["main"].get(label)
+        if row and row["peer"]:
+            r = row["tessera"]["rps"] / row["peer"]["rps"]
+            out.append(f"- {label} ≥ 10× the peer: **{r:.1f}×** — {'met' if r >= 10 else 'not met'}.")
+    return "\n".join(out)
+
+
+def sweep_table(results):
+    conns = None
+    lines = []
+    for label, row in results["sweep"].items():
+        if conns is None:
+            conns = list(row["tessera"].keys())
+            head = " | ".join(f"{n} conn." for n in conns)
+            lines.append(f"| row | server | {head} |")
+            lines.append("|---|---|" + "--:|" * len(conns))
+        for who, name in (("tessera", "tessera"), ("peer", "oidc-provider")):
+            if row[who] is None:
+                continue
+            cells = " | ".join(f"{num(row[who][n]['rps'])} / {ms(row[who][n]['p99_ms'])}"
+                               for n in conns)
+            lines.append(f"| {label} | {name} | {cells} |")
+    return "\n".join(lines)
+
+
+def sizes_table(results):
+    lines = ["| store | sessions and refresh families | req/s | p50 ms | p99 ms | "
+             "CPU s / 1,000 | errors |", "|---|--:|--:|--:|--:|--:|--:|"]
+    for key, r in results["sizes"].items():
+        store, size = key.rsplit(" ", 1)
+        lines.append(f"| {store} | {int(size):,} | {num(r['rps'])} | {ms(r['p50_ms'])} | "
+                     f"{ms(r['p99_ms'])} | {cpu(r['cpu_per_1000'])} | {r['errors']} |")
+    return "\n".join(lines)
+
+
+def charts(results, out):
+    rows = list(results["sweep"].items())
+    for metric, ylabel, fname, log in (("rps", "requests/s", "throughput.svg", True),
+                                       ("p99_ms", "p99 latency (ms)", "p99.svg", True)):
+        fig, axes = plt.subplots(1, len(rows), figsize=(4.2 * len(rows), 3.6))
+        if len(rows) == 1:
+            axes = [axes]
+        for ax, (label, row) in zip(axes, rows):
+            for who, name, color in (("tessera", "tessera", TESSERA_COLOR),
+                                     ("peer", "oidc-provider", PEER_COLOR)):
+                if row[who] is None:
+                    continue
+                xs = [int(n) for n in row[who]]
+                ys = [row[who][n][metric] for n in row[who]]
+                ax.plot(xs, ys, marker="o", color=color, label=name)
+            ax.set_xscale("log", base=2)
+            ax.set_xticks(xs, [str(x) for x in xs])
+            if log:
+                ax.set_yscale("log")
+            ax.set_title(label, fontsize=10)
+            ax.set_xlabel("connections")
+            ax.set_ylabel(ylabel)
+            ax.grid(True, which="both", alpha=0.3)
+            ax.legend(fontsize=8)
+        fig.suptitle(f"{ylabel} against connections ({results['machine']['cores']} cores, "
+                     f"{results['machine']['cpu']})", fontsize=10)
+        fig.tight_layout()
+        fig.savefig(Path(out) / "charts" / fname, metadata={"Date": None})
+        plt.close(fig)
+
+
+def write(results, out):
+    charts(results, out)
+    m, a = results["machine"], results["args"]
+    commands = []
+    for label, row in results["main"].items():
+        commands.append(f"# {label}: tessera")
+        commands.append(row["tessera"]["command"])
+        if row["peer"]:
+            commands.append(f"# {label}: oidc-provider")
+            commands.append(row["peer"]["command"])
+    pg_note = ("" if results["postgres"] else
+               "\nPostgreSQL rows are missing: run `bench/run` (which starts a throw-away "
+               "PostgreSQL) rather than bench.py alone.\n")
+    text = f"""# Service benchmark results
+
+Generated by `bench/run` on {m['date']} — do not edit by hand; run it again
+(`bench/README.md` says how and what each figure means).
+
+**Machine:** {m['cores']} cores, {m['cpu']}, {m['memory']}, Linux {m['kernel']}.
+tessera {m['commit']} (release build, {m['rustc']}); oidc-provider {m['oidc_provider']} on Node.js
+{m['node']}; load from {m['wrk']} on the same machine and cores (2 threads, loopback).
+
+**Run:** `bench/run` — {a['runs']} measured runs of {a['seconds']} s per row after a warm-up,
+{a['connections']} connections in the main table; the sweep takes one run per point.
+Took {results['seconds_total']} s.
+
+## Side by side ({a['connections']} connections)
+
+Requests/s is the median of {a['runs']} runs, counting only successful (2xx) answers; p50/p99
+are the median run's; peak RSS is the server process's high-water mark (VmHWM) over the row;
+CPU s / 1,000 is the server process's user+system CPU time per 1,000 answers. "—": the peer
+has no such operation (see below).
+
+{main_table(results)}
+
+## The physical limit
+
+Raw signatures per second from the tessera-jose criterion bench (`sign/ALG/aws-lc-raw`: one
+aws-lc-rs signature over a token's signing input, no JSON, no HTTP), one core, and that rate
+times the cores: what issuance could reach if signing were all it did.
+
+{raw_table(results)}
+
+Targets (reported, not asserted):
+
+{targets(results)}
+
+## Connection sweep
+
+Requests/s / p99 ms at each connection count (one {a['seconds']} s run per point).
+
+{sweep_table(results)}
+
+![throughput against connections](charts/throughput.svg)
+
+![p99 latency against connections](charts/p99.svg)
+
+## Refresh rotation against table size
+
+{a['connections']} connections rotating one refresh family each, in a store that already holds
+this many sessions and refresh families (seeded straight into the database before the service
+starts). Flat latency across sizes means the lookup is an index probe, not a scan.
+{pg_note}
+{sizes_table(results)}
+
+## What is compared, and what is not
+
+- **oidc-provider** runs as one Node.js process, as its documentation deploys it; Node runs
+  JavaScript on one core, while tessera's runtime uses every core. The ratio is what a team
+  gets from one process of each on the same machine. Its stores are the in-memory development
+  adapter (nothing persisted), tessera's are SQLite with `synchronous = FULL` (every refresh
+  rotation is on disk before it is answered) — both favour the peer.
+- **Introspection:** oidc-provider introspects only the tokens it stores, so its row
+  introspects an opaque `client_credentials` token; tessera's introspects its signed JWT
+  (signature, lifetime and revocation checked).
+- **Sessions, refresh rotation, jwe/nested formats:** oidc-provider issues refresh tokens only
+  through the authorization-code flow with a user interaction and has no session-mint API, so
+  there is nothing comparable to drive; those rows show tessera alone.
+- Both servers log as they do by default; the load generator shares the same cores.
+
+## Exact commands
+
+Each row: `bench/load.lua` driven by these variables (`bench/load.lua` documents them), after
+one warm-up run.
+
+```sh
+{chr(10).join(commands)}
+```
+"""
+    (Path(out) / "RESULTS.md").write_text(text)
