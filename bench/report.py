@@ -124,7 +124,7 @@ def sizes_table(results):
 
 def charts(results, out):
     rows = list(results["sweep"].items())
-    for metric, ylabel, fname, log in (("rps", "requests/s", "throughput.svg", True),
+    for metric, ylabel, fname, log in (("rps", "requests/s", "throughput.svg", False),
                                        ("p99_ms", "p99 latency (ms)", "p99.svg", True)):
         fig, axes = plt.subplots(1, len(rows), figsize=(4.2 * len(rows), 3.6))
         if len(rows) == 1:
@@ -141,6 +141,8 @@ def charts(results, out):
             ax.set_xticks(xs, [str(x) for x in xs])
             if log:
                 ax.set_yscale("log")
+            else:
+                ax.set_ylim(bottom=0)
             ax.set_title(label, fontsize=10)
             ax.set_xlabel("connections")
             ax.set_ylabel(ylabel)
@@ -220,8 +222,9 @@ starts). Flat latency across sizes means the lookup is an index probe, not a sca
 
 ## What is compared, and what is not
 
-- **oidc-provider** runs as one Node.js process, as its documentation deploys it; Node runs
-  JavaScript on one core, while tessera's runtime uses every core. The ratio is what a team
+- **oidc-provider** runs as one Node.js process, the shape of its quick start (spreading it
+  over cores with Node's cluster module, and a shared store, is left to the deployer); Node
+  runs JavaScript on one core, while tessera's runtime uses every core. The ratio is what a team
   gets from one process of each on the same machine. Its stores are the in-memory development
   adapter (nothing persisted), tessera's are SQLite with `synchronous = FULL` (every refresh
   rotation is on disk before it is answered) — both favour the peer.
@@ -243,3 +246,13 @@ one warm-up run.
 ```
 """
     (Path(out) / "RESULTS.md").write_text(text)
+
+
+if __name__ == "__main__":
+    # Redraw RESULTS.md and the charts from a run's figures, without running
+    # it again: python bench/report.py bench/results.json
+    import json
+    import sys
+
+    source = Path(sys.argv[1] if len(sys.argv) > 1 else Path(__file__).parent / "results.json")
+    write(json.loads(source.read_text()), source.parent)
