@@ -9,6 +9,7 @@
 use std::future::Future;
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
 use sqlx::sqlite::SqliteConnectOptions;
@@ -20,7 +21,7 @@ use sqlx::{AnyPool, ConnectOptions, Executor, Row};
 pub enum StoreError {
     /// The database failed.
     #[error("database: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(sqlx::Error),
     /// A migration failed.
     #[error("database migration: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
@@ -31,6 +32,19 @@ pub enum StoreError {
     #[error("corrupt record: {0}")]
     Corrupt(String),
 }
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        SUSPECT_RELEASES.store(SUSPECT_CHECKS, Ordering::Relaxed);
+        StoreError::Database(e)
+    }
+}
+
+/// After a database error, this many SQLite connection releases look for a
+/// transaction left open (see `after_release` in [`SqlStore::open_url`]).
+static SUSPECT_RELEASES: AtomicU32 = AtomicU32::new(0);
+/// Sixteen times the SQLite pool: every connection is checked several times.
+const SUSPECT_CHECKS: u32 = 64;
 
 /// A signing key's place in its lifecycle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -477,10 +491,19 @@ impl SqlStore {
                     // then wait and fail for good. A ROLLBACK that succeeds
                     // here found such a transaction: the connection is
                     // dropped rather than reused. (With none open, SQLite
-                    // refuses the ROLLBACK: the normal case.)
+                    // refuses the ROLLBACK: the normal case.) Only after a
+                    // database error: on every release the check cost a
+                    // fifth of a token's CPU. Should a stuck connection slip
+                    // back before the error is counted, the next statement
+                    // on it fails, and that error has it checked.
                     .after_release(|conn, _| {
                         Box::pin(async move {
-                            if conn.execute("ROLLBACK").await.is_ok() {
+                            let suspect = SUSPECT_RELEASES
+                                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                                    n.checked_sub(1)
+                                })
+                                .is_ok();
+                            if suspect && conn.execute("ROLLBACK").await.is_ok() {
                                 tracing::warn!(
                                     "a store connection was left in a transaction; dropped it"
                                 );
@@ -621,7 +644,7 @@ impl Store for SqlStore {
                 Some(db) if db.is_unique_violation() => {
                     StoreError::Conflict("another node added a key meanwhile")
                 }
-                _ => StoreError::Database(e),
+                _ => StoreError::from(e),
             })?;
         }
         tx.commit().await?;
