@@ -14,7 +14,6 @@ import http.client
 import json
 import os
 import platform
-import re
 import secrets
 import shutil
 import signal
@@ -414,7 +413,7 @@ def postgres_database(base_url, name):
     return base_url.rsplit("/", 1)[0] + "/" + name
 
 
-def refresh_with_table(work, size, args, database_url=None):
+def refresh_with_table(work, size, database_url=None):
     """A fresh tessera whose store already holds `size` sessions and refresh families."""
     server = Tessera(work, "RS256", database_url).start()
     client = server.client_id
@@ -431,7 +430,7 @@ def refresh_with_table(work, size, args, database_url=None):
 
 # --- The physical limit ------------------------------------------------------------------
 
-def raw_signing(args):
+def raw_signing():
     """Raw signatures per second on one core, from the tessera-jose criterion bench."""
     print("== raw signing (tessera-jose bench `jws`, aws-lc-raw)", flush=True)
     filt = "^sign/(RS256|ES256|EdDSA)/aws-lc-raw$"
@@ -519,7 +518,7 @@ def main():
     started = time.monotonic()
     servers = []
     try:
-        results["raw"] = raw_signing(args)
+        results["raw"] = raw_signing()
 
         print(f"== main table: {c} connections, {args.runs} × {args.seconds} s per row", flush=True)
         for alg in ("RS256", "ES256", "EdDSA"):
@@ -563,7 +562,7 @@ def main():
                 work = base / f"{next(counter):03}-refresh-{backend}-{size}"
                 work.mkdir()
                 db = postgres_database(url, f"bench_{size}") if url else None
-                t = refresh_with_table(work, size, args, db)
+                t = refresh_with_table(work, size, db)
                 servers = [t]
                 results["sizes"][f"{backend} {size}"] = measure(t, refresh_load(t), c, args)
                 t.stop()
