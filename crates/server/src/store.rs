@@ -494,8 +494,9 @@ impl SqlStore {
                     // refuses the ROLLBACK: the normal case.) Only after a
                     // database error: on every release the check cost a
                     // fifth of a token's CPU. Should a stuck connection slip
-                    // back before the error is counted, the next statement
-                    // on it fails, and that error has it checked.
+                    // back before the error is counted, the next write fails
+                    // (its BEGIN on that connection, or any other write,
+                    // blocked by its lock), and that error has it checked.
                     .after_release(|conn, _| {
                         Box::pin(async move {
                             let suspect = SUSPECT_RELEASES
