@@ -246,10 +246,12 @@ def run(argv, env=None, stdin=None, stdout_to=None):
 class Load:
     """What one row sends: wrk's environment, built afresh for every run."""
 
-    def __init__(self, label, method, path, auth=None, ctype=None, body=None, tokens=None):
+    def __init__(self, label, method, path, auth=None, ctype=None, body=None, tokens=None,
+                 shown_body=None):
         self.label, self.method, self.path = label, method, path
         self.auth, self.ctype, self.body = auth, ctype, body
         self.tokens = tokens  # refresh: a function (count) -> fresh refresh tokens
+        self.shown_body = shown_body or body  # for RESULTS.md: no token written down
 
     def env(self, connections, work):
         env = {"BENCH_METHOD": self.method, "BENCH_PATH": self.path}
@@ -276,10 +278,11 @@ class Load:
         if self.ctype:
             parts.append(f"BENCH_TYPE={self.ctype}")
         if self.body:
-            parts.append(f"BENCH_BODY='{self.body}'")
-        if self.tokens:
-            parts.append("BENCH_TOKENS=<one fresh refresh token per connection>")
+            parts.append(f"BENCH_BODY='{self.shown_body}'")
         threads = min(2, connections)
+        if self.tokens:
+            parts.append(f"BENCH_TOKENS=<a file: one fresh refresh token per connection, "
+                         f"2 spare per thread> BENCH_THREADS={threads}")
         parts.append(f"wrk -t{threads} -c{connections} -d{seconds}s --timeout 10s "
                      f"-s bench/load.lua http://127.0.0.1:PORT")
         return " ".join(parts)
@@ -351,7 +354,8 @@ def cc_load(server, audience=API):
 def introspect_load(server):
     token = server.client_token()
     path = "/token/introspection" if isinstance(server, Peer) else "/oauth2/introspect"
-    return Load("introspection", "POST", path, server.auth, FORM, f"token={token}")
+    return Load("introspection", "POST", path, server.auth, FORM, f"token={token}",
+                shown_body="token=<a client_credentials access token>")
 
 
 def jwks_load(server):
