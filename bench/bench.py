@@ -603,6 +603,10 @@ def main():
     import report  # noqa: E402 (beside this file; needs matplotlib from bench/.venv)
     report.write(results, out)
     shutil.rmtree(base, ignore_errors=True)
+    print()
+    print(report.main_table(results))
+    print()
+    print(report.targets(results))
     print(f"== wrote {out / 'RESULTS.md'} and {out / 'charts'} in {results['seconds_total']} s")
 
 
