@@ -119,7 +119,8 @@ pub(crate) enum ClientsCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Delete a client, its sessions and refresh tokens.
+    /// Delete a client, its sessions and refresh tokens. A running service
+    /// stops accepting it within `clients.cache_for` (1 s by default).
     Delete {
         /// The client id.
         id: String,

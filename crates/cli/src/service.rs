@@ -215,6 +215,13 @@ pub async fn clients_command(config: Config, command: ClientsCommand) -> ExitCod
         ClientsCommand::Delete { id } => match store.delete_client(&id).await {
             Ok(true) => {
                 println!("deleted {id}");
+                let kept = config.clients.cache_for.as_secs();
+                if kept > 0 {
+                    eprintln!(
+                        "note: a running tessera serve may still accept it for up to {kept} s \
+                         (clients.cache_for)"
+                    );
+                }
                 ExitCode::SUCCESS
             }
             Ok(false) => {

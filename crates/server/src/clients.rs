@@ -149,7 +149,8 @@ const VERIFIED_MAX: usize = 4096;
 /// Argon2id once a minute rather than on every request. An entry is keyed
 /// by an HMAC (a key drawn per process) of the id and the presented secret,
 /// and holds the stored hash it was checked against: a new secret or a
-/// deleted client misses, since the record is read on every call. Failures
+/// deleted client misses, since the record is looked up on every call (the
+/// store keeps one for at most `clients.cache_for`). Failures
 /// are never remembered, so guessing still costs a hash per guess.
 struct Verified {
     mac: crate::crypto::Mac,
@@ -195,7 +196,8 @@ impl Verified {
 
 /// The client `id`, if `secret` is its secret. Unknown ids cost a hash
 /// too, so timing does not tell which ids exist. A success is remembered
-/// for a minute, bound to the stored hash: the record is still read each time.
+/// for a minute, bound to the stored hash: the record is still looked up each
+/// time (in the store, which may keep it for `clients.cache_for`).
 pub async fn authenticate<S: Store>(
     store: &S,
     id: &str,

@@ -15,6 +15,8 @@
 //! session_ttl = "12h"
 //! refresh_ttl = "30d"
 //! step_up_ttl = "5m"
+//! [clients]
+//! cache_for = "1s"                     # a client record read is kept this long ("0s": read every time)
 //! [[resources]]                        # one per audience; unlisted ones get jws, no custom claims
 //! audience = "https://api.example.com"
 //! format = "jws"                       # signed: anyone holding it reads it
@@ -164,6 +166,16 @@ pub struct Tokens {
     pub step_up_ttl: Duration,
 }
 
+/// `[clients]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Clients {
+    /// How long a client record read from the store is kept in memory
+    /// (default 1 s, at most 60 s; zero reads it on every request). A client
+    /// deleted with `tessera clients delete`, or on another node, is still
+    /// accepted for up to this long.
+    pub cache_for: Duration,
+}
+
 /// `[tls]`: serve HTTPS with this certificate chain and key (PEM files).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tls {
@@ -202,6 +214,8 @@ pub struct Config {
     pub signing: Signing,
     /// `[tokens]`.
     pub tokens: Tokens,
+    /// `[clients]`.
+    pub clients: Clients,
     /// `[[resources]]`.
     pub resources: Vec<Resource>,
     /// `[tls]`.
@@ -224,6 +238,7 @@ const ENV_KEYS: &[(&str, &str)] = &[
     ("TESSERA_TOKENS_ACCESS_TTL", "tokens.access_ttl"),
     ("TESSERA_TOKENS_SESSION_TTL", "tokens.session_ttl"),
     ("TESSERA_TOKENS_REFRESH_TTL", "tokens.refresh_ttl"),
+    ("TESSERA_CLIENTS_CACHE_FOR", "clients.cache_for"),
     ("TESSERA_TLS_CERT", "tls.cert"),
     ("TESSERA_TLS_KEY", "tls.key"),
     ("TESSERA_LOG_FORMAT", "log.format"),
@@ -365,6 +380,13 @@ impl Config {
         };
         k.finish()?;
 
+        let clients_table = t.table("clients")?;
+        let mut c = Reader::new(&clients_table, "clients");
+        let clients = Clients {
+            cache_for: c.duration("cache_for", "1s", (0, 60))?,
+        };
+        c.finish()?;
+
         let resources = t.resources()?;
         let tls = match t.table_opt("tls")? {
             None => None,
@@ -408,6 +430,7 @@ impl Config {
                 reload_every,
             },
             tokens,
+            clients,
             resources,
             tls,
             log_format,
@@ -879,6 +902,19 @@ encryption_jwks_uri = "http://127.0.0.1:9/jwks"
         assert_eq!(c.issuer, "http://127.0.0.1:8080");
         assert_eq!(c.data_dir, PathBuf::from("./tessera-data"));
         assert_eq!(c.tokens.refresh_ttl, Duration::from_secs(30 * 86_400));
+        assert_eq!(c.clients.cache_for, Duration::from_secs(1));
+    }
+
+    #[test]
+    fn client_cache_time_may_be_zero_and_at_most_a_minute() {
+        let c = load("[clients]\ncache_for = \"0s\"", &[]).unwrap();
+        assert_eq!(c.clients.cache_for, Duration::ZERO);
+        let c = load("", &[("TESSERA_CLIENTS_CACHE_FOR", "1m")]).unwrap();
+        assert_eq!(c.clients.cache_for, Duration::from_secs(60));
+        for bad in ["2m", "1h", "soon"] {
+            let e = load(&format!("[clients]\ncache_for = \"{bad}\""), &[]).unwrap_err();
+            assert_eq!(e.key, "clients.cache_for", "{bad}");
+        }
     }
 
     #[test]

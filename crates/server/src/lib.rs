@@ -174,7 +174,9 @@ impl Server {
             message: e,
         })?;
         let sealing = sealing::SealingKeys::load(&config, &http).await?;
-        let store = open_store(&config).await?;
+        let store = open_store(&config)
+            .await?
+            .cache_clients(config.clients.cache_for);
         let master = master_key(&config, master_key_env)?;
         let rules = Lifecycle::from_config(&config);
         let ring = KeyRing::open(&store, master, rules, SystemClock.now()).await?;

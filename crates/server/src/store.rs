@@ -424,6 +424,97 @@ pub enum Backend {
 pub struct SqlStore {
     pool: AnyPool,
     backend: Backend,
+    clients: std::sync::Arc<ClientCache>,
+}
+
+/// Client records read lately, kept for a short time so that a busy
+/// client's every request does not read its record again (off unless
+/// [`SqlStore::cache_clients`] turns it on). What this store creates or
+/// deletes is dropped at once; a change made elsewhere (another node, the
+/// CLI) is seen within the cache time. Unknown ids are never kept, so
+/// guessing ids neither fills it nor hides a client created meanwhile.
+struct ClientCache {
+    keep_for: std::time::Duration,
+    state: std::sync::Mutex<CachedClients>,
+}
+
+#[derive(Default)]
+struct CachedClients {
+    records: std::collections::HashMap<String, (ClientRecord, std::time::Instant)>,
+    /// Counts the records forgotten: a read that began before a deletion
+    /// must not keep what it read.
+    forgotten: u64,
+}
+
+/// At most this many records are kept; beyond it the stale ones go, and if
+/// none is stale, all.
+const CLIENT_CACHE_MAX: usize = 4096;
+
+impl std::fmt::Debug for ClientCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientCache")
+            .field("keep_for", &self.keep_for)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a read of a client record started from: when, and how many records
+/// had been forgotten by then.
+#[derive(Clone, Copy)]
+struct ReadStart {
+    at: std::time::Instant,
+    forgotten: u64,
+}
+
+impl ClientCache {
+    fn new(keep_for: std::time::Duration) -> Self {
+        ClientCache {
+            keep_for,
+            state: std::sync::Mutex::new(CachedClients::default()),
+        }
+    }
+
+    /// The record of `id` if one fresh enough is kept, else where a read
+    /// of it starts from.
+    fn get(&self, id: &str) -> Result<ClientRecord, Option<ReadStart>> {
+        if self.keep_for.is_zero() {
+            return Err(None);
+        }
+        let state = self.state.lock().map_err(|_| None)?;
+        match state.records.get(id) {
+            Some((c, at)) if at.elapsed() < self.keep_for => Ok(c.clone()),
+            _ => Err(Some(ReadStart {
+                at: std::time::Instant::now(),
+                forgotten: state.forgotten,
+            })),
+        }
+    }
+
+    /// Keeps `client`, read from `start` (whose time it keeps, so that its
+    /// age is never understated), unless a record was forgotten meanwhile.
+    fn put(&self, client: &ClientRecord, start: ReadStart) {
+        let Ok(mut state) = self.state.lock() else {
+            return;
+        };
+        if state.forgotten != start.forgotten {
+            return;
+        }
+        let records = &mut state.records;
+        if records.len() >= CLIENT_CACHE_MAX && !records.contains_key(&client.id) {
+            records.retain(|_, (_, at)| at.elapsed() < self.keep_for);
+            if records.len() >= CLIENT_CACHE_MAX {
+                records.clear();
+            }
+        }
+        records.insert(client.id.clone(), (client.clone(), start.at));
+    }
+
+    fn forget(&self, id: &str) {
+        if let Ok(mut state) = self.state.lock() {
+            state.records.remove(id);
+            state.forgotten = state.forgotten.wrapping_add(1);
+        }
+    }
 }
 
 /// The store on PostgreSQL ([`SqlStore::open_url`] with a `postgres://`
@@ -528,7 +619,21 @@ impl SqlStore {
             Backend::Sqlite => SQLITE_MIGRATIONS.run(&pool).await?,
             Backend::Postgres => POSTGRES_MIGRATIONS.run(&pool).await?,
         }
-        Ok(SqlStore { pool, backend })
+        Ok(SqlStore {
+            pool,
+            backend,
+            clients: std::sync::Arc::new(ClientCache::new(std::time::Duration::ZERO)),
+        })
+    }
+
+    /// Keeps each client record read for up to `keep_for` (zero: reads it
+    /// every time, the default). A client deleted by another process (the
+    /// CLI, another node) is then still accepted by this one for up to that
+    /// long; one deleted through this store is forgotten at once.
+    #[must_use]
+    pub fn cache_clients(mut self, keep_for: std::time::Duration) -> Self {
+        self.clients = std::sync::Arc::new(ClientCache::new(keep_for));
+        self
     }
 
     /// Which database this is.
@@ -664,6 +769,7 @@ impl Store for SqlStore {
         .bind(&c.jwks)
         .execute(&self.pool)
         .await?;
+        self.clients.forget(&c.id);
         Ok(())
     }
 
@@ -675,13 +781,21 @@ impl Store for SqlStore {
     }
 
     async fn client(&self, id: &str) -> Result<Option<ClientRecord>, StoreError> {
+        let start = match self.clients.get(id) {
+            Ok(c) => return Ok(Some(c)),
+            Err(start) => start,
+        };
         let row = sqlx::query(&self.sql(
             "SELECT id, name, secret_hash, grants, created_at, jwks FROM clients WHERE id = ?1",
         ))
         .bind(id)
         .fetch_optional(&self.pool)
         .await?;
-        row.as_ref().map(client_from_row).transpose()
+        let client = row.as_ref().map(client_from_row).transpose()?;
+        if let (Some(c), Some(start)) = (&client, start) {
+            self.clients.put(c, start);
+        }
+        Ok(client)
     }
 
     async fn use_assertion(
@@ -710,6 +824,7 @@ impl Store for SqlStore {
     }
 
     async fn delete_client(&self, id: &str) -> Result<bool, StoreError> {
+        self.clients.forget(id);
         let mut tx = self.pool.begin().await?;
         // Sessions first (their refresh tokens go with them, by cascade): the
         // same lock order as a refresh, session then tokens.
@@ -734,6 +849,8 @@ impl Store for SqlStore {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
+        // Again: a read that began before the commit may have kept it.
+        self.clients.forget(id);
         Ok(done.rows_affected() == 1)
     }
 

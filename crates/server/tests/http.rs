@@ -765,9 +765,16 @@ async fn rotation_while_tokens_are_verified_fails_none() {
         body(&reply)["access_token"].as_str().unwrap().to_owned()
     };
     let before = mint().await;
+    let rotated = std::sync::atomic::AtomicBool::new(false);
+    // Tokens are minted and verified before, during and after the rotation:
+    // until it is done, then 20 more (whatever the speed of minting).
     let verify_loop = async {
         let mut kids = std::collections::BTreeSet::new();
-        for _ in 0..60 {
+        let mut after = 0;
+        while after < 20 {
+            if rotated.load(std::sync::atomic::Ordering::SeqCst) {
+                after += 1;
+            }
             let token = mint().await;
             let ok = jwt::verify::<Value>(&token, &cached, &validation, &SystemClock)
                 .unwrap_or_else(|e| panic!("verification failed during rotation: {e}"));
@@ -783,6 +790,7 @@ async fn rotation_while_tokens_are_verified_fails_none() {
             .maintain_keys(SystemClock.now() + 31 * 86_400)
             .await
             .unwrap();
+        rotated.store(true, std::sync::atomic::Ordering::SeqCst);
     };
     let (kids, ()) = tokio::join!(verify_loop, rotate);
     assert!(
@@ -2203,11 +2211,55 @@ mod store_suite {
         assert_eq!(rotated, 1, "exactly one of {uses} concurrent uses wins");
     }
 
+    /// A store that keeps client records (`cache_clients`), beside one that
+    /// does not (another node, or the CLI) on the same database.
+    async fn client_cache(cached: &SqlStore, other: &SqlStore) {
+        cached.create_client(&client("cli_k")).await.unwrap();
+        assert!(cached.client("cli_k").await.unwrap().is_some());
+        // Deleted elsewhere: still known here, until the cache time is over.
+        assert!(other.delete_client("cli_k").await.unwrap());
+        assert!(other.client("cli_k").await.unwrap().is_none());
+        assert_eq!(
+            cached.client("cli_k").await.unwrap(),
+            Some(client("cli_k")),
+            "kept for the cache time"
+        );
+        // Deleted through this store: forgotten at once, row or no row.
+        assert!(!cached.delete_client("cli_k").await.unwrap());
+        assert!(cached.client("cli_k").await.unwrap().is_none());
+        // An unknown id is not remembered as unknown.
+        other.create_client(&client("cli_k")).await.unwrap();
+        assert!(cached.client("cli_k").await.unwrap().is_some());
+        assert!(cached.delete_client("cli_k").await.unwrap());
+        assert!(cached.client("cli_k").await.unwrap().is_none());
+        assert!(other.client("cli_k").await.unwrap().is_none());
+    }
+
+    /// A short cache time: a deletion elsewhere is seen once it is over.
+    async fn client_cache_expires(short: &SqlStore, other: &SqlStore) {
+        other.create_client(&client("cli_s")).await.unwrap();
+        assert!(short.client("cli_s").await.unwrap().is_some());
+        assert!(other.delete_client("cli_s").await.unwrap());
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        assert!(short.client("cli_s").await.unwrap().is_none());
+    }
+
     #[tokio::test]
     async fn sqlite() {
         let dir = tempfile::tempdir().unwrap();
-        let store = SqlStore::open_file(&dir.path().join("t.db")).await.unwrap();
+        // The store as the service opens it: keeping client records (for
+        // longer than the service may, so that no test is timing-bound).
+        let store = SqlStore::open_file(&dir.path().join("t.db"))
+            .await
+            .unwrap()
+            .cache_clients(std::time::Duration::from_secs(3600));
         suite(&store).await;
+        let other = SqlStore::open_file(&dir.path().join("t.db")).await.unwrap();
+        client_cache(&store, &other).await;
+        let short = other
+            .clone()
+            .cache_clients(std::time::Duration::from_millis(200));
+        client_cache_expires(&short, &other).await;
         assert!(
             dir.path().join("t.db-wal").exists(),
             "write-ahead log in use"
@@ -2224,6 +2276,15 @@ mod store_suite {
         let store = SqlStore::open_url(&url).await.unwrap();
         suite(&store).await;
         one_winner(&store, 200).await;
+        let cached = SqlStore::open_url(&url)
+            .await
+            .unwrap()
+            .cache_clients(std::time::Duration::from_secs(3600));
+        client_cache(&cached, &store).await;
+        let short = store
+            .clone()
+            .cache_clients(std::time::Duration::from_millis(200));
+        client_cache_expires(&short, &store).await;
         store.close().await;
         SqlStore::open_url(&url).await.unwrap();
     }
