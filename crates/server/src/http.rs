@@ -131,7 +131,7 @@ trait Failure: std::fmt::Display {
 
 impl Failure for StoreError {
     fn transient(&self) -> bool {
-        !matches!(self, StoreError::Corrupt(_))
+        !matches!(self, StoreError::Corrupt(_) | StoreError::ClientGone)
     }
 }
 impl Failure for crate::tokens::MintError {}
@@ -569,7 +569,14 @@ pub(crate) async fn create_session<S: Store>(
             &record.record(&session.id, &session.id, &client.id),
         )
         .await
-        .map_err(ApiError::server)?;
+        .map_err(|e| match e {
+            // Deleted since its record was read: as if it had never been.
+            StoreError::ClientGone => {
+                crate::metrics::CLIENT_AUTH_FAILURES.inc();
+                ApiError::invalid_client()
+            }
+            e => ApiError::server(e),
+        })?;
     let (access, expires_in) = issue(&state, access, now).await?;
     crate::metrics::SESSIONS_CREATED.inc();
     crate::metrics::ACCESS_TOKENS.inc();

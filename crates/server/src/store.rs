@@ -31,6 +31,10 @@ pub enum StoreError {
     /// A stored value is not what this version understands.
     #[error("corrupt record: {0}")]
     Corrupt(String),
+    /// The client a new session names was deleted meanwhile (by another
+    /// node, or the CLI, while this one still held its record).
+    #[error("the client was deleted")]
+    ClientGone,
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -874,7 +878,18 @@ impl Store for SqlStore {
         .bind(s.created_at)
         .bind(s.expires_at)
         .execute(&mut *tx)
-        .await?;
+        .await
+        .map_err(|e| {
+            let gone = e
+                .as_database_error()
+                .is_some_and(|d| d.kind() == sqlx::error::ErrorKind::ForeignKeyViolation);
+            let e = StoreError::from(e);
+            if gone {
+                self.clients.forget(&s.client_id);
+                return StoreError::ClientGone;
+            }
+            e
+        })?;
         self.insert_refresh(&mut tx, refresh).await?;
         tx.commit().await?;
         Ok(())

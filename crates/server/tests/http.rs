@@ -2224,15 +2224,29 @@ mod store_suite {
             Some(client("cli_k")),
             "kept for the cache time"
         );
-        // Deleted through this store: forgotten at once, row or no row.
-        assert!(!cached.delete_client("cli_k").await.unwrap());
+        // A session for it is refused by the database, typed, and the kept
+        // record forgotten.
+        let s = session("ses_k", "cli_k");
+        let outcome = cached
+            .create_session(&s, &refresh(40).record("ses_k", "ses_k", "cli_k"))
+            .await;
+        assert!(
+            matches!(outcome, Err(StoreError::ClientGone)),
+            "{outcome:?}"
+        );
         assert!(cached.client("cli_k").await.unwrap().is_none());
-        // An unknown id is not remembered as unknown.
+        assert!(cached.session("ses_k").await.unwrap().is_none());
+        // Deleted through this store: forgotten at once, row or no row.
         other.create_client(&client("cli_k")).await.unwrap();
         assert!(cached.client("cli_k").await.unwrap().is_some());
         assert!(cached.delete_client("cli_k").await.unwrap());
         assert!(cached.client("cli_k").await.unwrap().is_none());
-        assert!(other.client("cli_k").await.unwrap().is_none());
+        // An unknown id is not remembered as unknown.
+        other.create_client(&client("cli_k")).await.unwrap();
+        assert!(cached.client("cli_k").await.unwrap().is_some());
+        assert!(other.delete_client("cli_k").await.unwrap());
+        assert!(!cached.delete_client("cli_k").await.unwrap());
+        assert!(cached.client("cli_k").await.unwrap().is_none());
     }
 
     /// A short cache time: a deletion elsewhere is seen once it is over.

@@ -202,6 +202,54 @@ fn newcomer_flow_then_sigterm() {
     let verified = jwt::verify::<Value>(token, &verifier, &validation, &SystemClock).unwrap();
     assert_eq!(verified.claims().sub.as_deref(), Some("user-1"));
 
+    // Deleted with the CLI while the service runs: refused once the
+    // service's copy of the record (`clients.cache_for`, 1 s) is over. (A
+    // new session is refused at once: the database has no such client.)
+    let cc = "grant_type=client_credentials";
+    let token_request = format!(
+        "POST /oauth2/token HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Basic {auth}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{cc}",
+        cc.len()
+    );
+    let (status, reply) = http(&addr, &token_request);
+    assert_eq!(status, 200, "{reply}");
+    let id = created["client_id"].as_str().unwrap();
+    let out = tessera(&data)
+        .args(["clients", "delete", id])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("deleted {id}")
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("up to 1 s (clients.cache_for)"));
+    let deleted_at = std::time::Instant::now();
+    let mut accepted = 0;
+    let (status, reply) = loop {
+        let (status, reply) = http(&addr, &token_request);
+        if status != 200 {
+            break (status, reply);
+        }
+        accepted += 1;
+        assert!(
+            deleted_at.elapsed() < std::time::Duration::from_secs(5),
+            "a deleted client still got tokens 5 s later ({accepted} answers)"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert_eq!(status, 401, "{reply}");
+    assert!(reply.contains("invalid_client"), "{reply}");
+    eprintln!("tokens issued to the deleted client before it was refused: {accepted}");
+    let (status, reply) = http(
+        &addr,
+        &format!(
+            "POST /v1/sessions HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Basic {auth}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ),
+    );
+    assert_eq!(status, 401, "{reply}");
+    assert!(reply.contains("invalid_client"), "{reply}");
+
     let kill = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
