@@ -173,13 +173,11 @@ fn newcomer_flow_then_sigterm() {
 
     // A session for a user the backend authenticated.
     let body = r#"{"sub":"user-1","org":"acme","roles":["admin"],"amr":["pwd"],"audience":"https://api.example.com"}"#;
-    let (status, reply) = http(
-        &addr,
-        &format!(
-            "POST /v1/sessions HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Basic {auth}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        ),
+    let session_request = format!(
+        "POST /v1/sessions HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Basic {auth}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
     );
+    let (status, reply) = http(&addr, &session_request);
     assert_eq!(status, 200, "{reply}");
     let session: Value = serde_json::from_str(&reply).unwrap();
 
@@ -240,13 +238,7 @@ fn newcomer_flow_then_sigterm() {
     assert_eq!(status, 401, "{reply}");
     assert!(reply.contains("invalid_client"), "{reply}");
     eprintln!("tokens issued to the deleted client before it was refused: {accepted}");
-    let (status, reply) = http(
-        &addr,
-        &format!(
-            "POST /v1/sessions HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Basic {auth}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        ),
-    );
+    let (status, reply) = http(&addr, &session_request);
     assert_eq!(status, 401, "{reply}");
     assert!(reply.contains("invalid_client"), "{reply}");
 
