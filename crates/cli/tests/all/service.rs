@@ -128,6 +128,19 @@ fn http(addr: &str, request: &str) -> (u16, String) {
     )
 }
 
+/// A started `tessera serve`, killed if the test ends before it stops it
+/// (a failed assertion must not leave a server running).
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 /// The newcomer flow of the README, with the real binary: serve, create a
 /// client, mint a session, verify the access token against the JWKS; then
 /// SIGTERM stops it cleanly.
@@ -141,14 +154,16 @@ fn newcomer_flow_then_sigterm() {
 
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("d");
-    let mut child = tessera(&data)
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .env("TESSERA_LOG_FORMAT", "json")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut child = KillOnDrop(
+        tessera(&data)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .env("TESSERA_LOG_FORMAT", "json")
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut lines = BufReader::new(child.0.stderr.take().unwrap()).lines();
     let addr = loop {
         let line = lines.next().expect("serve exited early").unwrap();
         let log: Value = serde_json::from_str(&line).unwrap();
@@ -243,11 +258,11 @@ fn newcomer_flow_then_sigterm() {
     assert!(reply.contains("invalid_client"), "{reply}");
 
     let kill = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &child.0.id().to_string()])
         .status()
         .unwrap();
     assert!(kill.success());
-    assert_eq!(child.wait().unwrap().code(), Some(0));
+    assert_eq!(child.0.wait().unwrap().code(), Some(0));
     let rest: Vec<String> = lines.map_while(Result::ok).collect();
     assert!(rest.iter().any(|l| l.contains("shutting down")), "{rest:?}");
     // No token or secret reached the log.
