@@ -828,7 +828,6 @@ impl Store for SqlStore {
     }
 
     async fn delete_client(&self, id: &str) -> Result<bool, StoreError> {
-        self.clients.forget(id);
         let mut tx = self.pool.begin().await?;
         // Sessions first (their refresh tokens go with them, by cascade): the
         // same lock order as a refresh, session then tokens.
@@ -853,7 +852,8 @@ impl Store for SqlStore {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        // Again: a read that began before the commit may have kept it.
+        // After the commit: a read that began before it (and saw the row)
+        // cannot keep what it read either, since forgetting bumps the count.
         self.clients.forget(id);
         Ok(done.rows_affected() == 1)
     }
@@ -883,6 +883,7 @@ impl Store for SqlStore {
             let gone = e
                 .as_database_error()
                 .is_some_and(|d| d.kind() == sqlx::error::ErrorKind::ForeignKeyViolation);
+            // Converted either way: a database error arms the connection probe.
             let e = StoreError::from(e);
             if gone {
                 self.clients.forget(&s.client_id);
