@@ -1,0 +1,112 @@
+//! The one place where failures become RFC 6749 §5.2 responses.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+
+use crate::store::StoreError;
+
+/// An RFC 6749 §5.2 error.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    description: String,
+}
+
+impl ApiError {
+    pub(crate) fn new(
+        status: StatusCode,
+        code: &'static str,
+        description: impl Into<String>,
+    ) -> Self {
+        ApiError {
+            status,
+            code,
+            description: description.into(),
+        }
+    }
+    pub(crate) fn invalid_request(description: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_request", description)
+    }
+    pub(crate) fn invalid_client() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "client authentication failed",
+        )
+    }
+    pub(crate) fn invalid_grant(description: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_grant", description)
+    }
+    pub(crate) fn unauthorized_client(grant: &str) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "unauthorized_client",
+            format!("this client may not use {grant}"),
+        )
+    }
+    pub(crate) fn server(e: impl Failure) -> Self {
+        if e.transient() {
+            tracing::warn!(error = %e, "request failed: the store is unavailable");
+            return Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily_unavailable",
+                "the service cannot reach its store; retry shortly",
+            );
+        }
+        tracing::error!(error = %e, "request failed inside the service");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            "the service failed; see its log",
+        )
+    }
+}
+
+/// A failure inside the service, and whether it may pass by itself.
+pub(crate) trait Failure: std::fmt::Display {
+    /// Whether a retry may succeed: the database is unreachable, locked,
+    /// out of space, or a concurrent writer won (a 503 with `Retry-After`),
+    /// as opposed to a fault in the service or its data (a 500).
+    fn transient(&self) -> bool {
+        false
+    }
+}
+
+impl Failure for StoreError {
+    fn transient(&self) -> bool {
+        !matches!(self, StoreError::Corrupt(_) | StoreError::ClientGone)
+    }
+}
+impl Failure for crate::tokens::MintError {}
+impl Failure for crate::crypto::OpenFailed {}
+impl Failure for crate::keys::KeyError {}
+impl Failure for tessera_jose::Error {}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = crate::api::ErrorResponse {
+            error: self.code.to_owned(),
+            error_description: self.description,
+        };
+        let mut response = (self.status, Json(body)).into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if self.status == StatusCode::UNAUTHORIZED {
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"tessera\""),
+            );
+        }
+        response
+    }
+}
+
+/// An RFC 6749 §5.2-shaped error response.
+pub fn error(status: StatusCode, code: &'static str, description: &str) -> Response {
+    ApiError::new(status, code, description).into_response()
+}

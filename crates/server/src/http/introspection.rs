@@ -1,0 +1,165 @@
+//! `POST /oauth2/introspect` (RFC 7662) and `POST /oauth2/revoke` (RFC 7009).
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::Response;
+use serde_json::{json, Map, Value};
+use tessera_jose::jwt::{Clock, SystemClock};
+
+use super::request::{form_request, required_param};
+use super::{looks_sealed, no_store, verified_access_token, ApiError, AppState};
+use crate::store::Store;
+use crate::tokens;
+
+/// The session an access token names (`sid`), if it is still alive.
+async fn session_alive<S: Store>(
+    state: &AppState<S>,
+    claims: &Map<String, Value>,
+    now: i64,
+) -> Result<bool, ApiError> {
+    let Some(sid) = claims.get("sid").and_then(Value::as_str) else {
+        return Ok(true); // client_credentials tokens have no session
+    };
+    let session = state.store.session(sid).await.map_err(ApiError::server)?;
+    Ok(session.is_some_and(|s| s.revoked_at.is_none() && s.expires_at > now))
+}
+
+/// `POST /oauth2/introspect` (RFC 7662): for an authenticated client, whether
+/// an access or refresh token is active, and its claims. Unknown, expired,
+/// revoked or foreign tokens are just `{"active": false}`.
+#[utoipa::path(post, path = "/oauth2/introspect", request_body(content = crate::api::TokenParam, content_type = "application/x-www-form-urlencoded"), responses((status = 200, description = "RFC 7662 introspection response", body = Object), (status = 400, body = crate::api::ErrorResponse), (status = 401, body = crate::api::ErrorResponse), (status = 413, body = crate::api::ErrorResponse), (status = 415, body = crate::api::ErrorResponse), (status = 503, description = "The store is unavailable (retry after `Retry-After` seconds)", body = crate::api::ErrorResponse)))]
+pub(crate) async fn introspect<S: Store>(
+    State(state): State<Arc<AppState<S>>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let (form, client) = form_request(&state, &headers, body).await?;
+    let token = required_param(&form, "token")?;
+    let now = SystemClock.now();
+    let inactive = || no_store(json!({ "active": false }));
+    if let Some(mut claims) = verified_access_token(&state, token, now) {
+        if !session_alive(&state, &claims, now).await? {
+            return Ok(inactive());
+        }
+        claims.insert("active".into(), true.into());
+        claims.insert("token_type".into(), "Bearer".into());
+        return Ok(no_store(Value::Object(claims)));
+    }
+    if looks_sealed(token) {
+        let Some(t) = state
+            .store
+            .sealed(&tokens::refresh_hash(token))
+            .await
+            .map_err(ApiError::server)?
+        else {
+            return Ok(inactive());
+        };
+        let session_ok = match &t.session_id {
+            None => true,
+            Some(sid) => {
+                let s = state.store.session(sid).await.map_err(ApiError::server)?;
+                s.is_some_and(|s| s.revoked_at.is_none() && s.expires_at > now)
+            }
+        };
+        if t.expires_at <= now || t.revoked_at.is_some() || !session_ok {
+            return Ok(inactive());
+        }
+        // What tessera kept of it: never the sealed claims themselves.
+        let mut answer = json!({
+            "active": true,
+            "token_type": if t.kind == "access_token" { "Bearer" } else { "N_A" },
+            "iss": state.config.issuer,
+            "sub": t.sub,
+            "aud": t.audience,
+            "client_id": t.client_id,
+            "iat": t.issued_at,
+            "exp": t.expires_at,
+            "jti": t.jti,
+            "tessera_format": t.format,
+            "tessera_kind": t.kind,
+        });
+        if let (Some(sid), Value::Object(m)) = (&t.session_id, &mut answer) {
+            m.insert("sid".into(), sid.as_str().into());
+        }
+        return Ok(no_store(answer));
+    }
+    let status = state
+        .store
+        .refresh_status(&tokens::refresh_hash(token), now)
+        .await
+        .map_err(ApiError::server)?;
+    match status {
+        // A client learns about its own refresh tokens only.
+        Some(s) if s.active && s.client_id == client.id => Ok(no_store(json!({
+            "active": true,
+            "token_type": "refresh_token",
+            "client_id": s.client_id,
+            "sub": s.session.sub,
+            "sid": s.session.id,
+            "iss": state.config.issuer,
+            "iat": s.created_at,
+            "exp": s.expires_at,
+        }))),
+        _ => Ok(inactive()),
+    }
+}
+
+/// `POST /oauth2/revoke` (RFC 7009): a refresh token ends its session and
+/// family; an access token ends its session (so introspection and refresh
+/// stop at once; the JWS itself lives until it expires). Always 200 for a
+/// well-formed request, whether or not the token was known.
+#[utoipa::path(post, path = "/oauth2/revoke", request_body(content = crate::api::TokenParam, content_type = "application/x-www-form-urlencoded"), responses((status = 200, description = "Revoked, or unknown (RFC 7009 §2.2)"), (status = 400, body = crate::api::ErrorResponse), (status = 401, body = crate::api::ErrorResponse), (status = 413, body = crate::api::ErrorResponse), (status = 415, body = crate::api::ErrorResponse), (status = 503, description = "The store is unavailable (retry after `Retry-After` seconds)", body = crate::api::ErrorResponse)))]
+pub(crate) async fn revoke<S: Store>(
+    State(state): State<Arc<AppState<S>>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let (form, client) = form_request(&state, &headers, body).await?;
+    let token = required_param(&form, "token")?;
+    let now = SystemClock.now();
+    let sid = if let Some(claims) = verified_access_token(&state, token, now) {
+        let own = claims.get("client_id").and_then(Value::as_str) == Some(client.id.as_str());
+        claims
+            .get("sid")
+            .and_then(Value::as_str)
+            .filter(|_| own)
+            .map(str::to_owned)
+    } else if looks_sealed(token) {
+        // The token itself stops being active; a session it was issued
+        // into for this client ends too, as for a JWS access token.
+        let hash = tokens::refresh_hash(token);
+        state
+            .store
+            .revoke_sealed(&hash, &client.id, now)
+            .await
+            .map_err(ApiError::server)?;
+        state
+            .store
+            .sealed(&hash)
+            .await
+            .map_err(ApiError::server)?
+            .filter(|t| t.client_id == client.id)
+            .and_then(|t| t.session_id)
+    } else {
+        state
+            .store
+            .refresh_status(&tokens::refresh_hash(token), now)
+            .await
+            .map_err(ApiError::server)?
+            .filter(|s| s.client_id == client.id)
+            .map(|s| s.session.id)
+    };
+    if let Some(sid) = sid {
+        state
+            .store
+            .revoke_session(&sid, &client.id, now)
+            .await
+            .map_err(ApiError::server)?;
+        tracing::info!(%sid, client = %client.id, "session revoked through /oauth2/revoke");
+    }
+    Ok(no_store(json!({})))
+}

@@ -1,0 +1,167 @@
+//! The HTTP surface. Every answer is JSON; errors use the RFC 6749 §5.2
+//! shape (`{"error": …, "error_description": …}`) with a 4xx status (5xx
+//! only for the service's own failures, never for bad input). Request
+//! bodies are bounded; tokens and secrets are never logged.
+//!
+//! One file per endpoint family: [`token`] (grants), [`sessions`],
+//! [`introspection`] (introspection and revocation), [`discovery`] (JWKS,
+//! metadata, OpenAPI, health, metrics). Every family calls the shared
+//! plumbing once: [`request`] (body, form and JSON parsing, client
+//! authentication) and [`error`] (RFC 6749 error bodies).
+
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use serde_json::{Map, Value};
+
+use crate::config::Config;
+use crate::keys::KeyRing;
+use crate::sealing::SealingKeys;
+use crate::store::{SessionRecord, Store};
+use crate::tokens;
+use crate::tokens::Minted;
+
+pub mod discovery;
+pub mod error;
+pub mod introspection;
+pub mod request;
+pub mod sessions;
+pub mod token;
+
+pub use error::{error, ApiError};
+
+/// Largest request body accepted.
+pub const MAX_BODY: usize = 64 * 1024;
+
+/// What every handler can reach.
+#[derive(Debug)]
+pub struct AppState<S> {
+    /// The signing keys.
+    pub keys: KeyRing,
+    /// The store.
+    pub store: S,
+    /// The configuration.
+    pub config: Config,
+    /// The public keys of sealed (`jwe`, `nested`) resources.
+    pub sealing: SealingKeys,
+    /// The client for JWKS fetches (sealed resources' keys).
+    pub http: reqwest::Client,
+}
+
+/// Hands out a minted token, recording it first if it is sealed (tessera
+/// cannot read a sealed token back; introspection finds it by hash).
+pub(crate) async fn issue<S: Store>(
+    state: &AppState<S>,
+    minted: Minted,
+    now: i64,
+) -> Result<(String, i64), ApiError> {
+    if let Some(record) = &minted.sealed {
+        state
+            .store
+            .record_sealed(record, now)
+            .await
+            .map_err(ApiError::server)?;
+    }
+    Ok((minted.token, minted.expires_in))
+}
+
+/// The routes.
+pub fn router<S: Store + Clone>(state: Arc<AppState<S>>) -> Router {
+    Router::new()
+        .route("/healthz", get(discovery::healthz))
+        .route("/.well-known/jwks.json", get(discovery::jwks::<S>))
+        .route("/v1/sessions", post(sessions::create_session::<S>))
+        .route("/v1/sessions/{id}", delete(sessions::delete_session::<S>))
+        .route("/v1/sessions/{id}/step-up", post(sessions::step_up::<S>))
+        .route("/oauth2/token", post(token::token::<S>))
+        .route("/metrics", get(discovery::metrics))
+        .route("/oauth2/introspect", post(introspection::introspect::<S>))
+        .route("/oauth2/revoke", post(introspection::revoke::<S>))
+        .route(
+            "/.well-known/oauth-authorization-server",
+            get(discovery::metadata::<S>),
+        )
+        .route(
+            "/.well-known/openid-configuration",
+            get(discovery::openid_configuration::<S>),
+        )
+        .route("/openapi.json", get(discovery::openapi))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(state)
+}
+
+async fn not_found() -> Response {
+    error(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
+}
+
+async fn method_not_allowed() -> Response {
+    error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "invalid_request",
+        "method not allowed on this endpoint",
+    )
+}
+
+pub(crate) fn no_store(value: Value) -> Response {
+    let mut response = Json(value).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    response
+}
+
+/// An access token of ours that verifies now: its claims.
+pub(crate) fn verified_access_token<S: Store>(
+    state: &AppState<S>,
+    token: &str,
+    now: i64,
+) -> Option<Map<String, Value>> {
+    let snap = state.keys.snapshot();
+    let verified = snap.verifier.verify_compact(token).ok()?;
+    if verified.header().typ() != Some(tokens::ACCESS_TYP) {
+        return None;
+    }
+    let limits = tessera_jose::json::Limits::default();
+    let claims = tessera_jose::json::parse_object(verified.payload(), &limits, "claims").ok()?;
+    let issuer_ok = claims.get("iss").and_then(Value::as_str) == Some(state.config.issuer.as_str());
+    let live = claims
+        .get("exp")
+        .and_then(Value::as_i64)
+        .is_some_and(|exp| exp > now);
+    (issuer_ok && live).then_some(claims)
+}
+
+/// Whether `token` has the shape of a JWE (five compact segments, or JSON):
+/// a sealed token, which tessera looks up rather than reads.
+pub(crate) fn looks_sealed(token: &str) -> bool {
+    token.starts_with('{') || token.bytes().filter(|&b| b == b'.').count() == 4
+}
+
+/// A session that is alive now and, if `client` is given, that client's.
+pub(crate) async fn live_session<S: Store>(
+    state: &AppState<S>,
+    id: &str,
+    client: Option<&str>,
+    now: i64,
+) -> Result<SessionRecord, ApiError> {
+    let session = state.store.session(id).await.map_err(ApiError::server)?;
+    let session = session
+        .filter(|s| client.is_none_or(|c| s.client_id == c))
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "invalid_request",
+                "no such session for this client",
+            )
+        })?;
+    if session.revoked_at.is_some() || session.expires_at <= now {
+        return Err(ApiError::invalid_grant("the session has ended"));
+    }
+    Ok(session)
+}

@@ -1,0 +1,230 @@
+//! Sessions: a trusted backend mints one for a user it authenticated,
+//! ends it, or reports a fresh strong authentication (step-up).
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Map, Value};
+use tessera_jose::jwt::{Clock, SystemClock};
+
+use super::request::{authenticate, json_request};
+use super::{issue, live_session, no_store, ApiError, AppState};
+use crate::config::{Resource, TokenFormat};
+use crate::store::{SessionRecord, Store, StoreError};
+use crate::{policy, tokens};
+
+/// `POST /v1/sessions`: a trusted client mints a session for a user it has
+/// authenticated. Body `{"sub", "org", "roles", "amr", "audience", "claims"}`;
+/// answer `{"session_id", "access_token", "session_token", "refresh_token",
+/// "token_type": "Bearer", "expires_in"}`.
+#[utoipa::path(post, path = "/v1/sessions", request_body(content = crate::api::SessionRequest, content_type = "application/json"), security(("client_secret_basic" = [])), responses((status = 200, body = crate::api::SessionResponse), (status = 400, body = crate::api::ErrorResponse), (status = 401, body = crate::api::ErrorResponse), (status = 413, body = crate::api::ErrorResponse), (status = 415, body = crate::api::ErrorResponse), (status = 503, description = "The store is unavailable (retry after `Retry-After` seconds)", body = crate::api::ErrorResponse)))]
+pub(crate) async fn create_session<S: Store>(
+    State(state): State<Arc<AppState<S>>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let (request, client): (crate::api::SessionRequest, _) =
+        json_request(&state, &headers, body).await?;
+    let crate::api::SessionRequest {
+        sub,
+        org,
+        roles,
+        amr,
+        audience,
+        claims,
+    } = request;
+    for (name, value) in [("sub", &sub), ("org", &org), ("audience", &audience)] {
+        if value.is_empty() || value.len() > 1024 {
+            return Err(ApiError::invalid_request(format!(
+                "{name} must be a non-empty string of at most 1024 bytes"
+            )));
+        }
+    }
+    for (name, list) in [("roles", &roles), ("amr", &amr)] {
+        if list.iter().any(|v| v.is_empty() || v.len() > 256) || list.len() > 64 {
+            return Err(ApiError::invalid_request(format!(
+                "{name} must be at most 64 non-empty strings of at most 256 bytes"
+            )));
+        }
+    }
+    let resource = state.config.resource(&audience);
+    let sub_value = Value::from(sub.as_str());
+    let org_value = Value::from(org.as_str());
+    let roles_value = Value::from(roles.clone());
+    policy::check(
+        &resource,
+        &claims,
+        &[
+            ("sub", &sub_value),
+            ("org", &org_value),
+            ("roles", &roles_value),
+        ],
+    )
+    .map_err(|e| ApiError::invalid_request(e.to_string()))?;
+
+    let now = SystemClock.now();
+    let id = crate::crypto::random_token(16)
+        .map_err(ApiError::server)?
+        .to_string();
+    let session = SessionRecord {
+        id: format!("ses_{id}"),
+        client_id: client.id.clone(),
+        sub,
+        org,
+        roles,
+        amr,
+        audience,
+        claims,
+        created_at: now,
+        expires_at: now.saturating_add(crate::config::seconds(state.config.tokens.session_ttl)),
+        revoked_at: None,
+    };
+    let (refresh, record) = tokens::new_refresh(&state.config, now).map_err(ApiError::server)?;
+    let keys = state.keys.snapshot();
+    let access = tokens::access_token(&keys, &state.config, &state.sealing, &session, now)
+        .map_err(ApiError::server)?;
+    let session_token =
+        tokens::session_token(&keys, &state.config, &session, now).map_err(ApiError::server)?;
+    state
+        .store
+        // One family per session: the family is named after it.
+        .create_session(
+            &session,
+            &record.record(&session.id, &session.id, &client.id),
+        )
+        .await
+        .map_err(|e| match e {
+            // Deleted since its record was read: as if it had never been.
+            StoreError::ClientGone => {
+                crate::metrics::CLIENT_AUTH_FAILURES.inc();
+                ApiError::invalid_client()
+            }
+            e => ApiError::server(e),
+        })?;
+    let (access, expires_in) = issue(&state, access, now).await?;
+    crate::metrics::SESSIONS_CREATED.inc();
+    crate::metrics::ACCESS_TOKENS.inc();
+    tracing::info!(sid = %session.id, client = %client.id, "session created");
+    Ok(no_store(json!(crate::api::SessionResponse {
+        session_id: session.id,
+        access_token: access,
+        session_token,
+        refresh_token: refresh.to_string(),
+        token_type: "Bearer",
+        expires_in,
+    })))
+}
+
+/// `DELETE /v1/sessions/{id}`: the client that minted it ends a session;
+/// its refresh tokens die with it.
+#[utoipa::path(delete, path = "/v1/sessions/{id}", params(("id" = String, Path, description = "The session id")), security(("client_secret_basic" = [])), responses((status = 204, description = "Revoked"), (status = 401, body = crate::api::ErrorResponse), (status = 404, body = crate::api::ErrorResponse), (status = 503, description = "The store is unavailable (retry after `Retry-After` seconds)", body = crate::api::ErrorResponse)))]
+pub(crate) async fn delete_session<S: Store>(
+    State(state): State<Arc<AppState<S>>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let client = authenticate(&state, &headers, None).await?;
+    let found = state
+        .store
+        .revoke_session(&id, &client.id, SystemClock.now())
+        .await
+        .map_err(ApiError::server)?;
+    if !found {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "invalid_request",
+            "no such session for this client",
+        ));
+    }
+    tracing::info!(sid = %id, client = %client.id, "session revoked");
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Checks a step-up's input for `resource`: a `jwe` resource (a partner
+/// gets federation tokens instead), bounded `amr`/`acr`, and claims the
+/// resource declared (personal data is allowed: the assertion is sealed).
+pub(crate) fn step_up_input(
+    resource: &Resource,
+    amr: Vec<String>,
+    acr: String,
+    claims: Map<String, Value>,
+) -> Result<tokens::StepUp, ApiError> {
+    match resource.format {
+        TokenFormat::Jwe => {}
+        TokenFormat::Jws => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_target",
+                format!(
+                    "{:?} is a jws resource: step-up assertions are sealed, so the resource \
+                     must be configured with format = \"jwe\"",
+                    resource.audience
+                ),
+            ))
+        }
+        TokenFormat::Nested => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_target",
+                format!(
+                    "{:?} is a partner (nested): partners receive federation tokens through \
+                     token exchange",
+                    resource.audience
+                ),
+            ))
+        }
+    }
+    if amr.is_empty() || amr.len() > 64 || amr.iter().any(|v| v.is_empty() || v.len() > 256) {
+        return Err(ApiError::invalid_request(
+            "amr must be 1 to 64 non-empty strings of at most 256 bytes",
+        ));
+    }
+    if acr.is_empty() || acr.len() > 256 {
+        return Err(ApiError::invalid_request(
+            "acr must be a non-empty string of at most 256 bytes",
+        ));
+    }
+    policy::check(resource, &claims, &[]).map_err(|e| ApiError::invalid_request(e.to_string()))?;
+    Ok(tokens::StepUp { amr, acr, claims })
+}
+
+/// `POST /v1/sessions/{id}/step-up`: the session's client reports a fresh
+/// strong authentication; the answer is a short-lived assertion sealed to a
+/// `jwe` resource, carrying `sub, sid, amr, acr, auth_time` and the claims.
+#[utoipa::path(post, path = "/v1/sessions/{id}/step-up", params(("id" = String, Path, description = "The session id")), request_body(content = crate::api::StepUpRequest, content_type = "application/json"), security(("client_secret_basic" = [])), responses((status = 200, body = crate::api::StepUpResponse), (status = 400, body = crate::api::ErrorResponse), (status = 401, body = crate::api::ErrorResponse), (status = 404, body = crate::api::ErrorResponse), (status = 413, body = crate::api::ErrorResponse), (status = 415, body = crate::api::ErrorResponse), (status = 503, description = "The store is unavailable (retry after `Retry-After` seconds)", body = crate::api::ErrorResponse)))]
+pub(crate) async fn step_up<S: Store>(
+    State(state): State<Arc<AppState<S>>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let (request, client): (crate::api::StepUpRequest, _) =
+        json_request(&state, &headers, body).await?;
+    let now = SystemClock.now();
+    let session = live_session(&state, &id, Some(&client.id), now).await?;
+    let resource = state.config.resource(&request.audience);
+    let step = step_up_input(&resource, request.amr, request.acr, request.claims)?;
+    let keys = state.keys.snapshot();
+    let minted = tokens::step_up_assertion(
+        &keys,
+        &state.config,
+        &state.sealing,
+        &session,
+        &resource,
+        step,
+        now,
+    )
+    .map_err(ApiError::server)?;
+    let (assertion, expires_in) = issue(&state, minted, now).await?;
+    crate::metrics::STEP_UPS.inc();
+    tracing::info!(sid = %session.id, client = %client.id, audience = %resource.audience, "step-up assertion issued");
+    Ok(no_store(json!(crate::api::StepUpResponse {
+        assertion,
+        token_type: "N_A",
+        expires_in,
+    })))
+}
