@@ -184,7 +184,7 @@ release = ["sub", "org"]
         if self.client_id is None:
             out = run([str(TESSERA), "clients", "create", "--config", str(self.config),
                        "--name", "bench", "--grant", "sessions,client_credentials,refresh_token",
-                       "--json"], env=self.env)
+                       "--audience", f"{API},{RECORDS},{PARTNER}", "--json"], env=self.env)
             client = json.loads(out)
             self.client_id, self.secret = client["client_id"], client["client_secret"]
         return self

@@ -109,9 +109,24 @@ pub(crate) enum ClientsCommand {
         /// public JWK Set file, instead of a secret.
         #[arg(long)]
         jwks: Option<PathBuf>,
+        #[command(flatten)]
+        registration: RegistrationArgs,
         /// Print {"client_id", "client_secret"} as JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// Change what a client may ask for; the options given replace those
+    /// lists, the others stay. A running service sees the change within
+    /// `clients.cache_for`.
+    Update {
+        /// The client id.
+        id: String,
+        #[command(flatten)]
+        registration: RegistrationArgs,
+        /// Forget the registered audiences: the default rule applies again
+        /// (the audiences declared as jws resources; any, with none declared).
+        #[arg(long, conflicts_with = "audience")]
+        default_audiences: bool,
     },
     /// List clients (never their secrets).
     List {
@@ -125,6 +140,30 @@ pub(crate) enum ClientsCommand {
         /// The client id.
         id: String,
     },
+}
+
+/// What a client may ask for (`clients create` and `clients update`).
+#[derive(clap::Args, Debug, Default)]
+pub(crate) struct RegistrationArgs {
+    /// Audiences (resources) it may ask tokens for, comma-separated (RFC 8707
+    /// invalid_target otherwise). Without it: the audiences declared as jws
+    /// resources in `[[resources]]`, or any when none are declared; a jwe or
+    /// nested resource must always be named here.
+    #[arg(long, value_delimiter = ',')]
+    pub audience: Option<Vec<String>>,
+    /// Scopes it may ask for, space- or comma-separated ("orders:read
+    /// orders:write"); a request naming another is invalid_scope, one naming
+    /// none gets them all. Without it, a request naming a scope is refused.
+    #[arg(long)]
+    pub scope: Option<Vec<String>>,
+    /// Clients trusted to exchange this client's session tokens (RFC 8693
+    /// delegation; the issued token names them in `act`), comma-separated.
+    #[arg(long = "may-act", value_delimiter = ',', value_name = "CLIENT_ID")]
+    pub may_act: Option<Vec<String>>,
+    /// Audiences whose tokens it may introspect (a resource server),
+    /// comma-separated. Any client may introspect the tokens issued to it.
+    #[arg(long, value_delimiter = ',', value_name = "AUDIENCE")]
+    pub introspect: Option<Vec<String>>,
 }
 
 #[derive(Subcommand)]

@@ -9,7 +9,61 @@ use tessera_server::keys::{self, Lifecycle};
 use tessera_server::store::Store;
 use tessera_server::{Server, StartError};
 
-use crate::{ClientsCommand, KeysCommand};
+use crate::{ClientsCommand, KeysCommand, RegistrationArgs};
+use tessera_server::store::Registration;
+
+/// The registration the options describe, over `base` (what is registered
+/// now, or nothing for a new client): the options given replace their list.
+fn registration(args: RegistrationArgs, base: Registration) -> Registration {
+    let split = |list: Vec<String>| -> Vec<String> {
+        list.iter()
+            .flat_map(|item| item.split([',', ' ']))
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect()
+    };
+    Registration {
+        audiences: args.audience.map(split).or(base.audiences),
+        scopes: args.scope.map(split).unwrap_or(base.scopes),
+        may_act: args.may_act.map(split).unwrap_or(base.may_act),
+        introspect: args.introspect.map(split).unwrap_or(base.introspect),
+    }
+}
+
+/// One line per registration field, for humans.
+fn print_registration(r: &Registration) {
+    let list = |l: &[String]| {
+        if l.is_empty() {
+            "-".to_owned()
+        } else {
+            l.join(", ")
+        }
+    };
+    match &r.audiences {
+        Some(a) => println!("audiences:     {}", list(a)),
+        None => println!("audiences:     (default: the jws resources configured; any if none are)"),
+    }
+    println!("scopes:        {}", list(&r.scopes));
+    if !r.may_act.is_empty() {
+        println!("may act:       {}", list(&r.may_act));
+    }
+    if !r.introspect.is_empty() {
+        println!("introspects:   {}", list(&r.introspect));
+    }
+}
+
+fn registration_json(c: &tessera_server::store::ClientRecord) -> serde_json::Value {
+    let r = &c.registration;
+    serde_json::json!({
+        "client_id": c.id, "name": c.name,
+        "grants": c.grants, "created_at": c.created_at,
+        "audiences": r.audiences, "scopes": r.scopes,
+        "may_act": r.may_act, "introspect": r.introspect,
+        "legacy": c.legacy,
+        "auth": if c.jwks.is_some() { "private_key_jwt" } else { "secret" },
+    })
+}
 
 pub fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("TESSERA_LOG")
@@ -133,6 +187,7 @@ pub async fn clients_command(config: Config, command: ClientsCommand) -> ExitCod
             name,
             grant,
             jwks,
+            registration: args,
             json,
         } => {
             let jwks = match jwks.map(std::fs::read_to_string).transpose() {
@@ -142,7 +197,17 @@ pub async fn clients_command(config: Config, command: ClientsCommand) -> ExitCod
                     return ExitCode::from(2);
                 }
             };
-            match clients::create(&store, &name, &grant, jwks.as_deref(), SystemClock.now()).await {
+            let wanted = registration(args, Registration::default());
+            match clients::create_with(
+                &store,
+                &name,
+                &grant,
+                jwks.as_deref(),
+                wanted,
+                SystemClock.now(),
+            )
+            .await
+            {
                 Ok(new) => {
                     if json && new.secret.is_empty() {
                         println!("{}", serde_json::json!({ "client_id": new.record.id }));
@@ -157,6 +222,7 @@ pub async fn clients_command(config: Config, command: ClientsCommand) -> ExitCod
                     } else if new.secret.is_empty() {
                         println!("client_id:     {}", new.record.id);
                         println!("grants:        {}", new.record.grants.join(", "));
+                        print_registration(&new.record.registration);
                         println!(
                             "auth:          private_key_jwt (RFC 7523) with the registered JWKS"
                         );
@@ -164,6 +230,7 @@ pub async fn clients_command(config: Config, command: ClientsCommand) -> ExitCod
                         println!("client_id:     {}", new.record.id);
                         println!("client_secret: {}", new.secret.as_str());
                         println!("grants:        {}", new.record.grants.join(", "));
+                        print_registration(&new.record.registration);
                         eprintln!("The secret is shown this once; tessera keeps only its hash.");
                     }
                     ExitCode::SUCCESS
@@ -178,20 +245,12 @@ pub async fn clients_command(config: Config, command: ClientsCommand) -> ExitCod
         ClientsCommand::List { json } => match store.clients().await {
             Ok(list) => {
                 if json {
-                    let rows: Vec<serde_json::Value> = list
-                        .iter()
-                        .map(|c| {
-                            serde_json::json!({
-                                "client_id": c.id, "name": c.name,
-                                "grants": c.grants, "created_at": c.created_at,
-                            })
-                        })
-                        .collect();
+                    let rows: Vec<serde_json::Value> = list.iter().map(registration_json).collect();
                     println!("{}", serde_json::Value::Array(rows));
                 } else {
                     println!(
-                        "{:<28} {:<24} {:<40} {:<17} auth",
-                        "client_id", "name", "grants", "created (UTC)"
+                        "{:<28} {:<24} {:<40} {:<17} {:<16} {:<30} scopes",
+                        "client_id", "name", "grants", "created (UTC)", "auth", "audiences"
                     );
                     for c in &list {
                         let auth = if c.jwks.is_some() {
@@ -199,12 +258,20 @@ pub async fn clients_command(config: Config, command: ClientsCommand) -> ExitCod
                         } else {
                             "secret"
                         };
+                        let audiences = match (&c.registration.audiences, c.legacy) {
+                            (None, _) => "(default)".to_owned(),
+                            (Some(a), true) => format!("(default) + {}", a.join(",")),
+                            (Some(a), false) => a.join(","),
+                        };
                         println!(
-                            "{:<28} {:<24} {:<40} {:<17} {auth}",
+                            "{:<28} {:<24} {:<40} {:<17} {:<16} {:<30} {}",
                             c.id,
                             c.name,
                             c.grants.join(","),
-                            utc(c.created_at)
+                            utc(c.created_at),
+                            auth,
+                            audiences,
+                            c.registration.scopes.join(" ")
                         );
                     }
                 }
@@ -212,6 +279,53 @@ pub async fn clients_command(config: Config, command: ClientsCommand) -> ExitCod
             }
             Err(e) => fail(e),
         },
+        ClientsCommand::Update {
+            id,
+            registration: args,
+            default_audiences,
+        } => {
+            let current = match store.client(&id).await {
+                Ok(Some(c)) => c,
+                Ok(None) => {
+                    eprintln!("error: no client {id}");
+                    store.close().await;
+                    return ExitCode::from(1);
+                }
+                Err(e) => return fail(e),
+            };
+            let mut wanted = registration(args, current.registration);
+            if default_audiences {
+                wanted.audiences = None;
+            }
+            let checked = match clients::check_registration(&store, wanted).await {
+                Ok(r) => r,
+                Err(clients::ClientError::Invalid(msg)) => {
+                    eprintln!("error: {msg}");
+                    store.close().await;
+                    return ExitCode::from(2);
+                }
+                Err(e) => return fail(e),
+            };
+            match store.update_registration(&id, &checked).await {
+                Ok(true) => {
+                    println!("client_id:     {id}");
+                    print_registration(&checked);
+                    let kept = config.clients.cache_for.as_secs();
+                    if kept > 0 {
+                        eprintln!(
+                            "note: a running tessera serve applies the change within {kept} s \
+                             (clients.cache_for)"
+                        );
+                    }
+                    ExitCode::SUCCESS
+                }
+                Ok(false) => {
+                    eprintln!("error: no client {id}");
+                    ExitCode::from(1)
+                }
+                Err(e) => fail(e),
+            }
+        }
         ClientsCommand::Delete { id } => match store.delete_client(&id).await {
             Ok(true) => {
                 println!("deleted {id}");

@@ -82,6 +82,8 @@ fn session(audience: &str) -> SessionRecord {
         amr: vec!["pwd".into()],
         audience: audience.into(),
         claims: json!({"tenant_tier": "gold"}).as_object().unwrap().clone(),
+        scope: Vec::new(),
+        acr: None,
         created_at: NOW,
         expires_at: NOW + 43_200,
         revoked_at: None,

@@ -33,6 +33,17 @@ pub struct SessionRequest {
     #[serde(default)]
     #[schema(value_type = Object)]
     pub claims: Map<String, Value>,
+    /// The scopes the session's tokens carry, space-separated: each one
+    /// registered for the client (`invalid_scope` otherwise); absent: all of
+    /// the client's registered scopes.
+    #[serde(default)]
+    #[schema(max_length = 4096)]
+    pub scope: Option<String>,
+    /// The assurance level the client reached when it authenticated the
+    /// user (1 to 256 bytes); a token exchange's step-up assertion attests it.
+    #[serde(default)]
+    #[schema(min_length = 1, max_length = 256)]
+    pub acr: Option<String>,
 }
 
 /// `POST /v1/sessions` answer.
@@ -101,14 +112,11 @@ pub struct TokenRequest {
     pub subject_token: Option<String>,
     /// Token exchange: `urn:ietf:params:oauth:token-type:access_token`.
     pub subject_token_type: Option<String>,
-    /// Token exchange to a `jwe` resource (a step-up): the methods just used,
-    /// space-separated.
-    pub amr: Option<String>,
-    /// Token exchange to a `jwe` resource: the assurance level reached.
-    pub acr: Option<String>,
-    /// Token exchange to a `jwe` resource: private claims, as a JSON object.
-    pub claims: Option<String>,
-    /// For `client_credentials`: copied into the token.
+    /// Space-separated scopes, each registered for the client
+    /// (`invalid_scope` otherwise); absent: all registered ones. For a
+    /// refresh or a token exchange, within the session's scope too.
+    /// (A token exchange takes `amr`, `acr` and claims from the session:
+    /// such parameters are refused.)
     pub scope: Option<String>,
     /// `client_secret_post` or `private_key_jwt`.
     pub client_id: Option<String>,
@@ -136,6 +144,9 @@ pub struct TokenResponse {
     /// The next refresh token (refresh grant only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refresh_token: Option<String>,
+    /// The scopes granted, space-separated (RFC 6749 §5.1), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
 }
 
 /// `POST /oauth2/introspect` and `/oauth2/revoke` request (form-encoded).

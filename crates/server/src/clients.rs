@@ -8,7 +8,7 @@ use zeroize::Zeroizing;
 use tessera_jose::jwk::JwkSet;
 
 use crate::crypto::random_bytes;
-use crate::store::{ClientRecord, Store, StoreError};
+use crate::store::{ClientRecord, Registration, Store, StoreError};
 
 /// The grants a client can be given.
 pub const GRANTS: &[&str] = &[
@@ -83,9 +83,9 @@ pub fn verify_secret(secret: &str, hash: &str) -> bool {
         .is_ok()
 }
 
-/// Registers a client with `grants` (each one of [`GRANTS`]). With `jwks`
-/// (its public JWK Set), it authenticates with `private_key_jwt` and gets
-/// no secret; otherwise it gets a secret, shown once.
+/// Registers a client with `grants` and no registered audiences or scopes
+/// (the default rule: see [`crate::policy::AccessError`]); [`create_with`]
+/// registers them too.
 pub async fn create<S: Store>(
     store: &S,
     name: &str,
@@ -93,9 +93,85 @@ pub async fn create<S: Store>(
     jwks: Option<&str>,
     now: i64,
 ) -> Result<NewClient, ClientError> {
+    create_with(store, name, grants, jwks, Registration::default(), now).await
+}
+
+/// The longest list a registration field may hold.
+const MAX_REGISTERED: usize = 256;
+
+/// Checks a registration: audiences and introspected audiences non-empty
+/// strings (at most 1024 bytes), scopes RFC 6749 §3.3 scope tokens, and
+/// every client named in `may_act` registered. Duplicates are dropped.
+pub async fn check_registration<S: Store>(
+    store: &S,
+    registration: Registration,
+) -> Result<Registration, ClientError> {
+    fn dedup(
+        list: Vec<String>,
+        what: &str,
+        valid: impl Fn(&str) -> bool,
+    ) -> Result<Vec<String>, ClientError> {
+        if list.len() > MAX_REGISTERED {
+            return Err(ClientError::Invalid(format!(
+                "at most {MAX_REGISTERED} {what} may be registered"
+            )));
+        }
+        let mut out: Vec<String> = Vec::with_capacity(list.len());
+        for item in list {
+            if !valid(&item) {
+                return Err(ClientError::Invalid(format!(
+                    "{item:?} is not a valid {what}"
+                )));
+            }
+            if !out.contains(&item) {
+                out.push(item);
+            }
+        }
+        Ok(out)
+    }
+    let audience = |a: &str| !a.is_empty() && a.len() <= 1024 && !a.chars().any(char::is_control);
+    // RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
+    let scope = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 256
+            && s.bytes()
+                .all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b))
+    };
+    let registration = Registration {
+        audiences: registration
+            .audiences
+            .map(|list| dedup(list, "audience", audience))
+            .transpose()?,
+        scopes: dedup(registration.scopes, "scope", scope)?,
+        may_act: dedup(registration.may_act, "client id", |c| !c.is_empty())?,
+        introspect: dedup(registration.introspect, "audience", audience)?,
+    };
+    for actor in &registration.may_act {
+        if store.client(actor).await?.is_none() {
+            return Err(ClientError::Invalid(format!(
+                "may_act names {actor:?}, which is not a registered client"
+            )));
+        }
+    }
+    Ok(registration)
+}
+
+/// Registers a client with `grants` (each one of [`GRANTS`]) and what it
+/// may ask for. With `jwks` (its public JWK Set), it authenticates with
+/// `private_key_jwt` and gets no secret; otherwise it gets a secret, shown
+/// once.
+pub async fn create_with<S: Store>(
+    store: &S,
+    name: &str,
+    grants: &[String],
+    jwks: Option<&str>,
+    registration: Registration,
+    now: i64,
+) -> Result<NewClient, ClientError> {
     if let Some(json) = jwks {
         check_client_jwks(json)?;
     }
+    let registration = check_registration(store, registration).await?;
     if name.trim().is_empty() || name.len() > 200 {
         return Err(ClientError::Invalid(
             "a client needs a name (1 to 200 characters)".into(),
@@ -135,6 +211,8 @@ pub async fn create<S: Store>(
         grants: list,
         created_at: now,
         jwks: jwks.map(str::to_owned),
+        registration,
+        legacy: false,
     };
     store.create_client(&record).await?;
     Ok(NewClient { record, secret })
@@ -194,6 +272,49 @@ impl Verified {
     }
 }
 
+/// Why a client could not be authenticated, other than a wrong secret.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthenticateError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Too many secret checks are queued: the caller answers 503 with
+    /// `Retry-After` instead of waiting without bound.
+    #[error("too many client secret checks are waiting")]
+    Busy,
+}
+
+/// How many requests may wait for a secret-hashing permit; beyond that a
+/// request is refused at once ([`AuthenticateError::Busy`]).
+pub const HASHING_QUEUE: usize = 64;
+/// How long a request waits for a permit before it is refused.
+pub const HASHING_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// A permit to run one Argon2id check: waits at most [`HASHING_WAIT`],
+/// behind at most [`HASHING_QUEUE`] others.
+async fn hashing_permit() -> Result<tokio::sync::SemaphorePermit<'static>, AuthenticateError> {
+    static WAITING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    use std::sync::atomic::Ordering;
+    let permits = hashing_permits();
+    if let Ok(permit) = permits.try_acquire() {
+        return Ok(permit);
+    }
+    if WAITING.fetch_add(1, Ordering::AcqRel) >= HASHING_QUEUE {
+        WAITING.fetch_sub(1, Ordering::AcqRel);
+        crate::metrics::SECRET_HASH_REFUSED.inc();
+        return Err(AuthenticateError::Busy);
+    }
+    let waited = tokio::time::timeout(HASHING_WAIT, permits.acquire()).await;
+    WAITING.fetch_sub(1, Ordering::AcqRel);
+    match waited {
+        Ok(Ok(permit)) => Ok(permit),
+        _ => {
+            crate::metrics::SECRET_HASH_REFUSED.inc();
+            Err(AuthenticateError::Busy)
+        }
+    }
+}
+
 /// The client `id`, if `secret` is its secret. Unknown ids cost a hash
 /// too, so timing does not tell which ids exist. A success is remembered
 /// for a minute, bound to the stored hash: the record is still looked up each
@@ -202,7 +323,7 @@ pub async fn authenticate<S: Store>(
     store: &S,
     id: &str,
     secret: &str,
-) -> Result<Option<ClientRecord>, StoreError> {
+) -> Result<Option<ClientRecord>, AuthenticateError> {
     // A fixed, valid hash of a random secret, for unknown ids.
     static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     let client = store.client(id).await?;
@@ -227,9 +348,7 @@ pub async fn authenticate<S: Store>(
     // of guesses, queues for a permit instead of growing memory without
     // bound. Whoever waited looks at the memory again: the first of a burst
     // of calls with the same secret verifies it for all the others.
-    let Ok(_permit) = hashing_permits().acquire().await else {
-        return Ok(None);
-    };
+    let _permit = hashing_permit().await?;
     if let (Some(m), Some(k), Some(c)) = (memory, &key, &client) {
         if m.recalls(k, &c.secret_hash) {
             return Ok(client);

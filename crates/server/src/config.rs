@@ -454,30 +454,13 @@ impl Config {
     }
 }
 
-/// A JWKS URL must be `https://`; plain `http://` only on loopback
-/// (development and tests), since a key fetched in the clear can be swapped.
+/// A JWKS URL must be `https://`; plain `http://` only to a loopback host
+/// (development and tests), since a key fetched in the clear can be
+/// swapped; never with `user:password@`. Decided on the URL as parsed, by
+/// the parser the fetch uses ([`tessera_verify::urls::check_fetchable`]):
+/// `http://localhost:1@127.0.0.2:9/jwks` names the host `127.0.0.2`.
 fn check_jwks_uri(uri: &str) -> Result<(), String> {
-    if let Some(rest) = uri.strip_prefix("https://") {
-        return if rest.is_empty() {
-            Err(format!("{uri:?} has no host"))
-        } else {
-            Ok(())
-        };
-    }
-    let loopback = ["127.0.0.1", "localhost", "[::1]"];
-    match uri.strip_prefix("http://") {
-        Some(rest)
-            if loopback.iter().any(|h| {
-                rest.strip_prefix(h)
-                    .is_some_and(|after| after.is_empty() || after.starts_with([':', '/']))
-            }) =>
-        {
-            Ok(())
-        }
-        _ => Err(format!(
-            "{uri:?} is not an https:// URL (http:// is accepted on loopback only)"
-        )),
-    }
+    tessera_verify::urls::check_fetchable(uri).map_err(|e| e.describe(uri))
 }
 
 impl fmt::Display for TokenFormat {
@@ -500,29 +483,15 @@ pub fn default_issuer(listen: SocketAddr) -> String {
     }
 }
 
-/// `https://`, or `http://` on a loopback host (for development); no query
-/// or fragment; no trailing slash.
+/// `https://`, or `http://` on a loopback host (for development); no
+/// userinfo, query or fragment; no trailing slash. Parsed, not
+/// pattern-matched ([`tessera_verify::urls::check_issuer`], the rule
+/// tessera-verify applies too): it must already be in normal form, since
+/// its text is the `iss` every verifier compares, so
+/// `https://Auth.example.com:443` is refused with the form to write
+/// rather than rewritten behind the operator's back.
 fn check_issuer(issuer: &str) -> Result<String, ConfigError> {
-    let bad = |why: &str| err("issuer", format!("{issuer:?} {why}"));
-    let rest = if let Some(rest) = issuer.strip_prefix("https://") {
-        rest
-    } else if let Some(rest) = issuer.strip_prefix("http://") {
-        let host = rest.split(['/', ':']).next().unwrap_or_default();
-        let loopback = host == "localhost" || host == "127.0.0.1" || rest.starts_with("[::1]");
-        if !loopback {
-            return Err(bad("must use https:// (http:// only on localhost)"));
-        }
-        rest
-    } else {
-        return Err(bad("must be an https:// URL"));
-    };
-    if rest.is_empty() || rest.starts_with('/') {
-        return Err(bad("has no host"));
-    }
-    if rest.contains(['?', '#', ' ']) {
-        return Err(bad("must not have a query, fragment or spaces"));
-    }
-    Ok(issuer.trim_end_matches('/').to_owned())
+    tessera_verify::urls::check_issuer(issuer).map_err(|e| err("issuer", e.describe(issuer)))
 }
 
 /// Sets `dotted` in `table`, creating sub-tables.
@@ -1037,6 +1006,82 @@ encryption_jwks_uri = "http://127.0.0.1:9/jwks"
         }
         let e = load("issuer = ", &[]).unwrap_err();
         assert!(e.message.starts_with("not valid TOML"), "{e}");
+    }
+
+    #[test]
+    fn urls_are_parsed_not_pattern_matched() {
+        // Userinfo made these pass as loopback: refused, naming the key.
+        let sealed = |uri: &str| {
+            format!("[[resources]]\naudience = \"a\"\nformat = \"jwe\"\nencryption_jwks_uri = \"{uri}\"")
+        };
+        type Case<'a> = (String, &'a [(&'a str, &'a str)], &'a str);
+        let cases: &[Case] = &[
+            (
+                "issuer = \"http://localhost:x@evil.example\"".into(),
+                &[],
+                "issuer",
+            ),
+            (
+                String::new(),
+                &[("TESSERA_ISSUER", "http://localhost:x@evil.example")],
+                "issuer",
+            ),
+            (
+                "issuer = \"https://admin:pw@auth.example.com\"".into(),
+                &[],
+                "issuer",
+            ),
+            (
+                "issuer = \"https://Auth.example.com\"".into(),
+                &[],
+                "issuer",
+            ),
+            ("issuer = \"http://127.1:8080\"".into(), &[], "issuer"),
+            (
+                "issuer = \"http://localhost\\\\@evil.example\"".into(),
+                &[],
+                "issuer",
+            ),
+            (
+                "issuer = \"https://auth.example.com#x\"".into(),
+                &[],
+                "issuer",
+            ),
+            (
+                sealed("http://localhost:1@127.0.0.2:9/jwks"),
+                &[],
+                "resources[0].encryption_jwks_uri",
+            ),
+            (
+                sealed("http://127.0.0.1@evil.example/jwks"),
+                &[],
+                "resources[0].encryption_jwks_uri",
+            ),
+            (
+                sealed("ftp://localhost/jwks"),
+                &[],
+                "resources[0].encryption_jwks_uri",
+            ),
+        ];
+        for (toml, env, key) in cases {
+            let e = load(toml, env).unwrap_err();
+            assert_eq!(e.key, *key, "{toml} {env:?}: {e}");
+        }
+        let e = load("issuer = \"https://admin:pw@auth.example.com\"", &[]).unwrap_err();
+        assert!(
+            !e.message.contains("pw@"),
+            "no password in the message: {e}"
+        );
+        // The loopback exception reads the parsed host: all of 127.0.0.0/8 and ::1.
+        for uri in [
+            "http://127.0.0.2:9/jwks",
+            "http://[::1]:9/jwks",
+            "http://localhost/jwks",
+        ] {
+            assert!(load(&sealed(uri), &[]).is_ok(), "{uri}");
+        }
+        let c = load("issuer = \"http://[::1]:8080/\"", &[]).unwrap();
+        assert_eq!(c.issuer, "http://[::1]:8080");
     }
 
     #[test]

@@ -1,13 +1,24 @@
 //! The master key, and the signing-key lifecycle
 //! `next → current → retiring → retired`.
 //!
-//! - A *next* key is in the JWKS at least one full JWKS cache period
-//!   ([`Lifecycle::jwks_max_age`]) before it signs anything, so every
-//!   verifier that caches the JWKS already has it.
-//! - At rotation the *current* key becomes *retiring* and stays in the JWKS
-//!   until every token it signed has expired (the longest token lifetime
-//!   plus two minutes: maintenance lag and clock leeway); then it is
-//!   *retired*, leaves the JWKS and its private part is erased.
+//! Several nodes may share one store: each re-reads the key set (and does
+//! maintenance) every `signing.reload_every` (R), so a change made by one
+//! node or by `tessera keys rotate` reaches every node within R. Verifiers
+//! cache the JWKS for at most [`Lifecycle::jwks_max_age`] (M, the
+//! `Cache-Control: max-age` of `/.well-known/jwks.json`). With L the longest
+//! token lifetime, the timing is:
+//!
+//! - A *next* key created at T is in every node's JWKS by T + R, and in
+//!   every verifier's cache by T + R + M: it signs nothing before then
+//!   ([`Lifecycle::prepublish`] = R + M, counted from its creation; `plan`
+//!   and [`rotate_now`] both keep it).
+//! - At rotation (time S) the *current* key becomes *retiring*. A node that
+//!   has not re-read the keys yet still signs with it until S + R, and those
+//!   tokens live until S + R + L; the key stays in the JWKS until
+//!   S + [`Lifecycle::retire_after`] = S + R + L + 2 min (a minute for a
+//!   maintenance pass that runs late, a minute of verifiers' clock leeway).
+//!   Then it is *retired*: it leaves the JWKS and its private part is
+//!   erased. (A verifier whose cache still holds it only trusts it longer.)
 //! - Private parts are sealed with the master key; signing keys are only
 //!   ever used to sign (`use: sig`, bound to one `alg`).
 
@@ -161,19 +172,30 @@ fn write_secret_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     file.sync_all()
 }
 
-/// The timing rules of the lifecycle, from the configuration.
+/// A maintenance pass may start late (it follows the previous one, which
+/// may wait on the store) and nodes' clocks differ a little: a minute.
+const MAINTENANCE_SLACK: i64 = 60;
+/// The clock leeway verifiers allow on `exp` (tessera-verify's default).
+const VERIFIER_LEEWAY: i64 = 60;
+
+/// The timing rules of the lifecycle, from the configuration (all in
+/// seconds; see the module documentation for the arithmetic).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Lifecycle {
     /// The signing algorithm of new keys.
     pub alg: JwsAlgorithm,
     /// How long a key signs.
     pub rotate_every: i64,
-    /// How long verifiers may cache the JWKS; a next key is published at
-    /// least this long before it signs. Half the rotation period, at most an hour.
+    /// How long verifiers may cache the JWKS (its `Cache-Control: max-age`):
+    /// half the rotation period, at most an hour.
     pub jwks_max_age: i64,
-    /// How long a retiring key stays published: the longest token lifetime,
-    /// plus a minute for a running service to notice a rotation made by
-    /// another process, plus a minute of verifiers' clock leeway.
+    /// How often each node re-reads the key set (`signing.reload_every`):
+    /// how long a node may lag behind a change made elsewhere.
+    pub reload_every: i64,
+    /// How long a retiring key stays published after it stopped being
+    /// current: the longest token lifetime, plus `reload_every` (a node that
+    /// has not seen the rotation yet still signs with it), plus a minute of
+    /// maintenance slack and a minute of verifiers' clock leeway.
     pub retire_after: i64,
 }
 
@@ -182,13 +204,34 @@ impl Lifecycle {
     pub fn from_config(config: &Config) -> Self {
         let secs = crate::config::seconds;
         let rotate_every = secs(config.signing.rotate_every);
-        let longest = secs(config.tokens.access_ttl).max(secs(config.tokens.session_ttl));
+        let reload_every = secs(config.signing.reload_every);
+        let t = &config.tokens;
+        // Step-up assertions never outlive their session; listed anyway.
+        let longest = secs(t.access_ttl)
+            .max(secs(t.session_ttl))
+            .max(secs(t.step_up_ttl));
         Lifecycle {
             alg: config.signing.alg,
             rotate_every,
             jwks_max_age: (rotate_every / 2).min(3600),
-            retire_after: longest.saturating_add(120),
+            reload_every,
+            retire_after: longest
+                .saturating_add(reload_every)
+                .saturating_add(MAINTENANCE_SLACK)
+                .saturating_add(VERIFIER_LEEWAY),
         }
+    }
+
+    /// How long a next key is published before it may sign: every node
+    /// serves it after `reload_every`, every verifier's cache holds it
+    /// `jwks_max_age` later.
+    pub fn prepublish(&self) -> i64 {
+        self.reload_every.saturating_add(self.jwks_max_age)
+    }
+
+    /// The earliest time a next key created at `created_at` may sign.
+    pub fn may_sign_from(&self, created_at: i64) -> i64 {
+        created_at.saturating_add(self.prepublish())
     }
 }
 
@@ -247,7 +290,7 @@ pub fn plan(
         }
     }
     if let (Some(cur), Some(nxt)) = (&current, &next) {
-        let published_long_enough = nxt.created_at.saturating_add(rules.jwks_max_age) <= now;
+        let published_long_enough = rules.may_sign_from(nxt.created_at) <= now;
         if nxt.activates_at <= now && published_long_enough {
             plan.transitions.push(transition(
                 cur,
@@ -277,7 +320,7 @@ pub fn plan(
     if next.is_none() {
         let at = current_activated
             .saturating_add(rules.rotate_every)
-            .max(now.saturating_add(rules.jwks_max_age));
+            .max(rules.may_sign_from(now));
         plan.new_keys
             .push(generate(master, rules.alg, KeyState::Next, now, at)?);
     }
@@ -443,8 +486,10 @@ pub async fn maintain<S: Store>(
 }
 
 /// `tessera keys rotate`: the next key signs from `now` on — or, if it has
-/// not been published for a full JWKS cache period yet, as soon as it has.
-/// Returns when the rotation takes effect.
+/// not been published for [`Lifecycle::prepublish`] yet (every node serving
+/// it, then a full JWKS cache period), as soon as it has. Returns when the
+/// rotation takes effect (every node signs with it `reload_every` later at
+/// the latest).
 pub async fn rotate_now<S: Store>(
     store: &S,
     master: &MasterKey,
@@ -456,14 +501,18 @@ pub async fn rotate_now<S: Store>(
         .iter()
         .find(|k| k.state == KeyState::Next)
         .ok_or(KeyError::Store(StoreError::Corrupt("no next key".into())))?;
-    let at = now.max(next.created_at.saturating_add(rules.jwks_max_age));
+    let at = now.max(rules.may_sign_from(next.created_at));
     if at < next.activates_at {
         store
             .change_keys(&[transition(next, KeyState::Next, Some(at), None)], &[])
             .await?;
     }
     maintain(store, master, rules, now).await?;
-    Ok(at.min(next.activates_at))
+    // A key created under other rules (a longer `reload_every` since) may
+    // have an earlier `activates_at`; `plan` still waits for `at`.
+    Ok(at
+        .min(next.activates_at)
+        .max(rules.may_sign_from(next.created_at)))
 }
 
 #[cfg(test)]
@@ -479,7 +528,8 @@ mod tests {
             alg: JwsAlgorithm::ES256,
             rotate_every: 30 * DAY,
             jwks_max_age: 3600,
-            retire_after: 12 * 3600 + 60,
+            reload_every: 60,
+            retire_after: 12 * 3600 + 60 + 120,
         }
     }
 
@@ -544,20 +594,63 @@ mod tests {
         let r = rules();
         let t0 = 1_800_000_000;
         maintain(&store, &master, &r, t0).await.unwrap();
-        // The next key was published just now: it may sign only an hour later.
+        // The next key was published just now: every node serves it a
+        // minute on (reload_every), every verifier's cache an hour after.
         let at = rotate_now(&store, &master, &r, t0 + 60).await.unwrap();
-        assert_eq!(at, t0 + 3600);
+        assert_eq!(at, t0 + 60 + 3600);
         let keys = store.signing_keys().await.unwrap();
         assert_eq!(keys[0].state, KeyState::Current);
-        // An hour on, maintenance rotates.
-        let keys = maintain(&store, &master, &r, t0 + 3600).await.unwrap();
+        assert_eq!(keys[1].activates_at, at);
+        let keys = maintain(&store, &master, &r, at - 1).await.unwrap();
+        assert_eq!(keys[0].state, KeyState::Current, "not a second early");
+        // Then maintenance rotates.
+        let keys = maintain(&store, &master, &r, at).await.unwrap();
         assert_eq!(keys[0].state, KeyState::Retiring);
         assert_eq!(keys[1].state, KeyState::Current);
-        // Once the new next key has been published an hour, rotate is immediate.
-        let t = t0 + 2 * 3600;
+        // Once the new next key has been published that long, rotate is immediate.
+        let t = at + r.prepublish();
         assert_eq!(rotate_now(&store, &master, &r, t).await.unwrap(), t);
         let keys = store.signing_keys().await.unwrap();
         assert_eq!(keys[2].state, KeyState::Current);
+    }
+
+    #[test]
+    fn timing_counts_the_reload_period() {
+        let mut config = Config::load(None, Vec::new(), None).unwrap();
+        config.signing.rotate_every = std::time::Duration::from_secs(30 * 86_400);
+        config.signing.reload_every = std::time::Duration::from_secs(3600);
+        let r = Lifecycle::from_config(&config);
+        assert_eq!(r.jwks_max_age, 3600, "the JWKS max-age is unchanged");
+        assert_eq!(r.prepublish(), 3600 + 3600);
+        // 12 h sessions (the longest token) + an hour's reload + 2 min.
+        assert_eq!(r.retire_after, 12 * 3600 + 3600 + 120);
+    }
+
+    /// `rotate_now` on a key created before `reload_every` grew answers
+    /// when the key really signs, not its stored `activates_at`.
+    #[tokio::test]
+    async fn rotate_now_answers_when_the_key_really_signs() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqlStore::open_file(&dir.path().join("t.db")).await.unwrap();
+        let master = MasterKey::from_bytes(&[5u8; 32]).unwrap();
+        let t0 = 1_800_000_000;
+        let short = Lifecycle {
+            rotate_every: 600,
+            reload_every: 1,
+            ..rules()
+        };
+        let keys = maintain(&store, &master, &short, t0).await.unwrap();
+        assert_eq!(keys[1].activates_at, t0 + 1 + 3600);
+        let long = Lifecycle {
+            reload_every: 3600,
+            ..short
+        };
+        let at = rotate_now(&store, &master, &long, t0 + 10).await.unwrap();
+        assert_eq!(at, t0 + 3600 + 3600);
+        let keys = maintain(&store, &master, &long, at - 1).await.unwrap();
+        assert_eq!(keys[0].state, KeyState::Current);
+        let keys = maintain(&store, &master, &long, at).await.unwrap();
+        assert_eq!(keys[1].state, KeyState::Current);
     }
 
     #[tokio::test]

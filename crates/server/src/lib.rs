@@ -21,8 +21,10 @@ pub mod api;
 pub mod clients;
 pub mod config;
 pub mod crypto;
+pub mod denylist;
 pub mod http;
 pub mod keys;
+pub mod listener;
 pub mod metrics;
 pub mod pii;
 pub mod policy;
@@ -32,7 +34,6 @@ pub mod tokens;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use tessera_jose::jwt::{Clock, SystemClock};
 use tokio::sync::watch;
@@ -147,25 +148,29 @@ pub struct Server {
 impl Server {
     /// Starts the service: data directory, master key (`master_key_env` is
     /// the value of `TESSERA_MASTER_KEY`, if set), store and migrations,
-    /// signing keys, then the listener. Returns once it accepts connections.
+    /// signing keys, then the listener, with the connection limits of
+    /// [`listener`]. Returns once it accepts connections.
     pub async fn start(config: Config, master_key_env: Option<&str>) -> Result<Server, StartError> {
+        Self::start_with(config, master_key_env, listener::Limits::default()).await
+    }
+
+    /// [`Server::start`] with other connection [`listener::Limits`]: for
+    /// tests that need second-long timeouts. Not configuration: the
+    /// service's limits are [`listener::Limits::default`].
+    pub async fn start_with(
+        config: Config,
+        master_key_env: Option<&str>,
+        limits: listener::Limits,
+    ) -> Result<Server, StartError> {
         let tls = match &config.tls {
             None => None,
-            Some(t) => {
-                // aws-lc-rs is the only crypto provider (no ring).
-                let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-                Some(
-                    axum_server::tls_rustls::RustlsConfig::from_pem_file(&t.cert, &t.key)
-                        .await
-                        .map_err(|e| {
-                            StartError::Tls(format!(
-                                "cannot load {} / {}: {e}",
-                                t.cert.display(),
-                                t.key.display()
-                            ))
-                        })?,
-                )
-            }
+            Some(t) => Some(listener::tls_acceptor(&t.cert, &t.key).await.map_err(|e| {
+                StartError::Tls(format!(
+                    "cannot load {} / {}: {e}",
+                    t.cert.display(),
+                    t.key.display()
+                ))
+            })?),
         };
         // Sealed resources' keys first: a bad one stops start-up before
         // anything is opened or bound.
@@ -197,9 +202,17 @@ impl Server {
             config.issuer = config::default_issuer(addr);
         }
         let issuer = config.issuer.clone();
+        if config.resources.is_empty() {
+            tracing::warn!(
+                "no [[resources]] are configured: a client registered without --audience may ask \
+                 for tokens for any audience; declare your resources (or register each client's \
+                 audiences) before production"
+            );
+        }
         let state = Arc::new(http::AppState {
             keys: ring,
             store: store.clone(),
+            revoked: denylist::Denylist::new(config.clients.cache_for),
             config,
             sealing,
             http,
@@ -208,42 +221,7 @@ impl Server {
 
         let app = http::router(state.clone());
         let kept = state.clone();
-        let serving = match tls {
-            None => {
-                let mut serve_stop = stopped.clone();
-                tokio::spawn(async move {
-                    let shutdown = async move {
-                        let _ = serve_stop.wait_for(|s| *s).await;
-                    };
-                    if let Err(e) = axum::serve(listener, app)
-                        .with_graceful_shutdown(shutdown)
-                        .await
-                    {
-                        tracing::error!(error = %e, "server stopped");
-                    }
-                })
-            }
-            Some(rustls_config) => {
-                let std_listener = listener.into_std().map_err(|source| StartError::Listen {
-                    addr: listen,
-                    source,
-                })?;
-                let handle = axum_server::Handle::new();
-                let mut serve_stop = stopped.clone();
-                let stopper = handle.clone();
-                tokio::spawn(async move {
-                    let _ = serve_stop.wait_for(|s| *s).await;
-                    // In-flight requests get this long to finish.
-                    stopper.graceful_shutdown(Some(Duration::from_secs(30)));
-                });
-                tokio::spawn(async move {
-                    let server = axum_server::from_tcp_rustls(std_listener, rustls_config);
-                    if let Err(e) = server.handle(handle).serve(app.into_make_service()).await {
-                        tracing::error!(error = %e, "server stopped");
-                    }
-                })
-            }
-        };
+        let serving = tokio::spawn(listener::serve(listener, app, tls, limits, stopped.clone()));
 
         let maintenance_store = store.clone();
         let reload_every = state.config.signing.reload_every;

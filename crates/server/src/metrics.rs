@@ -51,6 +51,16 @@ pub static SECRET_HASHES: Counter = Counter::new(
     "tessera_client_secret_hashes_total",
     "Argon2id checks of client secrets computed; a success remembered from the last minute costs none.",
 );
+/// Requests refused because too many secret checks were queued (503).
+pub static SECRET_HASH_REFUSED: Counter = Counter::new(
+    "tessera_client_secret_checks_refused_total",
+    "Client authentications answered 503 because too many Argon2id checks were queued.",
+);
+/// Token requests refused by the client's registration.
+pub static ACCESS_REFUSED: Counter = Counter::new(
+    "tessera_token_requests_refused_total",
+    "Token requests for an audience or scope outside the client's registration (invalid_target, invalid_scope).",
+);
 
 /// Step-up assertions issued.
 pub static STEP_UPS: Counter = Counter::new(
@@ -74,6 +84,8 @@ const ALL: &[&Counter] = &[
     &REFRESH_REUSE,
     &CLIENT_AUTH_FAILURES,
     &SECRET_HASHES,
+    &SECRET_HASH_REFUSED,
+    &ACCESS_REFUSED,
     &STEP_UPS,
     &TOKEN_EXCHANGES,
     &SEALING_KEY_REFRESH_FAILURES,

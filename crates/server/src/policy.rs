@@ -5,7 +5,8 @@
 
 use serde_json::{Map, Value};
 
-use crate::config::{Resource, TokenFormat};
+use crate::config::{Config, Resource, TokenFormat};
+use crate::store::ClientRecord;
 
 /// Claim names the service sets itself; a request cannot supply them.
 pub const RESERVED: &[&str] = &[
@@ -89,6 +90,85 @@ pub fn check(
         }
     }
     Ok(())
+}
+
+/// What a client may ask for: each token request names an audience and
+/// perhaps a scope, and the client's registration decides.
+///
+/// - Audiences: the registered list when there is one; without one, the
+///   audiences declared as `jws` resources, or — when the configuration
+///   declares no resources at all (the zero-configuration start) — any.
+///   A `jwe` or `nested` audience always needs explicit registration: its
+///   tokens carry sealed claims or leave the trust domain. A legacy client
+///   (registered before registrations existed) has the default rule besides
+///   the audiences it had used.
+/// - Scopes: each requested scope must be registered; none requested means
+///   all registered ones.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AccessError {
+    /// RFC 8707 `invalid_target`.
+    #[error("this client may not ask for tokens for {0:?}")]
+    Target(String),
+    /// RFC 6749 `invalid_scope`.
+    #[error("this client may not ask for scope {0:?}")]
+    Scope(String),
+}
+
+/// Whether `client` may ask for tokens for `audience` (see [`AccessError`]).
+pub fn audience_allowed(config: &Config, client: &ClientRecord, audience: &str) -> bool {
+    let registered = &client.registration.audiences;
+    if registered
+        .as_ref()
+        .is_some_and(|list| list.iter().any(|a| a == audience))
+    {
+        return true;
+    }
+    if registered.is_some() && !client.legacy {
+        return false;
+    }
+    if config.resources.is_empty() {
+        return true;
+    }
+    config
+        .resources
+        .iter()
+        .any(|r| r.audience == audience && r.format == TokenFormat::Jws)
+}
+
+/// [`audience_allowed`], as the error a token request answers.
+pub fn check_audience(
+    config: &Config,
+    client: &ClientRecord,
+    audience: &str,
+) -> Result<(), AccessError> {
+    if audience_allowed(config, client, audience) {
+        Ok(())
+    } else {
+        Err(AccessError::Target(audience.to_owned()))
+    }
+}
+
+/// The scope granted for a request of `requested` (space-separated, RFC
+/// 6749 §3.3) out of `allowed`: every requested scope must be allowed;
+/// none requested grants all of `allowed`. Order and duplicates of the
+/// request are normalised away.
+pub fn grant_scope(
+    allowed: &[String],
+    requested: Option<&str>,
+) -> Result<Vec<String>, AccessError> {
+    let Some(requested) = requested else {
+        return Ok(allowed.to_vec());
+    };
+    let mut granted: Vec<String> = Vec::new();
+    for scope in requested.split(' ').filter(|s| !s.is_empty()) {
+        if !allowed.iter().any(|a| a == scope) {
+            return Err(AccessError::Scope(scope.to_owned()));
+        }
+        if !granted.iter().any(|g| g == scope) {
+            granted.push(scope.to_owned());
+        }
+    }
+    Ok(granted)
 }
 
 #[cfg(test)]

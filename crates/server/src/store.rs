@@ -152,6 +152,28 @@ pub struct ClientRecord {
     pub created_at: i64,
     /// Its public JWK Set, for `private_key_jwt` (RFC 7523), as JSON.
     pub jwks: Option<String>,
+    /// What it may ask for.
+    pub registration: Registration,
+    /// Registered before audiences and scopes were: besides the audiences it
+    /// had used (migrated into `registration.audiences`), the default rule
+    /// applies to it, until its registration is updated.
+    pub legacy: bool,
+}
+
+/// What a client may ask for, registered with it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Registration {
+    /// The audiences it may ask tokens for; `None`: the default rule (the
+    /// audiences declared as `jws` resources, or any audience when the
+    /// configuration declares no resources at all).
+    pub audiences: Option<Vec<String>>,
+    /// The scopes it may ask for (none: a request naming a scope is refused).
+    pub scopes: Vec<String>,
+    /// Clients it trusts to exchange its sessions' tokens (RFC 8693
+    /// delegation: the token names them in `act`).
+    pub may_act: Vec<String>,
+    /// Audiences whose tokens it may introspect (a resource server).
+    pub introspect: Vec<String>,
 }
 
 impl std::fmt::Debug for ClientRecord {
@@ -160,6 +182,8 @@ impl std::fmt::Debug for ClientRecord {
             .field("id", &self.id)
             .field("name", &self.name)
             .field("grants", &self.grants)
+            .field("registration", &self.registration)
+            .field("legacy", &self.legacy)
             .finish_non_exhaustive()
     }
 }
@@ -183,6 +207,11 @@ pub struct SessionRecord {
     pub audience: String,
     /// Custom claims (already through the claim guard), as a JSON object.
     pub claims: serde_json::Map<String, serde_json::Value>,
+    /// The scope granted to it (RFC 6749 §3.3), within its client's.
+    pub scope: Vec<String>,
+    /// The assurance level its client reported when it authenticated the
+    /// user, if any.
+    pub acr: Option<String>,
     /// Unix seconds.
     pub created_at: i64,
     /// Unix seconds.
@@ -265,8 +294,12 @@ pub struct SealedRecord {
     pub format: String,
     /// The client it was issued to.
     pub client_id: String,
-    /// The session it belongs to (none for `client_credentials`).
+    /// The session id, when the token carried it (`sid`); none for
+    /// `client_credentials` and for a partner whose release list withholds it.
     pub session_id: Option<String>,
+    /// SHA-256 of its session's id (whether or not the token carried it):
+    /// ending the session revokes the token through it.
+    pub session_ref: Option<Vec<u8>>,
     /// The subject.
     pub sub: String,
     /// The resource.
@@ -329,6 +362,13 @@ pub trait Store: Send + Sync + 'static {
         expires_at: i64,
         now: i64,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Replaces what a client may ask for (and ends its legacy status);
+    /// false if there is no such client.
+    fn update_registration(
+        &self,
+        id: &str,
+        registration: &Registration,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
     /// Deletes a client, its sessions and refresh tokens; false if there was none.
     fn delete_client(&self, id: &str) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
@@ -387,6 +427,21 @@ pub trait Store: Send + Sync + 'static {
         client_id: &str,
         now: i64,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Denies a session-less token (`client_credentials`) by its `jti` until
+    /// `expires_at`, and forgets denials expired by `now`.
+    fn revoke_jti(
+        &self,
+        jti: &str,
+        client_id: &str,
+        expires_at: i64,
+        now: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// The `jti`s denied and not yet expired at `now`, with their expiry.
+    fn revoked_jtis(
+        &self,
+        now: i64,
+    ) -> impl Future<Output = Result<Vec<(String, i64)>, StoreError>> + Send;
 }
 
 fn json_list(text: &str) -> Result<Vec<String>, StoreError> {
@@ -404,14 +459,28 @@ fn session_from_row(r: &AnyRow) -> Result<SessionRecord, StoreError> {
         audience: r.try_get("audience")?,
         claims: serde_json::from_str(&r.try_get::<String, _>("claims")?)
             .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        scope: r
+            .try_get::<String, _>("scope")?
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect(),
+        acr: r.try_get("acr")?,
         created_at: r.try_get("created_at")?,
         expires_at: r.try_get("expires_at")?,
         revoked_at: r.try_get("revoked_at")?,
     })
 }
 
-const SESSION_COLUMNS: &str =
-    "id, client_id, sub, org, roles, amr, audience, claims, created_at, expires_at, revoked_at";
+const SESSION_COLUMNS: &str = "id, client_id, sub, org, roles, amr, audience, claims, scope, acr, \
+     created_at, expires_at, revoked_at";
+
+const CLIENT_COLUMNS: &str =
+    "id, name, secret_hash, grants, created_at, jwks, audiences, scopes, may_act, introspect, legacy";
+
+/// The reference under which a session's sealed tokens are kept.
+pub fn session_ref(session_id: &str) -> Vec<u8> {
+    crate::crypto::sha256(session_id.as_bytes())
+}
 
 /// Which database a [`SqlStore`] speaks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -659,6 +728,23 @@ impl SqlStore {
         }
     }
 
+    /// Revokes the sealed tokens of a session (in the caller's transaction).
+    async fn revoke_sealed_of_session(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        session_id: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(&self.sql(
+            "UPDATE sealed_tokens SET revoked_at = COALESCE(revoked_at, ?1) WHERE session_ref = ?2",
+        ))
+        .bind(now)
+        .bind(session_ref(session_id))
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
     async fn insert_refresh(
         &self,
         tx: &mut sqlx::Transaction<'_, sqlx::Any>,
@@ -762,15 +848,20 @@ impl Store for SqlStore {
     }
 
     async fn create_client(&self, c: &ClientRecord) -> Result<(), StoreError> {
-        let grants =
-            serde_json::to_string(&c.grants).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        sqlx::query(&self.sql("INSERT INTO clients (id, name, secret_hash, grants, created_at, jwks) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"))
+        let grants = to_json(&c.grants)?;
+        let r = &c.registration;
+        sqlx::query(&self.sql(&format!("INSERT INTO clients ({CLIENT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)")))
         .bind(&c.id)
         .bind(&c.name)
         .bind(&c.secret_hash)
         .bind(grants)
         .bind(c.created_at)
         .bind(&c.jwks)
+        .bind(r.audiences.as_deref().map(to_json).transpose()?)
+        .bind(to_json(&r.scopes)?)
+        .bind(to_json(&r.may_act)?)
+        .bind(to_json(&r.introspect)?)
+        .bind(i64::from(c.legacy))
         .execute(&self.pool)
         .await?;
         self.clients.forget(&c.id);
@@ -778,7 +869,9 @@ impl Store for SqlStore {
     }
 
     async fn clients(&self) -> Result<Vec<ClientRecord>, StoreError> {
-        let rows = sqlx::query(&self.sql("SELECT id, name, secret_hash, grants, created_at, jwks FROM clients ORDER BY created_at, id"))
+        let rows = sqlx::query(&self.sql(&format!(
+            "SELECT {CLIENT_COLUMNS} FROM clients ORDER BY created_at, id"
+        )))
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(client_from_row).collect()
@@ -789,9 +882,9 @@ impl Store for SqlStore {
             Ok(c) => return Ok(Some(c)),
             Err(start) => start,
         };
-        let row = sqlx::query(&self.sql(
-            "SELECT id, name, secret_hash, grants, created_at, jwks FROM clients WHERE id = ?1",
-        ))
+        let row = sqlx::query(&self.sql(&format!(
+            "SELECT {CLIENT_COLUMNS} FROM clients WHERE id = ?1"
+        )))
         .bind(id)
         .fetch_optional(&self.pool)
         .await?;
@@ -827,8 +920,35 @@ impl Store for SqlStore {
         Ok(done.rows_affected() == 1)
     }
 
+    async fn update_registration(&self, id: &str, r: &Registration) -> Result<bool, StoreError> {
+        let done = sqlx::query(&self.sql(
+            "UPDATE clients SET audiences = ?1, scopes = ?2, may_act = ?3, introspect = ?4, \
+             legacy = 0 WHERE id = ?5",
+        ))
+        .bind(r.audiences.as_deref().map(to_json).transpose()?)
+        .bind(to_json(&r.scopes)?)
+        .bind(to_json(&r.may_act)?)
+        .bind(to_json(&r.introspect)?)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        self.clients.forget(id);
+        Ok(done.rows_affected() == 1)
+    }
+
     async fn delete_client(&self, id: &str) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
+        // Sealed tokens issued to other clients (exchangers) for its
+        // sessions die with those sessions.
+        let sessions = sqlx::query(&self.sql("SELECT id FROM sessions WHERE client_id = ?1"))
+            .bind(id)
+            .fetch_all(&mut *tx)
+            .await?;
+        for row in &sessions {
+            let sid: String = row.try_get("id")?;
+            // Deletion takes no clock; any time marks them revoked.
+            self.revoke_sealed_of_session(&mut tx, &sid, 0).await?;
+        }
         // Sessions first (their refresh tokens go with them, by cascade): the
         // same lock order as a refresh, session then tokens.
         sqlx::query(&self.sql("DELETE FROM sessions WHERE client_id = ?1"))
@@ -865,8 +985,8 @@ impl Store for SqlStore {
     ) -> Result<(), StoreError> {
         let corrupt = |e: serde_json::Error| StoreError::Corrupt(e.to_string());
         let mut tx = self.pool.begin().await?;
-        sqlx::query(&self.sql("INSERT INTO sessions (id, client_id, sub, org, roles, amr, audience, claims, created_at, expires_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"))
+        sqlx::query(&self.sql("INSERT INTO sessions (id, client_id, sub, org, roles, amr, audience, claims, created_at, expires_at, scope, acr) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"))
         .bind(&s.id)
         .bind(&s.client_id)
         .bind(&s.sub)
@@ -877,6 +997,8 @@ impl Store for SqlStore {
         .bind(serde_json::to_string(&s.claims).map_err(corrupt)?)
         .bind(s.created_at)
         .bind(s.expires_at)
+        .bind(s.scope.join(" "))
+        .bind(&s.acr)
         .execute(&mut *tx)
         .await
         .map_err(|e| {
@@ -919,15 +1041,23 @@ impl Store for SqlStore {
         .bind(client_id)
         .execute(&mut *tx)
         .await?;
+        if done.rows_affected() != 1 {
+            // Not the caller's (or no such session): nothing else changes.
+            tx.rollback().await?;
+            return Ok(false);
+        }
         sqlx::query(&self.sql(
-            "UPDATE refresh_tokens SET revoked_at = COALESCE(revoked_at, ?1) WHERE session_id = ?2",
+            "UPDATE refresh_tokens SET revoked_at = COALESCE(revoked_at, ?1) \
+             WHERE session_id = ?2 AND client_id = ?3",
         ))
         .bind(now)
         .bind(id)
+        .bind(client_id)
         .execute(&mut *tx)
         .await?;
+        self.revoke_sealed_of_session(&mut tx, id, now).await?;
         tx.commit().await?;
-        Ok(done.rows_affected() == 1)
+        Ok(true)
     }
 
     async fn refresh_status(
@@ -1034,6 +1164,8 @@ impl Store for SqlStore {
                 .bind(&family_id)
                 .execute(&mut *tx)
                 .await?;
+                self.revoke_sealed_of_session(&mut tx, &session_id, now)
+                    .await?;
                 tx.commit().await?;
                 return Ok(RefreshOutcome::Reused {
                     family_id,
@@ -1068,7 +1200,8 @@ impl Store for SqlStore {
             .await?;
         sqlx::query(&self.sql(
             "INSERT INTO sealed_tokens (hash, jti, kind, format, client_id, session_id, sub, \
-             audience, issued_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+             audience, issued_at, expires_at, session_ref) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
         ))
         .bind(&t.hash)
         .bind(&t.jti)
@@ -1080,6 +1213,7 @@ impl Store for SqlStore {
         .bind(&t.audience)
         .bind(t.issued_at)
         .bind(t.expires_at)
+        .bind(&t.session_ref)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -1088,8 +1222,8 @@ impl Store for SqlStore {
 
     async fn sealed(&self, hash: &[u8]) -> Result<Option<SealedRecord>, StoreError> {
         let row = sqlx::query(&self.sql(
-            "SELECT hash, jti, kind, format, client_id, session_id, sub, audience, issued_at, \
-             expires_at, revoked_at FROM sealed_tokens WHERE hash = ?1",
+            "SELECT hash, jti, kind, format, client_id, session_id, session_ref, sub, audience, \
+             issued_at, expires_at, revoked_at FROM sealed_tokens WHERE hash = ?1",
         ))
         .bind(hash)
         .fetch_optional(&self.pool)
@@ -1102,6 +1236,7 @@ impl Store for SqlStore {
                 format: r.try_get("format")?,
                 client_id: r.try_get("client_id")?,
                 session_id: r.try_get("session_id")?,
+                session_ref: r.try_get("session_ref")?,
                 sub: r.try_get("sub")?,
                 audience: r.try_get("audience")?,
                 issued_at: r.try_get("issued_at")?,
@@ -1129,6 +1264,47 @@ impl Store for SqlStore {
         .await?;
         Ok(done.rows_affected() == 1)
     }
+
+    async fn revoke_jti(
+        &self,
+        jti: &str,
+        client_id: &str,
+        expires_at: i64,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(&self.sql("DELETE FROM revoked_tokens WHERE expires_at < ?1"))
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(&self.sql(
+            "INSERT INTO revoked_tokens (jti, client_id, expires_at) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (jti) DO NOTHING",
+        ))
+        .bind(jti)
+        .bind(client_id)
+        .bind(expires_at)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn revoked_jtis(&self, now: i64) -> Result<Vec<(String, i64)>, StoreError> {
+        let rows = sqlx::query(
+            &self.sql("SELECT jti, expires_at FROM revoked_tokens WHERE expires_at >= ?1"),
+        )
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("jti")?, r.try_get("expires_at")?)))
+            .collect()
+    }
+}
+
+fn to_json(list: &[String]) -> Result<String, StoreError> {
+    serde_json::to_string(list).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
 fn client_from_row(r: &AnyRow) -> Result<ClientRecord, StoreError> {
@@ -1139,5 +1315,16 @@ fn client_from_row(r: &AnyRow) -> Result<ClientRecord, StoreError> {
         grants: json_list(&r.try_get::<String, _>("grants")?)?,
         created_at: r.try_get("created_at")?,
         jwks: r.try_get("jwks")?,
+        registration: Registration {
+            audiences: r
+                .try_get::<Option<String>, _>("audiences")?
+                .as_deref()
+                .map(json_list)
+                .transpose()?,
+            scopes: json_list(&r.try_get::<String, _>("scopes")?)?,
+            may_act: json_list(&r.try_get::<String, _>("may_act")?)?,
+            introspect: json_list(&r.try_get::<String, _>("introspect")?)?,
+        },
+        legacy: r.try_get::<i64, _>("legacy")? != 0,
     })
 }

@@ -62,6 +62,9 @@ fn session_claims(session: &SessionRecord, mut extra: Map<String, Value>) -> Map
     extra.insert("amr".into(), session.amr.clone().into());
     extra.insert("client_id".into(), session.client_id.clone().into());
     extra.insert("sid".into(), session.id.clone().into());
+    if !session.scope.is_empty() {
+        extra.insert("scope".into(), session.scope.join(" ").into());
+    }
     extra
 }
 
@@ -106,6 +109,9 @@ pub struct Issued<'a> {
     pub session_id: Option<&'a str>,
     /// What it is.
     pub kind: Kind,
+    /// For a token exchange: the exchanging client, which the token names
+    /// in `act` (RFC 8693 §4.1) and as its `client_id`.
+    pub actor: Option<&'a str>,
 }
 
 /// Signs `claims` with our current key, in `resource`'s format: the JWS
@@ -132,15 +138,23 @@ fn mint(
             sealed: None,
         });
     }
-    let sub = claims.sub.clone().unwrap_or_default();
     let jti = claims.jti.clone().unwrap_or_default();
-    if resource.format == TokenFormat::Nested {
-        let released = |name: &str| resource.release.iter().any(|r| r == name);
-        if !released("sub") {
-            claims.sub = None;
-        }
-        claims.custom.retain(|name, _| released(name));
+    // What the token carries, and so all its record may keep: a partner
+    // gets only its release list.
+    let carries = |name: &str| {
+        resource.format != TokenFormat::Nested || resource.release.iter().any(|r| r == name)
+    };
+    if !carries("sub") {
+        claims.sub = None;
     }
+    claims.custom.retain(|name, _| carries(name));
+    if let Some(actor) = issued.actor {
+        // Describes the token itself, like `iss`: it always stays.
+        claims
+            .custom
+            .insert("act".into(), serde_json::json!({ "sub": actor }));
+    }
+    let sub = claims.sub.clone().unwrap_or_default();
     let recipient = sealing.get(&resource.audience).ok_or_else(|| {
         MintError(format!(
             "no encryption key loaded for {:?}",
@@ -161,7 +175,11 @@ fn mint(
         kind: issued.kind.as_str().to_owned(),
         format: resource.format.to_string(),
         client_id: issued.client_id.to_owned(),
-        session_id: issued.session_id.map(str::to_owned),
+        session_id: issued
+            .session_id
+            .filter(|_| carries("sid"))
+            .map(str::to_owned),
+        session_ref: issued.session_id.map(crate::store::session_ref),
         sub,
         audience: resource.audience.clone(),
         issued_at: now,
@@ -193,7 +211,11 @@ fn for_session(
     let exp = now
         .saturating_add(secs(config.tokens.access_ttl))
         .min(session.expires_at);
-    let claims = Claims::new(session_claims(session, session.claims.clone()))
+    let mut custom = session_claims(session, session.claims.clone());
+    if let Some(actor) = issued.actor {
+        custom.insert("client_id".into(), actor.into());
+    }
+    let claims = Claims::new(custom)
         .issuer(&config.issuer)
         .subject(&session.sub)
         .audience(&resource.audience)
@@ -215,6 +237,7 @@ pub fn access_token(
         client_id: &session.client_id,
         session_id: Some(&session.id),
         kind: Kind::Access,
+        actor: None,
     };
     let resource = config.resource(&session.audience);
     for_session(
@@ -243,21 +266,21 @@ pub fn session_token(
 
 /// An access token for a client acting on its own behalf
 /// (`client_credentials`), in the audience's format: `sub` and
-/// `client_id` are the client.
+/// `client_id` are the client; `scope` the granted scopes (none: no claim).
 pub fn client_token(
     keys: &Snapshot,
     config: &Config,
     sealing: &SealingKeys,
     client: &ClientRecord,
     audience: &str,
-    scope: Option<&str>,
+    scope: &[String],
     now: i64,
 ) -> Result<Minted, MintError> {
     let ttl = secs(config.tokens.access_ttl);
     let mut custom = Map::new();
     custom.insert("client_id".into(), client.id.clone().into());
-    if let Some(scope) = scope {
-        custom.insert("scope".into(), Value::from(scope));
+    if !scope.is_empty() {
+        custom.insert("scope".into(), Value::from(scope.join(" ")));
     }
     let claims = Claims::new(custom)
         .issuer(&config.issuer)
@@ -270,6 +293,7 @@ pub fn client_token(
         client_id: &client.id,
         session_id: None,
         kind: Kind::Access,
+        actor: None,
     };
     mint(
         keys,
@@ -282,13 +306,16 @@ pub fn client_token(
     )
 }
 
-/// What a step-up reports: a fresh strong authentication.
+/// What a step-up assertion attests: a fresh strong authentication reported
+/// by the session's client, or (token exchange) the session's own.
 #[derive(Debug, Clone)]
 pub struct StepUp {
     /// How the user authenticated (RFC 8176 values).
     pub amr: Vec<String>,
-    /// The assurance level reached.
-    pub acr: String,
+    /// The assurance level reached (none: no `acr` claim).
+    pub acr: Option<String>,
+    /// When the user authenticated so (Unix seconds).
+    pub auth_time: i64,
     /// Private claims for the resource (declared by it; may be sensitive,
     /// since the assertion is sealed).
     pub claims: Map<String, Value>,
@@ -296,7 +323,9 @@ pub struct StepUp {
 
 /// A step-up assertion for a sealed resource: `sub, sid, amr, acr,
 /// auth_time` and the claims, sealed (default 5 minutes, never past the
-/// session).
+/// session). With `actor` (token exchange), issued to that client and
+/// naming it in `act`.
+#[allow(clippy::too_many_arguments)]
 pub fn step_up_assertion(
     keys: &Snapshot,
     config: &Config,
@@ -304,6 +333,7 @@ pub fn step_up_assertion(
     session: &SessionRecord,
     resource: &Resource,
     step: StepUp,
+    actor: Option<&str>,
     now: i64,
 ) -> Result<Minted, MintError> {
     let exp = now
@@ -312,8 +342,10 @@ pub fn step_up_assertion(
     let mut custom = step.claims;
     custom.insert("sid".into(), session.id.clone().into());
     custom.insert("amr".into(), step.amr.into());
-    custom.insert("acr".into(), step.acr.into());
-    custom.insert("auth_time".into(), now.into());
+    if let Some(acr) = step.acr {
+        custom.insert("acr".into(), acr.into());
+    }
+    custom.insert("auth_time".into(), step.auth_time.into());
     let claims = Claims::new(custom)
         .issuer(&config.issuer)
         .subject(&session.sub)
@@ -322,16 +354,18 @@ pub fn step_up_assertion(
         .expires_at(exp)
         .jwt_id(&jti()?);
     let issued = Issued {
-        client_id: &session.client_id,
+        client_id: actor.unwrap_or(&session.client_id),
         session_id: Some(&session.id),
         kind: Kind::StepUp,
+        actor,
     };
     mint(keys, sealing, resource, STEP_UP_TYP, claims, &issued, now)
 }
 
 /// A federation token for a partner (a `nested` resource): the session's
 /// attributes, of which only the partner's `release` list leaves, signed
-/// and sealed to the partner, issued to `client_id` (the exchanging client).
+/// and sealed to the partner, issued to `client_id` (the exchanging client,
+/// named in `act`).
 pub fn federation_token(
     keys: &Snapshot,
     config: &Config,
@@ -345,6 +379,7 @@ pub fn federation_token(
         client_id,
         session_id: Some(&session.id),
         kind: Kind::Federation,
+        actor: Some(client_id),
     };
     for_session(
         keys,

@@ -202,9 +202,21 @@ async fn running(toml_resources: &str) -> Running {
     )
     .unwrap();
     let config = Config::load(Some(&path), Vec::new(), Some("127.0.0.1:0")).unwrap();
+    // Registered for every configured resource (a sealed one needs it), and
+    // a resource server for them all.
+    let audiences: Vec<String> = config
+        .resources
+        .iter()
+        .map(|r| r.audience.clone())
+        .collect();
+    let registration = tessera_server::store::Registration {
+        audiences: (!audiences.is_empty()).then(|| audiences.clone()),
+        introspect: audiences,
+        ..Default::default()
+    };
     let server = Server::start(config, Some(&"42".repeat(32))).await.unwrap();
     let grants = vec!["sessions".to_owned(), "client_credentials".to_owned()];
-    let new = clients::create(server.store(), "backend", &grants, None, 0)
+    let new = clients::create_with(server.store(), "backend", &grants, None, registration, 0)
         .await
         .unwrap();
     Running {
@@ -1289,12 +1301,24 @@ release = ["sub", "org", "email"]
         }
     }
 
-    /// A client that may exchange tokens, besides the one `running` made.
+    /// A client that may exchange tokens, besides the one `running` made,
+    /// registered for the same audiences; `running`'s client trusts it to
+    /// act for its sessions (`may_act`).
     async fn exchanger(r: &Running) -> (String, String) {
+        use tessera_server::store::Store as _;
+        let store = r.server.store();
+        let backend = store.client(&r.id).await.unwrap().unwrap();
+        let registration = tessera_server::store::Registration {
+            audiences: backend.registration.audiences.clone(),
+            ..Default::default()
+        };
         let grants = vec!["token_exchange".to_owned()];
-        let new = clients::create(r.server.store(), "gateway", &grants, None, 0)
+        let new = clients::create_with(store, "gateway", &grants, None, registration, 0)
             .await
             .unwrap();
+        let mut trusting = backend.registration;
+        trusting.may_act = vec![new.record.id.clone()];
+        assert!(store.update_registration(&r.id, &trusting).await.unwrap());
         (new.record.id.clone(), new.secret.to_string())
     }
 
@@ -1494,7 +1518,9 @@ release = ["sub", "org", "email"]
             assert!(body(&reply)["error"].is_string());
         }
 
-        // Token exchange: the same step-up through RFC 8693.
+        // Token exchange through RFC 8693: an assertion of the session's own
+        // authentication, for the client the session's owner trusts; an
+        // exchanger never supplies amr, acr or claims itself.
         let gateway = exchanger(&r).await;
         let reply = exchange(
             &r,
@@ -1502,6 +1528,17 @@ release = ["sub", "org", "email"]
             &format!(
                 "grant_type={TOKEN_EXCHANGE}&subject_token={access}&subject_token_type={ACCESS_TOKEN_TYPE}\
                  &audience={RECORDS}&amr=hwk&acr=aal2"
+            ),
+        )
+        .await;
+        assert_eq!(reply.status, 400, "{}", reply.body);
+        assert_eq!(body(&reply)["error"], "invalid_request");
+        let reply = exchange(
+            &r,
+            &gateway,
+            &format!(
+                "grant_type={TOKEN_EXCHANGE}&subject_token={access}&subject_token_type={ACCESS_TOKEN_TYPE}\
+                 &audience={RECORDS}"
             ),
         )
         .await;
@@ -1520,7 +1557,12 @@ release = ["sub", "org", "email"]
             &SystemClock,
         )
         .unwrap();
-        assert_eq!(opened.jwt().claims().custom["acr"], "aal2");
+        let c = &opened.jwt().claims().custom;
+        assert_eq!(c["amr"], json!(["pwd"]), "the session's own methods");
+        assert!(c.get("acr").is_none(), "the session reported no acr");
+        assert_eq!(c["act"], json!({"sub": gateway.0}));
+        assert_eq!(c["record_id"], "MRN-778812", "the session's claims");
+        assert_eq!(c["email"], "alice@example.com");
 
         // Federation: the partner gets exactly its released attributes.
         let reply = exchange(
@@ -1559,8 +1601,9 @@ release = ["sub", "org", "email"]
         names.sort_unstable();
         assert_eq!(
             names,
-            ["aud", "email", "exp", "iat", "iss", "jti", "org", "sub"],
-            "released attributes (sub, org, email) and the token's own claims, nothing else"
+            ["act", "aud", "email", "exp", "iat", "iss", "jti", "org", "sub"],
+            "released attributes (sub, org, email) and the token's own claims (act: who \
+             exchanged it), nothing else"
         );
         assert_eq!(c["email"], "alice@example.com");
 
@@ -1873,8 +1916,8 @@ pub async fn fresh_pg_database() -> String {
 
 mod store_suite {
     use tessera_server::store::{
-        ClientRecord, KeyRecord, KeyState, KeyTransition, NewRefresh, RefreshOutcome, SealedRecord,
-        SessionRecord, SqlStore, Store, StoreError,
+        ClientRecord, KeyRecord, KeyState, KeyTransition, NewRefresh, RefreshOutcome, Registration,
+        SealedRecord, SessionRecord, SqlStore, Store, StoreError,
     };
 
     const NOW: i64 = 1_800_000_000;
@@ -1887,6 +1930,13 @@ mod store_suite {
             grants: vec!["sessions".into()],
             created_at: NOW,
             jwks: None,
+            registration: Registration {
+                audiences: Some(vec!["api".into()]),
+                scopes: vec!["orders:read".into()],
+                may_act: Vec::new(),
+                introspect: vec!["api".into()],
+            },
+            legacy: false,
         }
     }
 
@@ -1903,6 +1953,8 @@ mod store_suite {
                 .as_object()
                 .unwrap()
                 .clone(),
+            scope: vec!["orders:read".into()],
+            acr: Some("aal2".into()),
             created_at: NOW,
             expires_at: NOW + 3600,
             revoked_at: None,
@@ -1945,6 +1997,18 @@ mod store_suite {
             client("cli_a")
         );
         assert!(store.client("cli_zz").await.unwrap().is_none());
+        // What a client may ask for is replaced as a whole; a new client is
+        // never legacy.
+        let wider = Registration {
+            audiences: None,
+            scopes: vec!["a".into(), "b".into()],
+            may_act: vec!["cli_a".into()],
+            introspect: Vec::new(),
+        };
+        assert!(store.update_registration("cli_b", &wider).await.unwrap());
+        assert!(!store.update_registration("cli_zz", &wider).await.unwrap());
+        let b = store.client("cli_b").await.unwrap().unwrap();
+        assert_eq!((b.registration, b.legacy), (wider, false));
         // Assertion ids are single-use, and forgotten once expired.
         assert!(store
             .use_assertion("cli_a", "j1", NOW + 60, NOW)
@@ -2078,6 +2142,91 @@ mod store_suite {
                 .active
         );
 
+        // Another client's revocation changes nothing: the session and its
+        // refresh token stay alive, and so does a sealed token of it.
+        let s3 = session("ses_3", "cli_a");
+        store
+            .create_session(&s3, &refresh(9).record("ses_3", "ses_3", "cli_a"))
+            .await
+            .unwrap();
+        let of_s3 = SealedRecord {
+            hash: vec![10; 32],
+            jti: "j3".into(),
+            kind: "federation".into(),
+            format: "nested".into(),
+            client_id: "cli_b".into(),
+            session_id: None,
+            session_ref: Some(tessera_server::store::session_ref("ses_3")),
+            sub: String::new(),
+            audience: "partner".into(),
+            issued_at: NOW,
+            expires_at: NOW + 60,
+            revoked_at: None,
+        };
+        store.record_sealed(&of_s3, NOW).await.unwrap();
+        assert!(!store.revoke_session("ses_3", "cli_b", NOW).await.unwrap());
+        assert!(
+            store
+                .refresh_status(&[9; 32], NOW)
+                .await
+                .unwrap()
+                .unwrap()
+                .active
+        );
+        assert!(store
+            .session("ses_3")
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_at
+            .is_none());
+        assert!(store
+            .sealed(&[10; 32])
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_at
+            .is_none());
+        // The owner's revocation ends the session's sealed tokens too, found
+        // by reference (the partner's token carried no session id).
+        assert!(store.revoke_session("ses_3", "cli_a", NOW).await.unwrap());
+        assert!(
+            !store
+                .refresh_status(&[9; 32], NOW)
+                .await
+                .unwrap()
+                .unwrap()
+                .active
+        );
+        assert_eq!(
+            store.sealed(&[10; 32]).await.unwrap().unwrap().revoked_at,
+            Some(NOW)
+        );
+
+        // Revoked session-less tokens, by jti, until they expire.
+        store
+            .revoke_jti("cc-1", "cli_a", NOW + 30, NOW)
+            .await
+            .unwrap();
+        store
+            .revoke_jti("cc-1", "cli_a", NOW + 30, NOW)
+            .await
+            .unwrap();
+        store
+            .revoke_jti("cc-2", "cli_a", NOW + 90, NOW)
+            .await
+            .unwrap();
+        let mut live = store.revoked_jtis(NOW).await.unwrap();
+        live.sort();
+        assert_eq!(
+            live,
+            vec![("cc-1".into(), NOW + 30), ("cc-2".into(), NOW + 90)]
+        );
+        assert_eq!(
+            store.revoked_jtis(NOW + 31).await.unwrap(),
+            vec![("cc-2".to_owned(), NOW + 90)]
+        );
+
         // Sealed tokens: recorded by hash, revocable by their client only,
         // expired ones forgotten on the next insert.
         let sealed = SealedRecord {
@@ -2087,6 +2236,7 @@ mod store_suite {
             format: "jwe".into(),
             client_id: "cli_a".into(),
             session_id: Some("ses_2".into()),
+            session_ref: Some(tessera_server::store::session_ref("ses_2")),
             sub: "user-1".into(),
             audience: "records".into(),
             issued_at: NOW,

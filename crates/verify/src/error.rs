@@ -22,6 +22,16 @@ pub enum BuildError {
     /// The decryption key does not fit.
     #[error("tessera-verify: decryption key: {0}")]
     Key(String),
+    /// The issuer, the JWKS URL given, or the one the issuer's metadata
+    /// names is not one keys may come from (see [`crate::urls`]); refused
+    /// before any request is made to it.
+    #[error("tessera-verify: {which} {reason}")]
+    Url {
+        /// `"issuer"`, `"jwks_uri"`, or `"jwks_uri of the issuer's metadata"`.
+        which: &'static str,
+        /// Why.
+        reason: crate::urls::UrlError,
+    },
 }
 
 /// Why a request was refused; each maps to an RFC 6750 answer.

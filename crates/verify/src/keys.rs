@@ -34,8 +34,10 @@ pub struct Document {
 }
 
 /// GETs `uri`: a 200 with at most [`MAX_DOCUMENT`] bytes (a JWKS or
-/// metadata document), read under that cap as it arrives.
+/// metadata document), read under that cap as it arrives. A URL that
+/// [`crate::urls::check_fetchable`] refuses is never requested.
 pub async fn get_document(http: &reqwest::Client, uri: &str) -> Result<Document, String> {
+    crate::urls::check_fetchable(uri).map_err(|e| format!("GET {}", e.describe(uri)))?;
     let mut response = http
         .get(uri)
         .header("accept", "application/json")
@@ -112,10 +114,15 @@ pub(crate) async fn discover(
             "{uri} names issuer {named:?}, not {issuer:?}"
         )));
     }
-    doc.get("jwks_uri")
+    let jwks_uri = doc
+        .get("jwks_uri")
         .and_then(|v| v.as_str())
-        .map(str::to_owned)
-        .ok_or_else(|| BuildError::Metadata(format!("{uri} has no jwks_uri")))
+        .ok_or_else(|| BuildError::Metadata(format!("{uri} has no jwks_uri")))?;
+    crate::urls::check_fetchable(jwks_uri).map_err(|reason| BuildError::Url {
+        which: "jwks_uri of the issuer's metadata",
+        reason,
+    })?;
+    Ok(jwks_uri.to_owned())
 }
 
 /// Fetches the JWKS: a verifier for `algs` over its keys, and how long to use

@@ -24,6 +24,10 @@
 //!   among those keys: an unknown `kid` is refused and never triggers a
 //!   fetch; `jku`, `x5u`, `jwk` and `x5c` are never used. A failed refresh
 //!   keeps the last good key set (logged and counted), never an empty one.
+//! - **Keys travel over TLS**: the issuer, the JWKS URL given and the one
+//!   its metadata names must be `https://`, or `http://` to a loopback host
+//!   (`localhost`, 127.0.0.0/8, `[::1]`), and carry no `user:password@`;
+//!   this is decided on the parsed URL, before any request ([`urls`]).
 //! - **Tokens are read from `Authorization: Bearer` only**: one in the query
 //!   string or a form body is refused (RFC 6750 §2.2, §2.3 are not
 //!   offered), with a 401 and an RFC 6750 `WWW-Authenticate` error, and is
@@ -38,6 +42,7 @@
 mod error;
 mod extract;
 pub mod keys;
+pub mod urls;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
@@ -94,8 +99,11 @@ pub struct VerifierBuilder {
 impl VerifierBuilder {
     /// The issuer (`iss`), e.g. `https://auth.example.com`. Its RFC 8414
     /// metadata names the JWKS URL, unless [`VerifierBuilder::jwks_uri`] does.
+    /// [`VerifierBuilder::build`] refuses it unless it is `https://` (or
+    /// `http://` on a loopback host), without userinfo, query or fragment,
+    /// and in normal form ([`urls::check_issuer`]).
     pub fn issuer(mut self, issuer: &str) -> Self {
-        self.issuer = Some(issuer.trim_end_matches('/').to_owned());
+        self.issuer = Some(issuer.to_owned());
         self
     }
     /// Who you are: tokens must carry this `aud`.
@@ -108,7 +116,8 @@ impl VerifierBuilder {
         self.algorithms = algs.into_iter().collect();
         self
     }
-    /// The issuer's JWKS URL, instead of reading its metadata.
+    /// The issuer's JWKS URL, instead of reading its metadata; `https://`,
+    /// or `http://` on a loopback host ([`urls::check_fetchable`]).
     pub fn jwks_uri(mut self, uri: &str) -> Self {
         self.jwks_uri = Some(uri.to_owned());
         self
@@ -137,12 +146,23 @@ impl VerifierBuilder {
     }
 
     /// Fetches the issuer's metadata (unless the JWKS URL was given) and its
-    /// JWKS: a verifier ready to use, or why not.
+    /// JWKS: a verifier ready to use, or why not. The URLs are checked
+    /// first ([`BuildError::Url`]): nothing is fetched from a refused one.
     pub async fn build(self) -> Result<Verifier, BuildError> {
         let issuer = self.issuer.ok_or(BuildError::Missing("issuer"))?;
+        let issuer = urls::check_issuer(&issuer).map_err(|reason| BuildError::Url {
+            which: "issuer",
+            reason,
+        })?;
         let audience = self.audience.ok_or(BuildError::Missing("audience"))?;
         if self.algorithms.is_empty() {
             return Err(BuildError::Missing("algorithms"));
+        }
+        if let Some(uri) = &self.jwks_uri {
+            urls::check_fetchable(uri).map_err(|reason| BuildError::Url {
+                which: "jwks_uri",
+                reason,
+            })?;
         }
         let http = keys::http_client(concat!("tessera-verify/", env!("CARGO_PKG_VERSION")))
             .map_err(BuildError::Http)?;

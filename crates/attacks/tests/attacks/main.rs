@@ -9,6 +9,7 @@
     clippy::panic
 )]
 
+mod authorization;
 mod claims;
 mod confusion;
 mod encodings;
@@ -16,4 +17,6 @@ mod jwe;
 mod jws;
 mod oracles;
 mod service;
+mod service_config;
+mod slow_clients;
 mod support;

@@ -23,22 +23,38 @@ const API: &str = "https://api.example.com";
 const BILLING: &str = "https://billing.example.com";
 const MASTER: &str = "5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a";
 
-struct Reply {
-    status: u16,
-    body: String,
+pub(crate) struct Reply {
+    pub(crate) status: u16,
+    pub(crate) body: String,
 }
 
 impl Reply {
-    fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
     }
 }
 
+/// One HTTP/1.1 POST with `Connection: close`.
+pub(crate) async fn send(
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, String)],
+    body: &str,
+) -> Reply {
+    send_method(addr, "POST", path, headers, body).await
+}
+
 /// One HTTP/1.1 request with `Connection: close`.
-async fn send(addr: SocketAddr, path: &str, headers: &[(&str, String)], body: &str) -> Reply {
+pub(crate) async fn send_method(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, String)],
+    body: &str,
+) -> Reply {
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     let mut req = format!(
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
         body.len()
     );
     for (k, v) in headers {
@@ -57,12 +73,12 @@ async fn send(addr: SocketAddr, path: &str, headers: &[(&str, String)], body: &s
     }
 }
 
-fn basic(id: &str, secret: &str) -> (&'static str, String) {
+pub(crate) fn basic(id: &str, secret: &str) -> (&'static str, String) {
     let raw = base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"));
     ("Authorization", format!("Basic {raw}"))
 }
 
-fn form() -> (&'static str, String) {
+pub(crate) fn form() -> (&'static str, String) {
     ("Content-Type", "application/x-www-form-urlencoded".into())
 }
 
@@ -415,7 +431,7 @@ async fn api_jwks(r: &Running) -> JwkSet {
 /// levels, every crate) is captured, and every secret the tests see (client
 /// secrets, access and session tokens, refresh tokens, the master key) is
 /// remembered; each test ends by searching the whole log for all of them.
-mod hygiene {
+pub(crate) mod hygiene {
     use std::sync::{Arc, Mutex, OnceLock};
 
     static LOG: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();

@@ -19,7 +19,8 @@ pub(crate) async fn healthz() -> Response {
 }
 
 /// The published keys (next, current, retiring). Verifiers may cache this
-/// for exactly the period by which a next key precedes its first signature.
+/// for `jwks_max_age`: a next key is served by every node (within
+/// `reload_every`) that long before it signs anything (see [`crate::keys`]).
 #[utoipa::path(get, path = "/.well-known/jwks.json", responses((status = 200, description = "The JWK Set: next, current and retiring keys", content_type = "application/jwk-set+json", body = Object)))]
 pub(crate) async fn jwks<S: Store>(State(state): State<Arc<AppState<S>>>) -> Response {
     let snap = state.keys.snapshot();

@@ -46,6 +46,24 @@ impl ApiError {
             format!("this client may not use {grant}"),
         )
     }
+    /// 503 with `Retry-After`: too much work queued (secret checks).
+    pub(crate) fn busy() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "temporarily_unavailable",
+            "the service is busy; retry shortly",
+        )
+    }
+    /// The client asked beyond its registration: RFC 8707 `invalid_target`
+    /// or RFC 6749 `invalid_scope`.
+    pub(crate) fn access(e: crate::policy::AccessError) -> Self {
+        crate::metrics::ACCESS_REFUSED.inc();
+        let code = match e {
+            crate::policy::AccessError::Target(_) => "invalid_target",
+            crate::policy::AccessError::Scope(_) => "invalid_scope",
+        };
+        Self::new(StatusCode::BAD_REQUEST, code, e.to_string())
+    }
     pub(crate) fn server(e: impl Failure) -> Self {
         if e.transient() {
             tracing::warn!(error = %e, "request failed: the store is unavailable");

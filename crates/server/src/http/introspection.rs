@@ -12,25 +12,69 @@ use tessera_jose::jwt::{Clock, SystemClock};
 
 use super::request::{form_request, required_param};
 use super::{looks_sealed, no_store, verified_access_token, ApiError, AppState};
-use crate::store::Store;
+use crate::store::{ClientRecord, Store};
 use crate::tokens;
 
-/// The session an access token names (`sid`), if it is still alive.
-async fn session_alive<S: Store>(
+/// Whether an access token is still alive beyond its signature and expiry:
+/// its session (`sid`) not ended, or — a session-less `client_credentials`
+/// token — not revoked and its client not deleted.
+async fn still_live<S: Store>(
     state: &AppState<S>,
     claims: &Map<String, Value>,
     now: i64,
 ) -> Result<bool, ApiError> {
-    let Some(sid) = claims.get("sid").and_then(Value::as_str) else {
-        return Ok(true); // client_credentials tokens have no session
+    if let Some(sid) = claims.get("sid").and_then(Value::as_str) {
+        let session = state.store.session(sid).await.map_err(ApiError::server)?;
+        return Ok(session.is_some_and(|s| s.revoked_at.is_none() && s.expires_at > now));
+    }
+    let jti = claims
+        .get("jti")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    if state
+        .revoked
+        .contains(&state.store, jti, now)
+        .await
+        .map_err(ApiError::server)?
+    {
+        return Ok(false);
+    }
+    let Some(owner) = claims.get("client_id").and_then(Value::as_str) else {
+        return Ok(false);
     };
-    let session = state.store.session(sid).await.map_err(ApiError::server)?;
-    Ok(session.is_some_and(|s| s.revoked_at.is_none() && s.expires_at > now))
+    // Kept by the store for `clients.cache_for`: no round trip per request.
+    Ok(state
+        .store
+        .client(owner)
+        .await
+        .map_err(ApiError::server)?
+        .is_some())
+}
+
+/// RFC 7662 §4 leaves to the server which callers may learn about which
+/// tokens: a client, about the tokens issued to it; a resource server
+/// (registered with `--introspect AUDIENCE…`), about tokens for its
+/// audiences. Anyone else learns nothing.
+fn may_introspect(caller: &ClientRecord, issued_to: Option<&str>, audiences: &[&str]) -> bool {
+    issued_to == Some(caller.id.as_str())
+        || audiences
+            .iter()
+            .any(|a| caller.registration.introspect.iter().any(|i| i == a))
+}
+
+/// The `aud` of a token's claims: a string or an array of them.
+fn audiences(claims: &Map<String, Value>) -> Vec<&str> {
+    match claims.get("aud") {
+        Some(Value::String(a)) => vec![a.as_str()],
+        Some(Value::Array(list)) => list.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    }
 }
 
 /// `POST /oauth2/introspect` (RFC 7662): for an authenticated client, whether
 /// an access or refresh token is active, and its claims. Unknown, expired,
-/// revoked or foreign tokens are just `{"active": false}`.
+/// revoked tokens, and tokens the caller may not learn about (see
+/// [`may_introspect`]), are just `{"active": false}`.
 #[utoipa::path(post, path = "/oauth2/introspect", request_body(content = crate::api::TokenParam, content_type = "application/x-www-form-urlencoded"), responses((status = 200, description = "RFC 7662 introspection response", body = Object), (status = 400, body = crate::api::ErrorResponse), (status = 401, body = crate::api::ErrorResponse), (status = 413, body = crate::api::ErrorResponse), (status = 415, body = crate::api::ErrorResponse), (status = 503, description = "The store is unavailable (retry after `Retry-After` seconds)", body = crate::api::ErrorResponse)))]
 pub(crate) async fn introspect<S: Store>(
     State(state): State<Arc<AppState<S>>>,
@@ -42,7 +86,10 @@ pub(crate) async fn introspect<S: Store>(
     let now = SystemClock.now();
     let inactive = || no_store(json!({ "active": false }));
     if let Some(mut claims) = verified_access_token(&state, token, now) {
-        if !session_alive(&state, &claims, now).await? {
+        let issued_to = claims.get("client_id").and_then(Value::as_str);
+        if !may_introspect(&client, issued_to, &audiences(&claims))
+            || !still_live(&state, &claims, now).await?
+        {
             return Ok(inactive());
         }
         claims.insert("active".into(), true.into());
@@ -58,6 +105,11 @@ pub(crate) async fn introspect<S: Store>(
         else {
             return Ok(inactive());
         };
+        if !may_introspect(&client, Some(&t.client_id), &[t.audience.as_str()]) {
+            return Ok(inactive());
+        }
+        // Ending a session revokes its sealed tokens (through their
+        // session reference); a session id the token carried is checked too.
         let session_ok = match &t.session_id {
             None => true,
             Some(sid) => {
@@ -68,12 +120,12 @@ pub(crate) async fn introspect<S: Store>(
         if t.expires_at <= now || t.revoked_at.is_some() || !session_ok {
             return Ok(inactive());
         }
-        // What tessera kept of it: never the sealed claims themselves.
+        // What tessera kept of it — what the token itself carried, and never
+        // the sealed claims.
         let mut answer = json!({
             "active": true,
             "token_type": if t.kind == "access_token" { "Bearer" } else { "N_A" },
             "iss": state.config.issuer,
-            "sub": t.sub,
             "aud": t.audience,
             "client_id": t.client_id,
             "iat": t.issued_at,
@@ -82,8 +134,13 @@ pub(crate) async fn introspect<S: Store>(
             "tessera_format": t.format,
             "tessera_kind": t.kind,
         });
-        if let (Some(sid), Value::Object(m)) = (&t.session_id, &mut answer) {
-            m.insert("sid".into(), sid.as_str().into());
+        if let Value::Object(m) = &mut answer {
+            if !t.sub.is_empty() {
+                m.insert("sub".into(), t.sub.as_str().into());
+            }
+            if let Some(sid) = &t.session_id {
+                m.insert("sid".into(), sid.as_str().into());
+            }
         }
         return Ok(no_store(answer));
     }
@@ -110,8 +167,11 @@ pub(crate) async fn introspect<S: Store>(
 
 /// `POST /oauth2/revoke` (RFC 7009): a refresh token ends its session and
 /// family; an access token ends its session (so introspection and refresh
-/// stop at once; the JWS itself lives until it expires). Always 200 for a
-/// well-formed request, whether or not the token was known.
+/// stop at once; the JWS itself lives until it expires), or — a
+/// `client_credentials` token, which has no session — is denied by its
+/// `jti` until it expires. Only the client a token was issued to revokes
+/// it; for anyone else, and for unknown tokens, the same 200 and nothing
+/// changes (RFC 7009 §2.2).
 #[utoipa::path(post, path = "/oauth2/revoke", request_body(content = crate::api::TokenParam, content_type = "application/x-www-form-urlencoded"), responses((status = 200, description = "Revoked, or unknown (RFC 7009 §2.2)"), (status = 400, body = crate::api::ErrorResponse), (status = 401, body = crate::api::ErrorResponse), (status = 413, body = crate::api::ErrorResponse), (status = 415, body = crate::api::ErrorResponse), (status = 503, description = "The store is unavailable (retry after `Retry-After` seconds)", body = crate::api::ErrorResponse)))]
 pub(crate) async fn revoke<S: Store>(
     State(state): State<Arc<AppState<S>>>,
@@ -122,12 +182,27 @@ pub(crate) async fn revoke<S: Store>(
     let token = required_param(&form, "token")?;
     let now = SystemClock.now();
     let sid = if let Some(claims) = verified_access_token(&state, token, now) {
-        let own = claims.get("client_id").and_then(Value::as_str) == Some(client.id.as_str());
-        claims
-            .get("sid")
-            .and_then(Value::as_str)
-            .filter(|_| own)
-            .map(str::to_owned)
+        if claims.get("client_id").and_then(Value::as_str) != Some(client.id.as_str()) {
+            None
+        } else if let Some(sid) = claims.get("sid").and_then(Value::as_str) {
+            Some(sid.to_owned())
+        } else {
+            let jti = claims
+                .get("jti")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let exp = claims.get("exp").and_then(Value::as_i64).unwrap_or(now);
+            if !jti.is_empty() {
+                state
+                    .store
+                    .revoke_jti(jti, &client.id, exp, now)
+                    .await
+                    .map_err(ApiError::server)?;
+                state.revoked.insert(jti, exp);
+                tracing::info!(client = %client.id, "client_credentials token revoked");
+            }
+            None
+        }
     } else if looks_sealed(token) {
         // The token itself stops being active; a session it was issued
         // into for this client ends too, as for a JWS access token.
@@ -154,12 +229,15 @@ pub(crate) async fn revoke<S: Store>(
             .map(|s| s.session.id)
     };
     if let Some(sid) = sid {
-        state
+        // Ends it only if it is the caller's (the store's statement says so).
+        let ended = state
             .store
             .revoke_session(&sid, &client.id, now)
             .await
             .map_err(ApiError::server)?;
-        tracing::info!(%sid, client = %client.id, "session revoked through /oauth2/revoke");
+        if ended {
+            tracing::info!(%sid, client = %client.id, "session revoked through /oauth2/revoke");
+        }
     }
     Ok(no_store(json!({})))
 }

@@ -7,7 +7,7 @@
 //! [`introspection`] (introspection and revocation), [`discovery`] (JWKS,
 //! metadata, OpenAPI, health, metrics). Every family calls the shared
 //! plumbing once: [`request`] (body, form and JSON parsing, client
-//! authentication) and [`error`] (RFC 6749 error bodies).
+//! authentication) and [`error`](mod@error) (RFC 6749 error bodies).
 
 use std::sync::Arc;
 
@@ -44,6 +44,8 @@ pub struct AppState<S> {
     pub keys: KeyRing,
     /// The store.
     pub store: S,
+    /// Revoked session-less tokens, mirrored from the store.
+    pub revoked: crate::denylist::Denylist,
     /// The configuration.
     pub config: Config,
     /// The public keys of sealed (`jwe`, `nested`) resources.

@@ -81,7 +81,10 @@ pub(crate) async fn authenticate<S: Store>(
     let secret = zeroize::Zeroizing::new(secret);
     let client = clients::authenticate(&state.store, &id, &secret)
         .await
-        .map_err(ApiError::server)?;
+        .map_err(|e| match e {
+            clients::AuthenticateError::Store(e) => ApiError::server(e),
+            clients::AuthenticateError::Busy => ApiError::busy(),
+        })?;
     client.ok_or_else(|| {
         crate::metrics::CLIENT_AUTH_FAILURES.inc();
         ApiError::invalid_client()
@@ -91,8 +94,12 @@ pub(crate) async fn authenticate<S: Store>(
 /// RFC 7523 §2.2: the client assertion type of `private_key_jwt`.
 const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
-/// Longest accepted assertion lifetime: the `jti` is remembered that long.
+/// Longest accepted assertion lifetime.
 const MAX_ASSERTION_LIFETIME: i64 = 600;
+/// Clock skew allowed past an assertion's `exp`. Its `jti` is remembered
+/// until `exp` plus this leeway: as long as the assertion is accepted at all
+/// (a shorter memory let it be replayed in the leeway).
+const ASSERTION_LEEWAY: u32 = 60;
 
 /// `private_key_jwt` (RFC 7523 §3): the assertion in `client_assertion`,
 /// signed by a key of the client's registered JWKS with that key's
@@ -131,6 +138,7 @@ async fn authenticate_assertion<S: Store>(
         .map_err(|_| fail())?;
     let issuer = &state.config.issuer;
     let validation = tessera_jose::jwt::Validation::new()
+        .leeway(ASSERTION_LEEWAY)
         .issuer(id)
         .audience(issuer)
         .audience(&format!("{issuer}/oauth2/token"))
@@ -152,7 +160,12 @@ async fn authenticate_assertion<S: Store>(
     }
     let fresh = state
         .store
-        .use_assertion(id, jti, exp, now)
+        .use_assertion(
+            id,
+            jti,
+            exp.saturating_add(i64::from(ASSERTION_LEEWAY)),
+            now,
+        )
         .await
         .map_err(ApiError::server)?;
     if !fresh {

@@ -36,6 +36,8 @@ pub(crate) async fn create_session<S: Store>(
         amr,
         audience,
         claims,
+        scope,
+        acr,
     } = request;
     for (name, value) in [("sub", &sub), ("org", &org), ("audience", &audience)] {
         if value.is_empty() || value.len() > 1024 {
@@ -51,6 +53,15 @@ pub(crate) async fn create_session<S: Store>(
             )));
         }
     }
+    if acr.as_ref().is_some_and(|a| a.is_empty() || a.len() > 256) {
+        return Err(ApiError::invalid_request(
+            "acr must be a non-empty string of at most 256 bytes",
+        ));
+    }
+    // Who may ask for this: the audience and scopes registered with the client.
+    policy::check_audience(&state.config, &client, &audience).map_err(ApiError::access)?;
+    let scope = policy::grant_scope(&client.registration.scopes, scope.as_deref())
+        .map_err(ApiError::access)?;
     let resource = state.config.resource(&audience);
     let sub_value = Value::from(sub.as_str());
     let org_value = Value::from(org.as_str());
@@ -79,6 +90,8 @@ pub(crate) async fn create_session<S: Store>(
         amr,
         audience,
         claims,
+        scope,
+        acr,
         created_at: now,
         expires_at: now.saturating_add(crate::config::seconds(state.config.tokens.session_ttl)),
         revoked_at: None,
@@ -144,15 +157,9 @@ pub(crate) async fn delete_session<S: Store>(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-/// Checks a step-up's input for `resource`: a `jwe` resource (a partner
-/// gets federation tokens instead), bounded `amr`/`acr`, and claims the
-/// resource declared (personal data is allowed: the assertion is sealed).
-pub(crate) fn step_up_input(
-    resource: &Resource,
-    amr: Vec<String>,
-    acr: String,
-    claims: Map<String, Value>,
-) -> Result<tokens::StepUp, ApiError> {
+/// A step-up assertion is sealed to a `jwe` resource (a partner gets
+/// federation tokens instead).
+pub(crate) fn check_step_up_target(resource: &Resource) -> Result<(), ApiError> {
     match resource.format {
         TokenFormat::Jwe => {}
         TokenFormat::Jws => {
@@ -178,6 +185,19 @@ pub(crate) fn step_up_input(
             ))
         }
     }
+    Ok(())
+}
+
+/// Checks a step-up's input for `resource`: bounded `amr`/`acr`, and
+/// claims the resource declared (personal data is allowed: the assertion is
+/// sealed). The authentication it reports happened `now`.
+fn step_up_input(
+    resource: &Resource,
+    amr: Vec<String>,
+    acr: String,
+    claims: Map<String, Value>,
+    now: i64,
+) -> Result<tokens::StepUp, ApiError> {
     if amr.is_empty() || amr.len() > 64 || amr.iter().any(|v| v.is_empty() || v.len() > 256) {
         return Err(ApiError::invalid_request(
             "amr must be 1 to 64 non-empty strings of at most 256 bytes",
@@ -189,7 +209,12 @@ pub(crate) fn step_up_input(
         ));
     }
     policy::check(resource, &claims, &[]).map_err(|e| ApiError::invalid_request(e.to_string()))?;
-    Ok(tokens::StepUp { amr, acr, claims })
+    Ok(tokens::StepUp {
+        amr,
+        acr: Some(acr),
+        auth_time: now,
+        claims,
+    })
 }
 
 /// `POST /v1/sessions/{id}/step-up`: the session's client reports a fresh
@@ -206,8 +231,10 @@ pub(crate) async fn step_up<S: Store>(
         json_request(&state, &headers, body).await?;
     let now = SystemClock.now();
     let session = live_session(&state, &id, Some(&client.id), now).await?;
+    policy::check_audience(&state.config, &client, &request.audience).map_err(ApiError::access)?;
     let resource = state.config.resource(&request.audience);
-    let step = step_up_input(&resource, request.amr, request.acr, request.claims)?;
+    check_step_up_target(&resource)?;
+    let step = step_up_input(&resource, request.amr, request.acr, request.claims, now)?;
     let keys = state.keys.snapshot();
     let minted = tokens::step_up_assertion(
         &keys,
@@ -216,6 +243,7 @@ pub(crate) async fn step_up<S: Store>(
         &session,
         &resource,
         step,
+        None,
         now,
     )
     .map_err(ApiError::server)?;

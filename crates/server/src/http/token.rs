@@ -12,13 +12,12 @@ use serde_json::{json, Map, Value};
 use tessera_jose::jwt::{Clock, SystemClock};
 
 use super::request::{form_request, required_param};
-use super::sessions::step_up_input;
 use super::{
     issue, live_session, looks_sealed, no_store, verified_access_token, ApiError, AppState,
 };
 use crate::config::TokenFormat;
 use crate::store::{ClientRecord, RefreshOutcome, Store};
-use crate::tokens;
+use crate::{policy, tokens};
 
 /// RFC 8693 token exchange.
 pub(crate) const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
@@ -43,13 +42,23 @@ pub(crate) async fn token<S: Store>(
             if !client.grants.iter().any(|g| g == "client_credentials") {
                 return Err(ApiError::unauthorized_client("client_credentials"));
             }
-            let audience = form
-                .get("audience")
-                .or_else(|| form.get("resource"))
-                .and_then(Value::as_str)
-                .unwrap_or(&state.config.issuer)
-                .to_owned();
-            let scope = form.get("scope").and_then(Value::as_str);
+            let audience = match target(&form)? {
+                Some(a) => {
+                    policy::check_audience(&state.config, &client, a).map_err(ApiError::access)?;
+                    a.to_owned()
+                }
+                // RFC 8707 §2: without a resource, the default one: the
+                // client's only registered audience, else this issuer.
+                None => match client.registration.audiences.as_deref() {
+                    Some([only]) => only.clone(),
+                    _ => state.config.issuer.clone(),
+                },
+            };
+            let scope = policy::grant_scope(
+                &client.registration.scopes,
+                form.get("scope").and_then(Value::as_str),
+            )
+            .map_err(ApiError::access)?;
             crate::metrics::ACCESS_TOKENS.inc();
             let keys = state.keys.snapshot();
             let minted = tokens::client_token(
@@ -58,7 +67,7 @@ pub(crate) async fn token<S: Store>(
                 &state.sealing,
                 &client,
                 &audience,
-                scope,
+                &scope,
                 now,
             )
             .map_err(ApiError::server)?;
@@ -69,6 +78,7 @@ pub(crate) async fn token<S: Store>(
                 token_type: "Bearer",
                 expires_in,
                 refresh_token: None,
+                scope: scope_answer(&scope),
             })))
         }
         "refresh_token" => {
@@ -81,6 +91,15 @@ pub(crate) async fn token<S: Store>(
                 return Err(ApiError::unauthorized_client("refresh_token"));
             }
             let presented = required_param(&form, "refresh_token")?;
+            if target(&form)?.is_some() {
+                return Err(ApiError::invalid_request(
+                    "a refresh keeps its session's audience: omit audience and resource",
+                ));
+            }
+            // Checked before the token is used up: a refused request loses nothing.
+            let requested_scope = form.get("scope").and_then(Value::as_str);
+            policy::grant_scope(&client.registration.scopes, requested_scope)
+                .map_err(ApiError::access)?;
             let (next, stored) =
                 tokens::new_refresh(&state.config, now).map_err(ApiError::server)?;
             let outcome = state
@@ -89,7 +108,20 @@ pub(crate) async fn token<S: Store>(
                 .await
                 .map_err(ApiError::server)?;
             match outcome {
-                RefreshOutcome::Rotated(session) => {
+                RefreshOutcome::Rotated(mut session) => {
+                    // The registration may have changed since the session
+                    // began: it bounds what the token says. A client no
+                    // longer registered for the audience is refused (the
+                    // session is of no more use to it).
+                    policy::check_audience(&state.config, &client, &session.audience)
+                        .map_err(ApiError::access)?;
+                    // RFC 6749 §6: never more than the session was granted;
+                    // a narrower request narrows this token only (§3.3: the
+                    // answer's `scope` says what was granted).
+                    session.scope.retain(|s| {
+                        client.registration.scopes.contains(s)
+                            && requested_scope.is_none_or(|r| r.split(' ').any(|want| want == s))
+                    });
                     crate::metrics::ACCESS_TOKENS.inc();
                     let keys = state.keys.snapshot();
                     let minted =
@@ -102,6 +134,7 @@ pub(crate) async fn token<S: Store>(
                         token_type: "Bearer",
                         expires_in,
                         refresh_token: Some(next.to_string()),
+                        scope: scope_answer(&session.scope),
                     })))
                 }
                 RefreshOutcome::Reused {
@@ -157,11 +190,35 @@ pub(crate) async fn token_exchange<S: Store>(
             )));
         }
     }
-    let target = form
-        .get("audience")
-        .or_else(|| form.get("resource"))
-        .and_then(Value::as_str)
+    // What the session says of the user comes from the session, never from
+    // the exchanger (RFC 8693 has no such parameters; a fresh
+    // authentication is reported by the session's own client through
+    // POST /v1/sessions/{id}/step-up).
+    for name in ["amr", "acr", "claims", "auth_time"] {
+        if form.contains_key(name) {
+            return Err(ApiError::invalid_request(format!(
+                "token exchange takes {name} from the session, not from the request; \
+                 a fresh authentication is reported through POST /v1/sessions/{{id}}/step-up"
+            )));
+        }
+    }
+    let target = target(form)?
         .ok_or_else(|| ApiError::invalid_request("audience (or resource) names the target"))?;
+    policy::check_audience(&state.config, client, target).map_err(ApiError::access)?;
+    let requested_scope = form.get("scope").and_then(Value::as_str);
+    policy::grant_scope(&client.registration.scopes, requested_scope).map_err(ApiError::access)?;
+    let resource = state.config.resource(target);
+    if resource.format == TokenFormat::Jws {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_target",
+            format!(
+                "{target:?} is a jws resource: token exchange issues sealed tokens \
+                 (jwe step-up assertions, nested federation tokens)"
+            ),
+        ));
+    }
+    // A token the exchanger may not use reads exactly like a dead one.
     let not_live =
         || ApiError::invalid_grant("subject_token is not a live access token of this issuer");
     // A JWS access token is verified; a sealed one (tessera cannot read it)
@@ -187,8 +244,27 @@ pub(crate) async fn token_exchange<S: Store>(
             "subject_token belongs to no session (a client's own token cannot be exchanged)",
         )
     })?;
-    let session = live_session(state, &sid, None, now).await?;
-    let resource = state.config.resource(target);
+    let mut session = live_session(state, &sid, None, now)
+        .await
+        .map_err(|_| not_live())?;
+    // Delegation, not impersonation: the session is the exchanger's own, or
+    // its client named the exchanger as an actor it trusts.
+    if session.client_id != client.id {
+        let owner = state
+            .store
+            .client(&session.client_id)
+            .await
+            .map_err(ApiError::server)?;
+        if !owner.is_some_and(|o| o.registration.may_act.contains(&client.id)) {
+            tracing::warn!(sid = %session.id, client = %client.id,
+                "token exchange refused: the session is another client's, which does not trust this one");
+            return Err(not_live());
+        }
+    }
+    session.scope.retain(|s| {
+        client.registration.scopes.contains(s)
+            && requested_scope.is_none_or(|r| r.split(' ').any(|want| want == s))
+    });
     let keys = state.keys.snapshot();
     let minted = match resource.format {
         TokenFormat::Nested => tokens::federation_token(
@@ -201,29 +277,18 @@ pub(crate) async fn token_exchange<S: Store>(
             now,
         )
         .map_err(ApiError::server)?,
-        TokenFormat::Jwe => {
-            let amr = form
-                .get("amr")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .split_whitespace()
-                .map(str::to_owned)
-                .collect();
-            let acr = form
-                .get("acr")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned();
-            let extra = match form.get("claims").and_then(Value::as_str) {
-                None => Map::new(),
-                Some(text) => tessera_jose::json::parse_object(
-                    text.as_bytes(),
-                    &tessera_jose::json::Limits::default(),
-                    "claims",
-                )
-                .map_err(|e| ApiError::invalid_request(e.to_string()))?,
+        _ => {
+            // The session's own authentication, as its client reported it:
+            // its methods, level and time, and the claims it carries that
+            // this resource declared.
+            let mut claims = session.claims.clone();
+            claims.retain(|name, _| resource.claims.contains(name));
+            let step = tokens::StepUp {
+                amr: session.amr.clone(),
+                acr: session.acr.clone(),
+                auth_time: session.created_at,
+                claims,
             };
-            let step = step_up_input(&resource, amr, acr, extra)?;
             tokens::step_up_assertion(
                 &keys,
                 &state.config,
@@ -231,19 +296,10 @@ pub(crate) async fn token_exchange<S: Store>(
                 &session,
                 &resource,
                 step,
+                Some(&client.id),
                 now,
             )
             .map_err(ApiError::server)?
-        }
-        TokenFormat::Jws => {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_target",
-                format!(
-                    "{target:?} is a jws resource: token exchange issues sealed tokens \
-                     (jwe step-up assertions, nested federation tokens)"
-                ),
-            ))
         }
     };
     let (token, expires_in) = issue(state, minted, now).await?;
@@ -255,5 +311,24 @@ pub(crate) async fn token_exchange<S: Store>(
         token_type: "N_A",
         expires_in,
         refresh_token: None,
+        scope: None,
     })))
+}
+
+/// `audience` or `resource` (RFC 8707; RFC 8693 names both), at most one.
+fn target(form: &Map<String, Value>) -> Result<Option<&str>, ApiError> {
+    match (
+        form.get("audience").and_then(Value::as_str),
+        form.get("resource").and_then(Value::as_str),
+    ) {
+        (Some(a), Some(r)) if a != r => Err(ApiError::invalid_request(
+            "audience and resource name different targets: give one",
+        )),
+        (a, r) => Ok(a.or(r)),
+    }
+}
+
+/// The `scope` member of a token answer: what was granted, if anything.
+fn scope_answer(scope: &[String]) -> Option<String> {
+    (!scope.is_empty()).then(|| scope.join(" "))
 }

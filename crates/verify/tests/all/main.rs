@@ -64,7 +64,13 @@ async fn issuer(rotate_every: &str) -> Issuer {
     let server = Server::start(config.clone(), Some(MASTER)).await.unwrap();
     let issuer = format!("http://{}", server.local_addr());
     let grants = vec!["sessions".to_owned()];
-    let new = clients::create(server.store(), "backend", &grants, None, 0)
+    // The client's registration names its audiences: a `jwe` one is never
+    // granted by default.
+    let registration = tessera_server::store::Registration {
+        audiences: Some(vec![API.to_owned(), RECORDS.to_owned()]),
+        ..Default::default()
+    };
+    let new = clients::create_with(server.store(), "backend", &grants, None, registration, 0)
         .await
         .unwrap();
     Issuer {
@@ -423,7 +429,7 @@ async fn a_key_rotation_on_the_issuer_fails_no_request() {
             }
         }
         if started.elapsed() > Duration::from_secs(31) && !rotated {
-            // jwks_max_age (30 s) has passed: rotate now, as an operator would.
+            // reload_every (1 s) + jwks_max_age (30 s) have passed: rotate now, as an operator would.
             let master = tessera_server::master_key(&i.config, Some(MASTER)).unwrap();
             tessera_server::keys::rotate_now(
                 i.server.store(),
