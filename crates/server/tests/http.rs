@@ -2434,6 +2434,140 @@ mod store_suite {
         SqlStore::open_file(&dir.path().join("t.db")).await.unwrap();
     }
 
+    /// A database as the version before registrations left it (migrations
+    /// 0001–0005), with a client that used one audience for sessions and
+    /// another for a sealed token, and one that never used any; then opened
+    /// by this version. The first keeps the default rule plus what it used;
+    /// the second the default rule only; neither gets a scope.
+    async fn legacy_clients_are_migrated(url: &str) {
+        use sqlx::Executor;
+        use tessera_server::config::Config;
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            "sqlite"
+        } else {
+            "postgres"
+        };
+        let old = tempfile::tempdir().unwrap();
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("migrations")
+            .join(backend);
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_str().unwrap().to_owned();
+            if name.as_str() < "0006" {
+                std::fs::copy(&path, old.path().join(&name)).unwrap();
+            }
+        }
+        let pool = sqlx::any::AnyPoolOptions::new()
+            .max_connections(1)
+            .connect(url)
+            .await
+            .unwrap();
+        sqlx::migrate::Migrator::new(old.path())
+            .await
+            .unwrap()
+            .run(&pool)
+            .await
+            .unwrap();
+        pool.execute(
+            "INSERT INTO clients (id, name, secret_hash, grants, created_at) VALUES \
+               ('cli_old', 'old', '', '[\"sessions\"]', 1), \
+               ('cli_idle', 'idle', '', '[\"sessions\"]', 1); \
+             INSERT INTO sessions (id, client_id, sub, org, roles, amr, audience, claims, \
+               created_at, expires_at) VALUES \
+               ('ses_1', 'cli_old', 'u', 'o', '[]', '[]', 'https://api.example.com', '{}', 1, 9), \
+               ('ses_2', 'cli_old', 'u', 'o', '[]', '[]', 'https://api.example.com', '{}', 1, 9); \
+             INSERT INTO sealed_tokens (hash, jti, kind, format, client_id, sub, audience, \
+               issued_at, expires_at) VALUES \
+               ('x', 'j', 'access_token', 'jwe', 'cli_old', 'u', 'https://records.example.com', 1, 9);",
+        )
+        .await
+        .unwrap();
+        pool.close().await;
+        let store = SqlStore::open_url(url).await.unwrap();
+        let old = store.client("cli_old").await.unwrap().unwrap();
+        assert!(old.legacy);
+        let mut used = old.registration.audiences.clone().unwrap();
+        used.sort();
+        assert_eq!(
+            used,
+            ["https://api.example.com", "https://records.example.com"]
+        );
+        assert!(old.registration.scopes.is_empty() && old.registration.may_act.is_empty());
+        let idle = store.client("cli_idle").await.unwrap().unwrap();
+        assert!(idle.legacy);
+        assert!(idle.registration.audiences.clone().unwrap_or_default().is_empty());
+        // The default rule still applies to them (for jws resources), and so
+        // do the sealed audiences they had used.
+        let config = Config::from_table(
+            &r#"
+[[resources]]
+audience = "https://api.example.com"
+[[resources]]
+audience = "https://billing.example.com"
+"#
+            .parse()
+            .unwrap(),
+        )
+        .unwrap();
+        use tessera_server::policy::audience_allowed;
+        assert!(audience_allowed(
+            &config,
+            &old,
+            "https://billing.example.com"
+        ));
+        assert!(audience_allowed(
+            &config,
+            &old,
+            "https://records.example.com"
+        ));
+        assert!(audience_allowed(
+            &config,
+            &idle,
+            "https://billing.example.com"
+        ));
+        assert!(!audience_allowed(
+            &config,
+            &idle,
+            "https://records.example.com"
+        ));
+        assert!(!audience_allowed(
+            &config,
+            &old,
+            "https://elsewhere.example"
+        ));
+        // An explicit registration ends the legacy status.
+        let explicit = Registration {
+            audiences: Some(vec!["https://api.example.com".into()]),
+            ..Registration::default()
+        };
+        assert!(store
+            .update_registration("cli_old", &explicit)
+            .await
+            .unwrap());
+        let old = store.client("cli_old").await.unwrap().unwrap();
+        assert!(!old.legacy);
+        assert!(!audience_allowed(
+            &config,
+            &old,
+            "https://billing.example.com"
+        ));
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn legacy_clients_are_migrated_on_sqlite() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("old.db").display());
+        legacy_clients_are_migrated(&url).await;
+    }
+
+    #[tokio::test]
+    async fn legacy_clients_are_migrated_on_postgres() {
+        legacy_clients_are_migrated(&super::fresh_pg_database().await).await;
+    }
+
     #[tokio::test]
     async fn postgres() {
         let url = super::fresh_pg_database().await;
