@@ -97,6 +97,108 @@ fn clients_and_keys_commands() {
         Some(1)
     );
 
+    // What a client may ask for: registered at creation, changed with
+    // `clients update` (the options given replace their list), listed.
+    let run = |args: &[&str]| tessera(&data).args(args).output().unwrap();
+    let gw = run(&[
+        "clients",
+        "create",
+        "--name",
+        "gw",
+        "--grant",
+        "token_exchange",
+        "--json",
+    ]);
+    assert!(
+        gw.status.success(),
+        "{}",
+        String::from_utf8_lossy(&gw.stderr)
+    );
+    let gw: Value = serde_json::from_slice(&gw.stdout).unwrap();
+    let gw = gw["client_id"].as_str().unwrap();
+    let made = run(&[
+        "clients",
+        "create",
+        "--name",
+        "orders",
+        "--grant",
+        "client_credentials",
+        "--audience",
+        "https://api.example.com,https://b.example.com",
+        "--scope",
+        "orders:read orders:write",
+        "--may-act",
+        gw,
+        "--introspect",
+        "https://api.example.com",
+        "--json",
+    ]);
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let orders: Value = serde_json::from_slice(&made.stdout).unwrap();
+    let orders = orders["client_id"].as_str().unwrap();
+    let listed = |id: &str| -> Value {
+        let list: Value =
+            serde_json::from_slice(&run(&["clients", "list", "--json"]).stdout).unwrap();
+        list.as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["client_id"] == id)
+            .unwrap()
+            .clone()
+    };
+    let row = listed(orders);
+    assert_eq!(
+        row["audiences"],
+        serde_json::json!(["https://api.example.com", "https://b.example.com"])
+    );
+    assert_eq!(
+        row["scopes"],
+        serde_json::json!(["orders:read", "orders:write"])
+    );
+    assert_eq!(row["may_act"], serde_json::json!([gw]));
+    assert_eq!(
+        row["introspect"],
+        serde_json::json!(["https://api.example.com"])
+    );
+    assert_eq!(row["legacy"], false);
+    let updated = run(&["clients", "update", orders, "--scope", "orders:read"]);
+    assert!(
+        updated.status.success(),
+        "{}",
+        String::from_utf8_lossy(&updated.stderr)
+    );
+    let row = listed(orders);
+    assert_eq!(row["scopes"], serde_json::json!(["orders:read"]));
+    assert_eq!(
+        row["audiences"].as_array().unwrap().len(),
+        2,
+        "not given: kept"
+    );
+    let reset = run(&["clients", "update", orders, "--default-audiences"]);
+    assert!(reset.status.success());
+    assert_eq!(listed(orders)["audiences"], Value::Null);
+    // Refused with exit 2 and one line: a bad scope token, an unknown actor;
+    // an unknown client is exit 1.
+    for (args, code) in [
+        (
+            vec!["clients", "update", orders, "--scope", "bad\"scope"],
+            2,
+        ),
+        (
+            vec!["clients", "update", orders, "--may-act", "cli_nobody"],
+            2,
+        ),
+        (vec!["clients", "update", "cli_nobody", "--scope", "a"], 1),
+    ] {
+        let out = run(&args);
+        assert_eq!(out.status.code(), Some(code), "{args:?}");
+        assert!(String::from_utf8_lossy(&out.stderr).starts_with("error: "));
+    }
+
     let keys = tessera(&data)
         .args(["keys", "list", "--json"])
         .output()
