@@ -2497,7 +2497,12 @@ mod store_suite {
         assert!(old.registration.scopes.is_empty() && old.registration.may_act.is_empty());
         let idle = store.client("cli_idle").await.unwrap().unwrap();
         assert!(idle.legacy);
-        assert!(idle.registration.audiences.clone().unwrap_or_default().is_empty());
+        assert!(idle
+            .registration
+            .audiences
+            .clone()
+            .unwrap_or_default()
+            .is_empty());
         // The default rule still applies to them (for jws resources), and so
         // do the sealed audiences they had used.
         let config = Config::from_table(
