@@ -291,27 +291,23 @@ pub const HASHING_QUEUE: usize = 64;
 pub const HASHING_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// A permit to run one Argon2id check: waits at most [`HASHING_WAIT`],
-/// behind at most [`HASHING_QUEUE`] others.
+/// behind at most [`HASHING_QUEUE`] others. Both the permit and the place
+/// in the queue are released when dropped, also when the request is
+/// abandoned (the client went away, a timeout): nothing leaks.
 async fn hashing_permit() -> Result<tokio::sync::SemaphorePermit<'static>, AuthenticateError> {
-    static WAITING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    use std::sync::atomic::Ordering;
+    static QUEUE: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(HASHING_QUEUE);
     let permits = hashing_permits();
     if let Ok(permit) = permits.try_acquire() {
         return Ok(permit);
     }
-    if WAITING.fetch_add(1, Ordering::AcqRel) >= HASHING_QUEUE {
-        WAITING.fetch_sub(1, Ordering::AcqRel);
+    let refused = || {
         crate::metrics::SECRET_HASH_REFUSED.inc();
-        return Err(AuthenticateError::Busy);
-    }
-    let waited = tokio::time::timeout(HASHING_WAIT, permits.acquire()).await;
-    WAITING.fetch_sub(1, Ordering::AcqRel);
-    match waited {
+        AuthenticateError::Busy
+    };
+    let _place = QUEUE.try_acquire().map_err(|_| refused())?;
+    match tokio::time::timeout(HASHING_WAIT, permits.acquire()).await {
         Ok(Ok(permit)) => Ok(permit),
-        _ => {
-            crate::metrics::SECRET_HASH_REFUSED.inc();
-            Err(AuthenticateError::Busy)
-        }
+        _ => Err(refused()),
     }
 }
 
@@ -348,23 +344,31 @@ pub async fn authenticate<S: Store>(
     // of guesses, queues for a permit instead of growing memory without
     // bound. Whoever waited looks at the memory again: the first of a burst
     // of calls with the same secret verifies it for all the others.
-    let _permit = hashing_permit().await?;
+    let permit = hashing_permit().await?;
     if let (Some(m), Some(k), Some(c)) = (memory, &key, &client) {
         if m.recalls(k, &c.secret_hash) {
             return Ok(client);
         }
     }
     crate::metrics::SECRET_HASHES.inc();
+    // A real client's success is remembered before the permit is released,
+    // so that whoever waited for it finds it.
+    let remember = memory.zip(key).filter(|_| client.is_some());
     let ok = tokio::task::spawn_blocking({
         let secret = Zeroizing::new(secret.to_owned());
-        let hash = hash.clone();
-        move || verify_secret(&secret, &hash)
+        // The permit goes with the hash: a request abandoned meanwhile does
+        // not free it while the hash still runs (and holds its 19 MiB).
+        move || {
+            let ok = verify_secret(&secret, &hash);
+            if let (true, Some((m, k))) = (ok, remember) {
+                m.remember(k, hash);
+            }
+            drop(permit);
+            ok
+        }
     })
     .await
     .unwrap_or(false);
-    if let (true, Some(m), Some(k), Some(_)) = (ok, memory, key, &client) {
-        m.remember(k, hash);
-    }
     Ok(client.filter(|_| ok))
 }
 

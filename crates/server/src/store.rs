@@ -272,6 +272,10 @@ pub enum RefreshOutcome {
     Unknown,
     /// Expired, or its session expired or was revoked.
     Expired,
+    /// The session is not one the client may refresh now (its registration
+    /// changed, or the request asks for more than the session has): nothing
+    /// changed, the token is still unused.
+    Refused(Box<SessionRecord>),
     /// Already used: the whole family and the session are now revoked.
     Reused {
         /// The family.
@@ -398,13 +402,15 @@ pub trait Store: Send + Sync + 'static {
         now: i64,
     ) -> impl Future<Output = Result<Option<RefreshStatus>, StoreError>> + Send;
     /// In one transaction: uses up the refresh token hashed `hash` for
-    /// `client_id` and stores `next` in its family; or, if it was used
-    /// before, revokes the family and the session.
+    /// `client_id` and stores `next` in its family, if `accept` takes the
+    /// session (else [`RefreshOutcome::Refused`], nothing changed); or, if
+    /// it was used before, revokes the family and the session.
     fn rotate_refresh(
         &self,
         hash: &[u8],
         client_id: &str,
         next: &NewRefresh,
+        accept: &(dyn Fn(&SessionRecord) -> bool + Sync),
         now: i64,
     ) -> impl Future<Output = Result<RefreshOutcome, StoreError>> + Send;
 
@@ -437,9 +443,11 @@ pub trait Store: Send + Sync + 'static {
         expires_at: i64,
         now: i64,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
-    /// The `jti`s denied and not yet expired at `now`, with their expiry.
+    /// The `jti`s denied since `since` (by the revoking node's clock) and
+    /// not yet expired at `now`, with their expiry.
     fn revoked_jtis(
         &self,
+        since: i64,
         now: i64,
     ) -> impl Future<Output = Result<Vec<(String, i64)>, StoreError>> + Send;
 }
@@ -1096,6 +1104,7 @@ impl Store for SqlStore {
         hash: &[u8],
         client_id: &str,
         next: &NewRefresh,
+        accept: &(dyn Fn(&SessionRecord) -> bool + Sync),
         now: i64,
     ) -> Result<RefreshOutcome, StoreError> {
         let mut tx = self.pool.begin().await?;
@@ -1185,6 +1194,11 @@ impl Store for SqlStore {
         };
         if session.revoked_at.is_some() || session.expires_at <= now {
             return Ok(RefreshOutcome::Expired);
+        }
+        if !accept(&session) {
+            // The token stays unused: the transaction is rolled back.
+            tx.rollback().await?;
+            return Ok(RefreshOutcome::Refused(Box::new(session)));
         }
         self.insert_refresh(&mut tx, &next.record(&family_id, &session_id, client_id))
             .await?;
@@ -1278,22 +1292,24 @@ impl Store for SqlStore {
             .execute(&mut *tx)
             .await?;
         sqlx::query(&self.sql(
-            "INSERT INTO revoked_tokens (jti, client_id, expires_at) VALUES (?1, ?2, ?3) \
-             ON CONFLICT (jti) DO NOTHING",
+            "INSERT INTO revoked_tokens (jti, client_id, expires_at, revoked_at) \
+             VALUES (?1, ?2, ?3, ?4) ON CONFLICT (jti) DO NOTHING",
         ))
         .bind(jti)
         .bind(client_id)
         .bind(expires_at)
+        .bind(now)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
         Ok(())
     }
 
-    async fn revoked_jtis(&self, now: i64) -> Result<Vec<(String, i64)>, StoreError> {
-        let rows = sqlx::query(
-            &self.sql("SELECT jti, expires_at FROM revoked_tokens WHERE expires_at >= ?1"),
-        )
+    async fn revoked_jtis(&self, since: i64, now: i64) -> Result<Vec<(String, i64)>, StoreError> {
+        let rows = sqlx::query(&self.sql(
+            "SELECT jti, expires_at FROM revoked_tokens WHERE revoked_at >= ?1 AND expires_at >= ?2",
+        ))
+        .bind(since)
         .bind(now)
         .fetch_all(&self.pool)
         .await?;

@@ -2050,13 +2050,31 @@ mod store_suite {
         // Another client cannot use it.
         assert!(matches!(
             store
-                .rotate_refresh(&[1; 32], "cli_b", &refresh(2), NOW)
+                .rotate_refresh(&[1; 32], "cli_b", &refresh(2), &|_| true, NOW)
                 .await
                 .unwrap(),
             RefreshOutcome::Unknown
         ));
+        // A session the client may not refresh now: refused, and the token
+        // is still unused (nothing committed).
         match store
-            .rotate_refresh(&[1; 32], "cli_a", &refresh(2), NOW)
+            .rotate_refresh(&[1; 32], "cli_a", &refresh(2), &|_| false, NOW)
+            .await
+            .unwrap()
+        {
+            RefreshOutcome::Refused(got) => assert_eq!(*got, s),
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            store
+                .refresh_status(&[1; 32], NOW)
+                .await
+                .unwrap()
+                .unwrap()
+                .active
+        );
+        match store
+            .rotate_refresh(&[1; 32], "cli_a", &refresh(2), &|_| true, NOW)
             .await
             .unwrap()
         {
@@ -2081,14 +2099,14 @@ mod store_suite {
         );
         assert!(matches!(
             store
-                .rotate_refresh(&[9; 32], "cli_a", &refresh(3), NOW)
+                .rotate_refresh(&[9; 32], "cli_a", &refresh(3), &|_| true, NOW)
                 .await
                 .unwrap(),
             RefreshOutcome::Unknown
         ));
         // Reuse of the first: the family and the session are revoked.
         match store
-            .rotate_refresh(&[1; 32], "cli_a", &refresh(3), NOW)
+            .rotate_refresh(&[1; 32], "cli_a", &refresh(3), &|_| true, NOW)
             .await
             .unwrap()
         {
@@ -2105,7 +2123,7 @@ mod store_suite {
         }
         assert!(matches!(
             store
-                .rotate_refresh(&[2; 32], "cli_a", &refresh(3), NOW)
+                .rotate_refresh(&[2; 32], "cli_a", &refresh(3), &|_| true, NOW)
                 .await
                 .unwrap(),
             RefreshOutcome::Expired
@@ -2126,7 +2144,7 @@ mod store_suite {
             .unwrap();
         assert!(matches!(
             store
-                .rotate_refresh(&[4; 32], "cli_a", &refresh(5), NOW + 601)
+                .rotate_refresh(&[4; 32], "cli_a", &refresh(5), &|_| true, NOW + 601)
                 .await
                 .unwrap(),
             RefreshOutcome::Expired
@@ -2216,14 +2234,14 @@ mod store_suite {
             .revoke_jti("cc-2", "cli_a", NOW + 90, NOW)
             .await
             .unwrap();
-        let mut live = store.revoked_jtis(NOW).await.unwrap();
+        let mut live = store.revoked_jtis(0, NOW).await.unwrap();
         live.sort();
         assert_eq!(
             live,
             vec![("cc-1".into(), NOW + 30), ("cc-2".into(), NOW + 90)]
         );
         assert_eq!(
-            store.revoked_jtis(NOW + 31).await.unwrap(),
+            store.revoked_jtis(0, NOW + 31).await.unwrap(),
             vec![("cc-2".to_owned(), NOW + 90)]
         );
 
@@ -2347,7 +2365,7 @@ mod store_suite {
                     expires_at: NOW + 600,
                 };
                 store
-                    .rotate_refresh(&[10; 32], "cli_c", &next, NOW)
+                    .rotate_refresh(&[10; 32], "cli_c", &next, &|_| true, NOW)
                     .await
                     .unwrap()
             }));

@@ -473,6 +473,57 @@ async fn client_credentials_and_sessions_get_only_the_registration() {
             .await;
             assert_eq!(error(&reply), (400, expected.to_owned()), "{body}");
         }
+        // A session's refresh cannot widen its scope: refused before the
+        // token is used, which then still rotates.
+        let wide = s
+            .client(
+                "wide",
+                &["sessions"],
+                registered(&[API], &["orders:read", "orders:write"]),
+            )
+            .await;
+        let reply = send(
+            s.addr(),
+            "/v1/sessions",
+            &[
+                basic(&wide.id, &wide.secret),
+                ("Content-Type", "application/json".into()),
+            ],
+            &json!({"sub": "u", "org": "o", "audience": API, "scope": "orders:read"}).to_string(),
+        )
+        .await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        let session = reply.json();
+        hygiene::remember_answer(&session);
+        let refresh = session["refresh_token"].as_str().unwrap();
+        let widened = s
+            .post_form(
+                &wide,
+                "/oauth2/token",
+                &format!("grant_type=refresh_token&refresh_token={refresh}&scope=orders:write"),
+            )
+            .await;
+        assert_eq!(error(&widened), (400, "invalid_scope".into()));
+        let rotated = s.refresh(&wide, refresh).await;
+        assert_eq!(
+            rotated.status, 200,
+            "the token was not used: {}",
+            rotated.body
+        );
+        assert_eq!(rotated.json()["scope"], "orders:read");
+        // Without audience or resource, a client of several audiences names
+        // one: no default it was not registered for (the issuer).
+        let several = s
+            .client(
+                "several",
+                &["client_credentials"],
+                registered(&[API, BILLING], &[]),
+            )
+            .await;
+        assert_eq!(
+            error(&cc(&several, "").await),
+            (400, "invalid_target".into())
+        );
         s.done().await;
     }
 }
@@ -780,6 +831,67 @@ async fn client_credentials_tokens_can_be_revoked_and_die_with_their_client() {
             assert_eq!(s.introspect(who, &first).await, json!({"active": false}));
         }
         assert_eq!(s.introspect(&api_server, &second).await["active"], true);
+        // A sealed client_credentials token: its resource holds the signed
+        // token inside; revoking the sealed one denies that one too.
+        s.server
+            .store()
+            .update_registration(&a.id, &registered(&[API, RECORDS], &[]))
+            .await
+            .unwrap();
+        let sealed = s
+            .post_form(
+                &a,
+                "/oauth2/token",
+                &format!("grant_type=client_credentials&audience={RECORDS}"),
+            )
+            .await
+            .json()["access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let decrypter = Decrypter::builder()
+            .key(
+                &s.records_key,
+                &[(
+                    JweAlgorithm::RSA_OAEP_256,
+                    tessera_jose::jwa::JweEncryption::A256GCM,
+                )],
+            )
+            .unwrap()
+            .build()
+            .unwrap();
+        let inner = String::from_utf8(
+            decrypter
+                .decrypt_compact(&sealed)
+                .unwrap()
+                .plaintext()
+                .to_vec(),
+        )
+        .unwrap();
+        hygiene::remember(&inner);
+        let records_server = s
+            .client(
+                "records",
+                &["client_credentials"],
+                Registration {
+                    introspect: vec![RECORDS.into()],
+                    ..Registration::default()
+                },
+            )
+            .await;
+        assert_eq!(s.introspect(&records_server, &inner).await["active"], true);
+        assert_eq!(
+            s.post_form(&a, "/oauth2/revoke", &format!("token={sealed}"))
+                .await
+                .status,
+            200
+        );
+        for token in [&sealed, &inner] {
+            assert_eq!(
+                s.introspect(&records_server, token).await,
+                json!({"active": false})
+            );
+        }
         // The client deleted: its tokens are inactive at once.
         assert!(s.server.store().delete_client(&a.id).await.unwrap());
         assert_eq!(

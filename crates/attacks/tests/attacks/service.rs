@@ -299,7 +299,7 @@ async fn client_assertion_jti_replay_is_refused() {
     };
     let post = |a: String| {
         let body = format!(
-            "grant_type=client_credentials&client_id={id}&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion={a}"
+            "grant_type=client_credentials&audience={API}&client_id={id}&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion={a}"
         );
         let addr = r.addr();
         async move { send(addr, "/oauth2/token", &[form()], &body).await }

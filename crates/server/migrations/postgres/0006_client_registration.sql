@@ -17,10 +17,17 @@ ALTER TABLE sessions ADD COLUMN acr TEXT;
 
 ALTER TABLE sealed_tokens ADD COLUMN session_ref BYTEA;
 CREATE INDEX sealed_by_session ON sealed_tokens (session_ref);
+-- Partner tokens recorded before this version kept `sub` whether or not
+-- the partner's release list sent it: forget it (their sid is never told
+-- either, see the introspection endpoint).
+UPDATE sealed_tokens SET sub = '' WHERE format = 'nested';
 
 CREATE TABLE revoked_tokens (
     jti        TEXT PRIMARY KEY,
     client_id  TEXT NOT NULL,
-    expires_at BIGINT NOT NULL
+    expires_at BIGINT NOT NULL,
+    revoked_at BIGINT NOT NULL
 );
 CREATE INDEX revoked_tokens_expiry ON revoked_tokens (expires_at);
+-- Each node reads the revocations of the last minute, not the whole table.
+CREATE INDEX revoked_tokens_recent ON revoked_tokens (revoked_at);

@@ -30,12 +30,19 @@ ALTER TABLE sessions ADD COLUMN acr TEXT;
 -- through this reference.
 ALTER TABLE sealed_tokens ADD COLUMN session_ref BLOB;
 CREATE INDEX sealed_by_session ON sealed_tokens (session_ref);
+-- Partner tokens recorded before this version kept `sub` whether or not
+-- the partner's release list sent it: forget it (their sid is never told
+-- either, see the introspection endpoint).
+UPDATE sealed_tokens SET sub = '' WHERE format = 'nested';
 
 -- Revoked tokens that have no session (client_credentials), by jti, until
 -- they expire.
 CREATE TABLE revoked_tokens (
     jti        TEXT PRIMARY KEY,
     client_id  TEXT NOT NULL,
-    expires_at INTEGER NOT NULL
+    expires_at INTEGER NOT NULL,
+    revoked_at INTEGER NOT NULL
 );
 CREATE INDEX revoked_tokens_expiry ON revoked_tokens (expires_at);
+-- Each node reads the revocations of the last minute, not the whole table.
+CREATE INDEX revoked_tokens_recent ON revoked_tokens (revoked_at);

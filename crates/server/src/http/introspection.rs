@@ -138,7 +138,10 @@ pub(crate) async fn introspect<S: Store>(
             if !t.sub.is_empty() {
                 m.insert("sub".into(), t.sub.as_str().into());
             }
-            if let Some(sid) = &t.session_id {
+            // A partner token recorded before records kept only what the
+            // token carried (no session reference) may hold a withheld sid.
+            let carried = t.format != "nested" || t.session_ref.is_some();
+            if let (Some(sid), true) = (&t.session_id, carried) {
                 m.insert("sid".into(), sid.as_str().into());
             }
         }
@@ -192,33 +195,34 @@ pub(crate) async fn revoke<S: Store>(
                 .and_then(Value::as_str)
                 .unwrap_or_default();
             let exp = claims.get("exp").and_then(Value::as_i64).unwrap_or(now);
-            if !jti.is_empty() {
-                state
-                    .store
-                    .revoke_jti(jti, &client.id, exp, now)
-                    .await
-                    .map_err(ApiError::server)?;
-                state.revoked.insert(jti, exp);
-                tracing::info!(client = %client.id, "client_credentials token revoked");
-            }
+            deny(&state, jti, &client.id, exp, now).await?;
             None
         }
     } else if looks_sealed(token) {
         // The token itself stops being active; a session it was issued
         // into for this client ends too, as for a JWS access token.
         let hash = tokens::refresh_hash(token);
-        state
+        let revoked = state
             .store
             .revoke_sealed(&hash, &client.id, now)
             .await
             .map_err(ApiError::server)?;
-        state
+        let record = state
             .store
             .sealed(&hash)
             .await
             .map_err(ApiError::server)?
-            .filter(|t| t.client_id == client.id)
-            .and_then(|t| t.session_id)
+            .filter(|t| revoked && t.client_id == client.id);
+        match record {
+            // Session-less: the signed token inside (which its resource
+            // holds, decrypted) is denied by its jti too.
+            Some(t) if t.session_ref.is_none() && t.session_id.is_none() => {
+                deny(&state, &t.jti, &client.id, t.expires_at, now).await?;
+                None
+            }
+            Some(t) => t.session_id,
+            None => None,
+        }
     } else {
         state
             .store
@@ -240,4 +244,26 @@ pub(crate) async fn revoke<S: Store>(
         }
     }
     Ok(no_store(json!({})))
+}
+
+/// Denies a session-less token of `client` by its `jti` until it expires:
+/// in the store (for every node) and in this node's mirror at once.
+async fn deny<S: Store>(
+    state: &AppState<S>,
+    jti: &str,
+    client: &str,
+    expires_at: i64,
+    now: i64,
+) -> Result<(), ApiError> {
+    if jti.is_empty() {
+        return Ok(());
+    }
+    state
+        .store
+        .revoke_jti(jti, client, expires_at, now)
+        .await
+        .map_err(ApiError::server)?;
+    state.revoked.insert(jti, expires_at);
+    tracing::info!(%client, "client_credentials token revoked");
+    Ok(())
 }

@@ -42,18 +42,28 @@ pub(crate) async fn token<S: Store>(
             if !client.grants.iter().any(|g| g == "client_credentials") {
                 return Err(ApiError::unauthorized_client("client_credentials"));
             }
-            let audience = match target(&form)? {
-                Some(a) => {
-                    policy::check_audience(&state.config, &client, a).map_err(ApiError::access)?;
-                    a.to_owned()
-                }
-                // RFC 8707 §2: without a resource, the default one: the
-                // client's only registered audience, else this issuer.
-                None => match client.registration.audiences.as_deref() {
-                    Some([only]) => only.clone(),
-                    _ => state.config.issuer.clone(),
-                },
+            // RFC 8707 §2: without a resource, the default one: the client's
+            // only registered audience, else this issuer — which the
+            // registration must allow like any other.
+            let named = target(&form)?;
+            let audience = match (named, client.registration.audiences.as_deref()) {
+                (Some(a), _) => a.to_owned(),
+                (None, Some([only])) => only.clone(),
+                (None, _) => state.config.issuer.clone(),
             };
+            policy::check_audience(&state.config, &client, &audience).map_err(|e| {
+                if named.is_some() {
+                    ApiError::access(e)
+                } else {
+                    crate::metrics::ACCESS_REFUSED.inc();
+                    ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        "invalid_target",
+                        "name the audience (or resource) the token is for: one this client \
+                         is registered for",
+                    )
+                }
+            })?;
             let scope = policy::grant_scope(
                 &client.registration.scopes,
                 form.get("scope").and_then(Value::as_str),
@@ -100,28 +110,30 @@ pub(crate) async fn token<S: Store>(
             let requested_scope = form.get("scope").and_then(Value::as_str);
             policy::grant_scope(&client.registration.scopes, requested_scope)
                 .map_err(ApiError::access)?;
+            // The registration may have changed since the session began, and
+            // bounds what its tokens say (RFC 6749 §6: never more than the
+            // session was granted). Decided inside the store's transaction:
+            // a refused refresh leaves the token unused.
+            let allowed = |session: &crate::store::SessionRecord| {
+                policy::check_audience(&state.config, &client, &session.audience)
+                    .and_then(|()| session_scope(&client, session, requested_scope))
+            };
             let (next, stored) =
                 tokens::new_refresh(&state.config, now).map_err(ApiError::server)?;
             let outcome = state
                 .store
-                .rotate_refresh(&tokens::refresh_hash(presented), &client.id, &stored, now)
+                .rotate_refresh(
+                    &tokens::refresh_hash(presented),
+                    &client.id,
+                    &stored,
+                    &|s| allowed(s).is_ok(),
+                    now,
+                )
                 .await
                 .map_err(ApiError::server)?;
             match outcome {
                 RefreshOutcome::Rotated(mut session) => {
-                    // The registration may have changed since the session
-                    // began: it bounds what the token says. A client no
-                    // longer registered for the audience is refused (the
-                    // session is of no more use to it).
-                    policy::check_audience(&state.config, &client, &session.audience)
-                        .map_err(ApiError::access)?;
-                    // RFC 6749 §6: never more than the session was granted;
-                    // a narrower request narrows this token only (§3.3: the
-                    // answer's `scope` says what was granted).
-                    session.scope.retain(|s| {
-                        client.registration.scopes.contains(s)
-                            && requested_scope.is_none_or(|r| r.split(' ').any(|want| want == s))
-                    });
+                    session.scope = allowed(&session).map_err(ApiError::access)?;
                     crate::metrics::ACCESS_TOKENS.inc();
                     let keys = state.keys.snapshot();
                     let minted =
@@ -137,6 +149,10 @@ pub(crate) async fn token<S: Store>(
                         scope: scope_answer(&session.scope),
                     })))
                 }
+                RefreshOutcome::Refused(session) => Err(match allowed(&session) {
+                    Err(e) => ApiError::access(e),
+                    Ok(_) => ApiError::invalid_grant("refresh token expired or revoked"),
+                }),
                 RefreshOutcome::Reused {
                     family_id,
                     session_id,
@@ -261,10 +277,7 @@ pub(crate) async fn token_exchange<S: Store>(
             return Err(not_live());
         }
     }
-    session.scope.retain(|s| {
-        client.registration.scopes.contains(s)
-            && requested_scope.is_none_or(|r| r.split(' ').any(|want| want == s))
-    });
+    session.scope = session_scope(client, &session, requested_scope).map_err(ApiError::access)?;
     let keys = state.keys.snapshot();
     let minted = match resource.format {
         TokenFormat::Nested => tokens::federation_token(
@@ -311,7 +324,12 @@ pub(crate) async fn token_exchange<S: Store>(
         token_type: "N_A",
         expires_in,
         refresh_token: None,
-        scope: None,
+        // A federation token carries the session's (narrowed) scope; a
+        // step-up assertion none.
+        scope: match resource.format {
+            TokenFormat::Nested => scope_answer(&session.scope),
+            _ => None,
+        },
     })))
 }
 
@@ -326,6 +344,23 @@ fn target(form: &Map<String, Value>) -> Result<Option<&str>, ApiError> {
         )),
         (a, r) => Ok(a.or(r)),
     }
+}
+
+/// The scope a token of `session` may carry for `client`: what the session
+/// was granted and the client is still registered for; a request may
+/// narrow it (RFC 6749 §6), and naming anything beyond it is `invalid_scope`.
+fn session_scope(
+    client: &ClientRecord,
+    session: &crate::store::SessionRecord,
+    requested: Option<&str>,
+) -> Result<Vec<String>, policy::AccessError> {
+    let allowed: Vec<String> = session
+        .scope
+        .iter()
+        .filter(|s| client.registration.scopes.contains(s))
+        .cloned()
+        .collect();
+    policy::grant_scope(&allowed, requested)
 }
 
 /// The `scope` member of a token answer: what was granted, if anything.
