@@ -27,7 +27,7 @@ class Binary(bench.Tessera):
 
     def start(self):
         saved = bench.TESSERA
-        bench.TESSERA = Path(self.exe)
+        bench.TESSERA = Path(self.exe).resolve()
         real_run = bench.run
 
         def run(argv, **kw):
@@ -76,16 +76,20 @@ def main():
                     r = bench.measure(server, load(server), args.connections, measure_args)
                     if r["errors"]:
                         raise bench.BenchError(f"{row} on {side}: {r['errors']} errors")
-                    results[(row, side)].append(r["rps"])
+                    results[(row, side)].append((r["rps"], r["cpu_per_1000"]))
                 finally:
                     server.stop()
-    print(f"\n{'row':32} {'old req/s':>10} {'new req/s':>10} {'new/old':>8}   runs")
+    print(f"\n{'row':30} {'old req/s':>10} {'new req/s':>10} {'new/old':>8} "
+          f"{'old CPU s/1k':>13} {'new CPU s/1k':>13} {'new/old':>8}   req/s runs")
     for row, _, _ in rows:
-        old = statistics.median(results[(row, "old")])
-        new = statistics.median(results[(row, "new")])
-        runs = " ".join(f"{x:.0f}" for x in results[(row, "old")]) + " | " + \
-            " ".join(f"{x:.0f}" for x in results[(row, "new")])
-        print(f"{row:32} {old:10.0f} {new:10.0f} {new / old:8.3f}   {runs}")
+        old = statistics.median(x[0] for x in results[(row, "old")])
+        new = statistics.median(x[0] for x in results[(row, "new")])
+        old_cpu = statistics.median(x[1] for x in results[(row, "old")])
+        new_cpu = statistics.median(x[1] for x in results[(row, "new")])
+        runs = " ".join(f"{x[0]:.0f}" for x in results[(row, "old")]) + " | " + \
+            " ".join(f"{x[0]:.0f}" for x in results[(row, "new")])
+        print(f"{row:30} {old:10.0f} {new:10.0f} {new / old:8.3f} {old_cpu:13.4f} "
+              f"{new_cpu:13.4f} {new_cpu / old_cpu:8.3f}   {runs}")
 
 
 if __name__ == "__main__":

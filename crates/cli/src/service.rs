@@ -293,7 +293,7 @@ pub async fn clients_command(config: Config, command: ClientsCommand) -> ExitCod
                 }
                 Err(e) => return fail(e),
             };
-            let mut wanted = registration(args, current.registration);
+            let mut wanted = registration(args, current.registration.clone());
             if default_audiences {
                 wanted.audiences = None;
             }

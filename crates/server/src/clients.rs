@@ -319,7 +319,7 @@ pub async fn authenticate<S: Store>(
     store: &S,
     id: &str,
     secret: &str,
-) -> Result<Option<ClientRecord>, AuthenticateError> {
+) -> Result<Option<std::sync::Arc<ClientRecord>>, AuthenticateError> {
     // A fixed, valid hash of a random secret, for unknown ids.
     static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     let client = store.client(id).await?;

@@ -58,9 +58,8 @@ impl Denylist {
     }
 
     /// Whether the mirror is recent enough to answer from.
-    fn fresh(&self) -> bool {
-        self.mirror()
-            .loaded
+    fn fresh(&self, m: &Mirror) -> bool {
+        m.loaded
             .is_some_and(|(at, _)| !self.reload_every.is_zero() && at.elapsed() < self.reload_every)
     }
 
@@ -71,33 +70,35 @@ impl Denylist {
         jti: &str,
         now: i64,
     ) -> Result<bool, StoreError> {
-        if !self.fresh() {
-            let loaded_once = self.mirror().loaded.is_some();
-            // Someone else reloading: answer from what is there, unless
-            // nothing was ever loaded (or every question must read).
-            let guard = if loaded_once && !self.reload_every.is_zero() {
-                self.reloading.try_lock().ok()
-            } else {
-                Some(self.reloading.lock().await)
-            };
-            if guard.is_some() && !self.fresh() {
-                let started = Instant::now();
-                let since = self
-                    .mirror()
-                    .loaded
-                    .map_or(i64::MIN, |(_, from)| from.saturating_sub(OVERLAP));
-                let rows = store.revoked_jtis(since, now).await?;
-                let mut m = self.mirror();
-                m.revoked.retain(|_, exp| *exp >= now);
-                m.revoked.extend(rows);
-                m.loaded = Some((started, now));
+        let revoked = |m: &Mirror| m.revoked.get(jti).is_some_and(|exp| *exp >= now);
+        let loaded_once = {
+            // The usual case: one lock, one lookup.
+            let m = self.mirror();
+            if self.fresh(&m) {
+                return Ok(revoked(&m));
             }
+            m.loaded.is_some()
+        };
+        // Someone else reloading: answer from what is there, unless nothing
+        // was ever loaded (or every question must read).
+        let guard = if loaded_once && !self.reload_every.is_zero() {
+            self.reloading.try_lock().ok()
+        } else {
+            Some(self.reloading.lock().await)
+        };
+        if guard.is_some() && !self.fresh(&self.mirror()) {
+            let started = Instant::now();
+            let since = self
+                .mirror()
+                .loaded
+                .map_or(i64::MIN, |(_, from)| from.saturating_sub(OVERLAP));
+            let rows = store.revoked_jtis(since, now).await?;
+            let mut m = self.mirror();
+            m.revoked.retain(|_, exp| *exp >= now);
+            m.revoked.extend(rows);
+            m.loaded = Some((started, now));
         }
-        Ok(self
-            .mirror()
-            .revoked
-            .get(jti)
-            .is_some_and(|exp| *exp >= now))
+        Ok(revoked(&self.mirror()))
     }
 
     /// Records a revocation made by this node (already in the store).

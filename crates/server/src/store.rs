@@ -10,6 +10,7 @@ use std::future::Future;
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
 use sqlx::sqlite::SqliteConnectOptions;
@@ -356,7 +357,7 @@ pub trait Store: Send + Sync + 'static {
     fn client(
         &self,
         id: &str,
-    ) -> impl Future<Output = Result<Option<ClientRecord>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Option<Arc<ClientRecord>>, StoreError>> + Send;
     /// Records a client assertion's `jti` as used until `expires_at`; false if
     /// it was used before (RFC 7523 §3, item 7). Forgets expired ones.
     fn use_assertion(
@@ -521,7 +522,7 @@ struct ClientCache {
 
 #[derive(Default)]
 struct CachedClients {
-    records: std::collections::HashMap<String, (ClientRecord, std::time::Instant)>,
+    records: std::collections::HashMap<String, (Arc<ClientRecord>, std::time::Instant)>,
     /// Counts the records forgotten: a read that began before a deletion
     /// must not keep what it read.
     forgotten: u64,
@@ -557,7 +558,7 @@ impl ClientCache {
 
     /// The record of `id` if one fresh enough is kept, else where a read
     /// of it starts from.
-    fn get(&self, id: &str) -> Result<ClientRecord, Option<ReadStart>> {
+    fn get(&self, id: &str) -> Result<Arc<ClientRecord>, Option<ReadStart>> {
         if self.keep_for.is_zero() {
             return Err(None);
         }
@@ -573,7 +574,7 @@ impl ClientCache {
 
     /// Keeps `client`, read from `start` (whose time it keeps, so that its
     /// age is never understated), unless a record was forgotten meanwhile.
-    fn put(&self, client: &ClientRecord, start: ReadStart) {
+    fn put(&self, client: &Arc<ClientRecord>, start: ReadStart) {
         let Ok(mut state) = self.state.lock() else {
             return;
         };
@@ -885,7 +886,7 @@ impl Store for SqlStore {
         rows.iter().map(client_from_row).collect()
     }
 
-    async fn client(&self, id: &str) -> Result<Option<ClientRecord>, StoreError> {
+    async fn client(&self, id: &str) -> Result<Option<Arc<ClientRecord>>, StoreError> {
         let start = match self.clients.get(id) {
             Ok(c) => return Ok(Some(c)),
             Err(start) => start,
@@ -896,7 +897,7 @@ impl Store for SqlStore {
         .bind(id)
         .fetch_optional(&self.pool)
         .await?;
-        let client = row.as_ref().map(client_from_row).transpose()?;
+        let client = row.as_ref().map(client_from_row).transpose()?.map(Arc::new);
         if let (Some(c), Some(start)) = (&client, start) {
             self.clients.put(c, start);
         }

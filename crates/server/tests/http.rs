@@ -1316,7 +1316,7 @@ release = ["sub", "org", "email"]
         let new = clients::create_with(store, "gateway", &grants, None, registration, 0)
             .await
             .unwrap();
-        let mut trusting = backend.registration;
+        let mut trusting = backend.registration.clone();
         trusting.may_act = vec![new.record.id.clone()];
         assert!(store.update_registration(&r.id, &trusting).await.unwrap());
         (new.record.id.clone(), new.secret.to_string())
@@ -1994,7 +1994,7 @@ mod store_suite {
         assert_eq!(store.clients().await.unwrap().len(), 2);
         assert_eq!(
             store.client("cli_a").await.unwrap().unwrap(),
-            client("cli_a")
+            client("cli_a").into()
         );
         assert!(store.client("cli_zz").await.unwrap().is_none());
         // What a client may ask for is replaced as a whole; a new client is
@@ -2008,7 +2008,7 @@ mod store_suite {
         assert!(store.update_registration("cli_b", &wider).await.unwrap());
         assert!(!store.update_registration("cli_zz", &wider).await.unwrap());
         let b = store.client("cli_b").await.unwrap().unwrap();
-        assert_eq!((b.registration, b.legacy), (wider, false));
+        assert_eq!((b.registration.clone(), b.legacy), (wider, false));
         // Assertion ids are single-use, and forgotten once expired.
         assert!(store
             .use_assertion("cli_a", "j1", NOW + 60, NOW)
@@ -2389,7 +2389,7 @@ mod store_suite {
         assert!(other.client("cli_k").await.unwrap().is_none());
         assert_eq!(
             cached.client("cli_k").await.unwrap(),
-            Some(client("cli_k")),
+            Some(client("cli_k").into()),
             "kept for the cache time"
         );
         // A session for it is refused by the database, typed, and the kept

@@ -20,6 +20,7 @@ use crate::tokens;
 /// token — not revoked and its client not deleted.
 async fn still_live<S: Store>(
     state: &AppState<S>,
+    caller: &ClientRecord,
     claims: &Map<String, Value>,
     now: i64,
 ) -> Result<bool, ApiError> {
@@ -42,6 +43,9 @@ async fn still_live<S: Store>(
     let Some(owner) = claims.get("client_id").and_then(Value::as_str) else {
         return Ok(false);
     };
+    if owner == caller.id {
+        return Ok(true); // just authenticated: it exists
+    }
     // Kept by the store for `clients.cache_for`: no round trip per request.
     Ok(state
         .store
@@ -88,7 +92,7 @@ pub(crate) async fn introspect<S: Store>(
     if let Some(mut claims) = verified_access_token(&state, token, now) {
         let issued_to = claims.get("client_id").and_then(Value::as_str);
         if !may_introspect(&client, issued_to, &audiences(&claims))
-            || !still_live(&state, &claims, now).await?
+            || !still_live(&state, &client, &claims, now).await?
         {
             return Ok(inactive());
         }

@@ -11,6 +11,8 @@ use tessera_jose::jwt::{Clock, SystemClock};
 
 use super::{ApiError, AppState, MAX_BODY};
 use crate::clients;
+use std::sync::Arc;
+
 use crate::store::{ClientRecord, Store};
 
 /// RFC 6749 §2.3.1 `%`-decoding of a Basic credential part.
@@ -51,7 +53,7 @@ pub(crate) async fn authenticate<S: Store>(
     state: &AppState<S>,
     headers: &HeaderMap,
     form: Option<&Map<String, Value>>,
-) -> Result<ClientRecord, ApiError> {
+) -> Result<Arc<ClientRecord>, ApiError> {
     let basic = basic_credentials(headers)?;
     if let Some(kind) = form.and_then(|f| f.get("client_assertion_type")) {
         if basic.is_some() || form.is_some_and(|f| f.contains_key("client_secret")) {
@@ -109,7 +111,7 @@ const ASSERTION_LEEWAY: u32 = 60;
 async fn authenticate_assertion<S: Store>(
     state: &AppState<S>,
     form: &Map<String, Value>,
-) -> Result<ClientRecord, ApiError> {
+) -> Result<Arc<ClientRecord>, ApiError> {
     let fail = || {
         crate::metrics::CLIENT_AUTH_FAILURES.inc();
         ApiError::invalid_client()
@@ -215,7 +217,7 @@ pub(crate) async fn form_request<S: Store>(
     state: &AppState<S>,
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<(Map<String, Value>, ClientRecord), ApiError> {
+) -> Result<(Map<String, Value>, Arc<ClientRecord>), ApiError> {
     let body = body_bytes(body)?;
     require_content_type(headers, "application/x-www-form-urlencoded")?;
     let form = parse_form(&body)?;
@@ -259,7 +261,7 @@ pub(crate) async fn json_request<S: Store, T: serde::de::DeserializeOwned>(
     state: &AppState<S>,
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<(T, ClientRecord), ApiError> {
+) -> Result<(T, Arc<ClientRecord>), ApiError> {
     let body = body_bytes(body)?;
     let client = authenticate(state, headers, None).await?;
     if !client.grants.iter().any(|g| g == "sessions") {
