@@ -54,11 +54,14 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--seconds", type=int, default=8)
     ap.add_argument("--connections", type=int, default=64)
+    ap.add_argument("--rows", default="cc-rs256,cc-es256,introspection",
+                    help="which rows, comma-separated: cc-rs256, cc-es256, introspection")
     args = ap.parse_args()
     measure_args = argparse.Namespace(seconds=args.seconds, runs=1)
-    rows = (("client_credentials RS256", "RS256", bench.cc_load),
-            ("client_credentials ES256", "ES256", bench.cc_load),
-            ("introspection (RS256 token)", "RS256", bench.introspect_load))
+    known = {"cc-rs256": ("client_credentials RS256", "RS256", bench.cc_load),
+             "cc-es256": ("client_credentials ES256", "ES256", bench.cc_load),
+             "introspection": ("introspection (RS256 token)", "RS256", bench.introspect_load)}
+    rows = [known[name] for name in args.rows.split(",")]
     results = {(row, side): [] for row, _, _ in rows for side in ("old", "new")}
     base = Path(tempfile.mkdtemp(prefix="tessera-ab."))
     n = 0

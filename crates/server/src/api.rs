@@ -25,9 +25,9 @@ pub struct SessionRequest {
     #[serde(default)]
     #[schema(max_items = 64)]
     pub amr: Vec<String>,
-    /// The resource (`aud`) the access token is for: one of the configured
-    /// resources (1 to 1024 bytes).
-    #[schema(min_length = 1, max_length = 1024)]
+    /// The resource (`aud`) the access token is for: one the client is
+    /// registered for (`invalid_target` otherwise; 1 to 1024 bytes).
+    #[schema(min_length = 1, max_length = 1024, example = "https://api.example.com")]
     pub audience: String,
     /// Custom claims; each must be declared for the resource.
     #[serde(default)]

@@ -266,4 +266,76 @@ mod tests {
         let sub = json!("carol@example.net");
         assert!(check(&r, &Map::new(), &[("sub", &sub)]).is_err());
     }
+
+    fn client(audiences: Option<&[&str]>, scopes: &[&str], legacy: bool) -> ClientRecord {
+        ClientRecord {
+            id: "cli_t".into(),
+            name: "t".into(),
+            secret_hash: String::new(),
+            grants: Vec::new(),
+            created_at: 0,
+            jwks: None,
+            registration: crate::store::Registration {
+                audiences: audiences.map(|a| a.iter().map(|s| s.to_string()).collect()),
+                scopes: scopes.iter().map(|s| s.to_string()).collect(),
+                ..Default::default()
+            },
+            legacy,
+        }
+    }
+
+    fn config(toml: &str) -> Config {
+        Config::from_table(&toml.parse().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn audiences_follow_the_registration_then_the_default_rule() {
+        let none = config("");
+        let declared = config(
+            "[[resources]]\naudience = \"https://api\"\n\
+             [[resources]]\naudience = \"https://rec\"\nformat = \"jwe\"\n\
+             encryption_jwks_uri = \"https://rec/jwks\"\n",
+        );
+        let unregistered = client(None, &[], false);
+        // Zero configuration: anything (the service warns at start-up).
+        assert!(audience_allowed(&none, &unregistered, "https://anything"));
+        // Declared resources: the jws ones only, never a sealed one.
+        assert!(audience_allowed(&declared, &unregistered, "https://api"));
+        assert!(!audience_allowed(&declared, &unregistered, "https://rec"));
+        assert!(!audience_allowed(&declared, &unregistered, "https://other"));
+        // Registered: exactly the list, in any configuration.
+        let registered = client(Some(&["https://rec"]), &[], false);
+        assert!(audience_allowed(&declared, &registered, "https://rec"));
+        assert!(!audience_allowed(&declared, &registered, "https://api"));
+        assert!(!audience_allowed(&none, &registered, "https://anything"));
+        // Legacy: what it used plus the default rule.
+        let legacy = client(Some(&["https://rec"]), &[], true);
+        assert!(audience_allowed(&declared, &legacy, "https://rec"));
+        assert!(audience_allowed(&declared, &legacy, "https://api"));
+        assert!(!audience_allowed(&declared, &legacy, "https://other"));
+        assert_eq!(
+            check_audience(&declared, &registered, "https://api"),
+            Err(AccessError::Target("https://api".into()))
+        );
+    }
+
+    #[test]
+    fn scopes_are_granted_within_the_registration() {
+        let allowed = vec!["a".to_string(), "b".to_string()];
+        assert_eq!(
+            grant_scope(&allowed, None).unwrap(),
+            allowed,
+            "none asked: all"
+        );
+        assert_eq!(grant_scope(&allowed, Some("b b  a")).unwrap(), ["b", "a"]);
+        assert_eq!(
+            grant_scope(&allowed, Some("a admin")),
+            Err(AccessError::Scope("admin".into()))
+        );
+        assert_eq!(
+            grant_scope(&[], Some("a")),
+            Err(AccessError::Scope("a".into()))
+        );
+        assert!(grant_scope(&[], None).unwrap().is_empty());
+    }
 }
