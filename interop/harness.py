@@ -642,12 +642,13 @@ class Service:
             env=self.env, stdout=subprocess.DEVNULL, stderr=self.log)
         self.addr = self.wait_for_address()
         self.base = f"http://{self.addr}"
-        # Registered for every configured resource: a sealed one needs it.
-        audiences = ",".join(r["audience"] for r in resources)
+        # Registered for the API it asks tokens for and every configured
+        # resource (a sealed one needs it).
+        audiences = ",".join([SERVICE_API] + [r["audience"] for r in resources])
         created = subprocess.run(
             [self.t.exe, "clients", "create", "--name", "interop", "--grant",
              "sessions,client_credentials", "--json"]
-            + (["--audience", audiences] if audiences else []),
+            + ["--audience", audiences],
             env=self.env, capture_output=True, check=False, timeout=60)
         if created.returncode != 0:
             raise Failure(f"tessera clients create: {created.stderr.decode()}")
