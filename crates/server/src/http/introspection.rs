@@ -15,6 +15,16 @@ use super::{looks_sealed, no_store, verified_access_token, ApiError, AppState};
 use crate::store::{ClientRecord, Store};
 use crate::tokens;
 
+/// Whether the session `sid` exists, is not revoked and has not expired.
+async fn session_live<S: Store>(
+    state: &AppState<S>,
+    sid: &str,
+    now: i64,
+) -> Result<bool, ApiError> {
+    let session = state.store.session(sid).await.map_err(ApiError::server)?;
+    Ok(session.is_some_and(|s| s.revoked_at.is_none() && s.expires_at > now))
+}
+
 /// Whether an access token is still alive beyond its signature and expiry:
 /// its session (`sid`) not ended, or — a session-less `client_credentials`
 /// token — not revoked and its client not deleted.
@@ -25,8 +35,7 @@ async fn still_live<S: Store>(
     now: i64,
 ) -> Result<bool, ApiError> {
     if let Some(sid) = claims.get("sid").and_then(Value::as_str) {
-        let session = state.store.session(sid).await.map_err(ApiError::server)?;
-        return Ok(session.is_some_and(|s| s.revoked_at.is_none() && s.expires_at > now));
+        return session_live(state, sid, now).await;
     }
     let jti = claims
         .get("jti")
@@ -116,10 +125,7 @@ pub(crate) async fn introspect<S: Store>(
         // session reference); a session id the token carried is checked too.
         let session_ok = match &t.session_id {
             None => true,
-            Some(sid) => {
-                let s = state.store.session(sid).await.map_err(ApiError::server)?;
-                s.is_some_and(|s| s.revoked_at.is_none() && s.expires_at > now)
-            }
+            Some(sid) => session_live(&state, sid, now).await?,
         };
         if t.expires_at <= now || t.revoked_at.is_some() || !session_ok {
             return Ok(inactive());
