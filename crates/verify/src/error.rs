@@ -13,12 +13,23 @@ pub enum BuildError {
     /// The HTTP client could not be built.
     #[error("tessera-verify: HTTP client: {0}")]
     Http(String),
-    /// The issuer's metadata could not be read, or names another issuer.
+    /// The issuer's metadata could not be read, or names another issuer
+    /// (not identical to the one configured: RFC 8414 §3.3).
     #[error("tessera-verify: issuer metadata: {0}")]
     Metadata(String),
     /// The JWKS could not be fetched, or holds no usable key.
     #[error("tessera-verify: JWKS: {0}")]
     Jwks(String),
+    /// The refresh schedule makes no sense: [`crate::RefreshBounds`] out of
+    /// order or under a second, or a
+    /// [`crate::VerifierBuilder::jwks_max_staleness`] under twice the
+    /// longest refresh interval.
+    #[error("tessera-verify: refresh schedule: {0}")]
+    RefreshSchedule(String),
+    /// `"issuer"` or `"jwks_uri"` was given twice: a verifier is bound to
+    /// one issuer and its one key set, never several.
+    #[error("tessera-verify: {0} given twice: a verifier is bound to one issuer and its one JWKS")]
+    Repeated(&'static str),
     /// The decryption key does not fit.
     #[error("tessera-verify: decryption key: {0}")]
     Key(String),
@@ -44,13 +55,22 @@ pub enum AuthError {
     /// or a malformed `Authorization` header.
     #[error("{0}")]
     InvalidRequest(&'static str),
+    /// More than one `Authorization` header, or several credentials in one
+    /// (`Bearer a, Bearer b`): refused with a 400 `invalid_request`
+    /// (RFC 6750 §3.1), since a proxy in front may have judged another of
+    /// them than the one this would pick.
+    #[error("{0}")]
+    AmbiguousCredentials(&'static str),
     /// The token is expired, revoked, malformed, or otherwise invalid.
     #[error("{0}")]
     InvalidToken(&'static str),
     /// The token lacks a role or scope the resource requires.
     #[error("insufficient scope: {0}")]
     InsufficientScope(String),
-    /// No key set is available yet (should not happen after `build`).
+    /// No key set may be used: none yet (not after `build`), or the last
+    /// successful JWKS fetch is older than
+    /// [`crate::VerifierBuilder::jwks_max_staleness`]. A 503: the token may
+    /// be fine, the verifier cannot tell.
     #[error("verification keys unavailable")]
     Unavailable,
 }
@@ -86,6 +106,9 @@ impl AuthError {
             // A token in the URL or body is refused as unauthenticated: the
             // client must present it properly (RFC 6750 §3.1, invalid_request).
             AuthError::InvalidRequest(_) => (StatusCode::UNAUTHORIZED, Some("invalid_request")),
+            AuthError::AmbiguousCredentials(_) => {
+                (StatusCode::BAD_REQUEST, Some("invalid_request"))
+            }
             AuthError::InvalidToken(_) => (StatusCode::UNAUTHORIZED, Some("invalid_token")),
             AuthError::InsufficientScope(_) => (StatusCode::FORBIDDEN, Some("insufficient_scope")),
             AuthError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, None),

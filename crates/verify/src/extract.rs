@@ -40,7 +40,11 @@ pub struct AccessClaims {
 
 /// The bearer token of a request: from `Authorization: Bearer` only. A token
 /// offered in the query string (`access_token=`) or a form body is refused
-/// outright (and never logged): URLs end up in logs and histories.
+/// outright (and never logged): URLs end up in logs and histories. So is a
+/// request with more than one credential — two `Authorization` headers, or
+/// one holding several (`Bearer a, Bearer b`: RFC 9110 §5.3 merging by a
+/// proxy): a proxy in front may have judged another one than we would
+/// pick, so none is picked.
 fn bearer(parts: &Parts) -> Result<&str, AuthError> {
     let query_token = parts.uri.query().is_some_and(|q| {
         q.split('&')
@@ -51,7 +55,8 @@ fn bearer(parts: &Parts) -> Result<&str, AuthError> {
             "tokens in the URL are refused: send Authorization: Bearer",
         ));
     }
-    let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
+    let mut values = parts.headers.get_all(header::AUTHORIZATION).iter();
+    let Some(value) = values.next() else {
         let form = parts
             .headers
             .get(header::CONTENT_TYPE)
@@ -65,20 +70,64 @@ fn bearer(parts: &Parts) -> Result<&str, AuthError> {
             AuthError::Missing
         });
     };
+    if values.next().is_some() {
+        return Err(AuthError::AmbiguousCredentials(
+            "more than one Authorization header: send exactly one",
+        ));
+    }
     let value = value
         .to_str()
         .map_err(|_| AuthError::InvalidRequest("malformed Authorization header"))?;
-    let (scheme, token) = value
-        .split_once(' ')
-        .ok_or(AuthError::InvalidRequest("malformed Authorization header"))?;
+    let several = AuthError::AmbiguousCredentials(
+        "more than one credential in the Authorization header: send exactly one",
+    );
+    let Some((scheme, token)) = value.split_once(' ') else {
+        // A bare scheme (`Bearer`) or a merged pair without a space
+        // after the scheme (`Bearer,Bearer x`).
+        return Err(if value.contains(',') {
+            several
+        } else {
+            AuthError::InvalidRequest("malformed Authorization header")
+        });
+    };
     if !scheme.eq_ignore_ascii_case("bearer") {
-        return Err(AuthError::Missing);
+        // Another scheme is not ours to judge (its parameters may hold
+        // commas), unless a bearer credential was merged in after it.
+        return Err(if value.split(',').skip(1).any(starts_bearer) {
+            several
+        } else {
+            AuthError::Missing
+        });
     }
-    let token = token.trim();
-    if token.is_empty() || token.contains(' ') {
+    let token = token.trim_start_matches(' ');
+    // A bearer token has no comma (RFC 6750 §2.1 b64token): one here is
+    // a second credential.
+    if token.contains(',') {
+        return Err(several);
+    }
+    if !is_b64token(token) {
         return Err(AuthError::InvalidRequest("malformed Authorization header"));
     }
     Ok(token)
+}
+
+/// Whether a comma-separated part of an `Authorization` value starts a
+/// Bearer credential (`Bearer` then a space, or alone).
+fn starts_bearer(part: &str) -> bool {
+    let part = part.trim_start_matches([' ', '\t']);
+    part.get(..6)
+        .is_some_and(|s| s.eq_ignore_ascii_case("bearer"))
+        && matches!(part.as_bytes().get(6), None | Some(b' '))
+}
+
+/// RFC 6750 §2.1: `b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" /
+/// "+" / "/" ) *"="` — what a JWS or JWE in compact form is made of.
+fn is_b64token(token: &str) -> bool {
+    let body = token.trim_end_matches('=');
+    !body.is_empty()
+        && body.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
+        })
 }
 
 impl<S, T> FromRequestParts<S> for Claims<T>
@@ -204,6 +253,70 @@ mod tests {
             bearer(&parts("/x", &[("authorization", "Bearer a b")])),
             Err(AuthError::InvalidRequest(_))
         ));
+    }
+
+    /// Issue 23: never pick one of several credentials.
+    #[test]
+    fn several_credentials_are_refused_never_picked_from() {
+        let several = |headers: &[(&str, &str)]| {
+            matches!(
+                bearer(&parts("/x", headers)),
+                Err(AuthError::AmbiguousCredentials(_))
+            )
+        };
+        for headers in [
+            &[
+                ("authorization", "Bearer a.b.c"),
+                ("authorization", "Bearer d.e.f"),
+            ][..],
+            &[
+                ("authorization", "Bearer a.b.c"),
+                ("authorization", "Bearer a.b.c"),
+            ],
+            &[
+                ("authorization", "Basic dXNlcg=="),
+                ("authorization", "Bearer a.b.c"),
+            ],
+            &[("authorization", "Bearer a.b.c"), ("authorization", "")],
+            &[("authorization", "Bearer a.b.c, Bearer d.e.f")],
+            &[("authorization", "Bearer a.b.c,Bearer d.e.f")],
+            &[("authorization", "Bearer a.b.c,d.e.f")],
+            &[("authorization", "Bearer a.b.c, Basic dXNlcg==")],
+            &[("authorization", "Basic dXNlcg==, Bearer a.b.c")],
+            &[("authorization", "Basic dXNlcg==,bearer a.b.c")],
+            &[("authorization", "Negotiate abc, Bearer")],
+            &[("authorization", "Bearer,Bearer a.b.c")],
+        ] {
+            assert!(several(headers), "{headers:?}");
+        }
+        // One credential of another scheme, commas and all: not ours.
+        assert_eq!(
+            bearer(&parts(
+                "/x",
+                &[("authorization", r#"Digest username="u", realm="r""#)]
+            )),
+            Err(AuthError::Missing)
+        );
+        // Not a b64token: malformed, as before.
+        for bad in [
+            "Bearer a\tb",
+            "Bearer a\"b",
+            "Bearer =",
+            "Bearer ",
+            "Bearer",
+        ] {
+            assert!(
+                matches!(
+                    bearer(&parts("/x", &[("authorization", bad)])),
+                    Err(AuthError::InvalidRequest(_))
+                ),
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            bearer(&parts("/x", &[("authorization", "Bearer  ab+/~c==")])),
+            Ok("ab+/~c==")
+        );
     }
 
     #[test]

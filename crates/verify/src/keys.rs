@@ -37,6 +37,19 @@ pub struct Document {
 /// metadata document), read under that cap as it arrives. A URL that
 /// [`crate::urls::check_fetchable`] refuses is never requested.
 pub async fn get_document(http: &reqwest::Client, uri: &str) -> Result<Document, String> {
+    match fetch(http, uri).await? {
+        Fetched::Document(d) => Ok(d),
+        Fetched::Status(status) => Err(format!("GET {uri}: HTTP {status}")),
+    }
+}
+
+/// What a GET answered: a document (a 200), or another status.
+enum Fetched {
+    Document(Document),
+    Status(reqwest::StatusCode),
+}
+
+async fn fetch(http: &reqwest::Client, uri: &str) -> Result<Fetched, String> {
     crate::urls::check_fetchable(uri).map_err(|e| format!("GET {}", e.describe(uri)))?;
     let mut response = http
         .get(uri)
@@ -45,7 +58,7 @@ pub async fn get_document(http: &reqwest::Client, uri: &str) -> Result<Document,
         .await
         .map_err(|e| format!("GET {uri}: {e}"))?;
     if response.status() != reqwest::StatusCode::OK {
-        return Err(format!("GET {uri}: HTTP {}", response.status()));
+        return Ok(Fetched::Status(response.status()));
     }
     let max_age = response
         .headers()
@@ -63,7 +76,7 @@ pub async fn get_document(http: &reqwest::Client, uri: &str) -> Result<Document,
         }
         body.extend_from_slice(&chunk);
     }
-    Ok(Document { body, max_age })
+    Ok(Fetched::Document(Document { body, max_age }))
 }
 
 /// [`get_document`], counted.
@@ -91,27 +104,43 @@ fn max_age(value: &str) -> Option<u64> {
     found
 }
 
-/// The JWKS URL from the issuer's RFC 8414 metadata; the metadata's
-/// `issuer` must be the one configured (RFC 8414 §3.3).
+/// The JWKS URL from the issuer's RFC 8414 metadata, read where §3.1 puts
+/// it ([`crate::urls::metadata_url`]) or, if that is a 404, from its
+/// OpenID Connect Discovery document
+/// ([`crate::urls::openid_configuration_url`]). Either must name as
+/// `issuer` the very string configured (RFC 8414 §3.3, OpenID Connect
+/// Discovery §4.3: identical, no normalisation).
 pub(crate) async fn discover(
     http: &reqwest::Client,
     issuer: &str,
     fetches: &AtomicU64,
 ) -> Result<String, BuildError> {
-    let uri = format!("{issuer}/.well-known/oauth-authorization-server");
-    let (body, _) = get(http, &uri, fetches)
-        .await
-        .map_err(BuildError::Metadata)?;
+    let url_error = |reason| BuildError::Url {
+        which: "issuer",
+        reason,
+    };
+    let mut uri = crate::urls::metadata_url(issuer).map_err(url_error)?;
+    fetches.fetch_add(1, Ordering::Relaxed);
+    let mut fetched = fetch(http, &uri).await.map_err(BuildError::Metadata)?;
+    if matches!(fetched, Fetched::Status(reqwest::StatusCode::NOT_FOUND)) {
+        uri = crate::urls::openid_configuration_url(issuer).map_err(url_error)?;
+        fetches.fetch_add(1, Ordering::Relaxed);
+        fetched = fetch(http, &uri).await.map_err(BuildError::Metadata)?;
+    }
+    let body = match fetched {
+        Fetched::Document(d) => d.body,
+        Fetched::Status(status) => {
+            return Err(BuildError::Metadata(format!("GET {uri}: HTTP {status}")))
+        }
+    };
     let doc =
         tessera_jose::json::parse_object(&body, &tessera_jose::json::Limits::default(), "metadata")
             .map_err(|e| BuildError::Metadata(format!("{uri}: {e}")))?;
-    let named = doc
-        .get("issuer")
-        .and_then(|v| v.as_str())
-        .map(|s| s.trim_end_matches('/'));
+    let named = doc.get("issuer").and_then(|v| v.as_str());
     if named != Some(issuer) {
         return Err(BuildError::Metadata(format!(
-            "{uri} names issuer {named:?}, not {issuer:?}"
+            "{uri} names issuer {named:?}, not {issuer:?} (RFC 8414 §3.3: identical, \
+             so write the issuer exactly as its metadata and its tokens' `iss` do)"
         )));
     }
     let jwks_uri = doc
@@ -140,10 +169,12 @@ pub(crate) async fn fetch_jwks(
         .jwk_set(&set, algs)
         .and_then(|b| b.build())
         .map_err(|e| format!("{uri}: no key for the algorithms asked ({e})"))?;
+    // `build` checked min <= max, so this cannot panic.
     let ttl = max_age
         .map(Duration::from_secs)
         .unwrap_or(bounds.default)
-        .clamp(bounds.min, bounds.max);
+        .max(bounds.min)
+        .min(bounds.max);
     Ok((verifier, ttl))
 }
 

@@ -23,7 +23,34 @@
 //!   that honours `Cache-Control` within bounds. A token's `kid` only picks
 //!   among those keys: an unknown `kid` is refused and never triggers a
 //!   fetch; `jku`, `x5u`, `jwk` and `x5c` are never used. A failed refresh
-//!   keeps the last good key set (logged and counted), never an empty one.
+//!   keeps the last good key set (logged and counted), never an empty one —
+//!   but not forever (below).
+//! - **One verifier, one issuer.** A [`Verifier`] holds the keys of exactly
+//!   one issuer, from its one JWKS, and accepts only tokens whose `iss` is
+//!   that issuer: there is no way to add a key, merge another issuer's
+//!   JWKS or name a second JWKS URL (giving [`VerifierBuilder::issuer`] or
+//!   [`VerifierBuilder::jwks_uri`] twice is [`BuildError::Repeated`]). A
+//!   service that trusts several issuers builds one verifier per issuer
+//!   and chooses among them by its own configuration — never by the
+//!   token's unverified `iss` or `kid`, which another issuer may reuse.
+//! - **The issuer is compared as written** (RFC 8414 §3.3, RFC 7519 §2):
+//!   the metadata's `issuer` and every token's `iss` must be identical to
+//!   the configured string, so `https://auth.example.com/` (as some issuers
+//!   write it) and `https://auth.example.com` are different issuers. The
+//!   metadata is read where RFC 8414 §3.1 puts it: the well-known string
+//!   between the host and the path, any terminating `/` removed —
+//!   `https://a.example/tenant1` →
+//!   `https://a.example/.well-known/oauth-authorization-server/tenant1`
+//!   ([`urls::metadata_url`]); if that is a 404, the OpenID Connect
+//!   Discovery document `{issuer}/.well-known/openid-configuration`, under
+//!   the same rule.
+//! - **A key set has a maximum age** ([`VerifierBuilder::jwks_max_staleness`],
+//!   default [`DEFAULT_JWKS_MAX_STALENESS`], 6 h): if no refresh has
+//!   succeeded for that long — the JWKS endpoint is down, or blocked by
+//!   someone who wants a rotated-out key to stay trusted — tokens are
+//!   refused with a 503 ([`AuthError::Unavailable`]) until one succeeds.
+//!   Refreshes keep being retried meanwhile; [`Verifier::key_set_age`],
+//!   [`Verifier::key_set_stale`] and [`Verifier::stale_refusals`] report it.
 //! - **Keys travel over TLS**: the issuer, the JWKS URL given and the one
 //!   its metadata names must be `https://`, or `http://` to a loopback host
 //!   (`localhost`, 127.0.0.0/8, `[::1]`), and carry no `user:password@`;
@@ -31,7 +58,11 @@
 //! - **Tokens are read from `Authorization: Bearer` only**: one in the query
 //!   string or a form body is refused (RFC 6750 §2.2, §2.3 are not
 //!   offered), with a 401 and an RFC 6750 `WWW-Authenticate` error, and is
-//!   never logged.
+//!   never logged. A request with more than one `Authorization` header, or
+//!   several credentials in one (`Bearer a, Bearer b`, as a proxy may merge
+//!   them), is refused with a 400 `invalid_request`
+//!   ([`AuthError::AmbiguousCredentials`]): a proxy in front may have
+//!   judged the other one, so none is picked.
 //! - Access tokens must be `typ: at+jwt` (RFC 9068), unexpired, for your
 //!   audience alone (a token whose `aud` also names another service is
 //!   refused: it could be replayed there), from your issuer. With a [`VerifierBuilder::decryption_key`],
@@ -45,8 +76,8 @@ pub mod keys;
 pub mod urls;
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
 use tessera_jose::jwa::{JweAlgorithm, JweEncryption, JwsAlgorithm};
@@ -62,11 +93,26 @@ pub const ACCESS_TYP: &str = "at+jwt";
 /// `typ` of tessera step-up assertions.
 pub const STEP_UP_TYP: &str = "step-up+jwt";
 
+/// How long a key set stays in use without a successful refresh: 6 hours.
+///
+/// Long enough that an issuer outage of a few hours (or a JWKS endpoint
+/// blocked for as long) costs nothing but log lines and counters — time
+/// for whoever is on call to see [`Verifier::key_set_age`] grow and fix it;
+/// short enough that a key the issuer removed in an emergency stops being
+/// trusted the same day even where the JWKS cannot be reached. tessera
+/// keeps a retired key in its JWKS until the tokens it signed have expired
+/// (15 min for access tokens), so a normal rotation never needs a stale set.
+pub const DEFAULT_JWKS_MAX_STALENESS: Duration = Duration::from_secs(6 * 3600);
+
 /// Bounds on how long a fetched JWKS is used before it is fetched again,
-/// whatever the issuer's `Cache-Control` says.
+/// whatever the issuer's `Cache-Control` says. [`VerifierBuilder::build`]
+/// refuses `min` under one second, `min` above `max` and `default` outside
+/// them ([`BuildError::RefreshSchedule`]).
 #[derive(Debug, Clone, Copy)]
 pub struct RefreshBounds {
-    /// Never sooner than this (default 60 s).
+    /// Never sooner than this (default 60 s); also the first wait after a
+    /// failed refresh, doubling with each failure up to `max` (and to
+    /// `min` again once the key set is stale).
     pub min: Duration,
     /// Never later than this (default 1 h).
     pub max: Duration,
@@ -85,7 +131,6 @@ impl Default for RefreshBounds {
 }
 
 /// Builds a [`Verifier`]: issuer, audience and algorithms are required.
-#[derive(Default)]
 pub struct VerifierBuilder {
     issuer: Option<String>,
     audience: Option<String>,
@@ -94,15 +139,42 @@ pub struct VerifierBuilder {
     decryption: Option<(Jwk, Vec<(JweAlgorithm, JweEncryption)>)>,
     leeway: Option<Duration>,
     bounds: RefreshBounds,
+    max_staleness: Duration,
+    clock: Arc<dyn Clock>,
+    /// The first of `issuer`/`jwks_uri` given twice: refused at build.
+    repeated: Option<&'static str>,
+}
+
+impl Default for VerifierBuilder {
+    fn default() -> Self {
+        VerifierBuilder {
+            issuer: None,
+            audience: None,
+            algorithms: Vec::new(),
+            jwks_uri: None,
+            decryption: None,
+            leeway: None,
+            bounds: RefreshBounds::default(),
+            max_staleness: DEFAULT_JWKS_MAX_STALENESS,
+            clock: Arc::new(SystemClock),
+            repeated: None,
+        }
+    }
 }
 
 impl VerifierBuilder {
-    /// The issuer (`iss`), e.g. `https://auth.example.com`. Its RFC 8414
-    /// metadata names the JWKS URL, unless [`VerifierBuilder::jwks_uri`] does.
-    /// [`VerifierBuilder::build`] refuses it unless it is `https://` (or
-    /// `http://` on a loopback host), without userinfo, query or fragment,
-    /// and in normal form ([`urls::check_issuer`]).
+    /// The issuer, written exactly as its tokens' `iss` and its metadata's
+    /// `issuer` write it (compared as strings: `https://auth.example.com/`
+    /// and `https://auth.example.com` are two issuers). Its RFC 8414
+    /// metadata names the JWKS URL, unless [`VerifierBuilder::jwks_uri`]
+    /// does. [`VerifierBuilder::build`] refuses it unless it is `https://`
+    /// (or `http://` on a loopback host), without userinfo, query or
+    /// fragment, and in normal form ([`urls::check_issuer`]); given twice,
+    /// [`BuildError::Repeated`] (a verifier has one issuer).
     pub fn issuer(mut self, issuer: &str) -> Self {
+        if self.issuer.is_some() {
+            self.repeated.get_or_insert("issuer");
+        }
         self.issuer = Some(issuer.to_owned());
         self
     }
@@ -117,8 +189,13 @@ impl VerifierBuilder {
         self
     }
     /// The issuer's JWKS URL, instead of reading its metadata; `https://`,
-    /// or `http://` on a loopback host ([`urls::check_fetchable`]).
+    /// or `http://` on a loopback host ([`urls::check_fetchable`]). One only:
+    /// given twice, [`BuildError::Repeated`] — keys are never merged from
+    /// several sets.
     pub fn jwks_uri(mut self, uri: &str) -> Self {
+        if self.jwks_uri.is_some() {
+            self.repeated.get_or_insert("jwks_uri");
+        }
         self.jwks_uri = Some(uri.to_owned());
         self
     }
@@ -144,13 +221,36 @@ impl VerifierBuilder {
         self.bounds = bounds;
         self
     }
+    /// How long after the last successful JWKS fetch the key set is still
+    /// trusted while refreshes fail (default [`DEFAULT_JWKS_MAX_STALENESS`],
+    /// 6 h). Beyond it every token is refused ([`AuthError::Unavailable`],
+    /// 503) until a refresh succeeds. At least twice
+    /// [`RefreshBounds::max`], so that a refresh failing when due has as
+    /// long again to succeed; [`VerifierBuilder::build`] refuses less
+    /// ([`BuildError::RefreshSchedule`]).
+    pub fn jwks_max_staleness(mut self, max: Duration) -> Self {
+        self.max_staleness = max;
+        self
+    }
+    /// Where the time comes from, for `exp`/`nbf`/`iat` and the key set's
+    /// age (default: the system clock). For tests, which then never sleep.
+    pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
 
     /// Fetches the issuer's metadata (unless the JWKS URL was given) and its
-    /// JWKS: a verifier ready to use, or why not. The URLs are checked
-    /// first ([`BuildError::Url`]): nothing is fetched from a refused one.
+    /// JWKS: a verifier ready to use, or why not. The settings are checked
+    /// first ([`BuildError::Url`], [`BuildError::Repeated`],
+    /// [`BuildError::RefreshSchedule`]): nothing is fetched for a refused one.
     pub async fn build(self) -> Result<Verifier, BuildError> {
+        if let Some(which) = self.repeated {
+            return Err(BuildError::Repeated(which));
+        }
         let issuer = self.issuer.ok_or(BuildError::Missing("issuer"))?;
-        let issuer = urls::check_issuer(&issuer).map_err(|reason| BuildError::Url {
+        // Checked, then kept as written: the returned form drops a
+        // trailing `/`, which would make it another issuer (RFC 8414 §3.3).
+        urls::check_issuer(&issuer).map_err(|reason| BuildError::Url {
             which: "issuer",
             reason,
         })?;
@@ -164,6 +264,7 @@ impl VerifierBuilder {
                 reason,
             })?;
         }
+        check_schedule(&self.bounds, self.max_staleness).map_err(BuildError::RefreshSchedule)?;
         let http = keys::http_client(concat!("tessera-verify/", env!("CARGO_PKG_VERSION")))
             .map_err(BuildError::Http)?;
         let fetches = AtomicU64::new(0);
@@ -191,10 +292,13 @@ impl VerifierBuilder {
             decrypter,
             leeway,
             bounds: self.bounds,
+            max_staleness: self.max_staleness,
+            clock: self.clock,
             http,
             keys: RwLock::new(None),
             fetches,
             failures: AtomicU64::new(0),
+            stale_refusals: AtomicU64::new(0),
         };
         let verifier = Verifier {
             inner: Arc::new(inner),
@@ -202,6 +306,54 @@ impl VerifierBuilder {
         verifier.refresh().await.map_err(BuildError::Jwks)?;
         Ok(verifier)
     }
+}
+
+/// `bounds` and `max_staleness` as [`VerifierBuilder::build`] accepts them.
+fn check_schedule(bounds: &RefreshBounds, max_staleness: Duration) -> Result<(), String> {
+    let RefreshBounds { min, max, default } = *bounds;
+    if min < Duration::from_secs(1) {
+        // A JWKS served `no-store` would otherwise be fetched in a loop.
+        return Err(format!("RefreshBounds::min ({min:?}) is under one second"));
+    }
+    if min > max {
+        return Err(format!(
+            "RefreshBounds::min ({min:?}) is above RefreshBounds::max ({max:?})"
+        ));
+    }
+    if default < min || default > max {
+        return Err(format!(
+            "RefreshBounds::default ({default:?}) is outside min ({min:?}) and max ({max:?})"
+        ));
+    }
+    if max_staleness < max.saturating_mul(2) {
+        return Err(format!(
+            "jwks_max_staleness ({max_staleness:?}) is under twice RefreshBounds::max \
+             ({max:?}): a refresh that fails when due must have as long again to succeed"
+        ));
+    }
+    Ok(())
+}
+
+/// How long to wait after the `failures`-th failed refresh in a row: `min`,
+/// doubling with each failure up to `max` — but never past the moment the
+/// key set goes stale (`until_stale`), and so every `min` once it is.
+fn retry_after(bounds: &RefreshBounds, failures: u32, until_stale: Duration) -> Duration {
+    let doubling = 1u32 << failures.saturating_sub(1).min(20);
+    bounds
+        .min
+        .saturating_mul(doubling)
+        .min(bounds.max)
+        .min(until_stale)
+        .max(bounds.min)
+}
+
+/// The key set in use, and when it was fetched.
+struct KeySet {
+    verifier: Arc<tessera_jose::jws::Verifier>,
+    /// On the verifier's clock: its age is measured from here.
+    fetched_at: i64,
+    /// When the scheduled refresh is due (`Cache-Control` within bounds).
+    refresh_due: Instant,
 }
 
 struct Inner {
@@ -212,10 +364,13 @@ struct Inner {
     decrypter: Option<Decrypter>,
     leeway: u32,
     bounds: RefreshBounds,
+    max_staleness: Duration,
+    clock: Arc<dyn Clock>,
     http: reqwest::Client,
-    keys: RwLock<Option<Arc<tessera_jose::jws::Verifier>>>,
+    keys: RwLock<Option<KeySet>>,
     fetches: AtomicU64,
     failures: AtomicU64,
+    stale_refusals: AtomicU64,
 }
 
 /// Verifies tessera tokens for one audience. Cheap to clone (shared).
@@ -249,6 +404,11 @@ impl Verifier {
         VerifierBuilder::default()
     }
 
+    /// The issuer, as configured (and as its tokens' `iss` must be).
+    pub fn issuer(&self) -> &str {
+        &self.inner.issuer
+    }
+
     /// The issuer's JWKS URL in use.
     pub fn jwks_uri(&self) -> &str {
         &self.inner.jwks_uri
@@ -265,47 +425,123 @@ impl Verifier {
         self.inner.failures.load(Ordering::Relaxed)
     }
 
+    /// How long ago, on the verifier's clock, the key set in use was
+    /// fetched: the time since the last successful refresh.
+    pub fn key_set_age(&self) -> Duration {
+        let keys = self
+            .inner
+            .keys
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        keys.as_ref()
+            .map_or(Duration::ZERO, |k| self.age_since(k.fetched_at))
+    }
+
+    /// Whether the key set is older than its maximum age
+    /// ([`VerifierBuilder::jwks_max_staleness`]): tokens are refused
+    /// until a refresh succeeds.
+    pub fn key_set_stale(&self) -> bool {
+        self.key_set_age() > self.inner.max_staleness
+    }
+
+    /// How many tokens were refused because the key set was stale.
+    pub fn stale_refusals(&self) -> u64 {
+        self.inner.stale_refusals.load(Ordering::Relaxed)
+    }
+
+    /// The time since `fetched_at` on the verifier's clock, whole seconds
+    /// (none if the clock went back).
+    fn age_since(&self, fetched_at: i64) -> Duration {
+        let age = self.inner.clock.now().saturating_sub(fetched_at);
+        Duration::from_secs(u64::try_from(age).unwrap_or(0))
+    }
+
     /// Fetches the JWKS now and, if it holds usable keys, puts it in use.
     /// Returns how long to use it (`Cache-Control` within bounds). On
-    /// failure the key set in use stays, and the failure is counted.
+    /// failure the key set in use stays (until it is older than its
+    /// maximum age), and the failure is counted.
     pub async fn refresh(&self) -> Result<Duration, String> {
         let i = &self.inner;
         match keys::fetch_jwks(&i.http, &i.jwks_uri, &i.algorithms, &i.bounds, &i.fetches).await {
             Ok((verifier, ttl)) => {
-                if let Ok(mut slot) = i.keys.write() {
-                    *slot = Some(Arc::new(verifier));
-                }
+                let fresh = KeySet {
+                    verifier: Arc::new(verifier),
+                    fetched_at: i.clock.now(),
+                    refresh_due: Instant::now() + ttl,
+                };
+                *i.keys.write().unwrap_or_else(PoisonError::into_inner) = Some(fresh);
                 Ok(ttl)
             }
             Err(e) => {
                 i.failures.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(jwks_uri = %i.jwks_uri, error = %e,
-                    "JWKS refresh failed; the last good key set stays in use");
+                let age = self.key_set_age();
+                if age > i.max_staleness {
+                    tracing::error!(jwks_uri = %i.jwks_uri, error = %e, age_secs = age.as_secs(),
+                        max_staleness_secs = i.max_staleness.as_secs(),
+                        "JWKS refresh failed and the key set is past its maximum age: \
+                         every token is refused until a refresh succeeds");
+                } else {
+                    tracing::warn!(jwks_uri = %i.jwks_uri, error = %e, age_secs = age.as_secs(),
+                        "JWKS refresh failed; the last good key set stays in use");
+                }
                 Err(e)
             }
         }
     }
 
     /// Refreshes the JWKS on its schedule, for as long as the returned task
-    /// runs (abort it to stop). A failed refresh is retried after the minimum.
+    /// runs (abort it to stop): first when the key set fetched by `build`
+    /// (or the last refresh) is due by its `Cache-Control`. A failed
+    /// refresh is retried after [`RefreshBounds::min`], doubling with each
+    /// failure in a row up to [`RefreshBounds::max`], never later than the
+    /// moment the key set goes stale, and every `min` once it is.
     pub fn spawn_refresh(&self) -> tokio::task::JoinHandle<()> {
         let me = self.clone();
         tokio::spawn(async move {
-            let mut wait = me.inner.bounds.default;
+            let mut wait = me.until_refresh_due();
+            let mut failures: u32 = 0;
             loop {
                 tokio::time::sleep(wait).await;
-                wait = me.refresh().await.unwrap_or(me.inner.bounds.min);
+                wait = match me.refresh().await {
+                    Ok(ttl) => {
+                        failures = 0;
+                        ttl
+                    }
+                    Err(_) => {
+                        failures = failures.saturating_add(1);
+                        let until_stale = me.inner.max_staleness.saturating_sub(me.key_set_age());
+                        retry_after(&me.inner.bounds, failures, until_stale)
+                    }
+                };
             }
         })
     }
 
-    fn keys(&self) -> Result<Arc<tessera_jose::jws::Verifier>, AuthError> {
-        self.inner
+    fn until_refresh_due(&self) -> Duration {
+        let keys = self
+            .inner
             .keys
             .read()
-            .ok()
-            .and_then(|k| k.clone())
-            .ok_or(AuthError::Unavailable)
+            .unwrap_or_else(PoisonError::into_inner);
+        keys.as_ref().map_or(Duration::ZERO, |k| {
+            k.refresh_due.saturating_duration_since(Instant::now())
+        })
+    }
+
+    /// The key set to verify with, unless there is none or it is past its
+    /// maximum age (then the refusal is counted).
+    fn keys(&self) -> Result<Arc<tessera_jose::jws::Verifier>, AuthError> {
+        let keys = self
+            .inner
+            .keys
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        let keys = keys.as_ref().ok_or(AuthError::Unavailable)?;
+        if self.age_since(keys.fetched_at) > self.inner.max_staleness {
+            self.inner.stale_refusals.fetch_add(1, Ordering::Relaxed);
+            return Err(AuthError::Unavailable);
+        }
+        Ok(keys.verifier.clone())
     }
 
     /// Verifies an access token (`typ: at+jwt`): signature with the
@@ -348,10 +584,10 @@ impl Verifier {
             let decrypter = i.decrypter.as_ref().ok_or(AuthError::InvalidToken(
                 "sealed token, and no decryption key",
             ))?;
-            jwt::decrypt_and_verify::<T>(token, decrypter, &keys, &validation, &SystemClock)
+            jwt::decrypt_and_verify::<T>(token, decrypter, &keys, &validation, &*i.clock)
                 .map(jwt::NestedJwt::into_jwt)
         } else {
-            jwt::verify::<T>(token, &keys, &validation, &SystemClock)
+            jwt::verify::<T>(token, &keys, &validation, &*i.clock)
         };
         result
             .map(|v| Verified {
@@ -363,6 +599,46 @@ impl Verifier {
 
     /// The current time, as the verifier sees it.
     pub fn now(&self) -> i64 {
-        SystemClock.now()
+        self.inner.clock.now()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bounds(min: u64, max: u64) -> RefreshBounds {
+        RefreshBounds {
+            min: Duration::from_secs(min),
+            max: Duration::from_secs(max),
+            default: Duration::from_secs(min),
+        }
+    }
+
+    #[test]
+    fn failed_refreshes_back_off_within_bounds_and_keep_trying_while_stale() {
+        let b = bounds(60, 3600);
+        let far = Duration::from_secs(6 * 3600);
+        let waits: Vec<u64> = (1..=9).map(|n| retry_after(&b, n, far).as_secs()).collect();
+        assert_eq!(waits, [60, 120, 240, 480, 960, 1920, 3600, 3600, 3600]);
+        assert_eq!(retry_after(&b, u32::MAX, far), Duration::from_secs(3600));
+        // Never sleeping past the moment the set goes stale; every `min`
+        // once it is (tokens are being refused: recover quickly).
+        assert_eq!(
+            retry_after(&b, 7, Duration::from_secs(600)),
+            Duration::from_secs(600)
+        );
+        assert_eq!(retry_after(&b, 7, Duration::ZERO), Duration::from_secs(60));
+        assert_eq!(retry_after(&b, 1, Duration::ZERO), Duration::from_secs(60));
+    }
+
+    #[test]
+    fn the_default_schedule_is_accepted() {
+        assert_eq!(
+            check_schedule(&RefreshBounds::default(), DEFAULT_JWKS_MAX_STALENESS),
+            Ok(())
+        );
+        assert!(check_schedule(&bounds(1, 2), Duration::from_secs(4)).is_ok());
+        assert!(check_schedule(&bounds(1, 2), Duration::from_secs(3)).is_err());
     }
 }

@@ -120,6 +120,50 @@ pub fn check_issuer(text: &str) -> Result<String, UrlError> {
     Ok(written.to_owned())
 }
 
+/// Where an issuer's RFC 8414 metadata is (§3.1): the well-known string
+/// inserted between the host and the path, any terminating `/` of the path
+/// removed first. `issuer` as [`check_fetchable`] accepts it.
+///
+/// ```
+/// use tessera_verify::urls::metadata_url;
+/// let at = |issuer| metadata_url(issuer).unwrap();
+/// assert_eq!(at("https://a.example"), "https://a.example/.well-known/oauth-authorization-server");
+/// assert_eq!(at("https://a.example/"), "https://a.example/.well-known/oauth-authorization-server");
+/// assert_eq!(
+///     at("https://a.example/tenant1/"),
+///     "https://a.example/.well-known/oauth-authorization-server/tenant1"
+/// );
+/// ```
+pub fn metadata_url(issuer: &str) -> Result<String, UrlError> {
+    let mut url = fetchable(issuer)?;
+    let path = url.path().trim_end_matches('/').to_owned();
+    url.set_path(&format!("/.well-known/oauth-authorization-server{path}"));
+    url.set_query(None);
+    url.set_fragment(None);
+    Ok(url.into())
+}
+
+/// Where an issuer's OpenID Connect Discovery document is (Discovery §4):
+/// `/.well-known/openid-configuration` appended to the issuer, any
+/// terminating `/` removed first — the place of RFC 8414 metadata before
+/// RFC 8414 (§5), where tessera behind a path prefix serves it too.
+///
+/// ```
+/// use tessera_verify::urls::openid_configuration_url;
+/// assert_eq!(
+///     openid_configuration_url("https://a.example/tenant1/").unwrap(),
+///     "https://a.example/tenant1/.well-known/openid-configuration"
+/// );
+/// ```
+pub fn openid_configuration_url(issuer: &str) -> Result<String, UrlError> {
+    let mut url = fetchable(issuer)?;
+    let path = url.path().trim_end_matches('/').to_owned();
+    url.set_path(&format!("{path}/.well-known/openid-configuration"));
+    url.set_query(None);
+    url.set_fragment(None);
+    Ok(url.into())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -221,6 +265,55 @@ mod tests {
         for (bad, why) in cases {
             assert_eq!(check_issuer(bad).as_ref(), Err(why), "{bad}");
         }
+    }
+
+    /// Issue 23: RFC 8414 §3.1 inserts the well-known string between the
+    /// host and the path (the path used to be appended after it).
+    #[test]
+    fn metadata_is_where_rfc_8414_puts_it() {
+        for (issuer, metadata, openid) in [
+            (
+                "https://a.example",
+                "https://a.example/.well-known/oauth-authorization-server",
+                "https://a.example/.well-known/openid-configuration",
+            ),
+            (
+                "https://a.example/",
+                "https://a.example/.well-known/oauth-authorization-server",
+                "https://a.example/.well-known/openid-configuration",
+            ),
+            (
+                "https://a.example/tenant1",
+                "https://a.example/.well-known/oauth-authorization-server/tenant1",
+                "https://a.example/tenant1/.well-known/openid-configuration",
+            ),
+            (
+                "https://a.example/t/1/",
+                "https://a.example/.well-known/oauth-authorization-server/t/1",
+                "https://a.example/t/1/.well-known/openid-configuration",
+            ),
+            (
+                "http://127.0.0.1:8080/a%20b",
+                "http://127.0.0.1:8080/.well-known/oauth-authorization-server/a%20b",
+                "http://127.0.0.1:8080/a%20b/.well-known/openid-configuration",
+            ),
+            (
+                "https://a.example:8443/x",
+                "https://a.example:8443/.well-known/oauth-authorization-server/x",
+                "https://a.example:8443/x/.well-known/openid-configuration",
+            ),
+        ] {
+            assert_eq!(metadata_url(issuer).as_deref(), Ok(metadata), "{issuer}");
+            assert_eq!(
+                openid_configuration_url(issuer).as_deref(),
+                Ok(openid),
+                "{issuer}"
+            );
+        }
+        assert_eq!(
+            metadata_url("http://auth.example.com"),
+            Err(UrlError::PlainHttp)
+        );
     }
 
     #[test]

@@ -26,6 +26,11 @@ use tessera_server::{clients, Server};
 use tessera_verify::{AccessClaims, AuthError, Claims, RefreshBounds, Verifier};
 use tower::ServiceExt;
 
+mod credentials;
+mod issuers;
+mod key_set_age;
+mod support;
+
 const API: &str = "https://api.example.com";
 const RECORDS: &str = "https://records.example.com";
 const MASTER: &str = "3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c";
