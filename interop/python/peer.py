@@ -18,8 +18,8 @@ from jwcrypto.common import JWException
 CAPABILITIES = {
     "jws": ["HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
             "ES256", "ES384", "ES512", "ES256K", "EdDSA"],
-    # RSA1_5 is here: jwcrypto still writes it, and tessera reads it when told
-    # to (--allow-rsa1-5), but never writes it.
+    # RSA1_5 is here: jwcrypto still writes it, and tessera must refuse it (its
+    # RSA1_5 decryption was removed; it never wrote it).
     "jwe_alg": ["RSA1_5", "RSA-OAEP", "RSA-OAEP-256", "A128KW", "A192KW", "A256KW", "dir",
                 "ECDH-ES", "ECDH-ES+A128KW", "ECDH-ES+A192KW", "ECDH-ES+A256KW",
                 "A128GCMKW", "A192GCMKW", "A256GCMKW", "PBES2-HS256+A128KW",

@@ -31,9 +31,10 @@ pub enum JweCommand {
     ///
     /// You name the alg and enc values you accept; anything else is refused
     /// (exit 1). Every decryption failure gives the same message, on purpose.
-    /// Compressed JWEs need --allow-zip (inflated under a 250,000-byte cap);
-    /// RSA1_5 needs --allow-rsa1-5. Exit 0: decrypted; 1: refused; 2: usage
-    /// error or malformed input.
+    /// Compressed JWEs need --allow-zip (inflated under a 250,000-byte cap).
+    /// RSA1_5 is never decrypted: its decryption was removed (see
+    /// --allow-rsa1-5). Exit 0: decrypted; 1: refused; 2: usage error or
+    /// malformed input.
     #[command(after_help = "Example:
   tessera jwe decrypt --key me.jwk --alg RSA-OAEP-256,ECDH-ES+A256KW --enc A256GCM --in token.jwe")]
     Decrypt {
@@ -49,8 +50,9 @@ pub enum JweCommand {
         /// Accept compressed ("zip": "DEF") JWEs.
         #[arg(long)]
         allow_zip: bool,
-        /// Accept RSA1_5 (RSAES-PKCS1-v1_5), which invites padding-oracle
-        /// attacks; only for old senders that cannot do RSA-OAEP.
+        /// Removed: always an error (exit 2). RSA1_5 (RSAES-PKCS1-v1_5)
+        /// decryption leaks its padding check through timing (the Marvin
+        /// attack); ask the sender for RSA-OAEP-256 or ECDH-ES instead.
         #[arg(long = "allow-rsa1-5")]
         allow_rsa1_5: bool,
         #[command(flatten)]
@@ -130,7 +132,15 @@ fn one<T: Copy>(list: Vec<T>, flag: &str) -> Outcome<T> {
     }
 }
 
-/// A decrypter for every pair of `algs` × `encs` the keys of `path` can serve.
+/// Why RSA1_5 is not decrypted, and what to do instead.
+const RSA1_5_REMOVED: &str = "RSA1_5 decryption was removed from tessera: RSAES-PKCS1-v1_5 \
+     cannot be decrypted here in constant time, and the timing of its padding check lets an \
+     attacker decrypt tokens (a Bleichenbacher padding oracle, the Marvin attack). Ask the \
+     sender to encrypt with RSA-OAEP-256 (or ECDH-ES, e.g. ECDH-ES+A256KW) instead";
+
+/// A decrypter for every pair of `algs` × `encs` the keys of `path` can
+/// serve. `allow_rsa1_5` (the `--allow-rsa1-5` flag) is kept so that old
+/// scripts get the reason instead of "unexpected argument": it is refused.
 pub fn decrypter(
     path: &Path,
     algs: &str,
@@ -139,12 +149,14 @@ pub fn decrypter(
     allow_rsa1_5: bool,
     alg_flag: &str,
 ) -> Outcome<Decrypter> {
+    if allow_rsa1_5 {
+        return Err(Failure::Usage(format!("--allow-rsa1-5: {RSA1_5_REMOVED}")));
+    }
     let algs = jwe_algs(algs, alg_flag)?;
     let encs = jwe_encs(encs)?;
-    if algs.contains(&JweAlgorithm::RSA1_5) && !allow_rsa1_5 {
+    if algs.contains(&JweAlgorithm::RSA1_5) {
         return Err(Failure::Usage(format!(
-            "{alg_flag} RSA1_5 is refused unless you also pass --allow-rsa1-5 \
-             (it invites padding-oracle attacks)"
+            "{alg_flag} RSA1_5: {RSA1_5_REMOVED}"
         )));
     }
     let pairs: Vec<(JweAlgorithm, JweEncryption)> = algs
@@ -167,9 +179,6 @@ pub fn decrypter(
     let mut builder = Decrypter::builder();
     if allow_zip {
         builder = builder.allow_compression();
-    }
-    if allow_rsa1_5 {
-        builder = builder.dangerous_allow_rsa1_5();
     }
     if file.is_set {
         builder = builder

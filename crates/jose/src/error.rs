@@ -194,8 +194,8 @@ pub enum JweError {
     /// The header is missing `alg` or `enc`, or names an algorithm tessera does not implement.
     #[error("unsupported or missing alg/enc")]
     UnsupportedAlgorithm,
-    /// The `alg`/`enc` pair is not one the decrypter allows (or, encrypting,
-    /// one tessera never produces, such as `RSA1_5`).
+    /// The `alg`/`enc` pair is not one the decrypter allows, or one tessera
+    /// never uses: `RSA1_5`, refused for encryption and decryption alike.
     #[error("{0} is not allowed here")]
     AlgorithmNotAllowed(&'static str),
     /// The `kid` names no key of the decrypter.

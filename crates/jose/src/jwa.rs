@@ -223,7 +223,8 @@ impl FromStr for JwsAlgorithm {
 /// (RFC 7518 §4.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyManagement {
-    /// RSAES-PKCS1-v1_5 (decryption only, and only on explicit opt-in).
+    /// RSAES-PKCS1-v1_5: named so that a header naming it gets a clear
+    /// refusal; tessera neither encrypts nor decrypts with it.
     RsaPkcs1,
     /// RSAES-OAEP, with the hash for both OAEP and MGF1 (`None` = SHA-1).
     RsaOaep(Option<Hash>),
@@ -243,7 +244,8 @@ pub enum KeyManagement {
 macro_rules! jwe_algorithms {
     ($($v:ident $name:literal $km:expr;)*) => {
         /// A JWE key-management algorithm (`alg`, RFC 7518 §4.1). `RSA1_5`
-        /// exists for decryption only.
+        /// is parsed, so that a token naming it is refused with
+        /// `ERR_JWE_ALG_NOT_ALLOWED`, but no encrypter or decrypter takes it.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
         #[allow(non_camel_case_types, clippy::upper_case_acronyms)]
         pub enum JweAlgorithm {

@@ -31,10 +31,11 @@
 //!   a plaintext; [`danger::decode_unverified`] is the one explicit
 //!   exception, for inspection tools.
 //! - JWE: the decrypter, like the verifier, pins `alg`/`enc` per key;
-//!   `RSA1_5` is never produced and decrypted only on opt-in (with the
-//!   RFC 7516 §11.5 defence); `zip` needs opt-in and is inflated under a cap;
-//!   ECDH-ES ephemeral keys must be on the recipient key's curve; PBES2
-//!   iteration counts are bounded. Signing and encryption keys stay apart
+//!   `RSA1_5` is neither produced nor decrypted (its PKCS#1 v1.5 padding
+//!   check cannot be made constant time here: the Marvin attack); `zip`
+//!   needs opt-in and is inflated under a cap; ECDH-ES ephemeral keys must
+//!   be on the recipient key's curve; PBES2 iteration counts are bounded.
+//!   Signing and encryption keys stay apart
 //!   (`use`, `key_ops`).
 //!
 //! ```

@@ -715,7 +715,8 @@ fn jwe_encrypt_decrypt_and_refuse() {
         "{}",
         w.stderr
     );
-    // RSA1_5: never produced; decrypted only with --allow-rsa1-5.
+    // RSA1_5: never produced, never decrypted (see
+    // jwe_decrypt_refuses_rsa1_5_even_with_allow_rsa1_5).
     d.pipe(
         &sh("jwe encrypt --key rsa.pub.jwk --alg RSA1_5 --enc A128GCM"),
         "x",
@@ -832,7 +833,6 @@ fn jwe_rfc7520_vectors() {
         ("jwe/5_6.direct_encryption_using_aes-gcm.json", &[]),
         ("jwe/5_8.key_wrap_using_aes-keywrap_with_aes-gcm.json", &[]),
         ("jwe/5_9.compressed_content.json", &["--allow-zip"]),
-        ("jwe/5_1.key_encryption_using_rsa_v15_and_aes-hmac-sha2.json", &["--allow-rsa1-5"]),
     ] {
         let v = vectors(file);
         d.write("k.jwk", v["input"]["key"].to_string());
@@ -850,6 +850,97 @@ fn jwe_rfc7520_vectors() {
             assert_eq!(out.text(), v["input"]["plaintext"].as_str().unwrap(), "{file} {form}");
         }
     }
+}
+
+/// A valid RSA1_5 JWE (RFC 7520 §5.1) is refused however it is asked for:
+/// `--allow-rsa1-5` (still accepted as a flag, for the message) and
+/// `--alg RSA1_5` are usage errors saying why and what to do instead, and
+/// the token given to a decrypter for RSA-OAEP is refused by its `alg`.
+#[test]
+fn jwe_decrypt_refuses_rsa1_5_even_with_allow_rsa1_5() {
+    let d = Dir::new();
+    let v = vectors("jwe/5_1.key_encryption_using_rsa_v15_and_aes-hmac-sha2.json");
+    assert_eq!(v["input"]["alg"], "RSA1_5");
+    d.write("k.jwk", v["input"]["key"].to_string());
+    let enc = v["input"]["enc"].as_str().unwrap();
+    let removed = |out: &Out| {
+        for needle in [
+            "RSA1_5 decryption was removed",
+            "Marvin",
+            "RSA-OAEP-256",
+            "ECDH-ES",
+        ] {
+            assert!(out.stderr.contains(needle), "{needle}: {}", out.stderr);
+        }
+    };
+    for form in ["compact", "json_flat", "json"] {
+        let token = match &v["output"][form] {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        for (alg, extra) in [
+            ("RSA1_5", &["--allow-rsa1-5"][..]),
+            ("RSA1_5", &[]),
+            ("RSA-OAEP-256,RSA1_5", &[]),
+            ("RSA-OAEP-256", &["--allow-rsa1-5"]),
+        ] {
+            let mut args = vec![
+                "jwe", "decrypt", "--key", "k.jwk", "--alg", alg, "--enc", enc,
+            ];
+            args.extend_from_slice(extra);
+            let out = d.pipe(&args, &token).expect(2);
+            removed(&out);
+            assert!(out.stdout.is_empty(), "{form} {alg} {extra:?}");
+        }
+        let out = d
+            .pipe(
+                &[
+                    "jwe",
+                    "decrypt",
+                    "--key",
+                    "k.jwk",
+                    "--alg",
+                    "RSA-OAEP-256,RSA-OAEP",
+                    "--enc",
+                    enc,
+                ],
+                &token,
+            )
+            .expect(1);
+        assert!(
+            out.stderr.contains("ERR_JWE_ALG_NOT_ALLOWED"),
+            "{form}: {}",
+            out.stderr
+        );
+        assert!(out.stdout.is_empty(), "{form}");
+    }
+    // The nested-token path shares the decrypter: --key-alg RSA1_5 likewise.
+    d.key(
+        "sig.jwk",
+        &["--kty", "EC", "--crv", "P-256", "--alg", "ES256"],
+    );
+    d.public("sig.jwk", "sig.pub.jwk");
+    let token = v["output"]["compact"].as_str().unwrap();
+    let out = d
+        .pipe(
+            &[
+                "jwt",
+                "verify",
+                "--key",
+                "sig.pub.jwk",
+                "--alg",
+                "ES256",
+                "--decrypt-key",
+                "k.jwk",
+                "--key-alg",
+                "RSA1_5",
+                "--enc",
+                enc,
+            ],
+            token,
+        )
+        .expect(2);
+    removed(&out);
 }
 
 #[test]

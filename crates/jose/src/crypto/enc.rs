@@ -1,6 +1,6 @@
-//! The JWE primitives, on aws-lc-rs: RSA-OAEP and RSAES-PKCS1-v1_5, AES Key
-//! Wrap, AES-GCM, AES-CBC with HMAC-SHA-2 (RFC 7518 §5.2), ECDH on the NIST
-//! curves and X25519, PBKDF2.
+//! The JWE primitives, on aws-lc-rs: RSA-OAEP, AES Key Wrap, AES-GCM, AES-CBC
+//! with HMAC-SHA-2 (RFC 7518 §5.2), ECDH on the NIST curves and X25519,
+//! PBKDF2.
 //!
 //! Every function here works on raw bytes; JOSE structure (headers, base64url,
 //! which key serves which algorithm) lives in `crate::jwe`. Failures that
@@ -19,7 +19,7 @@ use aws_lc_rs::key_wrap::{self, AesKek, KeyWrap as _};
 use aws_lc_rs::{hmac, pbkdf2, rsa};
 use zeroize::{Zeroize, Zeroizing};
 
-use super::{constant_time_eq, hmac_alg, random_bytes, rejected};
+use super::{constant_time_eq, hmac_alg, rejected};
 use crate::error::Error;
 use crate::jwa::{Hash, JweEncryption};
 
@@ -341,32 +341,25 @@ impl RsaEncryptingKey {
     }
 }
 
-/// An RSA private key prepared for one decryption scheme.
-pub(crate) enum RsaDecryptingKey {
-    Oaep(rsa::OaepPrivateDecryptingKey),
-    Pkcs1(rsa::Pkcs1PrivateDecryptingKey),
-}
+/// An RSA private key prepared for RSAES-OAEP, the one RSA decryption
+/// scheme tessera has. RSAES-PKCS1-v1_5 (`RSA1_5`) is gone: aws-lc-rs's
+/// PKCS#1 v1.5 decryption takes an error path on bad padding, a timing
+/// signal (the Marvin attack), and offers no raw RSA operation on which
+/// constant-time implicit rejection could be built.
+pub(crate) struct RsaDecryptingKey(rsa::OaepPrivateDecryptingKey);
 
 impl RsaDecryptingKey {
-    /// From a DER PKCS#8 private key; `pkcs1` selects RSAES-PKCS1-v1_5.
-    pub(crate) fn from_pkcs8(der: &[u8], pkcs1: bool) -> Result<Self, Error> {
+    /// From a DER PKCS#8 private key.
+    pub(crate) fn from_pkcs8(der: &[u8]) -> Result<Self, Error> {
         let key = rsa::PrivateDecryptingKey::from_pkcs8(der).map_err(rejected)?;
-        if pkcs1 {
-            rsa::Pkcs1PrivateDecryptingKey::new(key)
-                .map(RsaDecryptingKey::Pkcs1)
-                .map_err(rejected)
-        } else {
-            rsa::OaepPrivateDecryptingKey::new(key)
-                .map(RsaDecryptingKey::Oaep)
-                .map_err(rejected)
-        }
+        rsa::OaepPrivateDecryptingKey::new(key)
+            .map(RsaDecryptingKey)
+            .map_err(rejected)
     }
 
     /// RSAES-OAEP decryption.
     pub(crate) fn decrypt_oaep(&self, hash: Option<Hash>, ct: &[u8]) -> Result<Secret, Failed> {
-        let RsaDecryptingKey::Oaep(key) = self else {
-            return Err(Failed);
-        };
+        let key = &self.0;
         let mut out = Zeroizing::new(vec![0u8; key.min_output_size()]);
         let n = key
             .decrypt(oaep(hash), ct, &mut out, None)
@@ -374,34 +367,6 @@ impl RsaDecryptingKey {
             .len();
         out.truncate(n);
         Ok(out)
-    }
-
-    /// RSAES-PKCS1-v1_5 decryption of a CEK of `cek_len` bytes, with the
-    /// RFC 7516 §11.5 / RFC 3218 §2.3.2 defence: a random CEK is drawn first,
-    /// and it replaces the decrypted value (by a branch-free select) whenever
-    /// padding or length is wrong. The caller sees a CEK either way; a bad
-    /// one only shows up as the content failing to decrypt, like any other
-    /// wrong key.
-    pub(crate) fn decrypt_pkcs1_or_random(
-        &self,
-        ct: &[u8],
-        cek_len: usize,
-    ) -> Result<Secret, Error> {
-        let RsaDecryptingKey::Pkcs1(key) = self else {
-            return Err(Error::Crypto);
-        };
-        let mut cek = random_bytes(cek_len)?;
-        let mut out = Zeroizing::new(vec![0u8; key.min_output_size().max(cek_len)]);
-        let (ok, len) = match key.decrypt(ct, &mut out) {
-            Ok(pt) => (1u8, pt.len()),
-            Err(_) => (0u8, 0),
-        };
-        // 0xff when the decryption succeeded with the right length, else 0.
-        let keep = (ok & u8::from(len == cek_len)).wrapping_neg();
-        for (c, d) in cek.iter_mut().zip(out.iter()) {
-            *c = (*d & keep) | (*c & !keep);
-        }
-        Ok(cek)
     }
 }
 
@@ -633,21 +598,5 @@ mod tests {
         );
         // A small-order point yields an all-zero secret: refused.
         assert_eq!(bob.agree(&[0u8; 32]), Err(Failed));
-    }
-
-    #[test]
-    fn pkcs1_failure_yields_a_random_key_of_the_right_length() {
-        let pkcs8 = {
-            use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der};
-            let k = rsa::PrivateDecryptingKey::generate(rsa::KeySize::Rsa2048).unwrap();
-            let der: Pkcs8V1Der = k.as_der().unwrap();
-            der.as_ref().to_vec()
-        };
-        let key = RsaDecryptingKey::from_pkcs8(&pkcs8, true).unwrap();
-        let garbage = vec![7u8; 256];
-        let a = key.decrypt_pkcs1_or_random(&garbage, 32).unwrap();
-        let b = key.decrypt_pkcs1_or_random(&garbage, 32).unwrap();
-        assert_eq!(a.len(), 32);
-        assert_ne!(a, b, "a fresh random CEK on every failure");
     }
 }

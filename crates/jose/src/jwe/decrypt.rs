@@ -65,7 +65,6 @@ pub struct DecrypterBuilder {
     limits: Limits,
     max_decompressed: Option<usize>,
     max_pbes2_count: u32,
-    allow_rsa1_5: bool,
 }
 
 impl Default for DecrypterBuilder {
@@ -77,7 +76,6 @@ impl Default for DecrypterBuilder {
             limits: Limits::default(),
             max_decompressed: None,
             max_pbes2_count: DEFAULT_MAX_PBES2_COUNT,
-            allow_rsa1_5: false,
         }
     }
 }
@@ -91,8 +89,9 @@ impl std::fmt::Debug for DecrypterBuilder {
 impl DecrypterBuilder {
     /// Adds `key` (a private key, or a shared secret) for the `alg`/`enc`
     /// pairs `pairs`. Each must suit the key's type, size, `alg`, `use` and
-    /// `key_ops` ([`Jwk::check_permits_jwe`]), or this fails. Pairs with
-    /// `RSA1_5` also need [`DecrypterBuilder::dangerous_allow_rsa1_5`].
+    /// `key_ops` ([`Jwk::check_permits_jwe`]), or this fails. A pair with
+    /// `RSA1_5` always fails (`ERR_JWE_ALG_NOT_ALLOWED`): tessera does not
+    /// decrypt RSAES-PKCS1-v1_5 at all (see [the manual](crate::manual)).
     pub fn key(
         mut self,
         key: &Jwk,
@@ -100,6 +99,13 @@ impl DecrypterBuilder {
     ) -> Result<Self, Error> {
         if pairs.is_empty() {
             return Err(KeyError::Empty.into());
+        }
+        // RSA1_5 decryption was removed: aws-lc-rs's PKCS#1 v1.5 decryption
+        // is not constant time on bad padding (the Marvin attack) and it has
+        // no raw RSA operation to build implicit rejection on. Refused here,
+        // when the decrypter is built, whatever else the caller asks for.
+        if let Some(&(alg, _)) = pairs.iter().find(|(a, _)| *a == JweAlgorithm::RSA1_5) {
+            return Err(JweError::AlgorithmNotAllowed(alg.name()).into());
         }
         let mut by_alg: Vec<(JweAlgorithm, RecipientKey)> = Vec::new();
         for &(alg, enc) in pairs {
@@ -141,16 +147,6 @@ impl DecrypterBuilder {
         Ok(self)
     }
 
-    /// Permits `RSA1_5` pairs. RSAES-PKCS1-v1_5 invites padding-oracle
-    /// attacks (Bleichenbacher); tessera decrypts it only when asked, and
-    /// then with the RFC 7516 §11.5 defence: on any padding or length error
-    /// a random CEK is used, on the same code path, so the failure looks like
-    /// every other decryption failure. It never encrypts with it.
-    pub fn dangerous_allow_rsa1_5(mut self) -> Self {
-        self.allow_rsa1_5 = true;
-        self
-    }
-
     /// Accepts compressed (`zip: DEF`) JWEs, inflating at most
     /// [`DEFAULT_MAX_DECOMPRESSED`] bytes (250 KB).
     pub fn allow_compression(self) -> Self {
@@ -189,19 +185,11 @@ impl DecrypterBuilder {
         self
     }
 
-    /// The decrypter. Refused when empty, when two keys of one type share a
-    /// `kid`, or when a pair uses `RSA1_5` without
-    /// [`DecrypterBuilder::dangerous_allow_rsa1_5`].
+    /// The decrypter. Refused when empty or when two keys of one type share
+    /// a `kid`.
     pub fn build(self) -> Result<Decrypter, Error> {
         if self.keys.is_empty() {
             return Err(KeyError::Empty.into());
-        }
-        let uses_rsa1_5 = self
-            .keys
-            .iter()
-            .any(|k| k.pairs.iter().any(|(a, _)| *a == JweAlgorithm::RSA1_5));
-        if uses_rsa1_5 && !self.allow_rsa1_5 {
-            return Err(JweError::AlgorithmNotAllowed("RSA1_5").into());
         }
         ensure_unique_kids(self.keys.iter().map(|k| (k.kid.as_deref(), k.kty)))?;
         Ok(Decrypter {

@@ -323,12 +323,13 @@ impl RecipientKey {
     pub(crate) fn prepare(key: &Jwk, alg: JweAlgorithm, enc: JweEncryption) -> Result<Self, Error> {
         key.check_permits_jwe(true, alg, enc)?;
         Ok(match alg.key_management() {
-            KeyManagement::RsaPkcs1 | KeyManagement::RsaOaep(_) => {
+            // RSA1_5 decryption was removed (no constant-time PKCS#1 v1.5
+            // decryption in aws-lc-rs: the Marvin attack); DecrypterBuilder
+            // refuses it first, this is the backstop.
+            KeyManagement::RsaPkcs1 => return Err(JweError::AlgorithmNotAllowed(alg.name()).into()),
+            KeyManagement::RsaOaep(_) => {
                 let pkcs8 = key.to_der(KeyFormat::Pkcs8)?;
-                RecipientKey::Rsa(RsaDecryptingKey::from_pkcs8(
-                    &pkcs8,
-                    alg == JweAlgorithm::RSA1_5,
-                )?)
+                RecipientKey::Rsa(RsaDecryptingKey::from_pkcs8(&pkcs8)?)
             }
             KeyManagement::EcdhEs(_) => {
                 let curve = ecdh_curve(key)?;
@@ -378,9 +379,6 @@ impl RecipientKey {
         let cek = match (alg.key_management(), self) {
             (KeyManagement::RsaOaep(hash), RecipientKey::Rsa(k)) => {
                 k.decrypt_oaep(hash, encrypted_key).map_err(|_| failed())?
-            }
-            (KeyManagement::RsaPkcs1, RecipientKey::Rsa(k)) => {
-                k.decrypt_pkcs1_or_random(encrypted_key, enc.key_len())?
             }
             (KeyManagement::AesKw(_), RecipientKey::Secret(kek)) => {
                 prim::aes_kw_unwrap(kek, encrypted_key).map_err(|_| failed())?

@@ -26,12 +26,13 @@
 //! assert_eq!(opened.header().enc(), enc);
 //! ```
 //!
-//! What is refused, whatever the header says: `RSA1_5` for encryption (and
-//! for decryption unless the caller opts in, with the RFC 7516 §11.5
-//! defence); `zip` unless enabled (then inflated under a cap); an `epk` off
-//! the recipient key's curve; a PBES2 `p2c` above the bound or `p2s` under 8
-//! bytes; keys marked `use: sig`; an `alg`/`enc` pair the key was not added
-//! for. Every decryption failure is the same [`JweError::DecryptionFailed`].
+//! What is refused, whatever the header says: `RSA1_5`, for encryption and
+//! decryption alike (no constant-time PKCS#1 v1.5 decryption is available:
+//! the Marvin attack); `zip` unless enabled (then inflated under a cap); an
+//! `epk` off the recipient key's curve; a PBES2 `p2c` above the bound or
+//! `p2s` under 8 bytes; keys marked `use: sig`; an `alg`/`enc` pair the key
+//! was not added for. Every decryption failure is the same
+//! [`JweError::DecryptionFailed`].
 //!
 //! [`JweError::DecryptionFailed`]: crate::error::JweError::DecryptionFailed
 
