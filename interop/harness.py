@@ -56,7 +56,7 @@ ECDH_EXTRA_CURVES = ["P-384", "P-521", "X25519"]
 ECDH_EXTRA_ENC = "A256GCM"
 ENC_BITS = {"A128CBC-HS256": 256, "A192CBC-HS384": 384, "A256CBC-HS512": 512,
             "A128GCM": 128, "A192GCM": 192, "A256GCM": 256}
-# tessera writes PBES2 with p2c = 600,000 by default; jose accepts at most
+# tessera writes PBES2 with p2c = 100,000 by default; jose accepts at most
 # 10,000 and jwcrypto 16,384 unless told otherwise, so the harness asks for
 # a count both accept (`jwe encrypt --p2c`).
 PEER_P2C = 10_000

@@ -90,7 +90,8 @@ pub struct EncryptArgs {
     pub serialization: Serialization,
     #[command(flatten)]
     pub input: InputArg,
-    /// PBES2 only: the iteration count written as `p2c` (default 600,000).
+    /// PBES2 only: the iteration count written as `p2c` (default 100,000,
+    /// the most a default decrypter accepts).
     /// Other libraries cap what they accept (panva/jose 10,000, jwcrypto
     /// 16,384 by default): give such a recipient a count within its cap.
     #[arg(long, value_name = "N")]

@@ -13,7 +13,9 @@ use crate::common::{emit, emit_line, read_input, setup, Failure, KeyFile, Outcom
 pub enum JwkCommand {
     /// Generate a private key and print it as a JWK (keep the output secret).
     ///
-    /// Without --kid, the key's RFC 7638 thumbprint becomes its kid. With
+    /// Without --kid, the key's RFC 7638 thumbprint becomes its kid (for a
+    /// symmetric key, whose thumbprint is a hash of the secret, a random
+    /// one). With
     /// --alg, the key is bound to that one algorithm and its "use" is set
     /// ("sig" for JWS algorithms, "enc" for JWE ones), so it cannot be
     /// misused for the other; --crv and --bits are then inferred where the
@@ -33,7 +35,9 @@ pub enum JwkCommand {
     /// Print a key's RFC 7638 thumbprint (base64url), one line per key.
     ///
     /// The thumbprint identifies a key by its public members only, so a
-    /// private key and its public part have the same one.
+    /// private key and its public part have the same one. A symmetric key's
+    /// thumbprint is an unsalted hash of the secret: keep it as secret as
+    /// the key.
     #[command(after_help = "Example:
   tessera jwk thumbprint --hash sha256 --in key.pub.jwk")]
     Thumbprint {
@@ -149,7 +153,8 @@ pub struct KeyMeta {
     /// What the key is for: sig (signatures) or enc (encryption).
     #[arg(long = "use", value_enum)]
     key_use: Option<Use>,
-    /// The key id (default: the key's RFC 7638 thumbprint).
+    /// The key id (default: the key's RFC 7638 thumbprint; random for a
+    /// symmetric key, whose thumbprint would be a hash of the secret).
     #[arg(long, allow_hyphen_values = true)]
     kid: Option<String>,
 }
@@ -326,10 +331,10 @@ fn apply_meta(mut key: Jwk, alg: Option<AnyAlg>, meta: &KeyMeta) -> Outcome<Jwk>
     if let Some(name) = &meta.alg {
         key = key.with_alg(name).map_err(setup("--alg"))?;
     }
-    Ok(match &meta.kid {
-        Some(kid) => key.with_kid(kid),
-        None => key.with_thumbprint_kid(),
-    })
+    match &meta.kid {
+        Some(kid) => Ok(key.with_kid(kid)),
+        None => key.with_default_kid().map_err(setup("the kid")),
+    }
 }
 
 fn public(input: &InputArg) -> Outcome {

@@ -302,6 +302,14 @@ impl Validation {
         rest: &Map<String, Value>,
         now: i64,
     ) -> Result<(), Error> {
+        if !header.b64() {
+            // RFC 7797 §7: a JWT's payload is always base64url-encoded; an
+            // unencoded one is a JWS of something else, never claims.
+            return Err(crate::error::JwsError::InvalidHeader(
+                "a JWT must not use an unencoded payload (b64: false, RFC 7797 §7)",
+            )
+            .into());
+        }
         if let Some(expected) = &self.typ {
             if !header
                 .typ()
@@ -482,6 +490,12 @@ pub fn sign<T: Serialize>(
                 reason: e.to_string(),
             }),
         })?;
+    if header.is_unencoded() {
+        return Err(crate::error::JwsError::InvalidHeader(
+            "a JWT must not use an unencoded payload (b64: false, RFC 7797 §7)",
+        )
+        .into());
+    }
     signer.sign_compact_with(&signer.protect_typed(header, "JWT"), &payload)
 }
 

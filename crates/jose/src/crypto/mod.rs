@@ -314,6 +314,86 @@ pub(crate) fn x25519_public_from_private(private: &[u8]) -> Result<Vec<u8>, Erro
     Ok(public.as_ref().to_vec())
 }
 
+/// p = 2^255 − 19, little-endian: the field of Curve25519 and edwards25519.
+const P25519_LE: [u8; 32] = {
+    let mut p = [0xff; 32];
+    p[0] = 0xed;
+    p[31] = 0x7f;
+    p
+};
+
+/// Whether the 255-bit little-endian number in `bytes` (bit 255 ignored) is
+/// below p, i.e. a canonical field element.
+fn below_p25519(bytes: &[u8; 32]) -> bool {
+    let mut masked = *bytes;
+    if let Some(top) = masked.last_mut() {
+        *top &= 0x7f;
+    }
+    for (b, p) in masked.iter().rev().zip(P25519_LE.iter().rev()) {
+        if b != p {
+            return b < p;
+        }
+    }
+    false
+}
+
+/// The `y` of the eight small-order points of edwards25519 (the 8-torsion:
+/// order 1 at y = 1, order 2 at y = −1, order 4 at y = 0, order 8 at
+/// y = ±y8 with y8² = (−1 + √(1 + d)) / d, worked out from RFC 8032 §5.1's
+/// curve equation and checked by the unit test below), little-endian.
+const ED25519_SMALL_ORDER_Y: [[u8; 32]; 5] = {
+    let mut one = [0u8; 32];
+    one[0] = 1;
+    let mut minus_one = P25519_LE;
+    minus_one[0] = 0xec;
+    [
+        [0u8; 32],
+        one,
+        minus_one,
+        [
+            0x26, 0xe8, 0x95, 0x8f, 0xc2, 0xb2, 0x27, 0xb0, 0x45, 0xc3, 0xf4, 0x89, 0xf2, 0xef,
+            0x98, 0xf0, 0xd5, 0xdf, 0xac, 0x05, 0xd3, 0xc6, 0x33, 0x39, 0xb1, 0x38, 0x02, 0x88,
+            0x6d, 0x53, 0xfc, 0x05,
+        ],
+        [
+            0xc7, 0x17, 0x6a, 0x70, 0x3d, 0x4d, 0xd8, 0x4f, 0xba, 0x3c, 0x0b, 0x76, 0x0d, 0x10,
+            0x67, 0x0f, 0x2a, 0x20, 0x53, 0xfa, 0x2c, 0x39, 0xcc, 0xc6, 0x4e, 0xc7, 0xfd, 0x77,
+            0x92, 0xac, 0x03, 0x7a,
+        ],
+    ]
+};
+
+/// Whether `public` is an Ed25519 public key others may register: 32 bytes,
+/// a canonical encoding (`y` below p), and not one of the eight
+/// small-order points. Under a small-order key, the signature (R = the
+/// identity, S = 0) verifies for every message: whoever registers such a
+/// key can forge anything (a `private_key_jwt` client, a partner's JWKS).
+pub(crate) fn ed25519_public_ok(public: &[u8]) -> bool {
+    let Ok(bytes) = <&[u8; 32]>::try_from(public) else {
+        return false;
+    };
+    let mut y = *bytes;
+    if let Some(top) = y.last_mut() {
+        *top &= 0x7f;
+    }
+    below_p25519(&y) && !ED25519_SMALL_ORDER_Y.contains(&y)
+}
+
+/// Whether `public` is an X25519 public key others may register: 32 bytes,
+/// canonical (below p, bit 255 clear: RFC 7748 §5 masks it, so a set bit is
+/// a second spelling of another key), and of large order. The order is
+/// asked of aws-lc itself: an agreement with a fresh key refuses (all-zero
+/// output) exactly the small-order points of the curve and its twist.
+pub(crate) fn x25519_public_ok(public: &[u8]) -> bool {
+    let Ok(bytes) = <&[u8; 32]>::try_from(public) else {
+        return false;
+    };
+    if bytes.last().is_some_and(|top| top & 0x80 != 0) || !below_p25519(bytes) {
+        return false;
+    }
+    enc::agree_ephemeral(enc::AgreementCurve::X25519, public).is_ok()
+}
+
 /// Whether aws-lc-rs itself parses `der` as a PKCS#8 private key (tests only).
 #[cfg(test)]
 pub(crate) fn pkcs8_accepted(der: &[u8]) -> bool {
@@ -327,6 +407,74 @@ pub(crate) fn pkcs8_accepted(der: &[u8]) -> bool {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    /// Each listed `y` really is a small-order point: under such a key A,
+    /// the signature (R = identity, S = 0) verifies whenever [k]A is the
+    /// identity, k = SHA-512(R ‖ A ‖ M) — one message in at most 8. Under a
+    /// key of large order it would never verify. Both signs of x, so the
+    /// eight points; and the list is refused at import.
+    #[test]
+    fn ed25519_small_order_points_forge_and_are_refused() {
+        let mut identity_and_zero = [0u8; 64];
+        identity_and_zero[0] = 1;
+        for y in ED25519_SMALL_ORDER_Y {
+            for sign in [0u8, 0x80] {
+                let mut a = y;
+                a[31] |= sign;
+                let x_is_zero =
+                    y[1..] == [0u8; 31][..] && y[0] == 1 || y == ED25519_SMALL_ORDER_Y[2];
+                if x_is_zero && sign != 0 {
+                    continue; // "-0": not a point encoding at all
+                }
+                let key = signature::UnparsedPublicKey::new(&signature::ED25519, a);
+                let forged = (0u32..200)
+                    .filter(|i| key.verify(&i.to_be_bytes(), &identity_and_zero).is_ok())
+                    .count();
+                assert!(forged > 0, "y {y:02x?} sign {sign}: not small order?");
+                assert!(!ed25519_public_ok(&a), "{a:02x?}");
+            }
+        }
+        // Non-canonical: y = p, p + 1 (the identity spelled again), 2^255 - 1.
+        let mut p_plus_one = P25519_LE;
+        p_plus_one[0] = 0xee;
+        for a in [P25519_LE, p_plus_one, [0xff; 32]] {
+            assert!(!ed25519_public_ok(&a));
+        }
+        let (_, good) = ed25519_generate().unwrap();
+        assert!(ed25519_public_ok(&good));
+        assert!(!ed25519_public_ok(&good[..31]));
+        // p - y8 is the other order-8 y: the two constants add up to p.
+        let (mut carry, mut sum) = (0u16, [0u8; 32]);
+        for ((s, a), b) in sum
+            .iter_mut()
+            .zip(ED25519_SMALL_ORDER_Y[3])
+            .zip(ED25519_SMALL_ORDER_Y[4])
+        {
+            let t = u16::from(a) + u16::from(b) + carry;
+            *s = t as u8;
+            carry = t >> 8;
+        }
+        assert_eq!(sum, P25519_LE);
+    }
+
+    #[test]
+    fn x25519_small_order_and_non_canonical_keys_are_refused() {
+        let (_, good) = x25519_generate().unwrap();
+        assert!(x25519_public_ok(&good));
+        let mut one = [0u8; 32];
+        one[0] = 1;
+        let mut minus_one = P25519_LE;
+        minus_one[0] = 0xec;
+        let mut top_bit = <[u8; 32]>::try_from(good.as_slice()).unwrap();
+        top_bit[31] |= 0x80;
+        // u = 0, 1, p - 1 (small order); p, p + 1 (non-canonical); a good
+        // key with bit 255 set (a second spelling of it).
+        let mut p_plus_one = P25519_LE;
+        p_plus_one[0] = 0xee;
+        for u in [[0u8; 32], one, minus_one, P25519_LE, p_plus_one, top_bit] {
+            assert!(!x25519_public_ok(&u), "{u:02x?}");
+        }
+    }
 
     #[test]
     fn ecdsa_zero_signature_is_rejected() {

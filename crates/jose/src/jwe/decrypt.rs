@@ -29,6 +29,7 @@ struct DecrypterKey {
 pub struct Decrypter {
     keys: Vec<DecrypterKey>,
     understood_crit: Vec<String>,
+    tolerate_unprotected_typing: bool,
     typ: Option<String>,
     limits: Limits,
     max_decompressed: Option<usize>,
@@ -61,6 +62,7 @@ impl std::fmt::Debug for Decrypter {
 pub struct DecrypterBuilder {
     keys: Vec<DecrypterKey>,
     understood_crit: Vec<String>,
+    tolerate_unprotected_typing: bool,
     typ: Option<String>,
     limits: Limits,
     max_decompressed: Option<usize>,
@@ -72,6 +74,7 @@ impl Default for DecrypterBuilder {
         DecrypterBuilder {
             keys: Vec::new(),
             understood_crit: Vec::new(),
+            tolerate_unprotected_typing: false,
             typ: None,
             limits: Limits::default(),
             max_decompressed: None,
@@ -160,8 +163,9 @@ impl DecrypterBuilder {
         self
     }
 
-    /// The highest PBES2 `p2c` accepted (default 600,000): each iteration
-    /// is work an attacker can make you do.
+    /// The highest PBES2 `p2c` accepted (default 100,000,
+    /// [`DEFAULT_MAX_PBES2_COUNT`](crate::jwe::DEFAULT_MAX_PBES2_COUNT)):
+    /// each iteration is work an attacker can make you do.
     pub fn max_pbes2_count(mut self, count: u32) -> Self {
         self.max_pbes2_count = count;
         self
@@ -173,7 +177,21 @@ impl DecrypterBuilder {
         self
     }
 
-    /// Requires `typ` to equal `typ` (compared as for JWS).
+    /// Reads JWEs that carry `typ` or `cty` in an unprotected header (the
+    /// shared `unprotected` or a recipient's `header`; RFC 7520 §5.13 puts
+    /// `cty` there) instead of refusing them with `ERR_JWE_INVALID_HEADER`.
+    ///
+    /// They still never count: anyone holding the JWE can add or change
+    /// them, so [`Header::typ`] and [`Header::cty`] read the protected header
+    /// only, and neither [`DecrypterBuilder::expect_typ`] nor the nested-JWT
+    /// gate of [`jwt::decrypt_and_verify`](crate::jwt::decrypt_and_verify)
+    /// can be met by them. They stay visible through [`Header::get`].
+    pub fn tolerate_unprotected_typing(mut self) -> Self {
+        self.tolerate_unprotected_typing = true;
+        self
+    }
+
+    /// Requires the protected `typ` to equal `typ` (compared as for JWS).
     pub fn expect_typ(mut self, typ: &str) -> Self {
         self.typ = Some(typ.to_owned());
         self
@@ -195,6 +213,7 @@ impl DecrypterBuilder {
         Ok(Decrypter {
             keys: self.keys,
             understood_crit: self.understood_crit,
+            tolerate_unprotected_typing: self.tolerate_unprotected_typing,
             typ: self.typ,
             limits: self.limits,
             max_decompressed: self.max_decompressed,
@@ -480,6 +499,7 @@ impl Decrypter {
                     jwe.shared.as_ref(),
                     r.header.as_ref(),
                     &self.understood_crit,
+                    self.tolerate_unprotected_typing,
                 ),
             };
             let header = match built {

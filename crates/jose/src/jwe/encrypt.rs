@@ -85,7 +85,7 @@ impl Encrypter {
         self
     }
 
-    /// The PBES2 iteration count (default 600,000). At least 1,000 (RFC 7518
+    /// The PBES2 iteration count (default 100,000). At least 1,000 (RFC 7518
     /// §4.8.1.2); keep it within the recipient's bound.
     pub fn pbes2_count(mut self, count: u32) -> Result<Self, Error> {
         if count < 1000 {
@@ -203,8 +203,8 @@ impl Encrypter {
 /// let to_a = Encrypter::new(&a, JweAlgorithm::A128KW, enc).unwrap();
 /// let to_b = Encrypter::new(&b.to_public().unwrap(), JweAlgorithm::ECDH_ES_A128KW, enc).unwrap();
 /// let jwe = encrypt_general(
+///     &JweHeader::new().cty("text/plain"), // typ and cty: protected only
 ///     &JweHeader::new(),
-///     &JweHeader::new().cty("text/plain"),
 ///     None,
 ///     &[Recipient { encrypter: &to_a, header: JweHeader::new() },
 ///       Recipient { encrypter: &to_b, header: JweHeader::new() }],
@@ -383,6 +383,15 @@ fn seal(
     let shared = unprotected.map(JweHeader::members);
     if unprotected.is_some_and(|u| !u.crit().is_empty()) {
         return Err(JweError::Crit.into());
+    }
+    // What a decrypter refuses is not written either.
+    let typing = |m: &Map<String, Value>| {
+        crate::jws::MUST_BE_PROTECTED
+            .iter()
+            .any(|n| m.contains_key(*n))
+    };
+    if shared.is_some_and(typing) || sealed_recipients.iter().any(|r| typing(&r.header)) {
+        return Err(JweError::InvalidHeader("typ and cty must be integrity protected").into());
     }
     let clash = shared.is_some_and(|u| u.keys().any(|k| head.contains_key(k)))
         || sealed_recipients.iter().any(|r| {

@@ -52,10 +52,21 @@ use crate::jws::{parse_crit, REGISTERED};
 
 /// The default cap on a decompressed (`zip: DEF`) plaintext: 250 KB.
 pub const DEFAULT_MAX_DECOMPRESSED: usize = 250_000;
-/// The default bound on a PBES2 `p2c` a decrypter accepts.
-pub const DEFAULT_MAX_PBES2_COUNT: u32 = 600_000;
-/// The PBES2 iteration count an [`Encrypter`] uses unless told otherwise.
-pub const DEFAULT_PBES2_COUNT: u32 = 600_000;
+/// The default bound on a PBES2 `p2c` a decrypter accepts: 100,000.
+///
+/// Every iteration is work anyone who can hand you a token makes you do,
+/// before anything is authenticated: at 600,000 one forged token cost about
+/// a quarter of a second of CPU, at 100,000 about 40 ms. 100,000 is the
+/// highest bound that keeps that under a twentieth of a second while still
+/// accepting the strength tessera itself writes ([`DEFAULT_PBES2_COUNT`]);
+/// panva/jose (10,000) and jwcrypto (16,384) bound it lower. A decrypter
+/// that expects stronger tokens from a known sender raises it with
+/// [`DecrypterBuilder::max_pbes2_count`](crate::jwe::DecrypterBuilder::max_pbes2_count).
+pub const DEFAULT_MAX_PBES2_COUNT: u32 = 100_000;
+/// The PBES2 iteration count an [`Encrypter`] uses unless told otherwise:
+/// 100,000, the most a default decrypter accepts (the password is what
+/// makes PBES2 strong: use a long random one).
+pub const DEFAULT_PBES2_COUNT: u32 = 100_000;
 
 /// Header names the library sets itself; [`JweHeader::param`] refuses them.
 const SET_BY_LIBRARY: &[&str] = &[
@@ -140,6 +151,9 @@ struct HeaderFields {
     enc: JweEncryption,
     zip: bool,
     crit: Vec<String>,
+    /// `typ` and `cty` of the protected header: the only ones that count.
+    typ: Option<String>,
+    cty: Option<String>,
     joint: Map<String, Value>,
 }
 
@@ -160,13 +174,16 @@ impl Header {
     pub fn kid(&self) -> Option<&str> {
         self.0.joint.get("kid").and_then(Value::as_str)
     }
-    /// The `typ`, if it is a string.
+    /// The protected header's `typ`, if it is a string. An unprotected one
+    /// never counts (anyone can add it); see
+    /// [`DecrypterBuilder::tolerate_unprotected_typing`](crate::jwe::DecrypterBuilder::tolerate_unprotected_typing).
     pub fn typ(&self) -> Option<&str> {
-        self.0.joint.get("typ").and_then(Value::as_str)
+        self.0.typ.as_deref()
     }
-    /// The `cty`, if it is a string.
+    /// The protected header's `cty`, if it is a string (`JWT` for a nested
+    /// JWT). An unprotected one never counts.
     pub fn cty(&self) -> Option<&str> {
-        self.0.joint.get("cty").and_then(Value::as_str)
+        self.0.cty.as_deref()
     }
     /// The `crit` list.
     pub fn crit(&self) -> &[String] {
@@ -188,6 +205,7 @@ pub(crate) fn build_header(
     shared: Option<&Map<String, Value>>,
     per_recipient: Option<&Map<String, Value>>,
     understood_crit: &[String],
+    tolerate_unprotected_typing: bool,
 ) -> Result<Header, Error> {
     let unprotected = [shared, per_recipient];
     let unprotected = unprotected.iter().flatten();
@@ -197,6 +215,18 @@ pub(crate) fn build_header(
         }
         if u.contains_key("zip") {
             return Err(JweError::InvalidHeader("zip must be integrity protected").into());
+        }
+        // `cty: JWT` is the nested-token gate and `typ` explicit typing:
+        // anyone can add an unprotected member, so they count only when
+        // protected (the JWE's AAD covers the protected header), and are
+        // refused elsewhere unless the caller tolerates them (they then
+        // still do not count: `Header::typ`/`cty` read the protected ones).
+        if !tolerate_unprotected_typing
+            && crate::jws::MUST_BE_PROTECTED
+                .iter()
+                .any(|n| u.contains_key(*n))
+        {
+            return Err(JweError::InvalidHeader("typ and cty must be integrity protected").into());
         }
     }
     let crit = parse_crit(protected, understood_crit, &[]).ok_or(JweError::Crit)?;
@@ -222,11 +252,19 @@ pub(crate) fn build_header(
     };
     let alg = name("alg")?.parse::<JweAlgorithm>()?;
     let enc = name("enc")?.parse::<JweEncryption>()?;
+    let protected_str = |member: &str| {
+        protected
+            .get(member)
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    };
     Ok(Header(std::sync::Arc::new(HeaderFields {
         alg,
         enc,
         zip,
         crit,
+        typ: protected_str("typ"),
+        cty: protected_str("cty"),
         joint,
     })))
 }
@@ -460,18 +498,20 @@ mod tests {
             serde_json::from_str(r#"{"alg":"A128KW","enc":"A128GCM"}"#).unwrap();
         let u: Map<String, Value> = serde_json::from_str(r#"{"kid":"a"}"#).unwrap();
         let r: Map<String, Value> = serde_json::from_str(r#"{"kid":"b"}"#).unwrap();
-        assert!(build_header(&p, Some(&u), None, &[]).is_ok());
+        assert!(build_header(&p, Some(&u), None, &[], false).is_ok());
         assert_eq!(
-            build_header(&p, Some(&u), Some(&r), &[])
+            build_header(&p, Some(&u), Some(&r), &[], false)
                 .unwrap_err()
                 .code(),
             "ERR_JWE_INVALID_HEADER"
         );
         let z: Map<String, Value> = serde_json::from_str(r#"{"zip":"DEF"}"#).unwrap();
-        assert!(build_header(&p, Some(&z), None, &[]).is_err());
+        assert!(build_header(&p, Some(&z), None, &[], false).is_err());
         let c: Map<String, Value> = serde_json::from_str(r#"{"crit":["x"],"x":1}"#).unwrap();
         assert_eq!(
-            build_header(&p, None, Some(&c), &[]).unwrap_err().code(),
+            build_header(&p, None, Some(&c), &[], false)
+                .unwrap_err()
+                .code(),
             "ERR_JWE_CRIT"
         );
     }

@@ -2,8 +2,9 @@
 //! thumbprints, generation, and PEM/DER import and export.
 //!
 //! A [`Jwk`] is validated when it is parsed: sizes, curve points, private/public
-//! consistency, RSA of at least 2048 bits with a sane exponent and no ROCA
-//! fingerprint. Private material is zeroized on drop and never shown by `Debug`.
+//! consistency, RSA of at least 2048 bits with an exponent of at least 65537
+//! and no ROCA fingerprint, Ed25519 and X25519 public keys canonically
+//! encoded and of large order. Private material is zeroized on drop and never shown by `Debug`.
 //!
 //! ```
 //! use tessera_jose::jwk::Jwk;
@@ -223,7 +224,13 @@ impl fmt::Debug for Jwk {
             .field("use", &self.key_use)
             .field("alg", &self.alg)
             .field("private", &self.is_private())
-            .field("thumbprint", &self.thumbprint())
+            // A symmetric key's thumbprint is an unsalted SHA-256 of the
+            // secret (RFC 7638 §7): from a log, a password-derived PBES2
+            // key could be guessed offline. Public keys only.
+            .field(
+                "thumbprint",
+                &(!self.is_symmetric()).then(|| self.thumbprint()),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -339,6 +346,13 @@ impl Material {
                 if !e_odd || e.as_slice() == [1] || e.len() > 4 {
                     return Err(KeyError::Rejected.into());
                 }
+                // A sane exponent: 65537 or more (e = 3 invites the
+                // low-exponent attacks on any padding slip; no key
+                // generator of this century makes one).
+                let e_value = e.iter().fold(0u64, |v, b| v << 8 | u64::from(*b));
+                if e_value < 65_537 {
+                    return Err(KeyError::TooWeak("RSA public exponent below 65537").into());
+                }
                 if n.len() * 8 < 2048 || rsa_bits(n) < 2048 {
                     return Err(KeyError::TooWeak("RSA modulus under 2048 bits").into());
                 }
@@ -368,8 +382,23 @@ impl Material {
                     if !crypto::constant_time_eq(&derived, x) {
                         return Err(KeyError::Rejected.into());
                     }
-                } else if *curve == OkpCurve::Ed25519 {
-                    crypto::PreparedVerifier::ed25519(x)?;
+                } else {
+                    // Small-order and non-canonical public keys: under a
+                    // small-order Ed25519 key one signature verifies for
+                    // any message; an X25519 one makes a known secret.
+                    let ok = match curve {
+                        OkpCurve::Ed25519 => crypto::ed25519_public_ok(x),
+                        OkpCurve::X25519 => crypto::x25519_public_ok(x),
+                    };
+                    if !ok {
+                        return Err(KeyError::TooWeak(
+                            "a small-order or non-canonical Curve25519 public key",
+                        )
+                        .into());
+                    }
+                    if *curve == OkpCurve::Ed25519 {
+                        crypto::PreparedVerifier::ed25519(x)?;
+                    }
                 }
             }
         }
@@ -868,9 +897,25 @@ impl Jwk {
         self
     }
     /// Sets `kid` to the RFC 7638 SHA-256 thumbprint.
+    ///
+    /// For public-key pairs. A symmetric key's thumbprint is an unsalted
+    /// hash of the secret, and a `kid` travels in every token header: use
+    /// [`Jwk::with_default_kid`], which gives secrets a random `kid`.
     pub fn with_thumbprint_kid(self) -> Self {
         let t = self.thumbprint();
         self.with_kid(t)
+    }
+    /// Sets the `kid` tessera gives keys by default: the RFC 7638 SHA-256
+    /// thumbprint for public-key pairs (anyone holding the public key can
+    /// recompute it), and 128 random bits, base64url, for symmetric keys
+    /// (whose thumbprint would be a hash of the secret, RFC 7638 §7).
+    pub fn with_default_kid(self) -> Result<Self, Error> {
+        if self.is_symmetric() {
+            let id = crypto::random_bytes(16)?;
+            Ok(self.with_kid(b64::encode(id.as_slice())))
+        } else {
+            Ok(self.with_thumbprint_kid())
+        }
     }
     /// Sets `use`; refused if it contradicts `key_ops`.
     pub fn with_use(mut self, key_use: KeyUse) -> Result<Self, Error> {
@@ -1099,7 +1144,8 @@ impl Jwk {
     }
 
     /// Generates a signing key for `alg`, bound to it (`alg`, `use: sig`) with
-    /// its thumbprint as `kid`. RSA keys are 2048 bits; HMAC secrets are as
+    /// the [default `kid`](Jwk::with_default_kid) (the thumbprint; random for
+    /// HMAC secrets). RSA keys are 2048 bits; HMAC secrets are as
     /// long as the hash output.
     pub fn generate_for(alg: JwsAlgorithm) -> Result<Jwk, Error> {
         let key = match alg.info().family {
@@ -1109,14 +1155,15 @@ impl Jwk {
             KeyFamily::Okp(c) => Jwk::generate_okp(c)?,
         };
         key.with_alg(alg.name())?
-            .with_use(KeyUse::Signature)
-            .map(Jwk::with_thumbprint_kid)
+            .with_use(KeyUse::Signature)?
+            .with_default_kid()
     }
 
     /// Generates a key for JWE `alg` with `enc`, bound to `alg` with
-    /// `use: enc` and its thumbprint as `kid`: RSA 2048 for RSA-OAEP, P-256
+    /// `use: enc` and the [default `kid`](Jwk::with_default_kid): RSA 2048 for RSA-OAEP, P-256
     /// for ECDH-ES, an AES key of the exact length for key wrapping and `dir`,
-    /// 32 random bytes for PBES2. `RSA1_5` is refused (decryption only).
+    /// 32 random bytes for PBES2. `RSA1_5` is refused: tessera neither
+    /// encrypts nor decrypts with it.
     pub fn generate_for_encryption(alg: JweAlgorithm, enc: JweEncryption) -> Result<Jwk, Error> {
         let key = match alg.key_management() {
             KeyManagement::RsaPkcs1 => {
@@ -1129,8 +1176,8 @@ impl Jwk {
             KeyManagement::Pbes2(..) => Jwk::generate_oct(32)?,
         };
         key.with_alg(alg.name())?
-            .with_use(KeyUse::Encryption)
-            .map(Jwk::with_thumbprint_kid)
+            .with_use(KeyUse::Encryption)?
+            .with_default_kid()
     }
 
     /// Builds a symmetric key from raw bytes.
@@ -1266,7 +1313,17 @@ mod tests {
             let k = Jwk::generate_for(alg).unwrap();
             let back = Jwk::from_json(k.to_private_json().as_bytes()).unwrap();
             assert_eq!(back.thumbprint(), k.thumbprint());
-            assert_eq!(back.kid(), Some(k.thumbprint().as_str()));
+            assert_eq!(back.kid(), k.kid());
+            if k.is_symmetric() {
+                // RFC 7638 §7: a secret's thumbprint hashes the secret; the
+                // kid is random instead, and Debug leaves it out.
+                assert_ne!(k.kid(), Some(k.thumbprint().as_str()));
+                assert!(!format!("{k:?}").contains(&k.thumbprint()));
+                assert!(format!("{k:?}").contains("thumbprint: None"));
+            } else {
+                assert_eq!(back.kid(), Some(k.thumbprint().as_str()));
+                assert!(format!("{k:?}").contains(&k.thumbprint()));
+            }
             back.check_permits(KeyOp::Sign, alg).unwrap();
         }
         let x = Jwk::generate_okp(OkpCurve::X25519).unwrap();

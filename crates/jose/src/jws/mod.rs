@@ -50,6 +50,10 @@ pub(crate) const REGISTERED: &[&str] = &[
     "zip", "epk", "apu", "apv", "iv", "tag", "p2s", "p2c",
 ];
 
+/// Header names that say what a token is: honoured only when integrity
+/// protected, refused in an unprotected header (JWS and JWE alike).
+pub(crate) const MUST_BE_PROTECTED: &[&str] = &["typ", "cty"];
+
 /// A JOSE header after parsing: the union of the protected and unprotected
 /// members, with `alg`, `b64` and `crit` already checked. Immutable and
 /// cheap to clone.
@@ -168,6 +172,12 @@ pub(crate) fn build_header(
     if unprotected.is_some_and(|u| u.contains_key("crit")) {
         return Err(JwsError::Crit.into());
     }
+    // `typ` and `cty` decide what a token is (RFC 8725 §3.11 explicit
+    // typing; a nested token's `cty`): anyone can add an unprotected member
+    // to an authentic JWS, so they count only when signed.
+    if unprotected.is_some_and(|u| MUST_BE_PROTECTED.iter().any(|n| u.contains_key(*n))) {
+        return Err(JwsError::InvalidHeader("typ and cty must be integrity protected").into());
+    }
     let crit = parse_crit(&protected, rules.understood_crit, &["b64"]).ok_or(JwsError::Crit)?;
     let b64 = match protected.get("b64") {
         None if unprotected.is_some_and(|u| u.contains_key("b64")) => {
@@ -258,9 +268,14 @@ impl JwsHeader {
         Ok(self)
     }
     /// RFC 7797: sign the payload as-is (`"b64": false`, listed in `crit`).
+    /// Never for JWTs (RFC 7797 §7): `jwt::sign` refuses such a header.
     pub fn unencoded_payload(mut self) -> Self {
         self.unencoded = true;
         self
+    }
+
+    pub(crate) fn is_unencoded(&self) -> bool {
+        self.unencoded
     }
 
     /// The protected header for `alg`, adding `kid` and `typ` when the

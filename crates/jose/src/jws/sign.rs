@@ -234,6 +234,13 @@ fn sign_general_inner(
             // RFC 7797 §3: every signature must agree on b64.
             return Err(JwsError::InvalidHeader("signatures disagree on b64").into());
         }
+        if s.unprotected
+            .as_ref()
+            .is_some_and(|u| super::MUST_BE_PROTECTED.iter().any(|n| u.contains_key(*n)))
+        {
+            // What a verifier refuses is not written either.
+            return Err(JwsError::InvalidHeader("typ and cty must be integrity protected").into());
+        }
         if let (Some(p), Some(u)) = (&protected, &s.unprotected) {
             if u.keys().any(|k| p.members().contains_key(k)) {
                 return Err(JwsError::InvalidHeader("a member is in both headers").into());

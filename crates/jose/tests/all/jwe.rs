@@ -202,8 +202,11 @@ fn as_list(v: &Value) -> Vec<Value> {
 
 /// A decrypter for a cookbook case: its keys (or password) with their
 /// algorithms, and the case's `enc`.
-fn cookbook_decrypter(input: &Value, enc: JweEncryption) -> Decrypter {
+fn cookbook_decrypter(input: &Value, enc: JweEncryption, tolerant: bool) -> Decrypter {
     let mut b = Decrypter::builder().allow_compression();
+    if tolerant {
+        b = b.tolerate_unprotected_typing();
+    }
     let algs = as_list(&input["alg"]);
     let keys = match input.get("pwd") {
         Some(pwd) => vec![Jwk::from_secret(pwd.as_str().unwrap().as_bytes()).unwrap()],
@@ -241,6 +244,8 @@ struct CookbookOutcome {
     decrypted: usize,
     /// (form, key) pairs refused because the key's recipient uses `RSA1_5`.
     refused: usize,
+    /// (form, key) pairs first refused for an unprotected `typ`/`cty`.
+    typing_refused: usize,
 }
 
 /// Decrypts every output form of a cookbook JWE case with every key it
@@ -257,6 +262,9 @@ fn check_cookbook_case(file: &str, case: &Value) -> CookbookOutcome {
         None => as_list(&input["key"]).iter().map(jwk_value).collect(),
     };
     let mut outcome = CookbookOutcome::default();
+    let unprotected_typing = case["encrypting_content"]
+        .get("unprotected")
+        .is_some_and(|u| u.get("cty").is_some() || u.get("typ").is_some());
     for (form, out) in case["output"].as_object().unwrap() {
         let text = match out {
             Value::String(s) => s.clone(),
@@ -280,9 +288,34 @@ fn check_cookbook_case(file: &str, case: &Value) -> CookbookOutcome {
                 continue;
             }
             let d = decrypter(key, alg, enc);
+            if unprotected_typing {
+                // §5.13 puts `cty` in the shared unprotected header, where
+                // anyone could have put it: refused unless tolerated, and
+                // then it does not count.
+                assert_eq!(
+                    d.decrypt(&text).unwrap_err().code(),
+                    "ERR_JWE_INVALID_HEADER",
+                    "{file} {form}"
+                );
+                outcome.typing_refused += 1;
+            }
+            let d = if unprotected_typing {
+                Decrypter::builder()
+                    .key(key, &[(alg, enc)])
+                    .unwrap()
+                    .tolerate_unprotected_typing()
+                    .build()
+                    .unwrap()
+            } else {
+                d
+            };
             let opened = d
                 .decrypt(&text)
                 .unwrap_or_else(|e| panic!("{file} {form} {alg}: {e}"));
+            if unprotected_typing {
+                assert_eq!(opened.header().cty(), None, "{file}");
+                assert!(opened.header().get("cty").is_some(), "{file}");
+            }
             assert_eq!(opened.plaintext(), plaintext, "{file} {form}");
             if let Some(aad) = input.get("aad") {
                 assert_eq!(opened.aad(), Some(aad.as_str().unwrap().as_bytes()));
@@ -292,7 +325,7 @@ fn check_cookbook_case(file: &str, case: &Value) -> CookbookOutcome {
         // All keys together (those not for RSA1_5) also work.
         if algs.iter().any(|a| a != "RSA1_5") {
             assert_eq!(
-                cookbook_decrypter(input, enc)
+                cookbook_decrypter(input, enc, unprotected_typing)
                     .decrypt(&text)
                     .unwrap()
                     .plaintext(),
@@ -306,12 +339,13 @@ fn check_cookbook_case(file: &str, case: &Value) -> CookbookOutcome {
 #[test]
 fn rfc7520_section5_every_jwe_example() {
     let mut files = 0;
-    let (mut checked, mut refused) = (0, 0);
+    let (mut checked, mut refused, mut typing) = (0, 0, 0);
     for file in vector_dir("cookbook/jwe") {
         let case = vector(&file);
         let outcome = check_cookbook_case(&file, &case);
         checked += outcome.decrypted;
         refused += outcome.refused;
+        typing += outcome.typing_refused;
         files += 1;
     }
     assert_eq!(files, 13);
@@ -320,9 +354,14 @@ fn rfc7520_section5_every_jwe_example() {
     // first recipient are refused.
     assert_eq!(checked, 8 * 3 + 3 * 2 + 2);
     assert_eq!(refused, 3 + 1);
+    // 5_13's shared unprotected `cty`: refused by default for each of its
+    // two decryptable recipients, then read with
+    // `tolerate_unprotected_typing` (where it does not count).
+    assert_eq!(typing, 2);
     eprintln!(
         "RFC 7520 §5: {files} files, {checked} (form, key) decryptions agree, \
-         {refused} refused as RSA1_5"
+         {refused} refused as RSA1_5, {typing} refused by default for an unprotected cty \
+         and then decrypted with tolerate_unprotected_typing"
     );
 }
 
@@ -529,8 +568,8 @@ fn several_recipients_each_open_their_share() {
         })
         .collect();
     let jwe = encrypt_general(
-        &JweHeader::new().typ("multi"),
-        &JweHeader::new().cty("text/plain"),
+        &JweHeader::new().typ("multi").cty("text/plain"),
+        &JweHeader::new(),
         Some(b"aad"),
         &recipients,
         b"shared secret",
