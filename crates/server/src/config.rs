@@ -208,7 +208,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// The database, when not the SQLite file in the data directory.
     pub database_url: Option<String>,
-    /// A file holding the master key (32 bytes, base64url or hex).
+    /// A file holding the master key (32 bytes as 64 hex digits, base64url
+    /// or standard base64, padded or not).
     pub master_key_file: Option<PathBuf>,
     /// `[signing]`.
     pub signing: Signing,

@@ -72,30 +72,52 @@ pub enum MasterKeySource {
     Generated(PathBuf),
 }
 
-/// Reads 32 bytes written as 64 hex digits or as base64url.
-fn decode_master_key(text: &str) -> Result<Zeroizing<Vec<u8>>, KeyError> {
+/// What a master key must look like, and one way to make one: the error for
+/// anything else says both.
+const MASTER_KEY_FORMS: &str = "it must be 32 bytes written as 64 hex digits, as base64url, or as \
+     standard base64 (padded or not); make one with `openssl rand -base64 32` \
+     (or `head -c 32 /dev/urandom | base64`)";
+
+/// Reads 32 bytes written in any of the forms people make them in: 64 hex
+/// digits (`openssl rand -hex 32`), standard base64 padded or not
+/// (`openssl rand -base64 32`, `base64`), or base64url padded or not. The
+/// two base64 alphabets are not mixed, and padding, where present, must be
+/// right; leading and trailing whitespace (a newline from `echo`) is
+/// ignored.
+pub(crate) fn decode_master_key(text: &str) -> Result<Zeroizing<Vec<u8>>, KeyError> {
+    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+    use base64::Engine as _;
+    let refused = |what: &str| KeyError::MasterKey(format!("{what}; {MASTER_KEY_FORMS}"));
     let text = text.trim();
     let bytes = if text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit()) {
-        let mut out = Vec::with_capacity(32);
+        let mut out = Zeroizing::new(Vec::with_capacity(32));
         for pair in text.as_bytes().chunks_exact(2) {
-            let hex =
-                std::str::from_utf8(pair).map_err(|_| KeyError::MasterKey("not hex".into()))?;
-            out.push(
-                u8::from_str_radix(hex, 16).map_err(|_| KeyError::MasterKey("not hex".into()))?,
-            );
+            let hex = std::str::from_utf8(pair).map_err(|_| refused("not hex"))?;
+            out.push(u8::from_str_radix(hex, 16).map_err(|_| refused("not hex"))?);
         }
         out
     } else {
-        tessera_jose::b64::decode(text, "master key")
-            .map_err(|_| KeyError::MasterKey("neither 64 hex digits nor base64url".into()))?
+        let url = text.contains(['-', '_']);
+        let standard = text.contains(['+', '/']);
+        let padded = text.ends_with('=');
+        let engine = match (url, standard, padded) {
+            (true, true, _) => return Err(refused("it mixes the base64 and base64url alphabets")),
+            (true, false, true) => &URL_SAFE,
+            (true, false, false) => &URL_SAFE_NO_PAD,
+            // Neither alphabet's special characters: both read it alike.
+            (false, _, true) => &STANDARD,
+            (false, _, false) => &STANDARD_NO_PAD,
+        };
+        Zeroizing::new(
+            engine
+                .decode(text)
+                .map_err(|_| refused("it is neither hex nor base64"))?,
+        )
     };
     if bytes.len() != 32 {
-        return Err(KeyError::MasterKey(format!(
-            "{} bytes; it must be 32",
-            bytes.len()
-        )));
+        return Err(refused(&format!("it decodes to {} bytes", bytes.len())));
     }
-    Ok(Zeroizing::new(bytes))
+    Ok(bytes)
 }
 
 /// Creates the data directory (mode 0700) if needed.
@@ -132,15 +154,23 @@ pub fn load_master_key(
             .map(|k| (k, source))
             .ok_or_else(|| KeyError::MasterKey("unusable".into()))
     };
+    // Which source a refused key came from, in front of why.
+    let from_source = |source: String| {
+        move |e: KeyError| match e {
+            KeyError::MasterKey(why) => KeyError::MasterKey(format!("{source}: {why}")),
+            other => other,
+        }
+    };
     if let Some(text) = env_value {
-        return from(decode_master_key(text)?, MasterKeySource::Environment);
+        let bytes = decode_master_key(text).map_err(from_source("TESSERA_MASTER_KEY".into()))?;
+        return from(bytes, MasterKeySource::Environment);
     }
     let read = |path: &Path| -> Result<Zeroizing<Vec<u8>>, KeyError> {
         let text = Zeroizing::new(
             std::fs::read_to_string(path)
                 .map_err(|e| KeyError::MasterKey(format!("{}: {e}", path.display())))?,
         );
-        decode_master_key(&text)
+        decode_master_key(&text).map_err(from_source(path.display().to_string()))
     };
     if let Some(path) = &config.master_key_file {
         return from(read(path)?, MasterKeySource::File(path.clone()));
@@ -519,6 +549,58 @@ pub async fn rotate_now<S: Store>(
 #[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
+
+    /// Issue 24: the forms people make master keys in. `openssl rand
+    /// -base64 32` (standard, padded) was refused before.
+    #[test]
+    fn master_keys_in_hex_base64url_and_standard_base64() {
+        use base64::engine::general_purpose::{
+            STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD,
+        };
+        use base64::Engine as _;
+        // Bytes whose base64 holds '+' and '/' (and '-' '_' in base64url).
+        let key: Vec<u8> = (0..32u8)
+            .map(|i| i.wrapping_mul(37).wrapping_add(0xfb))
+            .collect();
+        let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
+        let standard = STANDARD.encode(&key);
+        assert!(
+            standard.contains(['+', '/']) && standard.ends_with('='),
+            "{standard}"
+        );
+        for text in [
+            hex.clone(),
+            hex.to_uppercase(),
+            standard.clone(),
+            format!("{standard}\n"),
+            STANDARD_NO_PAD.encode(&key),
+            URL_SAFE.encode(&key),
+            URL_SAFE_NO_PAD.encode(&key),
+        ] {
+            let decoded = decode_master_key(&text).unwrap_or_else(|e| panic!("{text}: {e}"));
+            assert_eq!(decoded.as_slice(), key.as_slice(), "{text}");
+        }
+        // Anything else names the three forms and a command that makes one.
+        let mixed = format!("{}-", &standard[..42]);
+        for bad in [
+            STANDARD.encode(&key[..16]),
+            hex[..62].to_owned(),
+            "not a key at all".to_owned(),
+            mixed,
+            format!("{}==", STANDARD_NO_PAD.encode(&key)),
+        ] {
+            let e = decode_master_key(&bad).unwrap_err().to_string();
+            for needed in [
+                "hex",
+                "base64url",
+                "standard base64",
+                "openssl rand -base64 32",
+            ] {
+                assert!(e.contains(needed), "{bad}: {e}");
+            }
+            assert!(!e.contains(&bad), "the error repeats the key: {e}");
+        }
+    }
     use crate::store::SqlStore;
 
     const DAY: i64 = 86_400;

@@ -17,6 +17,7 @@
 //! | keeps an idle keep-alive connection | the same: the header clock starts when the previous answer is written |
 //! | trickles the body, or the request is not answered in time | `408` with `Connection: close` after [`REQUEST_TIMEOUT`] |
 //! | stops reading the answer (or moves no byte at all) | closed once no byte has moved either way for [`REQUEST_TIMEOUT`] + [`HEADER_READ_TIMEOUT`] (checked on that period, so within twice it) |
+//! | sends a body over the limit and reads the `413` only once it has sent it all (Python's `urllib`, many HTTP libraries) | after the answer, the connection is half-closed and what the client still sends is read and thrown away for up to [`LINGER_TIME`] and [`LINGER_BYTES`] (a "lingering close", as nginx does), so the answer is not lost to a connection reset |
 //! | opens more than [`MAX_CONNECTIONS`] connections | the extra ones are not accepted: they wait in the kernel's listen backlog (then SYNs are dropped) until a connection closes, which the bounds above guarantee |
 //!
 //! Waiting in the backlog rather than accepting and closing keeps the file
@@ -53,6 +54,18 @@ use tokio_rustls::TlsAcceptor;
 /// connection from when the previous answer was written. So it is also the
 /// idle keep-alive timeout. Closed without an answer when it passes.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// After a connection's last answer, how long the service keeps reading and
+/// discarding what the client still sends before it closes (nginx's
+/// `lingering_time`). Closing a socket with unread bytes makes the kernel
+/// reset the connection, and a client still writing a body the service has
+/// already refused (a `413` after 64 KiB) would see `Connection reset`
+/// instead of the answer. Ends early when the client closes its side.
+pub const LINGER_TIME: Duration = Duration::from_secs(5);
+
+/// The most a lingering close reads and throws away: a few MiB covers the
+/// bodies clients send whole before reading, and bounds the work.
+pub const LINGER_BYTES: u64 = 8 << 20;
 
 /// How long one request may take from its head to its answer, the body
 /// included: a body trickled in, or a request waiting for a busy resource,
@@ -278,7 +291,10 @@ async fn http<I>(
     let request_timeout = limits.request_timeout;
     let service = hyper::service::service_fn(move |request| {
         let answer = app.call(request);
-        async move {
+        // Boxed so the connection can be polled without shutting its
+        // stream down (`poll_without_shutdown` wants an `Unpin` future):
+        // the stream is needed afterwards for the lingering close.
+        let answered: Answer = Box::pin(async move {
             Ok::<_, Infallible>(match tokio::time::timeout(request_timeout, answer).await {
                 Ok(Ok(response)) => response,
                 Ok(Err(never)) => match never {},
@@ -287,14 +303,15 @@ async fn http<I>(
                     timed_out()
                 }
             })
-        }
+        });
+        answered
     });
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
         .keep_alive(true);
-    let mut conn = std::pin::pin!(builder.serve_connection(TokioIo::new(io), service));
+    let mut conn = builder.serve_connection(TokioIo::new(io), service);
 
     let stall = limits.stall_timeout();
     let mut watchdog = std::pin::pin!(tokio::time::sleep(stall));
@@ -302,16 +319,20 @@ async fn http<I>(
     let mut stopping = false;
     loop {
         tokio::select! {
-            ended = conn.as_mut() => {
-                if let Err(e) = ended {
-                    tracing::debug!(error = %e, "connection closed");
+            ended = std::future::poll_fn(|cx| conn.poll_without_shutdown(cx)) => {
+                match ended {
+                    Err(e) => tracing::debug!(error = %e, "connection closed"),
+                    // Served to its end: every answer is written. Close
+                    // our side, then drain what the client still sends.
+                    Ok(()) if !stopping => linger(conn.into_parts().io.into_inner()).await,
+                    Ok(()) => {}
                 }
                 return;
             }
             () = stopped(&mut stop), if !stopping => {
                 // Finishes the request in flight, if any, then closes.
                 stopping = true;
-                conn.as_mut().graceful_shutdown();
+                std::pin::Pin::new(&mut conn).graceful_shutdown();
             }
             () = &mut watchdog => {
                 let now = progress.load(Ordering::Relaxed);
@@ -323,6 +344,37 @@ async fn http<I>(
                 watchdog.as_mut().reset(tokio::time::Instant::now() + stall);
             }
         }
+    }
+}
+
+/// What the service function gives hyper for each request.
+type Answer = Pin<Box<dyn std::future::Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+
+/// The lingering close: flushes and shuts down the sending side (the client
+/// reads the answer, then the end of the stream), then reads and discards
+/// whatever the client still sends until it closes its side, at most
+/// [`LINGER_BYTES`] within [`LINGER_TIME`]; then the stream is dropped.
+async fn linger<I: AsyncRead + AsyncWrite + Unpin>(mut io: I) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let drain = async {
+        if io.shutdown().await.is_err() {
+            return;
+        }
+        let mut scratch = [0u8; 16 * 1024];
+        let mut discarded = 0u64;
+        while discarded < LINGER_BYTES {
+            match io.read(&mut scratch).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => discarded += n as u64,
+            }
+        }
+        tracing::debug!(
+            discarded,
+            "lingering close: the client kept sending; closed"
+        );
+    };
+    if tokio::time::timeout(LINGER_TIME, drain).await.is_err() {
+        tracing::debug!("lingering close: time is up; closed");
     }
 }
 

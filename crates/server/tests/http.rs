@@ -2610,3 +2610,73 @@ audience = "https://billing.example.com"
         SqlStore::open_url(&url).await.unwrap();
     }
 }
+
+/// Issue 24: a client that writes its whole request before reading the
+/// answer (Python's `urllib`, many HTTP libraries) posts a 3 MB body. The
+/// service answers 413 after 64 KiB; it must then keep reading (and
+/// discarding) for a bounded while before closing, or the unread bytes make
+/// the kernel reset the connection and the client sees `Broken pipe` or
+/// `Connection reset` instead of the answer. Blocking sockets, as those
+/// clients use; each endpoint that takes a body.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_too_large_body_sent_whole_before_reading_still_gets_the_413() {
+    let r = running(RESOURCES).await;
+    let addr = r.server.local_addr();
+    let (auth_name, auth_value) = basic(&r.id, &r.secret);
+    let cases = [
+        ("/oauth2/token", "application/x-www-form-urlencoded", b'a'),
+        ("/v1/sessions", "application/json", b' '),
+        (
+            "/oauth2/introspect",
+            "application/x-www-form-urlencoded",
+            b'a',
+        ),
+    ];
+    for (path, content_type, filler) in cases {
+        let auth = format!("{auth_name}: {auth_value}");
+        let answer = tokio::task::spawn_blocking(move || {
+            use std::io::{Read, Write};
+            let mut stream = std::net::TcpStream::connect(addr).unwrap();
+            stream
+                .set_read_timeout(Some(std::time::Duration::from_secs(20)))
+                .unwrap();
+            stream
+                .set_write_timeout(Some(std::time::Duration::from_secs(20)))
+                .unwrap();
+            let body = vec![filler; 3_000_000];
+            let head = format!(
+                "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: {content_type}\r\n\
+                 {auth}\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            );
+            let mut request = head.into_bytes();
+            request.extend_from_slice(&body);
+            // The whole request first, as urllib does …
+            stream
+                .write_all(&request)
+                .map_err(|e| format!("{path}: writing the body: {e}"))?;
+            // … then the answer.
+            let mut raw = Vec::new();
+            stream
+                .read_to_end(&mut raw)
+                .map_err(|e| format!("{path}: reading the answer: {e}"))?;
+            Ok::<_, String>(String::from_utf8_lossy(&raw).into_owned())
+        })
+        .await
+        .unwrap()
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert!(answer.starts_with("HTTP/1.1 413"), "{path}: {answer}");
+        let (_, json) = answer.split_once("\r\n\r\n").unwrap();
+        let json: Value = serde_json::from_str(json).unwrap();
+        assert_eq!(json["error"], "invalid_request", "{path}");
+        assert!(
+            json["error_description"]
+                .as_str()
+                .unwrap()
+                .contains("larger than"),
+            "{path}: {json}"
+        );
+    }
+    // The service is unharmed.
+    assert_eq!(request(addr, "GET", "/healthz").await.status, 200);
+}
