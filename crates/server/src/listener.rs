@@ -28,6 +28,7 @@
 //! close at once) and gives up on what is left after [`SHUTDOWN_GRACE`].
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::io;
 use std::path::Path;
 use std::pin::Pin;
@@ -112,6 +113,8 @@ pub struct Limits {
     pub max_connections: usize,
     /// See [`SHUTDOWN_GRACE`].
     pub shutdown_grace: Duration,
+    /// See [`LINGER_TIME`].
+    pub linger_time: Duration,
 }
 
 impl Default for Limits {
@@ -122,6 +125,7 @@ impl Default for Limits {
             tls_handshake_timeout: TLS_HANDSHAKE_TIMEOUT,
             max_connections: MAX_CONNECTIONS,
             shutdown_grace: SHUTDOWN_GRACE,
+            linger_time: LINGER_TIME,
         }
     }
 }
@@ -260,6 +264,9 @@ async fn connection(
     let io = Watched {
         inner: tcp,
         progress: progress.clone(),
+        linger_time: limits.linger_time,
+        stopping: stop.clone(),
+        linger: None,
     };
     match tls {
         None => http(io, app, limits, stop, &progress).await,
@@ -291,10 +298,7 @@ async fn http<I>(
     let request_timeout = limits.request_timeout;
     let service = hyper::service::service_fn(move |request| {
         let answer = app.call(request);
-        // Boxed so the connection can be polled without shutting its
-        // stream down (`poll_without_shutdown` wants an `Unpin` future):
-        // the stream is needed afterwards for the lingering close.
-        let answered: Answer = Box::pin(async move {
+        async move {
             Ok::<_, Infallible>(match tokio::time::timeout(request_timeout, answer).await {
                 Ok(Ok(response)) => response,
                 Ok(Err(never)) => match never {},
@@ -303,15 +307,14 @@ async fn http<I>(
                     timed_out()
                 }
             })
-        });
-        answered
+        }
     });
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
         .keep_alive(true);
-    let mut conn = builder.serve_connection(TokioIo::new(io), service);
+    let mut conn = std::pin::pin!(builder.serve_connection(TokioIo::new(io), service));
 
     let stall = limits.stall_timeout();
     let mut watchdog = std::pin::pin!(tokio::time::sleep(stall));
@@ -319,20 +322,16 @@ async fn http<I>(
     let mut stopping = false;
     loop {
         tokio::select! {
-            ended = std::future::poll_fn(|cx| conn.poll_without_shutdown(cx)) => {
-                match ended {
-                    Err(e) => tracing::debug!(error = %e, "connection closed"),
-                    // Served to its end: every answer is written. Close
-                    // our side, then drain what the client still sends.
-                    Ok(()) if !stopping => linger(conn.into_parts().io.into_inner()).await,
-                    Ok(()) => {}
+            ended = conn.as_mut() => {
+                if let Err(e) = ended {
+                    tracing::debug!(error = %e, "connection closed");
                 }
                 return;
             }
             () = stopped(&mut stop), if !stopping => {
                 // Finishes the request in flight, if any, then closes.
                 stopping = true;
-                std::pin::Pin::new(&mut conn).graceful_shutdown();
+                conn.as_mut().graceful_shutdown();
             }
             () = &mut watchdog => {
                 let now = progress.load(Ordering::Relaxed);
@@ -344,37 +343,6 @@ async fn http<I>(
                 watchdog.as_mut().reset(tokio::time::Instant::now() + stall);
             }
         }
-    }
-}
-
-/// What the service function gives hyper for each request.
-type Answer = Pin<Box<dyn std::future::Future<Output = Result<Response<Body>, Infallible>> + Send>>;
-
-/// The lingering close: flushes and shuts down the sending side (the client
-/// reads the answer, then the end of the stream), then reads and discards
-/// whatever the client still sends until it closes its side, at most
-/// [`LINGER_BYTES`] within [`LINGER_TIME`]; then the stream is dropped.
-async fn linger<I: AsyncRead + AsyncWrite + Unpin>(mut io: I) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let drain = async {
-        if io.shutdown().await.is_err() {
-            return;
-        }
-        let mut scratch = [0u8; 16 * 1024];
-        let mut discarded = 0u64;
-        while discarded < LINGER_BYTES {
-            match io.read(&mut scratch).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => discarded += n as u64,
-            }
-        }
-        tracing::debug!(
-            discarded,
-            "lingering close: the client kept sending; closed"
-        );
-    };
-    if tokio::time::timeout(LINGER_TIME, drain).await.is_err() {
-        tracing::debug!("lingering close: time is up; closed");
     }
 }
 
@@ -396,10 +364,27 @@ fn timed_out() -> Response<Body> {
 }
 
 /// A stream that counts the reads and writes that moved bytes, so the
-/// connection's watchdog can tell a stalled peer from a busy handler.
+/// connection's watchdog can tell a stalled peer from a busy handler; and
+/// whose shutdown is a lingering close.
 struct Watched<T> {
     inner: T,
     progress: Arc<AtomicU64>,
+    /// How long the lingering close may last ([`Limits::linger_time`]).
+    linger_time: Duration,
+    /// The service is stopping: close at once, no lingering.
+    stopping: watch::Receiver<bool>,
+    /// Set once hyper asks to shut the connection down.
+    linger: Option<Linger>,
+}
+
+/// The lingering close in progress: the sending side shut down (the client
+/// has every byte of the answer, then the end of the stream), what the
+/// client still sends is read and thrown away until it closes its side, at
+/// most [`LINGER_BYTES`] and until [`Limits::linger_time`] has passed.
+struct Linger {
+    shut: bool,
+    discarded: u64,
+    deadline: Pin<Box<tokio::time::Sleep>>,
 }
 
 impl<T> Watched<T> {
@@ -430,7 +415,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for Watched<T> {
     }
 }
 
-impl<T: AsyncWrite + Unpin> AsyncWrite for Watched<T> {
+impl<T: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Watched<T> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -461,8 +446,49 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Watched<T> {
         Pin::new(&mut self.get_mut().inner).poll_flush(cx)
     }
 
+    /// hyper shuts a connection down once it has flushed its last answer
+    /// (and TLS sends its close_notify through here): the lingering close.
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+        let this = self.get_mut();
+        let linger_time = this.linger_time;
+        let linger = this.linger.get_or_insert_with(|| Linger {
+            shut: false,
+            discarded: 0,
+            deadline: Box::pin(tokio::time::sleep(linger_time)),
+        });
+        if !linger.shut {
+            std::task::ready!(Pin::new(&mut this.inner).poll_shutdown(cx))?;
+            linger.shut = true;
+        }
+        if *this.stopping.borrow() {
+            return Poll::Ready(Ok(()));
+        }
+        let mut scratch = [0u8; 8 * 1024];
+        loop {
+            if linger.deadline.as_mut().poll(cx).is_ready() {
+                tracing::debug!(
+                    discarded = linger.discarded,
+                    "lingering close: time is up; closed"
+                );
+                return Poll::Ready(Ok(()));
+            }
+            if linger.discarded >= LINGER_BYTES {
+                tracing::debug!(
+                    discarded = linger.discarded,
+                    "lingering close: the client kept sending; closed"
+                );
+                return Poll::Ready(Ok(()));
+            }
+            let mut buf = ReadBuf::new(&mut scratch);
+            match Pin::new(&mut this.inner).poll_read(cx, &mut buf) {
+                // The client closed its side (or the connection broke):
+                // nothing is left to lose.
+                Poll::Ready(Ok(())) if buf.filled().is_empty() => return Poll::Ready(Ok(())),
+                Poll::Ready(Err(_)) => return Poll::Ready(Ok(())),
+                Poll::Ready(Ok(())) => linger.discarded += buf.filled().len() as u64,
+                Poll::Pending => return Poll::Pending,
+            }
+        }
     }
 }
 
@@ -486,6 +512,7 @@ mod tests {
             tls_handshake_timeout: Duration::from_secs(1),
             max_connections: 16,
             shutdown_grace: Duration::from_secs(5),
+            linger_time: Duration::from_secs(1),
         }
     }
 
@@ -655,5 +682,36 @@ mod tests {
             .unwrap();
         let raw = until_closed(&mut tcp, Duration::from_secs(2)).await;
         assert!(raw.starts_with(b"HTTP/1.1 200"));
+    }
+
+    /// The lingering close is bounded: a client that, after its answer,
+    /// neither reads nor closes but keeps sending loses the connection
+    /// (and its slot) once `linger_time` has passed; and it gets the whole
+    /// answer, then the end of the stream, first.
+    #[tokio::test]
+    async fn the_lingering_close_ends_within_its_time() {
+        let s = serving(quick(), None).await;
+        let mut c = TcpStream::connect(s.addr).await.unwrap();
+        c.write_all(b"GET /ok HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let answered = Instant::now();
+        let (mut from, mut to) = c.into_split();
+        let answer = until_closed(&mut from, Duration::from_secs(2)).await;
+        assert!(String::from_utf8_lossy(&answer).ends_with("ok"));
+        // Keeps sending after the answer: discarded, until the time is up.
+        let cut = loop {
+            if to.write_all(&[b'x'; 1024]).await.is_err() {
+                break answered.elapsed();
+            }
+            assert!(
+                answered.elapsed() < Duration::from_secs(5),
+                "still accepted after the linger time"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        assert!(cut >= Duration::from_millis(900), "{cut:?}");
+        let _ = s.stop.send(true);
+        s.task.await.unwrap();
     }
 }

@@ -352,6 +352,9 @@ struct KeySet {
     verifier: Arc<tessera_jose::jws::Verifier>,
     /// On the verifier's clock: its age is measured from here.
     fetched_at: i64,
+    /// The same moment on the monotonic clock: setting the wall clock back
+    /// cannot make the key set younger.
+    fetched: Instant,
     /// When the scheduled refresh is due (`Cache-Control` within bounds).
     refresh_due: Instant,
 }
@@ -433,8 +436,7 @@ impl Verifier {
             .keys
             .read()
             .unwrap_or_else(PoisonError::into_inner);
-        keys.as_ref()
-            .map_or(Duration::ZERO, |k| self.age_since(k.fetched_at))
+        keys.as_ref().map_or(Duration::ZERO, |k| self.age_of(k))
     }
 
     /// Whether the key set is older than its maximum age
@@ -449,11 +451,15 @@ impl Verifier {
         self.inner.stale_refusals.load(Ordering::Relaxed)
     }
 
-    /// The time since `fetched_at` on the verifier's clock, whole seconds
-    /// (none if the clock went back).
-    fn age_since(&self, fetched_at: i64) -> Duration {
-        let age = self.inner.clock.now().saturating_sub(fetched_at);
-        Duration::from_secs(u64::try_from(age).unwrap_or(0))
+    /// A key set's age: the time since it was fetched on the verifier's
+    /// clock (whole seconds), or on the monotonic clock if that is longer —
+    /// a wall clock set back (by an operator, NTP or an attacker) does not
+    /// keep a key set trusted past its maximum age.
+    fn age_of(&self, keys: &KeySet) -> Duration {
+        let age = self.inner.clock.now().saturating_sub(keys.fetched_at);
+        let wall = Duration::from_secs(u64::try_from(age).unwrap_or(0));
+        let monotonic = Duration::from_secs(keys.fetched.elapsed().as_secs());
+        wall.max(monotonic)
     }
 
     /// Fetches the JWKS now and, if it holds usable keys, puts it in use.
@@ -467,6 +473,7 @@ impl Verifier {
                 let fresh = KeySet {
                     verifier: Arc::new(verifier),
                     fetched_at: i.clock.now(),
+                    fetched: Instant::now(),
                     refresh_due: Instant::now() + ttl,
                 };
                 *i.keys.write().unwrap_or_else(PoisonError::into_inner) = Some(fresh);
@@ -537,7 +544,7 @@ impl Verifier {
             .read()
             .unwrap_or_else(PoisonError::into_inner);
         let keys = keys.as_ref().ok_or(AuthError::Unavailable)?;
-        if self.age_since(keys.fetched_at) > self.inner.max_staleness {
+        if self.age_of(keys) > self.inner.max_staleness {
             self.inner.stale_refusals.fetch_add(1, Ordering::Relaxed);
             return Err(AuthError::Unavailable);
         }
