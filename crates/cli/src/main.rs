@@ -17,7 +17,9 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
 
-use service::{clients_command, fail, init_logging, keys_command, load_config, serve};
+use service::{
+    admins_command, clients_command, fail, init_logging, keys_command, load_config, serve,
+};
 
 #[derive(Parser)]
 #[command(
@@ -62,6 +64,16 @@ enum Command {
         config: Option<PathBuf>,
         #[command(subcommand)]
         command: ClientsCommand,
+    },
+    /// Admins: the operators of the admin API and their scopes. Managed
+    /// here only, never over HTTP.
+    #[command(arg_required_else_help = false)]
+    Admins {
+        /// The configuration file (tessera.toml).
+        #[arg(long, global = true)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        command: AdminsCommand,
     },
     /// The service's signing keys.
     #[command(arg_required_else_help = false)]
@@ -167,6 +179,38 @@ pub(crate) struct RegistrationArgs {
 }
 
 #[derive(Subcommand)]
+pub(crate) enum AdminsCommand {
+    /// Create an admin; its bearer token is printed once and stored only
+    /// hashed.
+    #[command(after_help = "Example:
+  tessera admins create --name alice --scopes clients:read,clients:write --json")]
+    Create {
+        /// A name for humans (who holds the token).
+        #[arg(long)]
+        name: String,
+        /// What it may do, comma-separated: clients:read, clients:write,
+        /// keys:read, keys:write, sessions:read, sessions:write, audit:read,
+        /// or * for all of them.
+        #[arg(long, value_delimiter = ',', required = true)]
+        scopes: Vec<String>,
+        /// Print {"admin_id", "token"} as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List admins (never their tokens).
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete an admin: its token stops working at once.
+    Delete {
+        /// The admin id.
+        id: String,
+    },
+}
+
+#[derive(Subcommand)]
 pub(crate) enum KeysCommand {
     /// List the signing keys, their states and dates.
     List {
@@ -228,6 +272,14 @@ fn main() -> ExitCode {
             };
             init_logging(config.log_format);
             runtime.block_on(clients_command(config, command))
+        }
+        Command::Admins { config, command } => {
+            let config = match load_config(config.as_ref(), None) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            init_logging(config.log_format);
+            runtime.block_on(admins_command(config, command))
         }
         Command::Keys { config, command } => {
             let config = match load_config(config.as_ref(), None) {

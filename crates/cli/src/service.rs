@@ -9,7 +9,7 @@ use tessera_server::keys::{self, Lifecycle};
 use tessera_server::store::Store;
 use tessera_server::{Server, StartError};
 
-use crate::{ClientsCommand, KeysCommand, RegistrationArgs};
+use crate::{AdminsCommand, ClientsCommand, KeysCommand, RegistrationArgs};
 use tessera_server::store::Registration;
 
 /// The registration the options describe, over `base` (what is registered
@@ -350,6 +350,90 @@ pub async fn clients_command(config: Config, command: ClientsCommand) -> ExitCod
 }
 
 /// Unix seconds as `YYYY-MM-DD HH:MM` UTC (proleptic Gregorian).
+/// `tessera admins create|list|delete`: the admin API's operators.
+pub async fn admins_command(config: Config, command: AdminsCommand) -> ExitCode {
+    use tessera_server::admins;
+    let store = match tessera_server::open_store(&config).await {
+        Ok(s) => s,
+        Err(e) => return fail(e),
+    };
+    let code = match command {
+        AdminsCommand::Create { name, scopes, json } => {
+            match admins::create(&store, &name, &scopes, SystemClock.now()).await {
+                Ok(new) => {
+                    if json {
+                        println!(
+                            "{}",
+                            serde_json::json!({
+                                "admin_id": new.record.id,
+                                "token": new.token.as_str(),
+                            })
+                        );
+                    } else {
+                        println!("admin_id: {}", new.record.id);
+                        println!("token:    {}", new.token.as_str());
+                        println!("scopes:   {}", new.record.scopes.join(","));
+                        eprintln!("The token is shown this once; tessera keeps only its hash.");
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(admins::AdminError::Invalid(msg)) => {
+                    eprintln!("error: {msg}");
+                    ExitCode::from(2)
+                }
+                Err(e) => fail(e),
+            }
+        }
+        AdminsCommand::List { json } => match store.admins().await {
+            Ok(list) => {
+                if json {
+                    let rows: Vec<serde_json::Value> = list
+                        .iter()
+                        .map(|a| {
+                            serde_json::json!({
+                                "admin_id": a.id,
+                                "name": a.name,
+                                "scopes": a.scopes,
+                                "created_at": a.created_at,
+                            })
+                        })
+                        .collect();
+                    println!("{}", serde_json::Value::Array(rows));
+                } else {
+                    println!(
+                        "{:<28} {:<24} {:<17} scopes",
+                        "admin_id", "name", "created (UTC)"
+                    );
+                    for a in &list {
+                        println!(
+                            "{:<28} {:<24} {:<17} {}",
+                            a.id,
+                            a.name,
+                            utc(a.created_at),
+                            a.scopes.join(",")
+                        );
+                    }
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(e),
+        },
+        AdminsCommand::Delete { id } => match store.delete_admin(&id).await {
+            Ok(true) => {
+                println!("deleted {id}");
+                ExitCode::SUCCESS
+            }
+            Ok(false) => {
+                eprintln!("error: no admin {id}");
+                ExitCode::from(1)
+            }
+            Err(e) => fail(e),
+        },
+    };
+    store.close().await;
+    code
+}
+
 fn utc(secs: i64) -> String {
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);

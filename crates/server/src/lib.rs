@@ -17,6 +17,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod admins;
 pub mod api;
 pub mod clients;
 pub mod config;

@@ -138,6 +138,34 @@ pub struct KeyTransition {
     pub retires_at: Option<i64>,
 }
 
+/// An operator of the admin API. The bearer token is stored only as its
+/// SHA-256 (it is 256 random bits: a fast hash is enough, and lookups by
+/// hash need no secret comparison).
+#[derive(Clone, PartialEq, Eq)]
+pub struct AdminRecord {
+    /// The admin id (`adm_…`).
+    pub id: String,
+    /// A name for humans.
+    pub name: String,
+    /// What it may do (`clients:read`, …, or `*`).
+    pub scopes: Vec<String>,
+    /// SHA-256 of the bearer token.
+    pub token_hash: Vec<u8>,
+    /// When it was created (Unix seconds).
+    pub created_at: i64,
+}
+
+impl std::fmt::Debug for AdminRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminRecord")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("scopes", &self.scopes)
+            .field("created_at", &self.created_at)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A registered client. The secret is stored only as an Argon2id hash.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ClientRecord {
@@ -451,6 +479,21 @@ pub trait Store: Send + Sync + 'static {
         since: i64,
         now: i64,
     ) -> impl Future<Output = Result<Vec<(String, i64)>, StoreError>> + Send;
+
+    /// Registers an admin.
+    fn create_admin(
+        &self,
+        admin: &AdminRecord,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Every admin, oldest first.
+    fn admins(&self) -> impl Future<Output = Result<Vec<AdminRecord>, StoreError>> + Send;
+    /// The admin whose token has this SHA-256, if any.
+    fn admin_by_token_hash(
+        &self,
+        hash: &[u8],
+    ) -> impl Future<Output = Result<Option<AdminRecord>, StoreError>> + Send;
+    /// Deletes an admin; false if there was none. Its token stops working at once.
+    fn delete_admin(&self, id: &str) -> impl Future<Output = Result<bool, StoreError>> + Send;
 }
 
 fn json_list(text: &str) -> Result<Vec<String>, StoreError> {
@@ -1318,10 +1361,64 @@ impl Store for SqlStore {
             .map(|r| Ok((r.try_get("jti")?, r.try_get("expires_at")?)))
             .collect()
     }
+
+    async fn create_admin(&self, a: &AdminRecord) -> Result<(), StoreError> {
+        sqlx::query(&self.sql(
+            "INSERT INTO admins (id, name, scopes, token_hash, created_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        ))
+        .bind(&a.id)
+        .bind(&a.name)
+        .bind(to_json(&a.scopes)?)
+        .bind(&a.token_hash)
+        .bind(a.created_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn admins(&self) -> Result<Vec<AdminRecord>, StoreError> {
+        let rows = sqlx::query(&self.sql(&format!(
+            "SELECT {ADMIN_COLUMNS} FROM admins ORDER BY created_at, id"
+        )))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(admin_from_row).collect()
+    }
+
+    async fn admin_by_token_hash(&self, hash: &[u8]) -> Result<Option<AdminRecord>, StoreError> {
+        let row = sqlx::query(&self.sql(&format!(
+            "SELECT {ADMIN_COLUMNS} FROM admins WHERE token_hash = ?1"
+        )))
+        .bind(hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(admin_from_row).transpose()
+    }
+
+    async fn delete_admin(&self, id: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query(&self.sql("DELETE FROM admins WHERE id = ?1"))
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
 }
 
 fn to_json(list: &[String]) -> Result<String, StoreError> {
     serde_json::to_string(list).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+const ADMIN_COLUMNS: &str = "id, name, scopes, token_hash, created_at";
+
+fn admin_from_row(r: &AnyRow) -> Result<AdminRecord, StoreError> {
+    Ok(AdminRecord {
+        id: r.try_get("id")?,
+        name: r.try_get("name")?,
+        scopes: json_list(&r.try_get::<String, _>("scopes")?)?,
+        token_hash: r.try_get("token_hash")?,
+        created_at: r.try_get("created_at")?,
+    })
 }
 
 fn client_from_row(r: &AnyRow) -> Result<ClientRecord, StoreError> {

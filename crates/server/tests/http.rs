@@ -2345,6 +2345,59 @@ mod store_suite {
         assert!(store.session("ses_2").await.unwrap().is_none());
         assert!(store.refresh_status(&[4; 32], NOW).await.unwrap().is_none());
         assert!(store.sealed(&[8; 32]).await.unwrap().is_none());
+
+        // Admins (issue 25): found by the hash of their token only; a
+        // token hash is unique; deleting one ends its token at once.
+        let made = tessera_server::admins::create(
+            store,
+            "alice",
+            &["clients:write,clients:read".into()],
+            NOW,
+        )
+        .await
+        .unwrap();
+        let other = tessera_server::admins::create(store, "bob", &["*".into()], NOW + 1)
+            .await
+            .unwrap();
+        assert!(made.token.starts_with(tessera_server::admins::TOKEN_PREFIX));
+        assert_eq!(made.record.scopes, ["clients:read", "clients:write"]);
+        let listed = store.admins().await.unwrap();
+        assert_eq!(listed, vec![made.record.clone(), other.record.clone()]);
+        assert!(!format!("{listed:?}").contains(made.token.as_str()));
+        let found = tessera_server::admins::authenticate(store, &made.token)
+            .await
+            .unwrap();
+        assert_eq!(found, Some(made.record.clone()));
+        for wrong in [
+            "",
+            "tessera_admin_",
+            &made.token[..made.token.len() - 1],
+            &format!("{}A", &made.token[..made.token.len() - 1]),
+            &made.record.id,
+        ] {
+            assert_eq!(
+                tessera_server::admins::authenticate(store, wrong)
+                    .await
+                    .unwrap(),
+                None,
+                "{wrong}"
+            );
+        }
+        let mut twin = other.record.clone();
+        twin.id = "adm_twin".into();
+        assert!(
+            store.create_admin(&twin).await.is_err(),
+            "token hashes are unique"
+        );
+        assert!(store.delete_admin(&made.record.id).await.unwrap());
+        assert!(!store.delete_admin(&made.record.id).await.unwrap());
+        assert_eq!(
+            tessera_server::admins::authenticate(store, &made.token)
+                .await
+                .unwrap(),
+            None
+        );
+        assert_eq!(store.admins().await.unwrap(), vec![other.record]);
     }
 
     /// Many concurrent uses of one refresh token: exactly one rotates.

@@ -60,6 +60,89 @@ pub(crate) fn created_client(mut command: Command, grants: &str) -> Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
+/// `tessera admins create|list|delete` (issue 25): the token is printed
+/// once and stored only hashed; list never shows it; scopes are checked.
+#[test]
+fn admins_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("d");
+    let out = tessera(&data)
+        .args([
+            "admins",
+            "create",
+            "--name",
+            "alice",
+            "--scopes",
+            "clients:read,keys:write",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let created: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let id = created["admin_id"].as_str().unwrap().to_owned();
+    let token = created["token"].as_str().unwrap().to_owned();
+    assert!(id.starts_with("adm_"), "{id}");
+    assert!(token.starts_with("tessera_admin_"), "{token}");
+    for args in [&["admins", "list", "--json"][..], &["admins", "list"]] {
+        let list = tessera(&data).args(args).output().unwrap();
+        assert!(list.status.success());
+        let text = String::from_utf8(list.stdout).unwrap();
+        assert!(text.contains(&id), "{text}");
+        assert!(!text.contains(&token), "the token is listed: {text}");
+        assert!(!text.contains(&token["tessera_admin_".len()..]));
+    }
+    let list: Value = serde_json::from_slice(
+        &tessera(&data)
+            .args(["admins", "list", "--json"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(
+        list[0]["scopes"],
+        serde_json::json!(["clients:read", "keys:write"])
+    );
+    // Nothing of the token in the database file either (only its hash).
+    for entry in std::fs::read_dir(&data).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap_or_default();
+        assert!(!bytes.windows(token.len()).any(|w| w == token.as_bytes()));
+    }
+    // Usage errors: exit 2, saying what to change.
+    for scopes in ["clients:delete", "admin", ""] {
+        let bad = tessera(&data)
+            .args(["admins", "create", "--name", "x", "--scopes", scopes])
+            .output()
+            .unwrap();
+        assert_eq!(bad.status.code(), Some(2), "{scopes}");
+        let stderr = String::from_utf8(bad.stderr).unwrap();
+        assert!(
+            stderr.contains("clients:read") || stderr.contains("--scopes"),
+            "{stderr}"
+        );
+    }
+    assert!(tessera(&data)
+        .args(["admins", "delete", &id])
+        .output()
+        .unwrap()
+        .status
+        .success());
+    assert_eq!(
+        tessera(&data)
+            .args(["admins", "delete", &id])
+            .output()
+            .unwrap()
+            .status
+            .code(),
+        Some(1)
+    );
+}
+
 #[test]
 fn clients_and_keys_commands() {
     let dir = tempfile::tempdir().unwrap();
