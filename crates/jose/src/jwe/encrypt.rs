@@ -385,11 +385,7 @@ fn seal(
         return Err(JweError::Crit.into());
     }
     // What a decrypter refuses is not written either.
-    let typing = |m: &Map<String, Value>| {
-        crate::jws::MUST_BE_PROTECTED
-            .iter()
-            .any(|n| m.contains_key(*n))
-    };
+    let typing = crate::jws::types_unprotected;
     if shared.is_some_and(typing) || sealed_recipients.iter().any(|r| typing(&r.header)) {
         return Err(JweError::InvalidHeader("typ and cty must be integrity protected").into());
     }

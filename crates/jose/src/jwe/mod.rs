@@ -221,11 +221,7 @@ pub(crate) fn build_header(
         // protected (the JWE's AAD covers the protected header), and are
         // refused elsewhere unless the caller tolerates them (they then
         // still do not count: `Header::typ`/`cty` read the protected ones).
-        if !tolerate_unprotected_typing
-            && crate::jws::MUST_BE_PROTECTED
-                .iter()
-                .any(|n| u.contains_key(*n))
-        {
+        if !tolerate_unprotected_typing && crate::jws::types_unprotected(u) {
             return Err(JweError::InvalidHeader("typ and cty must be integrity protected").into());
         }
     }

@@ -52,7 +52,16 @@ pub(crate) const REGISTERED: &[&str] = &[
 
 /// Header names that say what a token is: honoured only when integrity
 /// protected, refused in an unprotected header (JWS and JWE alike).
-pub(crate) const MUST_BE_PROTECTED: &[&str] = &["typ", "cty"];
+const MUST_BE_PROTECTED: &[&str] = &["typ", "cty"];
+
+/// Whether an unprotected header holds a member that must be protected
+/// ([`MUST_BE_PROTECTED`]): the one test behind every such refusal, JWS and
+/// JWE, reading and writing.
+pub(crate) fn types_unprotected(unprotected: &Map<String, Value>) -> bool {
+    MUST_BE_PROTECTED
+        .iter()
+        .any(|n| unprotected.contains_key(*n))
+}
 
 /// A JOSE header after parsing: the union of the protected and unprotected
 /// members, with `alg`, `b64` and `crit` already checked. Immutable and
@@ -175,7 +184,7 @@ pub(crate) fn build_header(
     // `typ` and `cty` decide what a token is (RFC 8725 §3.11 explicit
     // typing; a nested token's `cty`): anyone can add an unprotected member
     // to an authentic JWS, so they count only when signed.
-    if unprotected.is_some_and(|u| MUST_BE_PROTECTED.iter().any(|n| u.contains_key(*n))) {
+    if unprotected.is_some_and(types_unprotected) {
         return Err(JwsError::InvalidHeader("typ and cty must be integrity protected").into());
     }
     let crit = parse_crit(&protected, rules.understood_crit, &["b64"]).ok_or(JwsError::Crit)?;

@@ -234,10 +234,7 @@ fn sign_general_inner(
             // RFC 7797 §3: every signature must agree on b64.
             return Err(JwsError::InvalidHeader("signatures disagree on b64").into());
         }
-        if s.unprotected
-            .as_ref()
-            .is_some_and(|u| super::MUST_BE_PROTECTED.iter().any(|n| u.contains_key(*n)))
-        {
+        if s.unprotected.as_ref().is_some_and(super::types_unprotected) {
             // What a verifier refuses is not written either.
             return Err(JwsError::InvalidHeader("typ and cty must be integrity protected").into());
         }
