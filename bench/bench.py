@@ -180,7 +180,8 @@ alg = "ECDH-ES+A256KW"
 release = ["sub", "org"]
 """)
         self._spawn([str(TESSERA), "serve", "--config", str(self.config),
-                     "--listen", f"127.0.0.1:{self.port}"], self.env, "/healthz")
+                     "--listen", f"127.0.0.1:{self.port}"],
+                    {**self.env, "TESSERA_ADMIN_LISTEN": "127.0.0.1:0"}, "/healthz")
         if self.client_id is None:
             out = run([str(TESSERA), "clients", "create", "--config", str(self.config),
                        "--name", "bench", "--grant", "sessions,client_credentials,refresh_token",

@@ -63,6 +63,7 @@ fn snapshot(alg: JwsAlgorithm) -> Snapshot {
     Snapshot {
         signer: Signer::new(&key, alg).unwrap(),
         kid: "bench-1".into(),
+        published: vec!["bench-1".into()],
         jwks: String::new(),
         verifier: Verifier::builder()
             .key(&key, &[alg])

@@ -213,6 +213,7 @@ pub async fn create_with<S: Store>(
         jwks: jwks.map(str::to_owned),
         registration,
         legacy: false,
+        previous_secret: None,
     };
     store.create_client(&record).await?;
     Ok(NewClient { record, secret })
@@ -325,8 +326,18 @@ pub async fn authenticate<S: Store>(
     let client = store.client(id).await?;
     let memory = verified();
     let key = memory.map(|m| m.key(id, secret));
+    // After a roll with a grace period, the previous secret until then.
+    let previous = client
+        .as_ref()
+        .and_then(|c| c.previous_secret.clone())
+        .filter(|(_, until)| *until > unix_now())
+        .map(|(hash, _)| hash);
+    let recalled = |m: &Verified, k: &[u8; 32], c: &ClientRecord| {
+        (!c.secret_hash.is_empty() && m.recalls(k, &c.secret_hash))
+            || previous.as_deref().is_some_and(|p| m.recalls(k, p))
+    };
     if let (Some(m), Some(k), Some(c)) = (memory, &key, &client) {
-        if !c.secret_hash.is_empty() && m.recalls(k, &c.secret_hash) {
+        if recalled(m, k, c) {
             return Ok(client);
         }
     }
@@ -346,7 +357,7 @@ pub async fn authenticate<S: Store>(
     // of calls with the same secret verifies it for all the others.
     let permit = hashing_permit().await?;
     if let (Some(m), Some(k), Some(c)) = (memory, &key, &client) {
-        if m.recalls(k, &c.secret_hash) {
+        if recalled(m, k, c) {
             return Ok(client);
         }
     }
@@ -359,8 +370,13 @@ pub async fn authenticate<S: Store>(
         // The permit goes with the hash: a request abandoned meanwhile does
         // not free it while the hash still runs (and holds its 19 MiB).
         move || {
-            let ok = verify_secret(&secret, &hash);
-            if let (true, Some((m, k))) = (ok, remember) {
+            let matched = if verify_secret(&secret, &hash) {
+                Some(hash)
+            } else {
+                previous.filter(|p| verify_secret(&secret, p))
+            };
+            let ok = matched.is_some();
+            if let (Some(hash), Some((m, k))) = (matched, remember) {
                 m.remember(k, hash);
             }
             drop(permit);
@@ -370,6 +386,46 @@ pub async fn authenticate<S: Store>(
     .await
     .unwrap_or(false);
     Ok(client.filter(|_| ok))
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// The longest grace period of a secret roll: 30 days.
+pub const MAX_SECRET_GRACE: i64 = 30 * 86_400;
+
+/// Gives the client `id` a new secret, returned once; its current secret
+/// keeps working for `grace_seconds` (0 to [`MAX_SECRET_GRACE`]) so that
+/// it can roll without downtime. `None` if there is no such client.
+pub async fn roll_secret<S: Store>(
+    store: &S,
+    id: &str,
+    grace_seconds: i64,
+    now: i64,
+) -> Result<Option<Zeroizing<String>>, ClientError> {
+    if !(0..=MAX_SECRET_GRACE).contains(&grace_seconds) {
+        return Err(ClientError::Invalid(format!(
+            "grace_seconds must be between 0 and {MAX_SECRET_GRACE}"
+        )));
+    }
+    let Some(client) = store.client(id).await? else {
+        return Ok(None);
+    };
+    if client.secret_hash.is_empty() {
+        return Err(ClientError::Invalid(
+            "this client authenticates with private_key_jwt: it has no secret to roll".into(),
+        ));
+    }
+    let secret = random_token(32)?;
+    let hash = hash_secret(&secret)?;
+    let grace = (grace_seconds > 0).then(|| now.saturating_add(grace_seconds));
+    if !store.roll_client_secret(id, &hash, grace).await? {
+        return Ok(None);
+    }
+    Ok(Some(secret))
 }
 
 /// How many Argon2id checks may run at once: one per core, which is all the

@@ -17,6 +17,10 @@
 //! step_up_ttl = "5m"
 //! [clients]
 //! cache_for = "1s"                     # a client record read is kept this long ("0s": read every time)
+//! [audit]
+//! keep = "90d"                         # audit events older than this are pruned
+//! [admin]
+//! listen = "127.0.0.1:8081"            # the admin API (tokens: `tessera admins create`); "off" disables it
 //! [[resources]]                        # one per audience; unlisted ones get jws, no custom claims
 //! audience = "https://api.example.com"
 //! format = "jws"                       # signed: anyone holding it reads it
@@ -176,6 +180,15 @@ pub struct Clients {
     pub cache_for: Duration,
 }
 
+/// `[audit]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Audit {
+    /// How long audit events are kept (default 90 days, at least one);
+    /// older ones are pruned, the chain staying verifiable from its new
+    /// start.
+    pub keep: Duration,
+}
+
 /// `[tls]`: serve HTTPS with this certificate chain and key (PEM files).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tls {
@@ -183,6 +196,18 @@ pub struct Tls {
     pub cert: PathBuf,
     /// The private key.
     pub key: PathBuf,
+}
+
+/// `[admin]`: the admin listener (admin API, its OpenAPI document).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Admin {
+    /// Where it listens; `None` when `listen = "off"`. Default
+    /// `127.0.0.1:8081` (loopback: operators reach it through an SSH tunnel
+    /// or a private network), or `127.0.0.1:0` when the public listener
+    /// itself takes an ephemeral port (tests).
+    pub listen: Option<SocketAddr>,
+    /// `[admin.tls]`: HTTPS on the admin listener.
+    pub tls: Option<Tls>,
 }
 
 /// Log output format.
@@ -217,10 +242,14 @@ pub struct Config {
     pub tokens: Tokens,
     /// `[clients]`.
     pub clients: Clients,
+    /// `[audit]`.
+    pub audit: Audit,
     /// `[[resources]]`.
     pub resources: Vec<Resource>,
     /// `[tls]`.
     pub tls: Option<Tls>,
+    /// `[admin]`.
+    pub admin: Admin,
     /// `[log] format`.
     pub log_format: LogFormat,
 }
@@ -240,8 +269,12 @@ const ENV_KEYS: &[(&str, &str)] = &[
     ("TESSERA_TOKENS_SESSION_TTL", "tokens.session_ttl"),
     ("TESSERA_TOKENS_REFRESH_TTL", "tokens.refresh_ttl"),
     ("TESSERA_CLIENTS_CACHE_FOR", "clients.cache_for"),
+    ("TESSERA_AUDIT_KEEP", "audit.keep"),
     ("TESSERA_TLS_CERT", "tls.cert"),
     ("TESSERA_TLS_KEY", "tls.key"),
+    ("TESSERA_ADMIN_LISTEN", "admin.listen"),
+    ("TESSERA_ADMIN_TLS_CERT", "admin.tls.cert"),
+    ("TESSERA_ADMIN_TLS_KEY", "admin.tls.key"),
     ("TESSERA_LOG_FORMAT", "log.format"),
 ];
 
@@ -388,21 +421,45 @@ impl Config {
         };
         c.finish()?;
 
+        let audit_table = t.table("audit")?;
+        let mut au = Reader::new(&audit_table, "audit");
+        let audit = Audit {
+            keep: au.duration("keep", "90d", (86_400, 100 * 366 * 86_400))?,
+        };
+        au.finish()?;
+
         let resources = t.resources()?;
         let tls = match t.table_opt("tls")? {
             None => None,
-            Some(table) => {
-                let mut r = Reader::new(&table, "tls");
-                let cert = r
-                    .string("cert")?
-                    .ok_or_else(|| err("tls.cert", "missing"))?;
-                let key = r.string("key")?.ok_or_else(|| err("tls.key", "missing"))?;
-                r.finish()?;
-                Some(Tls {
-                    cert: cert.into(),
-                    key: key.into(),
-                })
-            }
+            Some(table) => Some(tls_table(&table, "tls")?),
+        };
+        let admin_table = t.table("admin")?;
+        let mut a = Reader::new(&admin_table, "admin");
+        let admin_listen = match a.string("listen")?.as_deref() {
+            Some("off") => None,
+            Some(text) => Some(text.parse::<SocketAddr>().map_err(|_| {
+                err(
+                    "admin.listen",
+                    format!("{text:?} is not an address like 127.0.0.1:8081, or \"off\""),
+                )
+            })?),
+            None if listen.port() == 0 => Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+            None => Some(SocketAddr::from(([127, 0, 0, 1], 8081))),
+        };
+        if admin_listen.is_some_and(|a| a == listen && a.port() != 0) {
+            return Err(err(
+                "admin.listen",
+                "the admin listener needs its own address, not the public one",
+            ));
+        }
+        let admin_tls = match a.table_opt("tls")? {
+            None => None,
+            Some(table) => Some(tls_table(&table, "admin.tls")?),
+        };
+        a.finish()?;
+        let admin = Admin {
+            listen: admin_listen,
+            tls: admin_tls,
         };
         let log_table = t.table("log")?;
         let mut l = Reader::new(&log_table, "log");
@@ -432,8 +489,10 @@ impl Config {
             },
             tokens,
             clients,
+            audit,
             resources,
             tls,
+            admin,
             log_format,
         })
     }
@@ -460,6 +519,21 @@ impl Config {
 /// swapped; never with `user:password@`. Decided on the URL as parsed, by
 /// the parser the fetch uses ([`tessera_verify::urls::check_fetchable`]):
 /// `http://localhost:1@127.0.0.2:9/jwks` names the host `127.0.0.2`.
+fn tls_table(table: &Table, prefix: &'static str) -> Result<Tls, ConfigError> {
+    let mut r = Reader::new(table, prefix);
+    let cert = r
+        .string("cert")?
+        .ok_or_else(|| err(&format!("{prefix}.cert"), "missing"))?;
+    let key = r
+        .string("key")?
+        .ok_or_else(|| err(&format!("{prefix}.key"), "missing"))?;
+    r.finish()?;
+    Ok(Tls {
+        cert: cert.into(),
+        key: key.into(),
+    })
+}
+
 fn check_jwks_uri(uri: &str) -> Result<(), String> {
     tessera_verify::urls::check_fetchable(uri).map_err(|e| e.describe(uri))
 }
@@ -873,6 +947,48 @@ encryption_jwks_uri = "http://127.0.0.1:9/jwks"
         assert_eq!(c.data_dir, PathBuf::from("./tessera-data"));
         assert_eq!(c.tokens.refresh_ttl, Duration::from_secs(30 * 86_400));
         assert_eq!(c.clients.cache_for, Duration::from_secs(1));
+        assert_eq!(c.admin.listen, Some("127.0.0.1:8081".parse().unwrap()));
+        assert_eq!(c.admin.tls, None);
+    }
+
+    #[test]
+    fn the_admin_listener() {
+        // An ephemeral public port (tests) gives an ephemeral admin port.
+        let c = load("", &[("TESSERA_LISTEN", "127.0.0.1:0")]).unwrap();
+        assert_eq!(c.admin.listen, Some("127.0.0.1:0".parse().unwrap()));
+        let c = load("[admin]\nlisten = \"off\"", &[]).unwrap();
+        assert_eq!(c.admin.listen, None);
+        let c = load("", &[("TESSERA_ADMIN_LISTEN", "10.0.0.5:9443")]).unwrap();
+        assert_eq!(c.admin.listen, Some("10.0.0.5:9443".parse().unwrap()));
+        let c = load(
+            "[admin]\nlisten = \"127.0.0.1:9000\"\n[admin.tls]\ncert = \"a.pem\"\nkey = \"k.pem\"",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.admin.tls.unwrap().cert, PathBuf::from("a.pem"));
+        let c = load(
+            "",
+            &[
+                ("TESSERA_ADMIN_TLS_CERT", "c.pem"),
+                ("TESSERA_ADMIN_TLS_KEY", "k.pem"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.admin.tls.unwrap().key, PathBuf::from("k.pem"));
+        for (toml, env, key) in [
+            ("[admin]\nlisten = \"localhost\"", &[][..], "admin.listen"),
+            ("[admin]\nlisten = 8081", &[], "admin.listen"),
+            ("[admin]\nport = 1", &[], "admin.port"),
+            ("[admin.tls]\ncert = \"a\"", &[], "admin.tls.key"),
+            (
+                "",
+                &[("TESSERA_ADMIN_LISTEN", "127.0.0.1:8080")],
+                "admin.listen",
+            ),
+        ] {
+            let e = load(toml, env).unwrap_err();
+            assert_eq!(e.key, key, "{toml} {env:?}: {e}");
+        }
     }
 
     #[test]
@@ -1091,6 +1207,23 @@ encryption_jwks_uri = "http://127.0.0.1:9/jwks"
         assert_eq!(parse_duration("2w"), Some(Duration::from_secs(14 * 86_400)));
         for bad in ["", "15", "m", "1.5h", "-1m", "99999999999999999999d", "3 d"] {
             assert_eq!(parse_duration(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn audit_retention() {
+        let c = load("", &[]).unwrap();
+        assert_eq!(c.audit.keep, Duration::from_secs(90 * 86_400));
+        let c = load("[audit]\nkeep = \"2w\"\n", &[]).unwrap();
+        assert_eq!(c.audit.keep, Duration::from_secs(14 * 86_400));
+        let c = load("", &[("TESSERA_AUDIT_KEEP", "365d")]).unwrap();
+        assert_eq!(c.audit.keep, Duration::from_secs(365 * 86_400));
+        for (toml, key) in [
+            ("[audit]\nkeep = \"1h\"\n", "audit.keep"),
+            ("[audit]\nkeep = \"forever\"\n", "audit.keep"),
+            ("[audit]\nkept = \"90d\"\n", "audit.kept"),
+        ] {
+            assert_eq!(load(toml, &[]).unwrap_err().key, key, "{toml}");
         }
     }
 }

@@ -21,6 +21,12 @@
 //!   erased. (A verifier whose cache still holds it only trusts it longer.)
 //! - Private parts are sealed with the master key; signing keys are only
 //!   ever used to sign (`use: sig`, bound to one `alg`).
+//! - A key that leaked ([`compromise`], `tessera keys compromised`) skips
+//!   all of this: it becomes *compromised* (out of the JWKS, its private
+//!   part erased, its sealed tokens revoked) and, if it was signing, a fresh
+//!   key signs at once. Verifiers that cached the JWKS may still accept it
+//!   for up to M; on PostgreSQL the other nodes hear of it by `NOTIFY` and
+//!   reload at once.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
@@ -57,6 +63,12 @@ pub enum KeyError {
     /// Key generation or parsing failed.
     #[error("key: {0}")]
     Jose(#[from] tessera_jose::Error),
+    /// No signing key has this id.
+    #[error("no signing key {0:?}")]
+    UnknownKey(String),
+    /// The key was already marked compromised.
+    #[error("signing key {0:?} is already marked compromised")]
+    AlreadyCompromised(String),
 }
 
 /// Where the master key came from.
@@ -383,6 +395,8 @@ pub struct Snapshot {
     pub jwks: String,
     /// Verifies tokens of every published key.
     pub verifier: Verifier,
+    /// The ids of the published keys.
+    pub published: Vec<String>,
 }
 
 impl std::fmt::Debug for Snapshot {
@@ -431,6 +445,7 @@ fn snapshot(keys: &[KeyRecord], master: &MasterKey) -> Result<Snapshot, KeyError
     Ok(Snapshot {
         signer: Signer::new(&private, alg)?,
         kid: current.kid.clone(),
+        published: published.iter().map(|k| k.kid.clone()).collect(),
         jwks: serde_json::json!({ "keys": jwks }).to_string(),
         verifier: verifier.build()?,
     })
@@ -482,6 +497,26 @@ impl KeyRing {
         }
     }
 
+    /// [`rotate_now`] with this ring's keys, then its snapshot follows.
+    pub async fn rotate<S: Store>(&self, store: &S, now: i64) -> Result<i64, KeyError> {
+        let at = rotate_now(store, &self.master, &self.rules, now).await?;
+        self.tick(store, now).await?;
+        Ok(at)
+    }
+
+    /// [`compromise`] with this ring's keys; this node's snapshot stops
+    /// publishing and signing with the key before it returns.
+    pub async fn compromise<S: Store>(
+        &self,
+        store: &S,
+        kid: &str,
+        now: i64,
+    ) -> Result<Compromise, KeyError> {
+        let done = compromise(store, &self.master, &self.rules, kid, now).await?;
+        self.tick(store, now).await?;
+        Ok(done)
+    }
+
     /// One maintenance step at `now`; the snapshot follows the store.
     pub async fn tick<S: Store>(&self, store: &S, now: i64) -> Result<(), KeyError> {
         let keys = maintain(store, &self.master, &self.rules, now).await?;
@@ -513,6 +548,60 @@ pub async fn maintain<S: Store>(
         Err(e) => return Err(e.into()),
     }
     Ok(store.signing_keys().await?)
+}
+
+/// What marking a key compromised did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Compromise {
+    /// The leaked key.
+    pub kid: String,
+    /// The key that signs from now on.
+    pub new_kid: String,
+    /// Until when a verifier that cached the JWKS before may still accept
+    /// the leaked key's tokens: now + the JWKS `max-age` advertised.
+    pub verifiers_may_accept_until: i64,
+}
+
+/// `tessera keys compromised KID`: in one transaction the key `kid` becomes
+/// compromised (it leaves the JWKS, its private part is erased, the sealed
+/// tokens it signed are revoked) and, if it was the current key, a fresh key
+/// signs from `now` on, without the pre-publication wait. A leaked next key
+/// is replaced by a fresh next key.
+pub async fn compromise<S: Store>(
+    store: &S,
+    master: &MasterKey,
+    rules: &Lifecycle,
+    kid: &str,
+    now: i64,
+) -> Result<Compromise, KeyError> {
+    let keys = store.signing_keys().await?;
+    let leaked = keys
+        .iter()
+        .find(|k| k.kid == kid)
+        .ok_or_else(|| KeyError::UnknownKey(kid.to_owned()))?;
+    if leaked.state == KeyState::Compromised {
+        return Err(KeyError::AlreadyCompromised(kid.to_owned()));
+    }
+    let mut new_keys = Vec::new();
+    if leaked.state == KeyState::Current {
+        new_keys.push(generate(master, rules.alg, KeyState::Current, now, now)?);
+    }
+    let gone = transition(leaked, KeyState::Compromised, None, Some(now));
+    store.change_keys(&[gone], &new_keys).await?;
+    // A fresh next key if the leaked one was next; retirements due.
+    let keys = maintain(store, master, rules, now).await?;
+    let new_kid = keys
+        .iter()
+        .find(|k| k.state == KeyState::Current)
+        .map(|k| k.kid.clone())
+        .ok_or(KeyError::Store(StoreError::Corrupt(
+            "no current key".into(),
+        )))?;
+    Ok(Compromise {
+        kid: kid.to_owned(),
+        new_kid,
+        verifiers_may_accept_until: now.saturating_add(rules.jwks_max_age),
+    })
 }
 
 /// `tessera keys rotate`: the next key signs from `now` on — or, if it has

@@ -17,6 +17,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod admins;
 pub mod api;
 pub mod clients;
@@ -135,12 +136,71 @@ async fn refresh_sealing_keys<S: store::Store>(
     }
 }
 
+/// The TLS acceptor of a `[tls]` or `[admin.tls]` table, if set.
+async fn acceptor(
+    tls: Option<&config::Tls>,
+    key: &str,
+) -> Result<Option<tokio_rustls::TlsAcceptor>, StartError> {
+    let Some(t) = tls else { return Ok(None) };
+    listener::tls_acceptor(&t.cert, &t.key)
+        .await
+        .map(Some)
+        .map_err(|e| {
+            StartError::Tls(format!(
+                "`{key}`: cannot load {} / {}: {e}",
+                t.cert.display(),
+                t.key.display()
+            ))
+        })
+}
+
+/// On PostgreSQL, the `NOTIFY` of a change of signing keys (a rotation, a
+/// compromised key) made by any node: this node reloads at once instead of
+/// after `signing.reload_every`. On SQLite (one node), never.
+struct KeyChanges(Option<sqlx::postgres::PgListener>);
+
+impl KeyChanges {
+    async fn listen(database_url: Option<&str>) -> Self {
+        let Some(url) = database_url.filter(|u| !u.starts_with("sqlite:")) else {
+            return KeyChanges(None);
+        };
+        let listener = async {
+            let mut l = sqlx::postgres::PgListener::connect(url).await?;
+            l.listen(store::KEYS_CHANNEL).await?;
+            Ok::<_, sqlx::Error>(l)
+        };
+        match listener.await {
+            Ok(l) => KeyChanges(Some(l)),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for key changes; other nodes' changes \
+                    reach this one within signing.reload_every");
+                KeyChanges(None)
+            }
+        }
+    }
+
+    /// Resolves when a change was announced (or the connection was lost and
+    /// found again: something may have been missed). Never, without one.
+    async fn next(&mut self) {
+        let Some(listener) = &mut self.0 else {
+            return std::future::pending().await;
+        };
+        if let Err(e) = listener.recv().await {
+            // It reconnects on the next call; don't spin meanwhile.
+            tracing::warn!(error = %e, "lost the key-change listener; reconnecting");
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        }
+    }
+}
+
 /// A running service.
 #[derive(Debug)]
 pub struct Server {
     addr: SocketAddr,
+    admin_addr: Option<SocketAddr>,
     stop: watch::Sender<bool>,
     serving: JoinHandle<()>,
+    admin_serving: Option<JoinHandle<()>>,
     maintenance: JoinHandle<()>,
     store: SqlStore,
     state: Arc<http::AppState<SqlStore>>,
@@ -163,16 +223,8 @@ impl Server {
         master_key_env: Option<&str>,
         limits: listener::Limits,
     ) -> Result<Server, StartError> {
-        let tls = match &config.tls {
-            None => None,
-            Some(t) => Some(listener::tls_acceptor(&t.cert, &t.key).await.map_err(|e| {
-                StartError::Tls(format!(
-                    "cannot load {} / {}: {e}",
-                    t.cert.display(),
-                    t.key.display()
-                ))
-            })?),
-        };
+        let tls = acceptor(config.tls.as_ref(), "tls").await?;
+        let admin_tls = acceptor(config.admin.tls.as_ref(), "admin.tls").await?;
         // Sealed resources' keys first: a bad one stops start-up before
         // anything is opened or bound.
         let http = sealing::http_client().map_err(|e| config::ConfigError {
@@ -197,6 +249,18 @@ impl Server {
             addr: listen,
             source,
         })?;
+        let admin_listener = match config.admin.listen {
+            None => None,
+            Some(at) => {
+                let bound = tokio::net::TcpListener::bind(at)
+                    .await
+                    .map_err(|source| StartError::Listen { addr: at, source })?;
+                let local = bound
+                    .local_addr()
+                    .map_err(|source| StartError::Listen { addr: at, source })?;
+                Some((bound, local))
+            }
+        };
         let mut config = config;
         if config.issuer_defaulted {
             // With port 0 the configured address is not the one clients use.
@@ -223,15 +287,27 @@ impl Server {
         let app = http::router(state.clone());
         let kept = state.clone();
         let serving = tokio::spawn(listener::serve(listener, app, tls, limits, stopped.clone()));
+        let admin_addr = admin_listener.as_ref().map(|(_, a)| *a);
+        let admin_serving = admin_listener.map(|(bound, at)| {
+            tracing::info!(addr = %at, "the admin API is listening");
+            let app = admin::router(state.clone());
+            tokio::spawn(listener::serve(bound, app, admin_tls, limits, stopped.clone()))
+        });
+        if admin_addr.is_none() {
+            tracing::info!("the admin listener is off ([admin] listen = \"off\")");
+        }
 
         let maintenance_store = store.clone();
         let reload_every = state.config.signing.reload_every;
+        let database_url = state.config.database_url.clone();
         let maintenance = tokio::spawn(async move {
             let mut fetched = std::collections::HashMap::new();
             let started = tokio::time::Instant::now();
+            let mut key_changes = KeyChanges::listen(database_url.as_deref()).await;
             loop {
                 tokio::select! {
                     _ = tokio::time::sleep(reload_every) => {}
+                    () = key_changes.next() => {}
                     _ = stopped.wait_for(|s| *s) => break,
                 }
                 if let Err(e) = state.keys.tick(&maintenance_store, SystemClock.now()).await {
@@ -243,8 +319,10 @@ impl Server {
         tracing::info!(%addr, %issuer, "tessera is listening");
         Ok(Server {
             addr,
+            admin_addr,
             stop,
             serving,
+            admin_serving,
             maintenance,
             store,
             state: kept,
@@ -254,6 +332,16 @@ impl Server {
     /// The address it listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The admin listener's address, unless `[admin] listen = "off"`.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_addr
+    }
+
+    /// The admin routes over the same state, for callers in the same process.
+    pub fn admin_router(&self) -> axum::Router {
+        admin::router(self.state.clone())
     }
 
     /// Runs key maintenance at `now` at once (it also runs every minute):
@@ -278,6 +366,9 @@ impl Server {
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
         let _ = self.serving.await;
+        if let Some(admin) = self.admin_serving {
+            let _ = admin.await;
+        }
         let _ = self.maintenance.await;
         self.store.close().await;
     }

@@ -30,6 +30,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::io;
+use std::net::SocketAddr;
 use std::path::Path;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -191,8 +192,8 @@ pub(crate) async fn serve(
             () = stopped(&mut stop) => break,
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
             accepted = accept(&listener, &slots) => match accepted {
-                Ok((tcp, slot)) => {
-                    connections.spawn(connection(tcp, app.clone(), tls.clone(), limits, told.clone(), slot));
+                Ok((tcp, peer, slot)) => {
+                    connections.spawn(connection(tcp, peer, app.clone(), tls.clone(), limits, told.clone(), slot));
                 }
                 Err(e) if is_peer_error(&e) => tracing::debug!(error = %e, "accept failed"),
                 Err(e) => {
@@ -228,14 +229,14 @@ async fn stopped(stop: &mut watch::Receiver<bool>) {
 async fn accept(
     listener: &TcpListener,
     slots: &Arc<Semaphore>,
-) -> io::Result<(TcpStream, OwnedSemaphorePermit)> {
+) -> io::Result<(TcpStream, SocketAddr, OwnedSemaphorePermit)> {
     let slot = slots
         .clone()
         .acquire_owned()
         .await
         .map_err(|_| io::Error::other("connection slots closed"))?;
-    let (tcp, _peer) = listener.accept().await?;
-    Ok((tcp, slot))
+    let (tcp, peer) = listener.accept().await?;
+    Ok((tcp, peer, slot))
 }
 
 /// Errors about one connection that went away before it was accepted:
@@ -252,6 +253,7 @@ fn is_peer_error(e: &io::Error) -> bool {
 /// One connection, holding its slot until it ends.
 async fn connection(
     tcp: TcpStream,
+    peer: SocketAddr,
     app: Router,
     tls: Option<TlsAcceptor>,
     limits: Limits,
@@ -269,14 +271,14 @@ async fn connection(
         linger: None,
     };
     match tls {
-        None => http(io, app, limits, stop, &progress).await,
+        None => http(io, peer, app, limits, stop, &progress).await,
         Some(acceptor) => {
             let handshake = tokio::select! {
                 done = tokio::time::timeout(limits.tls_handshake_timeout, acceptor.accept(io)) => done,
                 () = stopped(&mut stop) => return,
             };
             match handshake {
-                Ok(Ok(stream)) => http(stream, app, limits, stop, &progress).await,
+                Ok(Ok(stream)) => http(stream, peer, app, limits, stop, &progress).await,
                 Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
                 Err(_) => tracing::debug!("TLS handshake timed out; connection closed"),
             }
@@ -287,6 +289,7 @@ async fn connection(
 /// HTTP/1.1 on an established connection, within `limits`.
 async fn http<I>(
     io: I,
+    peer: SocketAddr,
     app: Router,
     limits: Limits,
     mut stop: watch::Receiver<bool>,
@@ -296,7 +299,11 @@ async fn http<I>(
 {
     let app = TowerToHyperService::new(app);
     let request_timeout = limits.request_timeout;
-    let service = hyper::service::service_fn(move |request| {
+    let service = hyper::service::service_fn(move |mut request: hyper::Request<_>| {
+        // Handlers that record who asked (the audit trail) read it.
+        request
+            .extensions_mut()
+            .insert(axum::extract::ConnectInfo(peer));
         let answer = app.call(request);
         async move {
             Ok::<_, Infallible>(match tokio::time::timeout(request_timeout, answer).await {

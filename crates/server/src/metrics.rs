@@ -78,6 +78,82 @@ pub static SEALING_KEY_REFRESH_FAILURES: Counter = Counter::new(
     "Failed refreshes of a sealed resource's JWKS; the last good key stays in use.",
 );
 
+/// Counters by label values (a few routes and statuses, a few dozen audit
+/// actions: the label sets are small and fixed by the code).
+#[derive(Debug)]
+pub struct Family {
+    name: &'static str,
+    help: &'static str,
+    labels: &'static [&'static str],
+    values: std::sync::Mutex<std::collections::BTreeMap<Vec<String>, u64>>,
+}
+
+impl Family {
+    const fn new(name: &'static str, help: &'static str, labels: &'static [&'static str]) -> Self {
+        Family {
+            name,
+            help,
+            labels,
+            values: std::sync::Mutex::new(std::collections::BTreeMap::new()),
+        }
+    }
+    /// Adds one to the counter of these label values (one per label).
+    pub fn inc(&self, values: &[&str]) {
+        if let Ok(mut map) = self.values.lock() {
+            let key = values.iter().map(|v| (*v).to_owned()).collect();
+            *map.entry(key).or_insert(0) += 1;
+        }
+    }
+    /// The counter of these label values.
+    pub fn get(&self, values: &[&str]) -> u64 {
+        let key: Vec<String> = values.iter().map(|v| (*v).to_owned()).collect();
+        self.values
+            .lock()
+            .ok()
+            .and_then(|map| map.get(&key).copied())
+            .unwrap_or(0)
+    }
+    fn render(&self, out: &mut String) {
+        out.push_str(&format!(
+            "# HELP {n} {h}\n# TYPE {n} counter\n",
+            n = self.name,
+            h = self.help
+        ));
+        let Ok(map) = self.values.lock() else { return };
+        for (values, count) in map.iter() {
+            let labels: Vec<String> = self
+                .labels
+                .iter()
+                .zip(values)
+                .map(|(l, v)| format!("{l}=\"{}\"", escape_label(v)))
+                .collect();
+            out.push_str(&format!("{}{{{}}} {count}\n", self.name, labels.join(",")));
+        }
+    }
+}
+
+/// A label value in the exposition format: backslash, quote and newline escaped.
+fn escape_label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// Admin API requests, by route template and status.
+pub static ADMIN_REQUESTS: Family = Family::new(
+    "tessera_admin_requests_total",
+    "Admin API requests, by route and status.",
+    &["route", "status"],
+);
+/// Audit events written, by action.
+pub static AUDIT_EVENTS: Family = Family::new(
+    "tessera_audit_events_total",
+    "Audit events appended to the trail, by action.",
+    &["action"],
+);
+
+const FAMILIES: &[&Family] = &[&ADMIN_REQUESTS, &AUDIT_EVENTS];
+
 const ALL: &[&Counter] = &[
     &SESSIONS_CREATED,
     &ACCESS_TOKENS,
@@ -102,5 +178,32 @@ pub fn render() -> String {
             v = c.get()
         ));
     }
+    for f in FAMILIES {
+        f.render(&mut out);
+    }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn families_render_escaped_labels() {
+        static F: Family = Family::new("t_total", "Test.", &["route", "status"]);
+        F.inc(&["/a/{id}", "200"]);
+        F.inc(&["/a/{id}", "200"]);
+        F.inc(&["x\"y\\z\n", "403"]);
+        assert_eq!(F.get(&["/a/{id}", "200"]), 2);
+        let mut out = String::new();
+        F.render(&mut out);
+        assert!(
+            out.contains("t_total{route=\"/a/{id}\",status=\"200\"} 2\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("t_total{route=\"x\\\"y\\\\z\\n\",status=\"403\"} 1\n"),
+            "{out}"
+        );
+    }
 }

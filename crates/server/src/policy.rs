@@ -281,6 +281,7 @@ mod tests {
                 ..Default::default()
             },
             legacy,
+            previous_secret: None,
         }
     }
 

@@ -62,6 +62,9 @@ pub enum KeyState {
     Retiring,
     /// Gone from the JWKS; its private part erased.
     Retired,
+    /// Leaked: gone from the JWKS at once, its private part erased, never
+    /// served again (`tessera keys compromised`).
+    Compromised,
 }
 
 impl KeyState {
@@ -72,6 +75,7 @@ impl KeyState {
             KeyState::Current => "current",
             KeyState::Retiring => "retiring",
             KeyState::Retired => "retired",
+            KeyState::Compromised => "compromised",
         }
     }
 }
@@ -84,6 +88,7 @@ impl FromStr for KeyState {
             "current" => KeyState::Current,
             "retiring" => KeyState::Retiring,
             "retired" => KeyState::Retired,
+            "compromised" => KeyState::Compromised,
             other => return Err(StoreError::Corrupt(format!("key state {other:?}"))),
         })
     }
@@ -187,6 +192,9 @@ pub struct ClientRecord {
     /// had used (migrated into `registration.audiences`), the default rule
     /// applies to it, until its registration is updated.
     pub legacy: bool,
+    /// After a secret roll with a grace period: the previous secret's
+    /// Argon2id hash and until when (Unix seconds) it still works.
+    pub previous_secret: Option<(String, i64)>,
 }
 
 /// What a client may ask for, registered with it.
@@ -343,6 +351,9 @@ pub struct SealedRecord {
     pub expires_at: i64,
     /// When it was revoked (RFC 7009), if it was.
     pub revoked_at: Option<i64>,
+    /// The signing key's id (sealed tokens are signed, then sealed): a token
+    /// of a compromised key is refused.
+    pub kid: Option<String>,
 }
 
 /// A refresh token looked up by its hash (introspection, revocation).
@@ -358,6 +369,34 @@ pub struct RefreshStatus {
     pub expires_at: i64,
     /// Unused, unrevoked, unexpired, and its session alive, at the time asked.
     pub active: bool,
+}
+
+/// Which sessions an admin ends at once (`POST /admin/v1/revocations`,
+/// `DELETE /admin/v1/sessions/{id}`). There is deliberately no "all".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Revocation {
+    /// One session, whichever client minted it.
+    Session(String),
+    /// Every session of a user.
+    Subject(String),
+    /// Every session a client minted.
+    Client(String),
+    /// Every session created before this time (Unix seconds).
+    IssuedBefore(i64),
+}
+
+/// A page of a session search: by user and/or client, in id order,
+/// continuing after the id `after`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SessionQuery {
+    /// Only this user's.
+    pub sub: Option<String>,
+    /// Only this client's.
+    pub client_id: Option<String>,
+    /// Ids greater than this one (the last of the previous page).
+    pub after: Option<String>,
+    /// At most this many.
+    pub limit: u32,
 }
 
 /// What the service persists.
@@ -480,6 +519,29 @@ pub trait Store: Send + Sync + 'static {
         now: i64,
     ) -> impl Future<Output = Result<Vec<(String, i64)>, StoreError>> + Send;
 
+    /// Gives a client a new secret (its Argon2id hash). With `grace_until`,
+    /// the current secret keeps working until then; without, it stops at
+    /// once (as does any earlier one). False if there is no such client.
+    fn roll_client_secret(
+        &self,
+        id: &str,
+        new_hash: &str,
+        grace_until: Option<i64>,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// A page of sessions, live or not, in id order.
+    fn search_sessions(
+        &self,
+        query: &SessionQuery,
+    ) -> impl Future<Output = Result<Vec<SessionRecord>, StoreError>> + Send;
+    /// In one transaction: revokes the live sessions `which` names, every
+    /// refresh token of theirs and the sealed tokens issued for them.
+    /// Returns how many sessions it revoked.
+    fn revoke_sessions(
+        &self,
+        which: &Revocation,
+        now: i64,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
     /// Registers an admin.
     fn create_admin(
         &self,
@@ -494,6 +556,23 @@ pub trait Store: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Option<AdminRecord>, StoreError>> + Send;
     /// Deletes an admin; false if there was none. Its token stops working at once.
     fn delete_admin(&self, id: &str) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Up to `limit` audit events (at most [`crate::audit::MAX_PAGE`]) with
+    /// a seq above `after`, in seq order.
+    fn audit_events(
+        &self,
+        after: i64,
+        limit: i64,
+    ) -> impl Future<Output = Result<Vec<crate::audit::AuditRecord>, StoreError>> + Send;
+    /// The audit chain's head.
+    fn audit_head(
+        &self,
+    ) -> impl Future<Output = Result<crate::audit::AuditHead, StoreError>> + Send;
+    /// In one transaction: deletes the oldest audit events, up to the first
+    /// at or after `before_time`, once they verify, and anchors the chain's
+    /// head on the last deleted one. Returns how many it deleted.
+    fn prune_audit(&self, before_time: i64)
+        -> impl Future<Output = Result<u64, StoreError>> + Send;
 }
 
 fn json_list(text: &str) -> Result<Vec<String>, StoreError> {
@@ -527,7 +606,8 @@ const SESSION_COLUMNS: &str = "id, client_id, sub, org, roles, amr, audience, cl
      created_at, expires_at, revoked_at";
 
 const CLIENT_COLUMNS: &str =
-    "id, name, secret_hash, grants, created_at, jwks, audiences, scopes, may_act, introspect, legacy";
+    "id, name, secret_hash, grants, created_at, jwks, audiences, scopes, may_act, introspect, legacy, \
+     previous_secret_hash, previous_secret_until";
 
 /// The reference under which a session's sealed tokens are kept.
 pub fn session_ref(session_id: &str) -> Vec<u8> {
@@ -550,6 +630,8 @@ pub struct SqlStore {
     pool: AnyPool,
     backend: Backend,
     clients: std::sync::Arc<ClientCache>,
+    /// The audit trail's keys ([`SqlStore::with_audit_keys`]).
+    audit: Arc<crate::audit::AuditKeys>,
 }
 
 /// Client records read lately, kept for a short time so that a busy
@@ -655,6 +737,10 @@ static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migratio
 /// (`pg_advisory_xact_lock`): "tessera keys".
 const KEY_ROTATION_LOCK: i64 = 0x7465_7373_6b65_7973;
 
+/// The PostgreSQL `NOTIFY` channel on which a change of signing keys is
+/// announced to every node.
+pub const KEYS_CHANNEL: &str = "tessera_keys";
+
 impl SqlStore {
     /// Opens (creating if needed) the SQLite database file at `path` and
     /// applies the migrations.
@@ -748,7 +834,26 @@ impl SqlStore {
             pool,
             backend,
             clients: std::sync::Arc::new(ClientCache::new(std::time::Duration::ZERO)),
+            audit: Arc::new(
+                crate::audit::AuditKeys::ephemeral()
+                    .map_err(|_| StoreError::Corrupt("no randomness for the audit keys".into()))?,
+            ),
         })
+    }
+
+    /// Uses the audit keys derived from the deployment's master key
+    /// ([`crate::audit::AuditKeys::from_master`]). Until then the store has
+    /// random ones, which only suit a store used once (tests): every process
+    /// writing to the same database must use the master key's.
+    #[must_use]
+    pub fn with_audit_keys(mut self, keys: crate::audit::AuditKeys) -> Self {
+        self.audit = Arc::new(keys);
+        self
+    }
+
+    /// The audit trail's keys.
+    pub fn audit_keys(&self) -> &crate::audit::AuditKeys {
+        &self.audit
     }
 
     /// Keeps each client record read for up to `keep_for` (zero: reads it
@@ -859,7 +964,8 @@ impl Store for SqlStore {
                 "UPDATE signing_keys SET state = ?1, \
                    activates_at = COALESCE(?2, activates_at), \
                    retires_at = COALESCE(?3, retires_at), \
-                   sealed_private = CASE WHEN ?1 = 'retired' THEN NULL ELSE sealed_private END \
+                   sealed_private = CASE WHEN ?1 IN ('retired', 'compromised') \
+                                    THEN NULL ELSE sealed_private END \
                  WHERE kid = ?4 AND state = ?5",
             ))
             .bind(t.to.as_str())
@@ -871,6 +977,17 @@ impl Store for SqlStore {
             .await?;
             if done.rows_affected() != 1 {
                 return Err(StoreError::Conflict("a key changed state meanwhile"));
+            }
+            if t.to == KeyState::Compromised {
+                // Every sealed token it signed is refused at introspection
+                // from this commit on, on every node.
+                sqlx::query(&self.sql(
+                    "UPDATE sealed_tokens SET revoked_at = COALESCE(revoked_at, ?1) WHERE kid = ?2",
+                ))
+                .bind(t.retires_at.unwrap_or(0))
+                .bind(&t.kid)
+                .execute(&mut *tx)
+                .await?;
             }
         }
         for k in new_keys {
@@ -895,6 +1012,14 @@ impl Store for SqlStore {
                 _ => StoreError::from(e),
             })?;
         }
+        if self.backend == Backend::Postgres {
+            // Delivered at commit: the other nodes reload their keys at once
+            // rather than after `signing.reload_every`.
+            sqlx::query("SELECT pg_notify($1, '')")
+                .bind(KEYS_CHANNEL)
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
         Ok(())
     }
@@ -902,7 +1027,7 @@ impl Store for SqlStore {
     async fn create_client(&self, c: &ClientRecord) -> Result<(), StoreError> {
         let grants = to_json(&c.grants)?;
         let r = &c.registration;
-        sqlx::query(&self.sql(&format!("INSERT INTO clients ({CLIENT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)")))
+        sqlx::query(&self.sql(&format!("INSERT INTO clients ({CLIENT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)")))
         .bind(&c.id)
         .bind(&c.name)
         .bind(&c.secret_hash)
@@ -914,6 +1039,8 @@ impl Store for SqlStore {
         .bind(to_json(&r.may_act)?)
         .bind(to_json(&r.introspect)?)
         .bind(i64::from(c.legacy))
+        .bind(c.previous_secret.as_ref().map(|(h, _)| h.as_str()))
+        .bind(c.previous_secret.as_ref().map(|(_, until)| *until))
         .execute(&self.pool)
         .await?;
         self.clients.forget(&c.id);
@@ -1258,8 +1385,8 @@ impl Store for SqlStore {
             .await?;
         sqlx::query(&self.sql(
             "INSERT INTO sealed_tokens (hash, jti, kind, format, client_id, session_id, sub, \
-             audience, issued_at, expires_at, session_ref) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+             audience, issued_at, expires_at, session_ref, kid) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
         ))
         .bind(&t.hash)
         .bind(&t.jti)
@@ -1272,6 +1399,7 @@ impl Store for SqlStore {
         .bind(t.issued_at)
         .bind(t.expires_at)
         .bind(&t.session_ref)
+        .bind(&t.kid)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -1281,7 +1409,7 @@ impl Store for SqlStore {
     async fn sealed(&self, hash: &[u8]) -> Result<Option<SealedRecord>, StoreError> {
         let row = sqlx::query(&self.sql(
             "SELECT hash, jti, kind, format, client_id, session_id, session_ref, sub, audience, \
-             issued_at, expires_at, revoked_at FROM sealed_tokens WHERE hash = ?1",
+             issued_at, expires_at, revoked_at, kid FROM sealed_tokens WHERE hash = ?1",
         ))
         .bind(hash)
         .fetch_optional(&self.pool)
@@ -1300,6 +1428,7 @@ impl Store for SqlStore {
                 issued_at: r.try_get("issued_at")?,
                 expires_at: r.try_get("expires_at")?,
                 revoked_at: r.try_get("revoked_at")?,
+                kid: r.try_get("kid")?,
             })
         })
         .transpose()
@@ -1362,6 +1491,106 @@ impl Store for SqlStore {
             .collect()
     }
 
+    async fn roll_client_secret(
+        &self,
+        id: &str,
+        new_hash: &str,
+        grace_until: Option<i64>,
+    ) -> Result<bool, StoreError> {
+        // On the right of SET every column is its value before the update.
+        let done = match grace_until {
+            Some(until) => {
+                sqlx::query(&self.sql(
+                    "UPDATE clients SET previous_secret_hash = secret_hash, \
+                     previous_secret_until = ?1, secret_hash = ?2 \
+                     WHERE id = ?3 AND secret_hash <> ''",
+                ))
+                .bind(until)
+                .bind(new_hash)
+                .bind(id)
+                .execute(&self.pool)
+                .await?
+            }
+            None => {
+                sqlx::query(&self.sql(
+                    "UPDATE clients SET previous_secret_hash = NULL, \
+                     previous_secret_until = NULL, secret_hash = ?1 \
+                     WHERE id = ?2 AND secret_hash <> ''",
+                ))
+                .bind(new_hash)
+                .bind(id)
+                .execute(&self.pool)
+                .await?
+            }
+        };
+        self.clients.forget(id);
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn search_sessions(&self, q: &SessionQuery) -> Result<Vec<SessionRecord>, StoreError> {
+        let mut conditions = Vec::new();
+        let mut binds: Vec<&str> = Vec::new();
+        for (column, value) in [("sub", &q.sub), ("client_id", &q.client_id)] {
+            if let Some(v) = value {
+                binds.push(v);
+                conditions.push(format!("{column} = ?{}", binds.len()));
+            }
+        }
+        if let Some(after) = &q.after {
+            binds.push(after);
+            conditions.push(format!("id > ?{}", binds.len()));
+        }
+        let filter = if conditions.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", conditions.join(" AND "))
+        };
+        let text = self.sql(&format!(
+            "SELECT {SESSION_COLUMNS} FROM sessions {filter} ORDER BY id LIMIT {}",
+            q.limit.clamp(1, 1000)
+        ));
+        let mut query = sqlx::query(&text);
+        for b in binds {
+            query = query.bind(b);
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        rows.iter().map(session_from_row).collect()
+    }
+
+    async fn revoke_sessions(&self, which: &Revocation, now: i64) -> Result<u64, StoreError> {
+        let (condition, text, number) = match which {
+            Revocation::Session(id) => ("id = ?3", Some(id.as_str()), None),
+            Revocation::Subject(sub) => ("sub = ?3", Some(sub.as_str()), None),
+            Revocation::Client(id) => ("client_id = ?3", Some(id.as_str()), None),
+            Revocation::IssuedBefore(t) => ("created_at < ?3", None, Some(*t)),
+        };
+        let mut tx = self.pool.begin().await?;
+        // The write first (SQLite takes its write lock here), the ids with it.
+        let update = self.sql(&format!(
+            "UPDATE sessions SET revoked_at = ?1 \
+             WHERE revoked_at IS NULL AND expires_at > ?2 AND {condition} RETURNING id"
+        ));
+        let query = sqlx::query(&update).bind(now).bind(now);
+        let query = match (text, number) {
+            (Some(t), _) => query.bind(t),
+            (None, n) => query.bind(n.unwrap_or(0)),
+        };
+        let rows = query.fetch_all(&mut *tx).await?;
+        for row in &rows {
+            let id: String = row.try_get("id")?;
+            sqlx::query(&self.sql(
+                "UPDATE refresh_tokens SET revoked_at = COALESCE(revoked_at, ?1) WHERE session_id = ?2",
+            ))
+            .bind(now)
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
+            self.revoke_sealed_of_session(&mut tx, &id, now).await?;
+        }
+        tx.commit().await?;
+        Ok(rows.len() as u64)
+    }
+
     async fn create_admin(&self, a: &AdminRecord) -> Result<(), StoreError> {
         sqlx::query(&self.sql(
             "INSERT INTO admins (id, name, scopes, token_hash, created_at) \
@@ -1403,6 +1632,22 @@ impl Store for SqlStore {
             .await?;
         Ok(done.rows_affected() == 1)
     }
+
+    async fn audit_events(
+        &self,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<crate::audit::AuditRecord>, StoreError> {
+        crate::audit::read_events(&self.pool, self.backend, after, limit).await
+    }
+
+    async fn audit_head(&self) -> Result<crate::audit::AuditHead, StoreError> {
+        crate::audit::read_head(&self.pool).await
+    }
+
+    async fn prune_audit(&self, before_time: i64) -> Result<u64, StoreError> {
+        crate::audit::prune_events(&self.pool, self.backend, &self.audit, before_time).await
+    }
 }
 
 fn to_json(list: &[String]) -> Result<String, StoreError> {
@@ -1440,5 +1685,12 @@ fn client_from_row(r: &AnyRow) -> Result<ClientRecord, StoreError> {
             introspect: json_list(&r.try_get::<String, _>("introspect")?)?,
         },
         legacy: r.try_get::<i64, _>("legacy")? != 0,
+        previous_secret: match (
+            r.try_get::<Option<String>, _>("previous_secret_hash")?,
+            r.try_get::<Option<i64>, _>("previous_secret_until")?,
+        ) {
+            (Some(hash), Some(until)) => Some((hash, until)),
+            _ => None,
+        },
     })
 }

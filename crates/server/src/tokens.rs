@@ -185,6 +185,7 @@ fn mint(
         issued_at: now,
         expires_at,
         revoked_at: None,
+        kid: Some(keys.kid.clone()),
     };
     Ok(Minted {
         token,

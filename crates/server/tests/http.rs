@@ -23,45 +23,8 @@ use tessera_server::config::Config;
 use tessera_server::{Server, StartError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-struct Reply {
-    status: u16,
-    headers: String,
-    body: String,
-}
-
-async fn request(addr: SocketAddr, method: &str, path: &str) -> Reply {
-    send(addr, method, path, &[], "").await
-}
-
-async fn send(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    headers: &[(&str, String)],
-    body: &str,
-) -> Reply {
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    req.push_str(body);
-    stream.write_all(req.as_bytes()).await.unwrap();
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).await.unwrap();
-    let text = String::from_utf8(raw).unwrap();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap();
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    Reply {
-        status,
-        headers: head.to_ascii_lowercase(),
-        body: body.to_owned(),
-    }
-}
+mod common;
+use common::{request, send, Reply};
 
 fn config(data_dir: &Path) -> Config {
     let env = vec![
@@ -1882,37 +1845,7 @@ release = ["sub", "org", "email"]
 
 // ---- The store, the same suite on SQLite and PostgreSQL ----
 
-/// A fresh, empty PostgreSQL database on the server named by
-/// `TESSERA_TEST_PG_URL` (scripts/test starts a throw-away one): its URL.
-pub async fn fresh_pg_database() -> String {
-    use sqlx::{Connection, Executor};
-    let base = std::env::var("TESSERA_TEST_PG_URL").unwrap_or_else(|_| {
-        panic!(
-            "TESSERA_TEST_PG_URL is not set: run the tests through scripts/test, which starts a \
-             throw-away PostgreSQL, or point it at a server you own"
-        )
-    });
-    let mut conn = sqlx::postgres::PgConnection::connect(&base)
-        .await
-        .unwrap_or_else(|e| panic!("cannot reach PostgreSQL at {base}: {e}"));
-    let name = format!(
-        "tessera_t_{}",
-        tessera_server::crypto::random_token(9)
-            .unwrap()
-            .to_ascii_lowercase()
-            .replace(['-', '_'], "x")
-    );
-    conn.execute(format!("CREATE DATABASE {name}").as_str())
-        .await
-        .unwrap();
-    conn.close().await.unwrap();
-    let (without_query, query) = match base.split_once('?') {
-        Some((u, q)) => (u, format!("?{q}")),
-        None => (base.as_str(), String::new()),
-    };
-    let (server, _) = without_query.rsplit_once('/').unwrap();
-    format!("{server}/{name}{query}")
-}
+pub use common::fresh_pg_database;
 
 mod store_suite {
     use tessera_server::store::{
@@ -1937,6 +1870,7 @@ mod store_suite {
                 introspect: vec!["api".into()],
             },
             legacy: false,
+            previous_secret: None,
         }
     }
 
@@ -2180,6 +2114,7 @@ mod store_suite {
             issued_at: NOW,
             expires_at: NOW + 60,
             revoked_at: None,
+            kid: Some("k1".into()),
         };
         store.record_sealed(&of_s3, NOW).await.unwrap();
         assert!(!store.revoke_session("ses_3", "cli_b", NOW).await.unwrap());
@@ -2260,6 +2195,7 @@ mod store_suite {
             issued_at: NOW,
             expires_at: NOW + 60,
             revoked_at: None,
+            kid: Some("k1".into()),
         };
         store.record_sealed(&sealed, NOW).await.unwrap();
         assert_eq!(store.sealed(&[7; 32]).await.unwrap().unwrap(), sealed);

@@ -116,6 +116,8 @@ impl Drop for Service {
 fn start(data: &Path, port: u16, log: &Arc<Mutex<String>>) -> Service {
     let mut child = tessera(data)
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        // A fixed public port; the admin listener on an ephemeral one.
+        .env("TESSERA_ADMIN_LISTEN", "127.0.0.1:0")
         .stderr(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()

@@ -12,6 +12,8 @@ pub struct ApiError {
     status: StatusCode,
     code: &'static str,
     description: String,
+    /// `WWW-Authenticate` of a 401 or 403, when not the default (`Basic`).
+    challenge: Option<HeaderValue>,
 }
 
 impl ApiError {
@@ -24,8 +26,15 @@ impl ApiError {
             status,
             code,
             description: description.into(),
+            challenge: None,
         }
     }
+    /// With this `WWW-Authenticate` challenge (RFC 6750 §3 for bearer tokens).
+    pub(crate) fn challenge(mut self, value: HeaderValue) -> Self {
+        self.challenge = Some(value);
+        self
+    }
+
     pub(crate) fn invalid_request(description: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "invalid_request", description)
     }
@@ -114,7 +123,9 @@ impl IntoResponse for ApiError {
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
             headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
-        if self.status == StatusCode::UNAUTHORIZED {
+        if let Some(challenge) = self.challenge {
+            headers.insert(header::WWW_AUTHENTICATE, challenge);
+        } else if self.status == StatusCode::UNAUTHORIZED {
             headers.insert(
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Basic realm=\"tessera\""),

@@ -127,7 +127,13 @@ pub(crate) async fn introspect<S: Store>(
             None => true,
             Some(sid) => session_live(&state, sid, now).await?,
         };
-        if t.expires_at <= now || t.revoked_at.is_some() || !session_ok {
+        // Signed by a key this node no longer publishes (compromised, on a
+        // node that has not heard yet of the revocation that came with it).
+        let key_ok = t
+            .kid
+            .as_deref()
+            .is_none_or(|kid| state.keys.snapshot().published.iter().any(|p| p == kid));
+        if t.expires_at <= now || t.revoked_at.is_some() || !session_ok || !key_ok {
             return Ok(inactive());
         }
         // What tessera kept of it — what the token itself carried, and never

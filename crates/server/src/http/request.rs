@@ -195,7 +195,7 @@ fn require_content_type(headers: &HeaderMap, expected: &str) -> Result<(), ApiEr
 }
 
 /// The body, or an RFC 6749-shaped error (413 when over [`MAX_BODY`]).
-fn body_bytes(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
+pub(crate) fn body_bytes(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
     body.map_err(|rejection| {
         let status = rejection.status();
         if status == StatusCode::PAYLOAD_TOO_LARGE {
@@ -267,13 +267,22 @@ pub(crate) async fn json_request<S: Store, T: serde::de::DeserializeOwned>(
     if !client.grants.iter().any(|g| g == "sessions") {
         return Err(ApiError::unauthorized_client("sessions"));
     }
+    Ok((json_body(headers, &body)?, client))
+}
+
+/// A JSON body (`Content-Type: application/json`; strict JSON, bounded, no
+/// duplicate members) as `T`. Unknown members are refused where `T` says
+/// `deny_unknown_fields`.
+pub(crate) fn json_body<T: serde::de::DeserializeOwned>(
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<T, ApiError> {
     require_content_type(headers, "application/json")?;
     let limits = tessera_jose::json::Limits::default();
-    let body = tessera_jose::json::parse_object(&body, &limits, "request body")
+    let body = tessera_jose::json::parse_object(body, &limits, "request body")
         .map_err(|e| ApiError::invalid_request(e.to_string()))?;
-    let request = serde_json::from_value(Value::Object(body))
-        .map_err(|e| ApiError::invalid_request(format!("request body: {e}")))?;
-    Ok((request, client))
+    serde_json::from_value(Value::Object(body))
+        .map_err(|e| ApiError::invalid_request(format!("request body: {e}")))
 }
 
 #[cfg(test)]

@@ -1,0 +1,977 @@
+//! The admin API over real HTTP (issue 25): only on the admin listener;
+//! who may call each route; clients, secrets, sessions, mass revocation and
+//! the compromised-key procedure, on SQLite and on PostgreSQL (one node and
+//! two).
+#![allow(
+    missing_docs,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use base64::Engine as _;
+use common::{fresh_pg_database, request, send, Reply};
+use serde_json::{json, Value};
+use tessera_jose::jwa::JwsAlgorithm;
+use tessera_server::admin::ROUTES;
+use tessera_server::config::Config;
+use tessera_server::store::{KeyState, SealedRecord, Store};
+use tessera_server::Server;
+
+const ISSUER: &str = "https://auth.example.com";
+const API: &str = "https://api.example.com";
+const MASTER: &str = "4242424242424242424242424242424242424242424242424242424242424242";
+
+struct Node {
+    server: Server,
+    _dir: tempfile::TempDir,
+}
+
+impl Node {
+    fn public(&self) -> SocketAddr {
+        self.server.local_addr()
+    }
+    fn admin(&self) -> SocketAddr {
+        self.server.admin_addr().expect("the admin listener is on")
+    }
+    async fn token(&self, scopes: &[&str]) -> String {
+        let scopes: Vec<String> = scopes.iter().map(|s| (*s).to_owned()).collect();
+        let new = tessera_server::admins::create(self.server.store(), "ops", &scopes, 0)
+            .await
+            .unwrap();
+        new.token.to_string()
+    }
+}
+
+/// A node; `database_url` for PostgreSQL (several nodes share it).
+async fn node(database_url: Option<&str>) -> Node {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tessera.toml");
+    let db = database_url
+        .map(|u| format!("database_url = {u:?}\n"))
+        .unwrap_or_default();
+    std::fs::write(
+        &path,
+        format!(
+            "issuer = {ISSUER:?}\ndata_dir = {:?}\n{db}[signing]\nalg = \"ES256\"\n\
+             reload_every = \"1h\"\n[[resources]]\naudience = {API:?}\n",
+            dir.path().join("data").display().to_string()
+        ),
+    )
+    .unwrap();
+    let config = Config::load(Some(&path), Vec::new(), Some("127.0.0.1:0")).unwrap();
+    let server = Server::start(config, Some(MASTER)).await.unwrap();
+    Node { server, _dir: dir }
+}
+
+async fn call(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&Value>,
+) -> Reply {
+    let mut headers = Vec::new();
+    if let Some(t) = token {
+        headers.push(("Authorization", format!("Bearer {t}")));
+    }
+    let text = body.map(Value::to_string).unwrap_or_default();
+    if body.is_some() {
+        headers.push(("Content-Type", "application/json".to_owned()));
+    }
+    send(addr, method, path, &headers, &text).await
+}
+
+fn basic(id: &str, secret: &str) -> (&'static str, String) {
+    let raw = base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"));
+    ("Authorization", format!("Basic {raw}"))
+}
+
+/// `client_credentials` with this secret: the status.
+async fn client_credentials(addr: SocketAddr, id: &str, secret: &str) -> u16 {
+    let form = format!("grant_type=client_credentials&audience={API}");
+    send(
+        addr,
+        "POST",
+        "/oauth2/token",
+        &[
+            basic(id, secret),
+            (
+                "Content-Type",
+                "application/x-www-form-urlencoded".to_owned(),
+            ),
+        ],
+        &form,
+    )
+    .await
+    .status
+}
+
+async fn new_session(addr: SocketAddr, id: &str, secret: &str, sub: &str) -> Value {
+    let body = json!({"sub": sub, "org": "acme", "audience": API}).to_string();
+    let r = send(
+        addr,
+        "POST",
+        "/v1/sessions",
+        &[
+            basic(id, secret),
+            ("Content-Type", "application/json".to_owned()),
+        ],
+        &body,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.json()
+}
+
+async fn introspect(addr: SocketAddr, id: &str, secret: &str, token: &str) -> Value {
+    let r = send(
+        addr,
+        "POST",
+        "/oauth2/introspect",
+        &[
+            basic(id, secret),
+            (
+                "Content-Type",
+                "application/x-www-form-urlencoded".to_owned(),
+            ),
+        ],
+        &format!("token={token}"),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.json()
+}
+
+async fn refresh(addr: SocketAddr, id: &str, secret: &str, token: &str) -> u16 {
+    send(
+        addr,
+        "POST",
+        "/oauth2/token",
+        &[
+            basic(id, secret),
+            (
+                "Content-Type",
+                "application/x-www-form-urlencoded".to_owned(),
+            ),
+        ],
+        &format!("grant_type=refresh_token&refresh_token={token}"),
+    )
+    .await
+    .status
+}
+
+/// A client registered through the admin API: (id, secret).
+async fn api_client(n: &Node, token: &str, name: &str) -> (String, String) {
+    let body = json!({
+        "name": name,
+        "grants": ["sessions", "client_credentials", "refresh_token"],
+        "audiences": [API],
+        "scopes": ["orders:read"],
+    });
+    let r = call(
+        n.admin(),
+        "POST",
+        "/admin/v1/clients",
+        Some(token),
+        Some(&body),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert!(r.headers.contains("cache-control: no-store"));
+    let v = r.json();
+    (
+        v["client_id"].as_str().unwrap().to_owned(),
+        v["client_secret"].as_str().unwrap().to_owned(),
+    )
+}
+
+fn concrete(path: &str) -> String {
+    path.replace("{id}", "nope").replace("{kid}", "nope")
+}
+
+#[tokio::test]
+async fn admin_routes_exist_only_on_the_admin_listener() {
+    let n = node(None).await;
+    let token = n.token(&["*"]).await;
+    assert_ne!(n.admin(), n.public());
+    for r in ROUTES {
+        let path = concrete(r.path);
+        let public = call(n.public(), r.method, &path, Some(&token), None).await;
+        assert_eq!(
+            public.status, 404,
+            "{} {path} on the public listener",
+            r.method
+        );
+        assert_eq!(public.json()["error"], "not_found");
+    }
+    assert_eq!(
+        request(n.public(), "GET", "/admin/openapi.json")
+            .await
+            .status,
+        404
+    );
+    // And the public routes are not on the admin listener.
+    for path in [
+        "/.well-known/jwks.json",
+        "/oauth2/token",
+        "/openapi.json",
+        "/metrics",
+    ] {
+        assert_eq!(request(n.admin(), "GET", path).await.status, 404, "{path}");
+    }
+    // The OpenAPI document lists exactly the routes, each with its scope.
+    let doc = request(n.admin(), "GET", "/admin/openapi.json")
+        .await
+        .json();
+    let paths = doc["paths"].as_object().unwrap();
+    let listed: usize = paths.values().map(|p| p.as_object().unwrap().len()).sum();
+    assert_eq!(listed, ROUTES.len());
+    for r in ROUTES {
+        let op = &doc["paths"][r.path][r.method.to_ascii_lowercase()];
+        assert_eq!(op["x-required-scope"], r.scope, "{} {}", r.method, r.path);
+    }
+    n.server.shutdown().await;
+}
+
+#[tokio::test]
+async fn every_route_refuses_without_a_token_and_without_its_scope() {
+    let n = node(None).await;
+    let all = n.token(&["*"]).await;
+    let unknown = format!("tessera_admin_{}", "A".repeat(43));
+    for r in ROUTES {
+        let path = concrete(r.path);
+        let what = format!("{} {path}", r.method);
+        // Who is asking? Nobody, a stranger, a malformed or a Basic credential: 401.
+        let none = call(n.admin(), r.method, &path, None, None).await;
+        assert_eq!(none.status, 401, "{what}: {}", none.body);
+        assert!(none.headers.contains("www-authenticate: bearer"), "{what}");
+        for bad in [unknown.as_str(), "garbage", ""] {
+            let r = call(n.admin(), r.method, &path, Some(bad), None).await;
+            assert_eq!(r.status, 401, "{what} with {bad:?}");
+        }
+        let basic = send(n.admin(), r.method, &path, &[basic("adm", "x")], "").await;
+        assert_eq!(basic.status, 401, "{what} with Basic");
+        let twice = send(
+            n.admin(),
+            r.method,
+            &path,
+            &[
+                ("Authorization", format!("Bearer {all}")),
+                ("Authorization", format!("Bearer {all}")),
+            ],
+            "",
+        )
+        .await;
+        assert_eq!(twice.status, 401, "{what} with two Authorization headers");
+        // Allowed to ask for this? Every other scope together is not enough.
+        let others: Vec<&str> = tessera_server::admins::SCOPES
+            .iter()
+            .copied()
+            .filter(|s| *s != r.scope)
+            .collect();
+        let without = n.token(&others).await;
+        let refused = call(n.admin(), r.method, &path, Some(&without), None).await;
+        assert_eq!(refused.status, 403, "{what}: {}", refused.body);
+        assert_eq!(refused.json()["error"], "insufficient_scope", "{what}");
+        assert!(
+            refused.headers.contains("error=\"insufficient_scope\""),
+            "{what}"
+        );
+        // With its scope alone, the request reaches the handler.
+        let only = n.token(&[r.scope]).await;
+        let reached = call(n.admin(), r.method, &path, Some(&only), None).await;
+        assert!(
+            ![401, 403].contains(&reached.status),
+            "{what}: {} {}",
+            reached.status,
+            reached.body
+        );
+    }
+    // A deleted admin's token stops at once.
+    let gone = n.token(&["*"]).await;
+    let hash = tessera_server::crypto::sha256(gone.as_bytes());
+    let admin = n
+        .server
+        .store()
+        .admin_by_token_hash(&hash)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(n.server.store().delete_admin(&admin.id).await.unwrap());
+    let r = call(n.admin(), "GET", "/admin/v1/clients", Some(&gone), None).await;
+    assert_eq!(r.status, 401);
+    // Counted by route template and status, on the public /metrics.
+    let metrics = request(n.public(), "GET", "/metrics").await.body;
+    assert!(
+        metrics.contains(
+            "tessera_admin_requests_total{route=\"/admin/v1/clients/{id}\",status=\"403\"}"
+        ),
+        "{metrics}"
+    );
+    n.server.shutdown().await;
+}
+
+async fn clients_and_secret_roll(n: &Node) {
+    let token = n.token(&["clients:read", "clients:write"]).await;
+    let (id, secret) = api_client(n, &token, "orders-backend").await;
+    assert_eq!(client_credentials(n.public(), &id, &secret).await, 200);
+    // Read back: the registration, never the secret.
+    let one = call(
+        n.admin(),
+        "GET",
+        &format!("/admin/v1/clients/{id}"),
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!(one.status, 200);
+    let v = one.json();
+    assert_eq!(v["name"], "orders-backend");
+    assert_eq!(v["audiences"], json!([API]));
+    assert_eq!(v["scopes"], json!(["orders:read"]));
+    assert!(!one.body.contains(&secret));
+    let list = call(n.admin(), "GET", "/admin/v1/clients", Some(&token), None).await;
+    assert!(list.json()["clients"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["client_id"] == id.as_str()));
+    assert!(!list.body.contains("argon2"));
+    // Bad registrations are 400s that say why.
+    for bad in [
+        json!({"name": "x", "grants": ["password"]}),
+        json!({"name": "", "grants": ["sessions"]}),
+        json!({"name": "x", "grants": ["sessions"], "unknown": 1}),
+        json!({"name": "x", "grants": ["sessions"], "jwks": 5}),
+    ] {
+        let r = call(
+            n.admin(),
+            "POST",
+            "/admin/v1/clients",
+            Some(&token),
+            Some(&bad),
+        )
+        .await;
+        assert_eq!(r.status, 400, "{bad}: {}", r.body);
+        assert_eq!(r.json()["error"], "invalid_request");
+    }
+
+    // A roll with a grace period: both secrets work, then only the new one.
+    let path = format!("/admin/v1/clients/{id}/secret");
+    let rolled = call(
+        n.admin(),
+        "POST",
+        &path,
+        Some(&token),
+        Some(&json!({"grace_seconds": 2})),
+    )
+    .await;
+    assert_eq!(rolled.status, 200, "{}", rolled.body);
+    let rolled = rolled.json();
+    let second = rolled["client_secret"].as_str().unwrap().to_owned();
+    assert_ne!(second, secret);
+    assert!(rolled["previous_secret_valid_until"].as_i64().is_some());
+    assert_eq!(client_credentials(n.public(), &id, &second).await, 200);
+    assert_eq!(
+        client_credentials(n.public(), &id, &secret).await,
+        200,
+        "within the grace"
+    );
+    tokio::time::sleep(Duration::from_millis(3100)).await;
+    assert_eq!(client_credentials(n.public(), &id, &second).await, 200);
+    assert_eq!(
+        client_credentials(n.public(), &id, &secret).await,
+        401,
+        "after the grace"
+    );
+    // Without a grace period the old secret stops at once.
+    let rolled = call(n.admin(), "POST", &path, Some(&token), None).await;
+    assert_eq!(rolled.status, 200, "{}", rolled.body);
+    let third = rolled.json()["client_secret"].as_str().unwrap().to_owned();
+    assert_eq!(client_credentials(n.public(), &id, &second).await, 401);
+    assert_eq!(client_credentials(n.public(), &id, &third).await, 200);
+    let r = call(
+        n.admin(),
+        "POST",
+        &path,
+        Some(&token),
+        Some(&json!({"grace_seconds": -1})),
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    let r = call(
+        n.admin(),
+        "POST",
+        "/admin/v1/clients/cli_nope/secret",
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 404);
+
+    // Delete: gone from the API and from the token endpoint.
+    let gone = call(
+        n.admin(),
+        "DELETE",
+        &format!("/admin/v1/clients/{id}"),
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!(gone.status, 204);
+    assert_eq!(
+        call(
+            n.admin(),
+            "GET",
+            &format!("/admin/v1/clients/{id}"),
+            Some(&token),
+            None
+        )
+        .await
+        .status,
+        404
+    );
+    assert_eq!(
+        call(
+            n.admin(),
+            "DELETE",
+            &format!("/admin/v1/clients/{id}"),
+            Some(&token),
+            None
+        )
+        .await
+        .status,
+        404
+    );
+    assert_eq!(client_credentials(n.public(), &id, &third).await, 401);
+}
+
+#[tokio::test]
+async fn clients_and_secret_roll_on_sqlite() {
+    let n = node(None).await;
+    clients_and_secret_roll(&n).await;
+    n.server.shutdown().await;
+}
+
+#[tokio::test]
+async fn clients_and_secret_roll_on_postgres() {
+    let n = node(Some(&fresh_pg_database().await)).await;
+    clients_and_secret_roll(&n).await;
+    n.server.shutdown().await;
+}
+
+async fn sessions_and_revocations(n: &Node) {
+    let token = n
+        .token(&["clients:write", "sessions:read", "sessions:write"])
+        .await;
+    let (a, a_secret) = api_client(n, &token, "a").await;
+    let (b, b_secret) = api_client(n, &token, "b").await;
+    let mut minted = Vec::new();
+    for (client, secret, sub) in [
+        (&a, &a_secret, "alice"),
+        (&a, &a_secret, "alice"),
+        (&a, &a_secret, "bob"),
+        (&b, &b_secret, "alice"),
+        (&b, &b_secret, "carol"),
+        (&b, &b_secret, "dave"),
+    ] {
+        minted.push((
+            client.clone(),
+            secret.clone(),
+            sub,
+            new_session(n.public(), client, secret, sub).await,
+        ));
+    }
+    // Search: by sub, by client, paged.
+    let page = |q: &str| {
+        let q = q.to_owned();
+        let token = token.clone();
+        async move {
+            let r = call(
+                n.admin(),
+                "GET",
+                &format!("/admin/v1/sessions{q}"),
+                Some(&token),
+                None,
+            )
+            .await;
+            assert_eq!(r.status, 200, "{q}: {}", r.body);
+            r.json()
+        }
+    };
+    assert_eq!(
+        page("?sub=alice").await["sessions"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+    assert_eq!(
+        page(&format!("?client_id={b}")).await["sessions"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+    assert_eq!(
+        page(&format!("?client_id={a}&sub=alice")).await["sessions"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    let mut seen = Vec::new();
+    let mut after = String::new();
+    loop {
+        let q = if after.is_empty() {
+            "?limit=4".to_owned()
+        } else {
+            format!("?limit=4&after={after}")
+        };
+        let p = page(&q).await;
+        for s in p["sessions"].as_array().unwrap() {
+            assert!(
+                !s.to_string().contains("refresh"),
+                "no token in a session view"
+            );
+            seen.push(s["id"].as_str().unwrap().to_owned());
+        }
+        match p["next"].as_str() {
+            Some(next) => after = next.to_owned(),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 6, "every session once, in pages of 4");
+    for bad in [
+        "?limit=0",
+        "?limit=1001",
+        "?limit=x",
+        "?sort=id",
+        "?sub=a&sub=b",
+    ] {
+        let r = call(
+            n.admin(),
+            "GET",
+            &format!("/admin/v1/sessions{bad}"),
+            Some(&token),
+            None,
+        )
+        .await;
+        assert_eq!(r.status, 400, "{bad}");
+    }
+
+    // Mass revocation needs exactly one selector: never "all".
+    for bad in [
+        json!({}),
+        json!({"sub": "alice", "client_id": a}),
+        json!({"sub": ""}),
+        json!({"everything": true}),
+    ] {
+        let r = call(
+            n.admin(),
+            "POST",
+            "/admin/v1/revocations",
+            Some(&token),
+            Some(&bad),
+        )
+        .await;
+        assert_eq!(r.status, 400, "{bad}: {}", r.body);
+    }
+    let r = call(
+        n.admin(),
+        "POST",
+        "/admin/v1/revocations",
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 400, "an empty body");
+    let live = |i: usize| {
+        let (client, secret, _, s) = &minted[i];
+        let (client, secret) = (client.clone(), secret.clone());
+        let access = s["access_token"].as_str().unwrap().to_owned();
+        async move { introspect(n.public(), &client, &secret, &access).await["active"] == true }
+    };
+    for i in 0..6 {
+        assert!(live(i).await, "session {i} live at first");
+    }
+    // By subject: alice's three sessions, across both clients.
+    let r = call(
+        n.admin(),
+        "POST",
+        "/admin/v1/revocations",
+        Some(&token),
+        Some(&json!({"sub": "alice"})),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["sessions_revoked"], 3);
+    for (i, expect) in [
+        (0, false),
+        (1, false),
+        (2, true),
+        (3, false),
+        (4, true),
+        (5, true),
+    ] {
+        assert_eq!(live(i).await, expect, "session {i} after revoking alice");
+    }
+    // Their refresh tokens died with them.
+    let (client, secret, _, s) = &minted[0];
+    assert_eq!(
+        refresh(
+            n.public(),
+            client,
+            secret,
+            s["refresh_token"].as_str().unwrap()
+        )
+        .await,
+        400
+    );
+    let (client, secret, _, s) = &minted[2];
+    assert_eq!(
+        refresh(
+            n.public(),
+            client,
+            secret,
+            s["refresh_token"].as_str().unwrap()
+        )
+        .await,
+        200
+    );
+    // By client: b's remaining two.
+    let r = call(
+        n.admin(),
+        "POST",
+        "/admin/v1/revocations",
+        Some(&token),
+        Some(&json!({"client_id": b})),
+    )
+    .await;
+    assert_eq!(r.json()["sessions_revoked"], 2);
+    assert!(!live(4).await && !live(5).await);
+    assert!(live(2).await);
+    // One session.
+    let sid = minted[2].3["session_id"].as_str().unwrap().to_owned();
+    let r = call(
+        n.admin(),
+        "DELETE",
+        &format!("/admin/v1/sessions/{sid}"),
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 204, "{}", r.body);
+    assert!(!live(2).await);
+    let r = call(
+        n.admin(),
+        "DELETE",
+        "/admin/v1/sessions/ses_nope",
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 404);
+    // By time: a fresh session after the cut survives, older ones go.
+    let t0 = tessera_jose::jwt::Clock::now(&tessera_jose::jwt::SystemClock);
+    let old = new_session(n.public(), &a, &a_secret, "erin").await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let young = new_session(n.public(), &a, &a_secret, "frank").await;
+    let r = call(
+        n.admin(),
+        "POST",
+        "/admin/v1/revocations",
+        Some(&token),
+        Some(&json!({"issued_before": t0 + 2})),
+    )
+    .await;
+    assert_eq!(r.json()["sessions_revoked"], 1, "{}", r.body);
+    let active = |s: &Value| {
+        let access = s["access_token"].as_str().unwrap().to_owned();
+        let (a, a_secret) = (a.clone(), a_secret.clone());
+        async move { introspect(n.public(), &a, &a_secret, &access).await["active"] == true }
+    };
+    assert!(!active(&old).await);
+    assert!(active(&young).await);
+}
+
+#[tokio::test]
+async fn sessions_and_revocations_on_sqlite() {
+    let n = node(None).await;
+    sessions_and_revocations(&n).await;
+    n.server.shutdown().await;
+}
+
+#[tokio::test]
+async fn sessions_and_revocations_on_postgres() {
+    let n = node(Some(&fresh_pg_database().await)).await;
+    sessions_and_revocations(&n).await;
+    n.server.shutdown().await;
+}
+
+fn kid_of(token: &str) -> String {
+    let header = token.split('.').next().unwrap();
+    let header = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(header)
+        .unwrap();
+    serde_json::from_slice::<Value>(&header).unwrap()["kid"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+async fn jwks_kids(addr: SocketAddr) -> Vec<String> {
+    request(addr, "GET", "/.well-known/jwks.json").await.json()["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+async fn verifier_of(addr: SocketAddr) -> tessera_verify::Verifier {
+    tessera_verify::Verifier::builder()
+        .issuer(ISSUER)
+        .audience(API)
+        .algorithms([JwsAlgorithm::ES256])
+        .jwks_uri(&format!("http://{addr}/.well-known/jwks.json"))
+        .build()
+        .await
+        .unwrap()
+}
+
+/// Marks the current key compromised on `a`; `b` (the same node, or another
+/// sharing the database) must follow.
+async fn compromise(a: &Node, b: &Node) {
+    let token = a.token(&["clients:write", "keys:read", "keys:write"]).await;
+    let (id, secret) = api_client(a, &token, "app").await;
+    let on_b = new_session(b.public(), &id, &secret, "alice").await;
+    let access = on_b["access_token"].as_str().unwrap().to_owned();
+    let leaked = kid_of(&access);
+    let verifier = verifier_of(b.public()).await;
+    verifier.verify::<Value>(&access).unwrap();
+    // A sealed token it signed (recorded as tessera records jwe/nested ones).
+    let sealed_token = "eyJh.sealed.token.for.test";
+    a.server
+        .store()
+        .record_sealed(
+            &SealedRecord {
+                hash: tessera_server::tokens::refresh_hash(sealed_token),
+                jti: "j1".into(),
+                kind: "access_token".into(),
+                format: "jwe".into(),
+                client_id: id.clone(),
+                session_id: None,
+                session_ref: None,
+                sub: "alice".into(),
+                audience: API.into(),
+                issued_at: 0,
+                expires_at: i64::MAX / 2,
+                revoked_at: None,
+                kid: Some(leaked.clone()),
+            },
+            0,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        introspect(b.public(), &id, &secret, sealed_token).await["active"],
+        true
+    );
+
+    let keys = call(a.admin(), "GET", "/admin/v1/keys", Some(&token), None)
+        .await
+        .json();
+    let current = keys["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["state"] == "current")
+        .unwrap()
+        .clone();
+    assert_eq!(current["kid"], leaked.as_str());
+    assert_eq!(current["in_jwks"], true);
+    let max_age = keys["jwks_max_age"].as_i64().unwrap();
+
+    let before = tessera_jose::jwt::Clock::now(&tessera_jose::jwt::SystemClock);
+    let r = call(
+        a.admin(),
+        "POST",
+        &format!("/admin/v1/keys/{leaked}/compromised"),
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let done = r.json();
+    assert_eq!(done["kid"], leaked.as_str());
+    let new_kid = done["new_kid"].as_str().unwrap().to_owned();
+    assert_ne!(new_kid, leaked);
+    let until = done["verifiers_may_accept_until"].as_i64().unwrap();
+    assert!(
+        until >= before + max_age && until <= before + max_age + 5,
+        "{until} vs {before} + {max_age}"
+    );
+
+    // On the node that did it: at once.
+    assert!(!jwks_kids(a.public()).await.contains(&leaked));
+    assert!(jwks_kids(a.public()).await.contains(&new_kid));
+    assert_eq!(
+        introspect(a.public(), &id, &secret, &access).await["active"],
+        false
+    );
+    assert_eq!(
+        introspect(a.public(), &id, &secret, sealed_token).await["active"],
+        false
+    );
+    let fresh = new_session(a.public(), &id, &secret, "bob").await;
+    assert_eq!(
+        kid_of(fresh["access_token"].as_str().unwrap()),
+        new_kid,
+        "a fresh key signs now"
+    );
+    // On the other node: within 5 s, without waiting for reload_every (1 h).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let kids = jwks_kids(b.public()).await;
+        let signed = new_session(b.public(), &id, &secret, "carol").await;
+        if !kids.contains(&leaked) && kid_of(signed["access_token"].as_str().unwrap()) == new_kid {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "node b still uses {leaked}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        introspect(b.public(), &id, &secret, &access).await["active"],
+        false
+    );
+    assert_eq!(
+        introspect(b.public(), &id, &secret, sealed_token).await["active"],
+        false
+    );
+    // A verifier that cached the old JWKS accepts it until it refreshes.
+    verifier.refresh().await.unwrap();
+    assert!(
+        verifier.verify::<Value>(&access).is_err(),
+        "refused after the JWKS refresh"
+    );
+
+    // The leaked key: compromised, its private part destroyed, never back.
+    let stored = a.server.store().signing_keys().await.unwrap();
+    let k = stored.iter().find(|k| k.kid == leaked).unwrap();
+    assert_eq!(k.state, KeyState::Compromised);
+    assert!(k.sealed_private.is_none());
+    a.server.maintain_keys(before + 400 * 86_400).await.unwrap();
+    assert!(!jwks_kids(a.public()).await.contains(&leaked));
+    let listed = call(a.admin(), "GET", "/admin/v1/keys", Some(&token), None)
+        .await
+        .json();
+    let k = listed["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["kid"] == leaked.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(k["state"], "compromised");
+    assert_eq!(k["in_jwks"], false);
+    // Twice: a 409; an unknown kid: a 404.
+    let again = call(
+        a.admin(),
+        "POST",
+        &format!("/admin/v1/keys/{leaked}/compromised"),
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!(again.status, 409, "{}", again.body);
+    let unknown = call(
+        a.admin(),
+        "POST",
+        "/admin/v1/keys/nope/compromised",
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!(unknown.status, 404);
+}
+
+#[tokio::test]
+async fn a_compromised_key_leaves_at_once_on_sqlite() {
+    let n = node(None).await;
+    compromise(&n, &n).await;
+    n.server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_compromised_key_leaves_every_postgres_node_within_5_seconds() {
+    let url = fresh_pg_database().await;
+    let a = node(Some(&url)).await;
+    let b = node(Some(&url)).await;
+    compromise(&a, &b).await;
+    a.server.shutdown().await;
+    b.server.shutdown().await;
+}
+
+#[tokio::test]
+async fn rotation_through_the_admin_api() {
+    let n = node(None).await;
+    let token = n.token(&["keys:read", "keys:write"]).await;
+    let before = call(n.admin(), "GET", "/admin/v1/keys", Some(&token), None)
+        .await
+        .json();
+    let next = before["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["state"] == "next")
+        .unwrap()
+        .clone();
+    let r = call(
+        n.admin(),
+        "POST",
+        "/admin/v1/keys/rotate",
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let v = r.json();
+    // Just published: it waits until every verifier can have it.
+    assert_eq!(v["kid"], next["kid"]);
+    assert!(v["signs_from"].as_i64().unwrap() > next["created_at"].as_i64().unwrap());
+    n.server.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_admin_listener_can_be_turned_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = vec![
+        (
+            "TESSERA_DATA_DIR".to_owned(),
+            dir.path().display().to_string(),
+        ),
+        ("TESSERA_ADMIN_LISTEN".to_owned(), "off".to_owned()),
+    ];
+    let config = Config::load(None, env, Some("127.0.0.1:0")).unwrap();
+    assert_eq!(config.admin.listen, None);
+    let server = Server::start(config, Some(MASTER)).await.unwrap();
+    assert!(server.admin_addr().is_none());
+    assert_eq!(
+        request(server.local_addr(), "GET", "/admin/v1/clients")
+            .await
+            .status,
+        404
+    );
+    server.shutdown().await;
+}

@@ -1,0 +1,87 @@
+//! What the service's integration tests share: plain HTTP/1.1 requests
+//! and a throw-away PostgreSQL database.
+#![allow(dead_code, clippy::unwrap_used, clippy::panic)]
+
+use std::net::SocketAddr;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// An answer: status, the head lowercased, the body.
+pub struct Reply {
+    pub status: u16,
+    pub headers: String,
+    pub body: String,
+}
+
+impl Reply {
+    /// The body as JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
+    }
+}
+
+pub async fn request(addr: SocketAddr, method: &str, path: &str) -> Reply {
+    send(addr, method, path, &[], "").await
+}
+
+pub async fn send(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, String)],
+    body: &str,
+) -> Reply {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    stream.write_all(req.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await.unwrap();
+    let text = String::from_utf8(raw).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    Reply {
+        status,
+        headers: head.to_ascii_lowercase(),
+        body: body.to_owned(),
+    }
+}
+
+/// A fresh, empty PostgreSQL database on the server named by
+/// `TESSERA_TEST_PG_URL` (scripts/test starts a throw-away one): its URL.
+pub async fn fresh_pg_database() -> String {
+    use sqlx::{Connection, Executor};
+    let base = std::env::var("TESSERA_TEST_PG_URL").unwrap_or_else(|_| {
+        panic!(
+            "TESSERA_TEST_PG_URL is not set: run the tests through scripts/test, which starts a \
+             throw-away PostgreSQL, or point it at a server you own"
+        )
+    });
+    let mut conn = sqlx::postgres::PgConnection::connect(&base)
+        .await
+        .unwrap_or_else(|e| panic!("cannot reach PostgreSQL at {base}: {e}"));
+    let name = format!(
+        "tessera_t_{}",
+        tessera_server::crypto::random_token(9)
+            .unwrap()
+            .to_ascii_lowercase()
+            .replace(['-', '_'], "x")
+    );
+    conn.execute(format!("CREATE DATABASE {name}").as_str())
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+    let (without_query, query) = match base.split_once('?') {
+        Some((u, q)) => (u, format!("?{q}")),
+        None => (base.as_str(), String::new()),
+    };
+    let (server, _) = without_query.rsplit_once('/').unwrap();
+    format!("{server}/{name}{query}")
+}
