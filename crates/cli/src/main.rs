@@ -18,7 +18,8 @@ use std::process::ExitCode;
 use clap::{CommandFactory, Parser, Subcommand};
 
 use service::{
-    admins_command, clients_command, fail, init_logging, keys_command, load_config, serve,
+    admins_command, audit_command, clients_command, fail, init_logging, keys_command, load_config,
+    serve,
 };
 
 #[derive(Parser)]
@@ -83,6 +84,15 @@ enum Command {
         config: Option<PathBuf>,
         #[command(subcommand)]
         command: KeysCommand,
+    },
+    /// The audit trail: verify its hash chain, export it, find a secret in it.
+    #[command(arg_required_else_help = false)]
+    Audit {
+        /// The configuration file (tessera.toml).
+        #[arg(long, global = true)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        command: AuditCommand,
     },
     /// JSON Web Keys: generate, show the public part, thumbprint, PEM/DER import and export.
     #[command(subcommand, arg_required_else_help = false)]
@@ -222,6 +232,29 @@ pub(crate) enum KeysCommand {
     Rotate,
 }
 
+#[derive(Subcommand)]
+pub(crate) enum AuditCommand {
+    /// Print the reference under which the audit trail names a token or
+    /// secret (hmac-sha256:…, keyed by the master key), to search for it.
+    #[command(after_help = "Example:
+  tessera audit hash < refresh-token.txt
+  tessera audit export | grep \"$(tessera audit hash < refresh-token.txt)\"")]
+    Hash {
+        /// The value (without it: standard input, one trailing newline
+        /// dropped; keeps it out of the shell history).
+        value: Option<String>,
+    },
+    /// Check the whole hash chain: exit 0 when intact, 1 naming the first
+    /// seq edited, deleted or reordered.
+    Verify,
+    /// Print the events as NDJSON, in order.
+    Export {
+        /// Only the events after this seq.
+        #[arg(long, default_value_t = 0)]
+        after: i64,
+    },
+}
+
 /// Runs a JOSE command: no runtime, no configuration, no logging setup.
 fn jose(outcome: common::Outcome) -> ExitCode {
     match outcome {
@@ -288,6 +321,14 @@ fn main() -> ExitCode {
             };
             init_logging(config.log_format);
             runtime.block_on(keys_command(config, master_env, command))
+        }
+        Command::Audit { config, command } => {
+            let config = match load_config(config.as_ref(), None) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            init_logging(config.log_format);
+            runtime.block_on(audit_command(config, master_env, command))
         }
         Command::Jwk(_)
         | Command::Jws(_)

@@ -9,7 +9,7 @@ use tessera_server::keys::{self, Lifecycle};
 use tessera_server::store::Store;
 use tessera_server::{Server, StartError};
 
-use crate::{AdminsCommand, ClientsCommand, KeysCommand, RegistrationArgs};
+use crate::{AdminsCommand, AuditCommand, ClientsCommand, KeysCommand, RegistrationArgs};
 use tessera_server::store::Registration;
 
 /// The registration the options describe, over `base` (what is registered
@@ -432,6 +432,105 @@ pub async fn admins_command(config: Config, command: AdminsCommand) -> ExitCode 
     };
     store.close().await;
     code
+}
+
+/// `tessera audit hash|verify|export`, as the actor `cli`.
+pub async fn audit_command(
+    config: Config,
+    master_env: Option<String>,
+    command: AuditCommand,
+) -> ExitCode {
+    use tessera_server::audit::{self, Actor, AuditKeys, Context};
+    let ctx = Context {
+        actor: Some(Actor::cli()),
+        ..Context::default()
+    };
+    audit::with_context(ctx, async move {
+        // The master key first: `hash` needs nothing else.
+        if let Err(e) = keys::prepare_data_dir(&config.data_dir) {
+            return fail(e);
+        }
+        let keys = match tessera_server::master_key(&config, master_env.as_deref())
+            .map_err(|e| e.to_string())
+            .and_then(|m| AuditKeys::from_master(&m).map_err(|e| e.to_string()))
+        {
+            Ok(k) => k,
+            Err(e) => return fail(e),
+        };
+        if let AuditCommand::Hash { value } = command {
+            let value = match value {
+                Some(v) => zeroize::Zeroizing::new(v),
+                None => match std::io::read_to_string(std::io::stdin()) {
+                    Ok(mut text) => {
+                        if text.ends_with('\n') {
+                            text.pop();
+                            if text.ends_with('\r') {
+                                text.pop();
+                            }
+                        }
+                        zeroize::Zeroizing::new(text)
+                    }
+                    Err(e) => {
+                        eprintln!("error: standard input: {e}");
+                        return ExitCode::from(2);
+                    }
+                },
+            };
+            println!("{}", audit::secret_ref_of(&keys, value.as_bytes()));
+            return ExitCode::SUCCESS;
+        }
+        let store = match tessera_server::open_store(&config).await {
+            Ok(s) => s.with_audit_keys(keys),
+            Err(e) => return fail(e),
+        };
+        let code = match command {
+            AuditCommand::Hash { .. } => ExitCode::SUCCESS,
+            AuditCommand::Verify => match audit::verify_store(&store, store.audit_keys()).await {
+                Ok(v) => {
+                    println!(
+                        "audit trail intact: {} events, verified through seq {}",
+                        v.events, v.through
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(audit::VerifyError::Broken(b)) => {
+                    println!("{b}");
+                    ExitCode::from(1)
+                }
+                Err(e) => fail(e),
+            },
+            AuditCommand::Export { after } => export_audit(&store, after).await,
+        };
+        store.close().await;
+        code
+    })
+    .await
+}
+
+/// The events after `after`, one JSON object a line, read a page at a time.
+async fn export_audit(store: &tessera_server::store::SqlStore, mut after: i64) -> ExitCode {
+    use std::io::Write;
+    loop {
+        let page = match store.audit_events(after, tessera_server::audit::PAGE).await {
+            Ok(p) => p,
+            Err(e) => return fail(e),
+        };
+        let Some(last) = page.last() else { break };
+        after = last.seq;
+        let mut lines = String::new();
+        for event in &page {
+            lines.push_str(&event.to_json().to_string());
+            lines.push('\n');
+        }
+        let mut out = std::io::stdout().lock();
+        match out.write_all(lines.as_bytes()).and_then(|()| out.flush()) {
+            Ok(()) => {}
+            // A reader that stopped early (`| head`) is not a failure.
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return ExitCode::SUCCESS,
+            Err(e) => return fail(e),
+        }
+    }
+    ExitCode::SUCCESS
 }
 
 fn utc(secs: i64) -> String {

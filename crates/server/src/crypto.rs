@@ -1,6 +1,7 @@
 //! The server's one aws-lc-rs caller: sealing private keys at rest with the
-//! master key (AES-256-GCM, the key id bound as additional data) and
-//! drawing random bytes. Token cryptography lives in tessera-jose.
+//! master key (AES-256-GCM, the key id bound as additional data),
+//! deriving purpose-bound HMAC keys from it (HKDF-SHA256, for the audit
+//! trail) and drawing random bytes. Token cryptography lives in tessera-jose.
 
 use aws_lc_rs::aead::{self, Aad, LessSafeKey, Nonce, UnboundKey, NONCE_LEN};
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
@@ -45,6 +46,24 @@ impl Mac {
         )))
     }
 
+    /// Plain HMAC-SHA256 of `data` (one input, nothing prefixed): for
+    /// values others may recompute from the specification alone.
+    pub fn sign(&self, data: &[u8]) -> [u8; 32] {
+        let mut out = [0u8; 32];
+        out.copy_from_slice(aws_lc_rs::hmac::sign(&self.0, data).as_ref());
+        out
+    }
+
+    /// Whether `tag` is [`Mac::sign`] of `data` (compared in constant time).
+    pub fn verify(&self, data: &[u8], tag: &[u8]) -> bool {
+        aws_lc_rs::hmac::verify(&self.0, data, tag).is_ok()
+    }
+
+    /// Whether `tag` is [`Mac::tag`] of `parts` (compared in constant time).
+    pub fn verify_tag(&self, parts: &[&[u8]], tag: &[u8]) -> bool {
+        aws_lc_rs::constant_time::verify_slices_are_equal(&self.tag(parts), tag).is_ok()
+    }
+
     /// HMAC-SHA256 over `parts`, each length-prefixed so that no two
     /// different lists give the same input.
     pub fn tag(&self, parts: &[&[u8]]) -> [u8; 32] {
@@ -68,7 +87,14 @@ pub fn random_token(bytes: usize) -> Result<Zeroizing<String>, OpenFailed> {
 /// The master key: 32 bytes, zeroized on drop, never printed.
 pub struct MasterKey {
     key: LessSafeKey,
+    /// HKDF-SHA256 pseudorandom key extracted from the same 32 bytes: the
+    /// root of every key derived for one purpose ([`MasterKey::derive_mac`]),
+    /// so that no derived key reveals the sealing key or another purpose's.
+    prk: aws_lc_rs::hkdf::Prk,
 }
+
+/// The HKDF salt (RFC 5869 §3.1: a fixed, non-secret, application value).
+const DERIVATION_SALT: &[u8] = b"tessera master key derivation v1";
 
 impl std::fmt::Debug for MasterKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -83,9 +109,24 @@ impl MasterKey {
             return None;
         }
         let key = UnboundKey::new(&aead::AES_256_GCM, bytes).ok()?;
+        let prk = aws_lc_rs::hkdf::Salt::new(aws_lc_rs::hkdf::HKDF_SHA256, DERIVATION_SALT)
+            .extract(bytes);
         Some(MasterKey {
             key: LessSafeKey::new(key),
+            prk,
         })
+    }
+
+    /// An HMAC-SHA256 key for one purpose, named by `label` (the HKDF
+    /// `info`): the same master key and label always give the same key,
+    /// different labels unrelated keys.
+    pub fn derive_mac(&self, label: &str) -> Result<Mac, OpenFailed> {
+        let info = [label.as_bytes()];
+        let okm = self
+            .prk
+            .expand(&info, aws_lc_rs::hmac::HMAC_SHA256)
+            .map_err(|_| OpenFailed)?;
+        Ok(Mac(aws_lc_rs::hmac::Key::from(okm)))
     }
 
     /// Seals `plaintext` for the record named `label` (a key id): a fresh
@@ -143,5 +184,28 @@ mod tests {
         );
         assert!(MasterKey::from_bytes(&[0u8; 31]).is_none());
         assert_eq!(format!("{k:?}"), "MasterKey(..)");
+    }
+
+    #[test]
+    fn derived_macs_are_bound_to_their_label_and_master_key() {
+        let k = MasterKey::from_bytes(&[7u8; 32]).unwrap();
+        let a = k.derive_mac("tessera audit chain v1").unwrap();
+        let b = k.derive_mac("tessera audit secrets v1").unwrap();
+        let a_again = MasterKey::from_bytes(&[7u8; 32])
+            .unwrap()
+            .derive_mac("tessera audit chain v1")
+            .unwrap();
+        let other = MasterKey::from_bytes(&[8u8; 32])
+            .unwrap()
+            .derive_mac("tessera audit chain v1")
+            .unwrap();
+        assert_eq!(a.sign(b"x"), a_again.sign(b"x"), "same label, same key");
+        assert_ne!(a.sign(b"x"), b.sign(b"x"), "labels separate keys");
+        assert_ne!(a.sign(b"x"), other.sign(b"x"), "another master key");
+        assert_eq!(a.tag(&[b"x"]), a_again.tag(&[b"x"]));
+        assert_ne!(a.sign(b"x"), a.tag(&[b"x"]), "tag length-prefixes");
+        // Sealing is unchanged by the derivation.
+        let sealed = k.seal("kid-1", b"data").unwrap();
+        assert_eq!(k.open("kid-1", &sealed).unwrap().as_slice(), b"data");
     }
 }

@@ -20,6 +20,7 @@
 pub mod admin;
 pub mod admins;
 pub mod api;
+pub mod audit;
 pub mod clients;
 pub mod config;
 pub mod crypto;

@@ -9,6 +9,7 @@
     clippy::panic
 )]
 
+mod audit;
 mod faults;
 mod jose;
 mod nodes;
