@@ -230,6 +230,23 @@ pub(crate) enum KeysCommand {
     },
     /// Make the next key sign now (or as soon as verifiers' JWKS caches have it).
     Rotate,
+    /// A signing key leaked: a fresh key signs at once, the leaked one
+    /// leaves the JWKS (every node within seconds on PostgreSQL), its private
+    /// part is destroyed and its tokens fail introspection. Prints how long
+    /// verifiers that cached the JWKS may still accept it.
+    #[command(after_help = "Example:
+  tessera keys list
+  tessera keys compromised 3Vn8…kid --yes --json")]
+    Compromised {
+        /// The leaked key's kid (from `tessera keys list`).
+        kid: String,
+        /// Confirm: this cannot be undone.
+        #[arg(long)]
+        yes: bool,
+        /// Print {"kid", "new_kid", "verifiers_may_accept_until"} as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -304,7 +321,7 @@ fn main() -> ExitCode {
                 Err(code) => return code,
             };
             init_logging(config.log_format);
-            runtime.block_on(clients_command(config, command))
+            runtime.block_on(clients_command(config, master_env, command))
         }
         Command::Admins { config, command } => {
             let config = match load_config(config.as_ref(), None) {
@@ -312,7 +329,7 @@ fn main() -> ExitCode {
                 Err(code) => return code,
             };
             init_logging(config.log_format);
-            runtime.block_on(admins_command(config, command))
+            runtime.block_on(admins_command(config, master_env, command))
         }
         Command::Keys { config, command } => {
             let config = match load_config(config.as_ref(), None) {

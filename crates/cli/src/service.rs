@@ -134,13 +134,44 @@ pub async fn keys_command(
     master_env: Option<String>,
     command: KeysCommand,
 ) -> ExitCode {
-    let store = match tessera_server::open_store(&config).await {
-        Ok(s) => s,
-        Err(e) => return fail(e),
+    as_cli(keys_command_inner(config, master_env, command)).await
+}
+
+/// Runs a command that may change the store with the audit trail naming
+/// the command line as the actor.
+async fn as_cli(f: impl std::future::Future<Output = ExitCode>) -> ExitCode {
+    use tessera_server::audit::{with_context, Actor, Context};
+    let ctx = Context {
+        actor: Some(Actor::cli()),
+        ..Context::default()
     };
-    let master = match tessera_server::master_key(&config, master_env.as_deref()) {
-        Ok(m) => m,
-        Err(e) => return fail(e),
+    with_context(ctx, f).await
+}
+
+/// The store, keyed by the master key (its audit trail needs it).
+async fn open(
+    config: &Config,
+    master_env: Option<&str>,
+) -> Result<
+    (
+        tessera_server::store::SqlStore,
+        tessera_server::crypto::MasterKey,
+    ),
+    ExitCode,
+> {
+    tessera_server::open_with_master(config, master_env)
+        .await
+        .map_err(fail)
+}
+
+async fn keys_command_inner(
+    config: Config,
+    master_env: Option<String>,
+    command: KeysCommand,
+) -> ExitCode {
+    let (store, master) = match open(&config, master_env.as_deref()).await {
+        Ok(opened) => opened,
+        Err(code) => return code,
     };
     let rules = Lifecycle::from_config(&config);
     let now = SystemClock.now();
@@ -171,16 +202,72 @@ pub async fn keys_command(
             }
             Err(e) => fail(e),
         },
+        KeysCommand::Compromised { kid, yes, json } => {
+            if !yes {
+                eprintln!(
+                    "error: marking {kid} compromised cannot be undone: a fresh key signs at once \
+                     and every token it signed stops working. Run again with --yes."
+                );
+                store.close().await;
+                return ExitCode::from(2);
+            }
+            match keys::compromise(&store, &master, &rules, &kid, now).await {
+                Ok(done) => {
+                    if json {
+                        println!(
+                            "{}",
+                            serde_json::json!({
+                                "kid": done.kid,
+                                "new_kid": done.new_kid,
+                                "verifiers_may_accept_until": done.verifiers_may_accept_until,
+                            })
+                        );
+                    } else {
+                        println!(
+                            "{} is compromised: out of the JWKS, its private part destroyed, its \
+                             tokens inactive at introspection.\n{} signs from now on.\n\
+                             Verifiers that cached the JWKS may accept {} for {} s more (until \
+                             {}); running nodes drop it at once on PostgreSQL, within \
+                             signing.reload_every otherwise.",
+                            done.kid,
+                            done.new_kid,
+                            done.kid,
+                            done.verifiers_may_accept_until - now,
+                            utc(done.verifiers_may_accept_until)
+                        );
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e @ keys::KeyError::UnknownKey(_))
+                | Err(e @ keys::KeyError::AlreadyCompromised(_)) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(1)
+                }
+                Err(e) => fail(e),
+            }
+        }
     };
     store.close().await;
     code
 }
 
-pub async fn clients_command(config: Config, command: ClientsCommand) -> ExitCode {
+pub async fn clients_command(
+    config: Config,
+    master_env: Option<String>,
+    command: ClientsCommand,
+) -> ExitCode {
+    as_cli(clients_command_inner(config, master_env, command)).await
+}
+
+async fn clients_command_inner(
+    config: Config,
+    master_env: Option<String>,
+    command: ClientsCommand,
+) -> ExitCode {
     use tessera_server::clients;
-    let store = match tessera_server::open_store(&config).await {
-        Ok(s) => s,
-        Err(e) => return fail(e),
+    let (store, _) = match open(&config, master_env.as_deref()).await {
+        Ok(opened) => opened,
+        Err(code) => return code,
     };
     let code = match command {
         ClientsCommand::Create {
@@ -351,11 +438,23 @@ pub async fn clients_command(config: Config, command: ClientsCommand) -> ExitCod
 
 /// Unix seconds as `YYYY-MM-DD HH:MM` UTC (proleptic Gregorian).
 /// `tessera admins create|list|delete`: the admin API's operators.
-pub async fn admins_command(config: Config, command: AdminsCommand) -> ExitCode {
+pub async fn admins_command(
+    config: Config,
+    master_env: Option<String>,
+    command: AdminsCommand,
+) -> ExitCode {
+    as_cli(admins_command_inner(config, master_env, command)).await
+}
+
+async fn admins_command_inner(
+    config: Config,
+    master_env: Option<String>,
+    command: AdminsCommand,
+) -> ExitCode {
     use tessera_server::admins;
-    let store = match tessera_server::open_store(&config).await {
-        Ok(s) => s,
-        Err(e) => return fail(e),
+    let (store, _) = match open(&config, master_env.as_deref()).await {
+        Ok(opened) => opened,
+        Err(code) => return code,
     };
     let code = match command {
         AdminsCommand::Create { name, scopes, json } => {
@@ -450,10 +549,11 @@ pub async fn audit_command(
         if let Err(e) = keys::prepare_data_dir(&config.data_dir) {
             return fail(e);
         }
-        let keys = match tessera_server::master_key(&config, master_env.as_deref())
-            .map_err(|e| e.to_string())
-            .and_then(|m| AuditKeys::from_master(&m).map_err(|e| e.to_string()))
-        {
+        let master = match tessera_server::master_key(&config, master_env.as_deref()) {
+            Ok(m) => m,
+            Err(e) => return fail(e),
+        };
+        let keys = match AuditKeys::from_master(&master) {
             Ok(k) => k,
             Err(e) => return fail(e),
         };
@@ -479,8 +579,8 @@ pub async fn audit_command(
             println!("{}", audit::secret_ref_of(&keys, value.as_bytes()));
             return ExitCode::SUCCESS;
         }
-        let store = match tessera_server::open_store(&config).await {
-            Ok(s) => s.with_audit_keys(keys),
+        let store = match tessera_server::open_store(&config, &master).await {
+            Ok(s) => s,
             Err(e) => return fail(e),
         };
         let code = match command {
@@ -569,12 +669,12 @@ fn print_keys(list: &[tessera_server::store::KeyRecord], json: bool) {
         return;
     }
     println!(
-        "{:<44} {:<6} {:<9} {:<17} {:<17} {:<17}",
+        "{:<44} {:<6} {:<11} {:<17} {:<17} {:<17}",
         "kid", "alg", "state", "created (UTC)", "signs from", "leaves JWKS"
     );
     for k in list {
         println!(
-            "{:<44} {:<6} {:<9} {:<17} {:<17} {:<17}",
+            "{:<44} {:<6} {:<11} {:<17} {:<17} {:<17}",
             k.kid,
             k.alg,
             k.state.as_str(),

@@ -603,8 +603,6 @@ pub async fn prune<S: Store>(
 /// it also keeps the lock order the same everywhere: no deadlock). The
 /// actor, request id and source address come from the task's
 /// [`Context`]; `default_actor` stands in when it names no actor.
-// Until every mutating store method calls it (issue 25).
-#[cfg_attr(not(test), allow(dead_code))]
 pub(crate) async fn append(
     tx: &mut sqlx::Transaction<'_, Any>,
     backend: Backend,
@@ -670,10 +668,10 @@ pub(crate) async fn append(
 }
 
 fn head_refused() -> StoreError {
-    StoreError::Corrupt(
-        "the audit trail's head does not verify under this master key (altered, or the store \
-         was opened with another key): nothing is recorded until `tessera audit verify` has \
-         been looked into"
+    StoreError::AuditRefused(
+        "its head does not verify under this master key: is this the deployment's master key \
+         (TESSERA_MASTER_KEY or master_key_file, as the service has it)? If it is, the trail \
+         was altered: nothing is recorded until `tessera audit verify` has been looked into"
             .into(),
     )
 }
@@ -712,7 +710,13 @@ async fn lock_head(
             format!("SELECT {HEAD_COLUMNS} FROM audit_head WHERE id = 1 FOR UPDATE")
         }
         Backend::Sqlite => {
-            format!("UPDATE audit_head SET id = id WHERE id = 1 RETURNING {HEAD_COLUMNS}")
+            // A write first (the transaction then holds SQLite's write lock
+            // whatever it did before), then the read: a plain statement each,
+            // no `RETURNING` (whose row and write end at different steps).
+            sqlx::query("UPDATE audit_head SET id = id WHERE id = 1")
+                .execute(&mut **tx)
+                .await?;
+            format!("SELECT {HEAD_COLUMNS} FROM audit_head WHERE id = 1")
         }
     };
     let row = sqlx::query(&query)
@@ -804,7 +808,22 @@ pub(crate) async fn prune_events(
     keys: &AuditKeys,
     before_time: i64,
 ) -> Result<u64, StoreError> {
-    let mut tx = pool.begin().await?;
+    // Most calls find nothing old enough: a read answers them, without the
+    // write lock (SQLite) or the head's row lock (PostgreSQL) that every
+    // audited change takes.
+    let due = sqlx::query(&sql(
+        backend,
+        "SELECT seq FROM audit_events WHERE time < ?1 \
+         AND seq > (SELECT pruned_through FROM audit_head WHERE id = 1) LIMIT 1",
+    ))
+    .bind(before_time)
+    .fetch_optional(pool)
+    .await?;
+    if due.is_none() {
+        return Ok(0);
+    }
+    let mut conn = crate::store::Conn::acquire(pool).await?;
+    let mut tx = sqlx::Connection::begin(&mut **conn).await?;
     let head = lock_head(&mut tx, backend).await?;
     if !head.is_authentic(keys) {
         return Err(head_refused());
@@ -826,6 +845,7 @@ pub(crate) async fn prune_events(
     };
     if through <= head.pruned_through {
         tx.rollback().await?;
+        conn.finished();
         return Ok(0);
     }
     let not_pruning = |b: ChainBreak| StoreError::Corrupt(format!("not pruning: {b}"));
@@ -872,6 +892,7 @@ pub(crate) async fn prune_events(
     };
     write_head(&mut tx, backend, keys, &new_head).await?;
     tx.commit().await?;
+    conn.finished();
     Ok(deleted)
 }
 
@@ -1423,7 +1444,7 @@ mod tests {
         // Nothing is appended on a forged head.
         assert!(matches!(
             db.append(6, &event(6)).await,
-            Err(StoreError::Corrupt(_))
+            Err(StoreError::AuditRefused(_))
         ));
         db.restore().await;
         // A row rewritten with its SHA-256 recomputed, but no key.

@@ -73,13 +73,33 @@ pub enum StartError {
 
 /// Opens the store named by the configuration (the SQLite file in the data
 /// directory unless `database_url` says otherwise), creating the data
-/// directory (mode 0700) if needed.
-pub async fn open_store(config: &Config) -> Result<SqlStore, StartError> {
+/// directory (mode 0700) if needed; its audit trail is keyed by `master`
+/// (every process that writes must use the deployment's master key, or the
+/// trail refuses its events).
+pub async fn open_store(
+    config: &Config,
+    master: &crypto::MasterKey,
+) -> Result<SqlStore, StartError> {
     keys::prepare_data_dir(&config.data_dir)?;
+    let audit_keys = audit::AuditKeys::from_master(master)
+        .map_err(|e| keys::KeyError::MasterKey(e.to_string()))?;
     Ok(match &config.database_url {
         Some(url) => SqlStore::open_url(url).await?,
         None => SqlStore::open_file(&config.data_dir.join("tessera.db")).await?,
-    })
+    }
+    .with_audit_keys(audit_keys))
+}
+
+/// The master key (see [`master_key`]) and the store keyed by it: what
+/// every command that changes the store opens.
+pub async fn open_with_master(
+    config: &Config,
+    master_key_env: Option<&str>,
+) -> Result<(SqlStore, crypto::MasterKey), StartError> {
+    keys::prepare_data_dir(&config.data_dir)?;
+    let master = master_key(config, master_key_env)?;
+    let store = open_store(config, &master).await?;
+    Ok((store, master))
 }
 
 /// Loads the master key, warning when it lives in the data directory.
@@ -194,6 +214,9 @@ impl KeyChanges {
     }
 }
 
+/// How often the audit trail is pruned of events older than `[audit] keep`.
+const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
+
 /// A running service.
 #[derive(Debug)]
 pub struct Server {
@@ -233,10 +256,8 @@ impl Server {
             message: e,
         })?;
         let sealing = sealing::SealingKeys::load(&config, &http).await?;
-        let store = open_store(&config)
-            .await?
-            .cache_clients(config.clients.cache_for);
-        let master = master_key(&config, master_key_env)?;
+        let (store, master) = open_with_master(&config, master_key_env).await?;
+        let store = store.cache_clients(config.clients.cache_for);
         let rules = Lifecycle::from_config(&config);
         let ring = KeyRing::open(&store, master, rules, SystemClock.now()).await?;
         let listen = config.listen;
@@ -292,7 +313,13 @@ impl Server {
         let admin_serving = admin_listener.map(|(bound, at)| {
             tracing::info!(addr = %at, "the admin API is listening");
             let app = admin::router(state.clone());
-            tokio::spawn(listener::serve(bound, app, admin_tls, limits, stopped.clone()))
+            tokio::spawn(listener::serve(
+                bound,
+                app,
+                admin_tls,
+                limits,
+                stopped.clone(),
+            ))
         });
         if admin_addr.is_none() {
             tracing::info!("the admin listener is off ([admin] listen = \"off\")");
@@ -305,6 +332,7 @@ impl Server {
             let mut fetched = std::collections::HashMap::new();
             let started = tokio::time::Instant::now();
             let mut key_changes = KeyChanges::listen(database_url.as_deref()).await;
+            let mut pruned: Option<tokio::time::Instant> = None;
             loop {
                 tokio::select! {
                     _ = tokio::time::sleep(reload_every) => {}
@@ -313,6 +341,17 @@ impl Server {
                 }
                 if let Err(e) = state.keys.tick(&maintenance_store, SystemClock.now()).await {
                     tracing::error!(error = %e, "key maintenance failed; will retry");
+                }
+                if pruned.is_none_or(|at| at.elapsed() >= PRUNE_EVERY) {
+                    pruned = Some(tokio::time::Instant::now());
+                    let keep = state.config.audit.keep;
+                    match audit::prune(&maintenance_store, keep, SystemClock.now()).await {
+                        Ok(0) => {}
+                        Ok(n) => {
+                            tracing::info!(events = n, "pruned old audit events ([audit] keep)")
+                        }
+                        Err(e) => tracing::error!(error = %e, "audit pruning failed; will retry"),
+                    }
                 }
                 refresh_sealing_keys(&state, &mut fetched, started).await;
             }

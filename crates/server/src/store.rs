@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
 use sqlx::sqlite::SqliteConnectOptions;
-use sqlx::{AnyPool, ConnectOptions, Executor, Row};
+use sqlx::{AnyPool, ConnectOptions, Connection, Executor, Row};
 
 /// A store failure. The message is for the operator's log; it never holds
 /// a secret.
@@ -36,6 +36,10 @@ pub enum StoreError {
     /// node, or the CLI, while this one still held its record).
     #[error("the client was deleted")]
     ClientGone,
+    /// The audit trail refuses the change's event (a wrong master key, or a
+    /// trail altered): the change is not made.
+    #[error("the audit trail refuses the change: {0}")]
+    AuditRefused(String),
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -482,11 +486,14 @@ pub trait Store: Send + Sync + 'static {
         now: i64,
     ) -> impl Future<Output = Result<RefreshOutcome, StoreError>> + Send;
 
-    /// Records a sealed token as issued, and forgets those expired by `now`.
+    /// Records a sealed token as issued, and forgets those expired by `now`;
+    /// with `event` (a step-up assertion, a token exchange), appends it to
+    /// the audit trail with the token named by its HMAC.
     fn record_sealed(
         &self,
         token: &SealedRecord,
         now: i64,
+        event: Option<&Event>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// The sealed token hashed `hash`, if tessera issued it (expired or not).
     fn sealed(
@@ -609,6 +616,45 @@ const CLIENT_COLUMNS: &str =
     "id, name, secret_hash, grants, created_at, jwks, audiences, scopes, may_act, introspect, legacy, \
      previous_secret_hash, previous_secret_until";
 
+use crate::audit::{Actor, Event};
+
+/// Counts committed audit events (`tessera_audit_events_total{action}`).
+fn counted(events: &[Event]) {
+    for e in events {
+        crate::metrics::AUDIT_EVENTS.inc(&[&e.action]);
+    }
+}
+
+/// What a client's audit events say of it: never its secret or hash.
+fn client_details(c: &ClientRecord) -> serde_json::Value {
+    let r = &c.registration;
+    serde_json::json!({
+        "name": c.name, "grants": c.grants,
+        "auth": if c.jwks.is_some() { "private_key_jwt" } else { "secret" },
+        "audiences": r.audiences, "scopes": r.scopes,
+        "may_act": r.may_act, "introspect": r.introspect,
+    })
+}
+
+/// The time an audit event records: the wall clock, whatever time the
+/// caller reasons with (tests and maintenance pass other times).
+fn wall_clock() -> i64 {
+    use tessera_jose::jwt::Clock;
+    tessera_jose::jwt::SystemClock.now()
+}
+
+/// What a key's change of state is called in the audit trail.
+fn key_action(t: &KeyTransition) -> &'static str {
+    match (t.from, t.to) {
+        (_, KeyState::Compromised) => "key.compromised",
+        (KeyState::Next, KeyState::Current) => "key.promoted",
+        (_, KeyState::Retiring) => "key.retiring",
+        (_, KeyState::Retired) => "key.retired",
+        (KeyState::Next, KeyState::Next) => "keys.rotation_requested",
+        _ => "key.changed",
+    }
+}
+
 /// The reference under which a session's sealed tokens are kept.
 pub fn session_ref(session_id: &str) -> Vec<u8> {
     crate::crypto::sha256(session_id.as_bytes())
@@ -720,6 +766,60 @@ impl ClientCache {
         if let Ok(mut state) = self.state.lock() {
             state.records.remove(id);
             state.forgotten = state.forgotten.wrapping_add(1);
+        }
+    }
+}
+
+/// A pooled connection for one transaction, returned to the pool only if
+/// the transaction ended as planned ([`Conn::finished`] after its commit or
+/// rollback); otherwise it is closed. After a failed `COMMIT` or `ROLLBACK`
+/// sqlx's count of the transactions open on a connection can differ from
+/// the database's (SQLite may roll a transaction back by itself on
+/// `SQLITE_FULL` while sqlx, whose commit failed, still counts it open): the
+/// next `BEGIN` on it becomes a `SAVEPOINT`, and a "commit" may then commit
+/// nothing. The load-and-faults test lost acknowledged refreshes after a
+/// full disk while a background task opened a write transaction every
+/// second (issue 25's audit pruning, before it read first); with failed
+/// transactions' connections closed, it did not. A connection in doubt is
+/// never reused.
+pub(crate) struct Conn {
+    inner: sqlx::pool::PoolConnection<sqlx::Any>,
+    finished: bool,
+}
+
+impl Conn {
+    /// A connection from `pool`.
+    pub(crate) async fn acquire(pool: &AnyPool) -> Result<Conn, StoreError> {
+        Ok(Conn {
+            inner: pool.acquire().await?,
+            finished: false,
+        })
+    }
+
+    /// The transaction on it was committed or rolled back without error:
+    /// the connection may go back to the pool.
+    pub(crate) fn finished(&mut self) {
+        self.finished = true;
+    }
+}
+
+impl std::ops::Deref for Conn {
+    type Target = sqlx::pool::PoolConnection<sqlx::Any>;
+    fn deref(&self) -> &Self::Target {
+        &self.inner
+    }
+}
+
+impl std::ops::DerefMut for Conn {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.inner
+    }
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.inner.close_on_drop();
         }
     }
 }
@@ -885,6 +985,26 @@ impl SqlStore {
         }
     }
 
+    /// Appends `event` to the audit trail inside `tx`: the transaction's last
+    /// statement before its commit (no change without its event, and an
+    /// event that cannot be written fails the change). `actor` stands in
+    /// when the task's [`crate::audit::Context`] names none.
+    async fn audit(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        event: &Event,
+        actor: Actor,
+    ) -> Result<(), StoreError> {
+        crate::audit::append(tx, self.backend, &self.audit, event, actor, wall_clock())
+            .await
+            .map(|_| ())
+    }
+
+    /// A secret (a token, by its SHA-256) as audit events name it.
+    fn secret(&self, sha256: &[u8]) -> String {
+        crate::audit::secret_ref(&self.audit, sha256)
+    }
+
     /// Revokes the sealed tokens of a session (in the caller's transaction).
     async fn revoke_sealed_of_session(
         &self,
@@ -950,7 +1070,8 @@ impl Store for SqlStore {
         transitions: &[KeyTransition],
         new_keys: &[KeyRecord],
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut conn = Conn::acquire(&self.pool).await?;
+        let mut tx = conn.begin().await?;
         if self.backend == Backend::Postgres {
             // One node at a time changes keys; the others wait here, then find
             // their plan stale (the states below no longer match) and reload.
@@ -959,6 +1080,7 @@ impl Store for SqlStore {
                 .execute(&mut *tx)
                 .await?;
         }
+        let mut events = Vec::new();
         for t in transitions {
             let done = sqlx::query(&self.sql(
                 "UPDATE signing_keys SET state = ?1, \
@@ -978,17 +1100,29 @@ impl Store for SqlStore {
             if done.rows_affected() != 1 {
                 return Err(StoreError::Conflict("a key changed state meanwhile"));
             }
+            let mut details = serde_json::json!({
+                "from": t.from.as_str(), "to": t.to.as_str(),
+                "signs_from": t.activates_at, "leaves_jwks_at": t.retires_at,
+            });
             if t.to == KeyState::Compromised {
                 // Every sealed token it signed is refused at introspection
                 // from this commit on, on every node.
-                sqlx::query(&self.sql(
+                let revoked = sqlx::query(&self.sql(
                     "UPDATE sealed_tokens SET revoked_at = COALESCE(revoked_at, ?1) WHERE kid = ?2",
                 ))
                 .bind(t.retires_at.unwrap_or(0))
                 .bind(&t.kid)
                 .execute(&mut *tx)
                 .await?;
+                if let serde_json::Value::Object(d) = &mut details {
+                    d.insert(
+                        "sealed_tokens_revoked".into(),
+                        revoked.rows_affected().into(),
+                    );
+                    d.insert("private_key".into(), "destroyed".into());
+                }
             }
+            events.push(Event::success(key_action(t), &t.kid, details));
         }
         for k in new_keys {
             sqlx::query(&self.sql("INSERT INTO signing_keys \
@@ -1011,6 +1145,14 @@ impl Store for SqlStore {
                 }
                 _ => StoreError::from(e),
             })?;
+            events.push(Event::success(
+                "key.generated",
+                &k.kid,
+                serde_json::json!({"alg": k.alg, "state": k.state.as_str(), "signs_from": k.activates_at}),
+            ));
+        }
+        for event in &events {
+            self.audit(&mut tx, event, Actor::system()).await?;
         }
         if self.backend == Backend::Postgres {
             // Delivered at commit: the other nodes reload their keys at once
@@ -1021,12 +1163,16 @@ impl Store for SqlStore {
                 .await?;
         }
         tx.commit().await?;
+        conn.finished();
+        counted(&events);
         Ok(())
     }
 
     async fn create_client(&self, c: &ClientRecord) -> Result<(), StoreError> {
         let grants = to_json(&c.grants)?;
         let r = &c.registration;
+        let mut conn = Conn::acquire(&self.pool).await?;
+        let mut tx = conn.begin().await?;
         sqlx::query(&self.sql(&format!("INSERT INTO clients ({CLIENT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)")))
         .bind(&c.id)
         .bind(&c.name)
@@ -1041,8 +1187,13 @@ impl Store for SqlStore {
         .bind(i64::from(c.legacy))
         .bind(c.previous_secret.as_ref().map(|(h, _)| h.as_str()))
         .bind(c.previous_secret.as_ref().map(|(_, until)| *until))
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        let event = Event::success("client.created", &c.id, client_details(c));
+        self.audit(&mut tx, &event, Actor::system()).await?;
+        tx.commit().await?;
+        conn.finished();
+        counted(&[event]);
         self.clients.forget(&c.id);
         Ok(())
     }
@@ -1081,7 +1232,8 @@ impl Store for SqlStore {
         expires_at: i64,
         now: i64,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut conn = Conn::acquire(&self.pool).await?;
+        let mut tx = conn.begin().await?;
         sqlx::query(&self.sql("DELETE FROM used_assertions WHERE expires_at < ?1"))
             .bind(now)
             .execute(&mut *tx)
@@ -1096,10 +1248,13 @@ impl Store for SqlStore {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
+        conn.finished();
         Ok(done.rows_affected() == 1)
     }
 
     async fn update_registration(&self, id: &str, r: &Registration) -> Result<bool, StoreError> {
+        let mut conn = Conn::acquire(&self.pool).await?;
+        let mut tx = conn.begin().await?;
         let done = sqlx::query(&self.sql(
             "UPDATE clients SET audiences = ?1, scopes = ?2, may_act = ?3, introspect = ?4, \
              legacy = 0 WHERE id = ?5",
@@ -1109,14 +1264,32 @@ impl Store for SqlStore {
         .bind(to_json(&r.may_act)?)
         .bind(to_json(&r.introspect)?)
         .bind(id)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        let mut events = Vec::new();
+        if done.rows_affected() == 1 {
+            events.push(Event::success(
+                "client.updated",
+                id,
+                serde_json::json!({
+                    "audiences": r.audiences, "scopes": r.scopes,
+                    "may_act": r.may_act, "introspect": r.introspect,
+                }),
+            ));
+        }
+        for e in &events {
+            self.audit(&mut tx, e, Actor::system()).await?;
+        }
+        tx.commit().await?;
+        conn.finished();
+        counted(&events);
         self.clients.forget(id);
         Ok(done.rows_affected() == 1)
     }
 
     async fn delete_client(&self, id: &str) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut conn = Conn::acquire(&self.pool).await?;
+        let mut tx = conn.begin().await?;
         // Sealed tokens issued to other clients (exchangers) for its
         // sessions die with those sessions.
         let sessions = sqlx::query(&self.sql("SELECT id FROM sessions WHERE client_id = ?1"))
@@ -1150,7 +1323,20 @@ impl Store for SqlStore {
             .bind(id)
             .execute(&mut *tx)
             .await?;
+        let mut events = Vec::new();
+        if done.rows_affected() == 1 {
+            events.push(Event::success(
+                "client.deleted",
+                id,
+                serde_json::json!({ "sessions_deleted": sessions.len() }),
+            ));
+        }
+        for e in &events {
+            self.audit(&mut tx, e, Actor::system()).await?;
+        }
         tx.commit().await?;
+        conn.finished();
+        counted(&events);
         // After the commit: a read that began before it (and saw the row)
         // cannot keep what it read either, since forgetting bumps the count.
         self.clients.forget(id);
@@ -1163,7 +1349,8 @@ impl Store for SqlStore {
         refresh: &RefreshRecord,
     ) -> Result<(), StoreError> {
         let corrupt = |e: serde_json::Error| StoreError::Corrupt(e.to_string());
-        let mut tx = self.pool.begin().await?;
+        let mut conn = Conn::acquire(&self.pool).await?;
+        let mut tx = conn.begin().await?;
         sqlx::query(&self.sql("INSERT INTO sessions (id, client_id, sub, org, roles, amr, audience, claims, created_at, expires_at, scope, acr) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"))
         .bind(&s.id)
@@ -1193,7 +1380,20 @@ impl Store for SqlStore {
             e
         })?;
         self.insert_refresh(&mut tx, refresh).await?;
+        let event = Event::success(
+            "session.created",
+            &s.id,
+            serde_json::json!({
+                "client_id": s.client_id, "sub": s.sub, "audience": s.audience,
+                "scope": s.scope.join(" "), "amr": s.amr, "acr": s.acr,
+                "expires_at": s.expires_at, "refresh_token": self.secret(&refresh.hash),
+            }),
+        );
+        self.audit(&mut tx, &event, Actor::client(&s.client_id))
+            .await?;
         tx.commit().await?;
+        conn.finished();
+        counted(&[event]);
         Ok(())
     }
 
@@ -1213,7 +1413,8 @@ impl Store for SqlStore {
         client_id: &str,
         now: i64,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut conn = Conn::acquire(&self.pool).await?;
+        let mut tx = conn.begin().await?;
         let done = sqlx::query(&self.sql("UPDATE sessions SET revoked_at = COALESCE(revoked_at, ?1) WHERE id = ?2 AND client_id = ?3"))
         .bind(now)
         .bind(id)
@@ -1223,6 +1424,7 @@ impl Store for SqlStore {
         if done.rows_affected() != 1 {
             // Not the caller's (or no such session): nothing else changes.
             tx.rollback().await?;
+            conn.finished();
             return Ok(false);
         }
         sqlx::query(&self.sql(
@@ -1235,7 +1437,16 @@ impl Store for SqlStore {
         .execute(&mut *tx)
         .await?;
         self.revoke_sealed_of_session(&mut tx, id, now).await?;
+        let event = Event::success(
+            "session.revoked",
+            id,
+            serde_json::json!({ "client_id": client_id }),
+        );
+        self.audit(&mut tx, &event, Actor::client(client_id))
+            .await?;
         tx.commit().await?;
+        conn.finished();
+        counted(&[event]);
         Ok(true)
     }
 
@@ -1278,7 +1489,8 @@ impl Store for SqlStore {
         accept: &(dyn Fn(&SessionRecord) -> bool + Sync),
         now: i64,
     ) -> Result<RefreshOutcome, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut conn = Conn::acquire(&self.pool).await?;
+        let mut tx = conn.begin().await?;
         if self.backend == Backend::Postgres {
             // Rows are locked in one order, session first, then its tokens:
             // every use of a family queues on its session row. (Locking the
@@ -1291,6 +1503,8 @@ impl Store for SqlStore {
                     .fetch_optional(&mut *tx)
                     .await?;
             let Some(session_id) = session_id else {
+                tx.rollback().await?;
+                conn.finished();
                 return Ok(RefreshOutcome::Unknown);
             };
             let session_id: String = session_id.try_get("session_id")?;
@@ -1314,12 +1528,16 @@ impl Store for SqlStore {
         .fetch_optional(&mut *tx)
         .await?;
         let Some(row) = row else {
+            tx.rollback().await?;
+            conn.finished();
             return Ok(RefreshOutcome::Unknown);
         };
         let family_id: String = row.try_get("family_id")?;
         let session_id: String = row.try_get("session_id")?;
         let owner: String = row.try_get("client_id")?;
         if owner != client_id {
+            tx.rollback().await?;
+            conn.finished();
             return Ok(RefreshOutcome::Unknown);
         }
         if used.rows_affected() != 1 {
@@ -1346,12 +1564,27 @@ impl Store for SqlStore {
                 .await?;
                 self.revoke_sealed_of_session(&mut tx, &session_id, now)
                     .await?;
+                let event = Event {
+                    action: "refresh.reuse_detected".into(),
+                    target: session_id.clone(),
+                    outcome: "family_revoked".into(),
+                    details: serde_json::json!({
+                        "client_id": client_id, "family_id": family_id,
+                        "refresh_token": self.secret(hash),
+                    }),
+                };
+                self.audit(&mut tx, &event, Actor::client(client_id))
+                    .await?;
                 tx.commit().await?;
+                conn.finished();
+                counted(&[event]);
                 return Ok(RefreshOutcome::Reused {
                     family_id,
                     session_id,
                 });
             }
+            tx.rollback().await?;
+            conn.finished();
             return Ok(RefreshOutcome::Expired);
         }
         let session = sqlx::query(&self.sql(&format!(
@@ -1361,24 +1594,36 @@ impl Store for SqlStore {
         .fetch_optional(&mut *tx)
         .await?;
         let Some(session) = session.as_ref().map(session_from_row).transpose()? else {
+            tx.rollback().await?;
+            conn.finished();
             return Ok(RefreshOutcome::Unknown);
         };
         if session.revoked_at.is_some() || session.expires_at <= now {
+            tx.rollback().await?;
+            conn.finished();
             return Ok(RefreshOutcome::Expired);
         }
         if !accept(&session) {
             // The token stays unused: the transaction is rolled back.
             tx.rollback().await?;
+            conn.finished();
             return Ok(RefreshOutcome::Refused(Box::new(session)));
         }
         self.insert_refresh(&mut tx, &next.record(&family_id, &session_id, client_id))
             .await?;
         tx.commit().await?;
+        conn.finished();
         Ok(RefreshOutcome::Rotated(Box::new(session)))
     }
 
-    async fn record_sealed(&self, t: &SealedRecord, now: i64) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+    async fn record_sealed(
+        &self,
+        t: &SealedRecord,
+        now: i64,
+        event: Option<&Event>,
+    ) -> Result<(), StoreError> {
+        let mut conn = Conn::acquire(&self.pool).await?;
+        let mut tx = conn.begin().await?;
         sqlx::query(&self.sql("DELETE FROM sealed_tokens WHERE expires_at < ?1"))
             .bind(now)
             .execute(&mut *tx)
@@ -1402,7 +1647,20 @@ impl Store for SqlStore {
         .bind(&t.kid)
         .execute(&mut *tx)
         .await?;
+        let mut events = Vec::new();
+        if let Some(e) = event {
+            let mut e = e.clone();
+            if let serde_json::Value::Object(d) = &mut e.details {
+                d.insert("token".into(), self.secret(&t.hash).into());
+                d.insert("jti".into(), t.jti.as_str().into());
+                d.insert("kid".into(), t.kid.clone().into());
+            }
+            self.audit(&mut tx, &e, Actor::client(&t.client_id)).await?;
+            events.push(e);
+        }
         tx.commit().await?;
+        conn.finished();
+        counted(&events);
         Ok(())
     }
 
@@ -1440,6 +1698,8 @@ impl Store for SqlStore {
         client_id: &str,
         now: i64,
     ) -> Result<bool, StoreError> {
+        let mut conn = Conn::acquire(&self.pool).await?;
+        let mut tx = conn.begin().await?;
         let done = sqlx::query(&self.sql(
             "UPDATE sealed_tokens SET revoked_at = COALESCE(revoked_at, ?1) \
              WHERE hash = ?2 AND client_id = ?3",
@@ -1447,9 +1707,25 @@ impl Store for SqlStore {
         .bind(now)
         .bind(hash)
         .bind(client_id)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
-        Ok(done.rows_affected() == 1)
+        if done.rows_affected() != 1 {
+            // Not the caller's (or unknown): nothing changed, nothing to record.
+            tx.rollback().await?;
+            conn.finished();
+            return Ok(false);
+        }
+        let event = Event::success(
+            "token.revoked",
+            self.secret(hash),
+            serde_json::json!({ "client_id": client_id, "kind": "sealed" }),
+        );
+        self.audit(&mut tx, &event, Actor::client(client_id))
+            .await?;
+        tx.commit().await?;
+        conn.finished();
+        counted(&[event]);
+        Ok(true)
     }
 
     async fn revoke_jti(
@@ -1459,7 +1735,8 @@ impl Store for SqlStore {
         expires_at: i64,
         now: i64,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut conn = Conn::acquire(&self.pool).await?;
+        let mut tx = conn.begin().await?;
         sqlx::query(&self.sql("DELETE FROM revoked_tokens WHERE expires_at < ?1"))
             .bind(now)
             .execute(&mut *tx)
@@ -1474,7 +1751,16 @@ impl Store for SqlStore {
         .bind(now)
         .execute(&mut *tx)
         .await?;
+        let event = Event::success(
+            "token.revoked",
+            jti,
+            serde_json::json!({ "client_id": client_id, "kind": "client_credentials", "expires_at": expires_at }),
+        );
+        self.audit(&mut tx, &event, Actor::client(client_id))
+            .await?;
         tx.commit().await?;
+        conn.finished();
+        counted(&[event]);
         Ok(())
     }
 
@@ -1497,6 +1783,8 @@ impl Store for SqlStore {
         new_hash: &str,
         grace_until: Option<i64>,
     ) -> Result<bool, StoreError> {
+        let mut conn = Conn::acquire(&self.pool).await?;
+        let mut tx = conn.begin().await?;
         // On the right of SET every column is its value before the update.
         let done = match grace_until {
             Some(until) => {
@@ -1508,7 +1796,7 @@ impl Store for SqlStore {
                 .bind(until)
                 .bind(new_hash)
                 .bind(id)
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await?
             }
             None => {
@@ -1519,10 +1807,24 @@ impl Store for SqlStore {
                 ))
                 .bind(new_hash)
                 .bind(id)
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await?
             }
         };
+        let mut events = Vec::new();
+        if done.rows_affected() == 1 {
+            events.push(Event::success(
+                "client.secret_rotated",
+                id,
+                serde_json::json!({ "previous_secret_valid_until": grace_until }),
+            ));
+        }
+        for e in &events {
+            self.audit(&mut tx, e, Actor::system()).await?;
+        }
+        tx.commit().await?;
+        conn.finished();
+        counted(&events);
         self.clients.forget(id);
         Ok(done.rows_affected() == 1)
     }
@@ -1564,7 +1866,8 @@ impl Store for SqlStore {
             Revocation::Client(id) => ("client_id = ?3", Some(id.as_str()), None),
             Revocation::IssuedBefore(t) => ("created_at < ?3", None, Some(*t)),
         };
-        let mut tx = self.pool.begin().await?;
+        let mut conn = Conn::acquire(&self.pool).await?;
+        let mut tx = conn.begin().await?;
         // The write first (SQLite takes its write lock here), the ids with it.
         let update = self.sql(&format!(
             "UPDATE sessions SET revoked_at = ?1 \
@@ -1587,11 +1890,29 @@ impl Store for SqlStore {
             .await?;
             self.revoke_sealed_of_session(&mut tx, &id, now).await?;
         }
+        let (action, target, by) = match which {
+            Revocation::Session(id) => ("session.revoked", id.clone(), "session"),
+            Revocation::Subject(sub) => ("sessions.mass_revoked", sub.clone(), "sub"),
+            Revocation::Client(id) => ("sessions.mass_revoked", id.clone(), "client_id"),
+            Revocation::IssuedBefore(t) => {
+                ("sessions.mass_revoked", t.to_string(), "issued_before")
+            }
+        };
+        let event = Event::success(
+            action,
+            target,
+            serde_json::json!({ "by": by, "sessions_revoked": rows.len() }),
+        );
+        self.audit(&mut tx, &event, Actor::system()).await?;
         tx.commit().await?;
+        conn.finished();
+        counted(&[event]);
         Ok(rows.len() as u64)
     }
 
     async fn create_admin(&self, a: &AdminRecord) -> Result<(), StoreError> {
+        let mut conn = Conn::acquire(&self.pool).await?;
+        let mut tx = conn.begin().await?;
         sqlx::query(&self.sql(
             "INSERT INTO admins (id, name, scopes, token_hash, created_at) \
              VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -1601,8 +1922,19 @@ impl Store for SqlStore {
         .bind(to_json(&a.scopes)?)
         .bind(&a.token_hash)
         .bind(a.created_at)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        let event = Event::success(
+            "admin.created",
+            &a.id,
+            serde_json::json!({
+                "name": a.name, "scopes": a.scopes, "token": self.secret(&a.token_hash),
+            }),
+        );
+        self.audit(&mut tx, &event, Actor::cli()).await?;
+        tx.commit().await?;
+        conn.finished();
+        counted(&[event]);
         Ok(())
     }
 
@@ -1626,10 +1958,22 @@ impl Store for SqlStore {
     }
 
     async fn delete_admin(&self, id: &str) -> Result<bool, StoreError> {
+        let mut conn = Conn::acquire(&self.pool).await?;
+        let mut tx = conn.begin().await?;
         let done = sqlx::query(&self.sql("DELETE FROM admins WHERE id = ?1"))
             .bind(id)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        let mut events = Vec::new();
+        if done.rows_affected() == 1 {
+            events.push(Event::success("admin.deleted", id, serde_json::json!({})));
+        }
+        for e in &events {
+            self.audit(&mut tx, e, Actor::cli()).await?;
+        }
+        tx.commit().await?;
+        conn.finished();
+        counted(&events);
         Ok(done.rows_affected() == 1)
     }
 

@@ -778,6 +778,7 @@ async fn compromise(a: &Node, b: &Node) {
                 kid: Some(leaked.clone()),
             },
             0,
+            None,
         )
         .await
         .unwrap();
@@ -974,4 +975,216 @@ async fn the_admin_listener_can_be_turned_off() {
         404
     );
     server.shutdown().await;
+}
+
+/// Every change through the admin API and the public API appends one event,
+/// naming who asked (the admin, with the request id it was answered with,
+/// and its address; the client; the service itself), in a chain that
+/// verifies; no token or secret appears in it, a refresh token only as its
+/// HMAC (`tessera audit hash`).
+async fn audited(n: &Node) {
+    let ops = n.token(&["*"]).await;
+    let reader = n.token(&["audit:read"]).await;
+    // The admin API: a client, a roll, a mass revocation, a rotation.
+    let (id, secret) = api_client(n, &ops, "audited").await;
+    let roll = call(
+        n.admin(),
+        "POST",
+        &format!("/admin/v1/clients/{id}/secret"),
+        Some(&ops),
+        Some(&json!({"grace_seconds": 60})),
+    )
+    .await;
+    assert_eq!(roll.status, 200);
+    let request_id = roll
+        .headers
+        .lines()
+        .find_map(|l| l.strip_prefix("x-request-id: "))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let second = roll.json()["client_secret"].as_str().unwrap().to_owned();
+    // The public API: a session, its refresh token used twice (reuse).
+    let s = new_session(n.public(), &id, &second, "alice").await;
+    let refresh_token = s["refresh_token"].as_str().unwrap().to_owned();
+    assert_eq!(refresh(n.public(), &id, &second, &refresh_token).await, 200);
+    assert_eq!(refresh(n.public(), &id, &second, &refresh_token).await, 400);
+    let r = call(
+        n.admin(),
+        "POST",
+        "/admin/v1/revocations",
+        Some(&ops),
+        Some(&json!({"client_id": id})),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        call(n.admin(), "POST", "/admin/v1/keys/rotate", Some(&ops), None)
+            .await
+            .status,
+        200
+    );
+    let gone = call(
+        n.admin(),
+        "DELETE",
+        &format!("/admin/v1/clients/{id}"),
+        Some(&ops),
+        None,
+    )
+    .await;
+    assert_eq!(gone.status, 204);
+
+    // Read it back, in pages.
+    let mut events: Vec<Value> = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = call(
+            n.admin(),
+            "GET",
+            &format!("/admin/v1/audit?after={after}&limit=3"),
+            Some(&reader),
+            None,
+        )
+        .await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        let page = page.json();
+        events.extend(page["events"].as_array().unwrap().iter().cloned());
+        match page["next"].as_i64() {
+            Some(next) => after = next,
+            None => break,
+        }
+    }
+    let seqs: Vec<i64> = events.iter().map(|e| e["seq"].as_i64().unwrap()).collect();
+    assert_eq!(
+        seqs,
+        (1..=seqs.len() as i64).collect::<Vec<_>>(),
+        "in order, no gap"
+    );
+    let find = |action: &str| -> Value {
+        events
+            .iter()
+            .find(|e| e["action"] == action)
+            .unwrap_or_else(|| panic!("no {action} in {events:#?}"))
+            .clone()
+    };
+    // At start-up the service generated its keys: the service itself.
+    assert_eq!(find("key.generated")["actor"]["type"], "system");
+    let admin_id = |token: &str| tessera_server::crypto::sha256(token.as_bytes());
+    let ops_admin = n
+        .server
+        .store()
+        .admin_by_token_hash(&admin_id(&ops))
+        .await
+        .unwrap()
+        .unwrap();
+    let created = find("client.created");
+    assert_eq!(created["target"], id.as_str());
+    assert_eq!(
+        created["actor"],
+        json!({"type": "admin", "id": ops_admin.id})
+    );
+    assert_eq!(created["source_ip"], "127.0.0.1");
+    assert_eq!(created["details"]["scopes"], json!(["orders:read"]));
+    let rolled = find("client.secret_rotated");
+    // (The test's reply keeps the head lowercased.)
+    assert_eq!(
+        rolled["request_id"].as_str().unwrap().to_ascii_lowercase(),
+        request_id,
+        "the answer's X-Request-Id"
+    );
+    let session = find("session.created");
+    assert_eq!(session["actor"], json!({"type": "client", "id": id}));
+    assert_eq!(session["target"], s["session_id"]);
+    let keys = tessera_server::audit::AuditKeys::from_master(
+        &tessera_server::crypto::MasterKey::from_bytes(&[0x42; 32]).unwrap(),
+    )
+    .unwrap();
+    let reuse = find("refresh.reuse_detected");
+    assert_eq!(reuse["outcome"], "family_revoked");
+    assert_eq!(
+        reuse["details"]["refresh_token"],
+        tessera_server::audit::secret_ref_of(&keys, refresh_token.as_bytes()).as_str(),
+        "named by the HMAC tessera audit hash prints"
+    );
+    let mass = find("sessions.mass_revoked");
+    assert_eq!(mass["details"]["by"], "client_id");
+    assert_eq!(find("keys.rotation_requested")["actor"]["type"], "admin");
+    assert_eq!(find("client.deleted")["target"], id.as_str());
+    // No secret in any event.
+    let text = serde_json::to_string(&events).unwrap();
+    for secret in [
+        secret.as_str(),
+        second.as_str(),
+        ops.as_str(),
+        reader.as_str(),
+        refresh_token.as_str(),
+        s["access_token"].as_str().unwrap(),
+        s["session_token"].as_str().unwrap(),
+    ] {
+        assert!(!text.contains(secret), "a secret in the audit trail");
+    }
+    // NDJSON when asked for.
+    let ndjson = send(
+        n.admin(),
+        "GET",
+        "/admin/v1/audit?limit=1000",
+        &[
+            ("Authorization", format!("Bearer {reader}")),
+            ("Accept", "application/x-ndjson".to_owned()),
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(ndjson.status, 200);
+    assert!(ndjson
+        .headers
+        .contains("content-type: application/x-ndjson"));
+    let lines: Vec<Value> = ndjson
+        .body
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(lines.len() >= events.len());
+    assert_eq!(lines[0]["seq"], 1);
+    for bad in [
+        "?after=-1",
+        "?limit=0",
+        "?limit=1001",
+        "?after=x",
+        "?since=1",
+    ] {
+        let r = call(
+            n.admin(),
+            "GET",
+            &format!("/admin/v1/audit{bad}"),
+            Some(&reader),
+            None,
+        )
+        .await;
+        assert_eq!(r.status, 400, "{bad}");
+    }
+    // The chain verifies; the events are counted by action.
+    let verified = tessera_server::audit::verify_store(n.server.store(), &keys)
+        .await
+        .unwrap();
+    assert!(verified.events >= events.len() as i64, "{verified:?}");
+    let metrics = request(n.public(), "GET", "/metrics").await.body;
+    assert!(
+        metrics.contains("tessera_audit_events_total{action=\"refresh.reuse_detected\"}"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn every_change_is_audited_on_sqlite() {
+    let n = node(None).await;
+    audited(&n).await;
+    n.server.shutdown().await;
+}
+
+#[tokio::test]
+async fn every_change_is_audited_on_postgres() {
+    let n = node(Some(&fresh_pg_database().await)).await;
+    audited(&n).await;
+    n.server.shutdown().await;
 }

@@ -1855,6 +1855,13 @@ mod store_suite {
 
     const NOW: i64 = 1_800_000_000;
 
+    /// Every store of one database must key its audit trail alike (as the
+    /// service and the CLI do with the master key).
+    fn keyed(store: SqlStore) -> SqlStore {
+        let master = tessera_server::crypto::MasterKey::from_bytes(&[9; 32]).unwrap();
+        store.with_audit_keys(tessera_server::audit::AuditKeys::from_master(&master).unwrap())
+    }
+
     fn client(id: &str) -> ClientRecord {
         ClientRecord {
             id: id.into(),
@@ -2116,7 +2123,7 @@ mod store_suite {
             revoked_at: None,
             kid: Some("k1".into()),
         };
-        store.record_sealed(&of_s3, NOW).await.unwrap();
+        store.record_sealed(&of_s3, NOW, None).await.unwrap();
         assert!(!store.revoke_session("ses_3", "cli_b", NOW).await.unwrap());
         assert!(
             store
@@ -2197,7 +2204,7 @@ mod store_suite {
             revoked_at: None,
             kid: Some("k1".into()),
         };
-        store.record_sealed(&sealed, NOW).await.unwrap();
+        store.record_sealed(&sealed, NOW, None).await.unwrap();
         assert_eq!(store.sealed(&[7; 32]).await.unwrap().unwrap(), sealed);
         assert!(!store.revoke_sealed(&[7; 32], "cli_b", NOW).await.unwrap());
         assert!(store
@@ -2212,7 +2219,7 @@ mod store_suite {
             hash: vec![8; 32],
             ..sealed.clone()
         };
-        store.record_sealed(&later, NOW + 61).await.unwrap();
+        store.record_sealed(&later, NOW + 61, None).await.unwrap();
         assert!(
             store.sealed(&[7; 32]).await.unwrap().is_none(),
             "expired one forgotten"
@@ -2420,12 +2427,10 @@ mod store_suite {
         let dir = tempfile::tempdir().unwrap();
         // The store as the service opens it: keeping client records (for
         // longer than the service may, so that no test is timing-bound).
-        let store = SqlStore::open_file(&dir.path().join("t.db"))
-            .await
-            .unwrap()
+        let store = keyed(SqlStore::open_file(&dir.path().join("t.db")).await.unwrap())
             .cache_clients(std::time::Duration::from_secs(3600));
         suite(&store).await;
-        let other = SqlStore::open_file(&dir.path().join("t.db")).await.unwrap();
+        let other = keyed(SqlStore::open_file(&dir.path().join("t.db")).await.unwrap());
         client_cache(&store, &other).await;
         let short = other
             .clone()
@@ -2492,7 +2497,7 @@ mod store_suite {
         .await
         .unwrap();
         pool.close().await;
-        let store = SqlStore::open_url(url).await.unwrap();
+        let store = keyed(SqlStore::open_url(url).await.unwrap());
         let old = store.client("cli_old").await.unwrap().unwrap();
         assert!(old.legacy);
         let mut used = old.registration.audiences.clone().unwrap();
@@ -2583,12 +2588,10 @@ audience = "https://billing.example.com"
     #[tokio::test]
     async fn postgres() {
         let url = super::fresh_pg_database().await;
-        let store = SqlStore::open_url(&url).await.unwrap();
+        let store = keyed(SqlStore::open_url(&url).await.unwrap());
         suite(&store).await;
         one_winner(&store, 200).await;
-        let cached = SqlStore::open_url(&url)
-            .await
-            .unwrap()
+        let cached = keyed(SqlStore::open_url(&url).await.unwrap())
             .cache_clients(std::time::Duration::from_secs(3600));
         client_cache(&cached, &store).await;
         let short = store

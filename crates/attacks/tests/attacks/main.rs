@@ -9,6 +9,7 @@
     clippy::panic
 )]
 
+mod admin;
 mod authorization;
 mod claims;
 mod confusion;

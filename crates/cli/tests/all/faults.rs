@@ -326,6 +326,20 @@ async fn family(s: Arc<Shared>, i: usize, first: Value) -> FamilyEnd {
             }
             continue;
         }
+        if turn % 5 == 0 {
+            // An unknown refresh token now and then: a transaction that
+            // ends in a rollback, also while the disk is full (a connection
+            // whose transaction did not end cleanly must never be reused:
+            // see `store::Conn`).
+            let r = s.refresh(&format!("unknown-{i}-{turn}")).await;
+            if let Ok((status, body)) = &r {
+                assert!(
+                    *status == 400 || *status == 503,
+                    "family {i}: an unknown refresh token: {status} {body}"
+                );
+            }
+            continue;
+        }
         if turn % 7 == 0 {
             // A new session now and then: more writes.
             let r = s.session(&format!("extra-{i}-{turn}")).await;
@@ -343,7 +357,10 @@ async fn family(s: Arc<Shared>, i: usize, first: Value) -> FamilyEnd {
             // Not done (nothing committed): the same token is still the one.
             Ok((503, _)) => {}
             Ok((status, body)) => {
-                panic!("family {i}: the acknowledged refresh token was refused: {status} {body}");
+                panic!(
+                    "family {i} ({:?}): the acknowledged refresh token was refused: {status} {body}",
+                    s.phase()
+                );
             }
             // Never reached the service: nothing happened.
             Err(e) if e.is_connect() => {}

@@ -61,6 +61,83 @@ pub(crate) fn created_client(mut command: Command, grants: &str) -> Value {
 }
 
 /// `tessera admins create|list|delete` (issue 25): the token is printed
+/// Issue 25: `tessera keys compromised KID --yes`: a fresh key signs at
+/// once, the leaked one is out of the JWKS for good; without --yes nothing
+/// happens; twice or for an unknown kid, exit 1.
+#[test]
+fn keys_compromised_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("d");
+    let keys = |data: &std::path::Path| -> Value {
+        let out = tessera(data)
+            .args(["keys", "list", "--json"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let before = keys(&data);
+    let current = before
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["state"] == "current")
+        .unwrap()["kid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let unconfirmed = tessera(&data)
+        .args(["keys", "compromised", &current])
+        .output()
+        .unwrap();
+    assert_eq!(unconfirmed.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&unconfirmed.stderr).contains("--yes"));
+    assert_eq!(keys(&data), before, "nothing changed without --yes");
+
+    let out = tessera(&data)
+        .args(["keys", "compromised", &current, "--yes", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let done: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(done["kid"], current.as_str());
+    let new_kid = done["new_kid"].as_str().unwrap().to_owned();
+    assert_ne!(new_kid, current);
+    assert!(done["verifiers_may_accept_until"].as_i64().unwrap() > 0);
+    let after = keys(&data);
+    let state = |kid: &str| {
+        after
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["kid"] == kid)
+            .unwrap()["state"]
+            .clone()
+    };
+    assert_eq!(state(&current), "compromised");
+    assert_eq!(state(&new_kid), "current");
+    for (kid, expect) in [
+        (current.as_str(), "already marked compromised"),
+        ("nope", "no signing key"),
+    ] {
+        let again = tessera(&data)
+            .args(["keys", "compromised", kid, "--yes"])
+            .output()
+            .unwrap();
+        assert_eq!(again.status.code(), Some(1), "{kid}");
+        let err = String::from_utf8_lossy(&again.stderr);
+        assert!(err.contains(expect), "{kid}: {err}");
+    }
+}
+
 /// once and stored only hashed; list never shows it; scopes are checked.
 #[test]
 fn admins_commands() {

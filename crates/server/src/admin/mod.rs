@@ -10,7 +10,7 @@
 //! authorization middleware and the OpenAPI document all read: a route
 //! cannot exist without one.
 //!
-//! One file per resource: [`clients`], [`keys`], [`sessions`].
+//! One file per resource: [`clients`], [`keys`], [`sessions`], [`audit`].
 
 use std::sync::Arc;
 
@@ -25,6 +25,7 @@ use crate::admins;
 use crate::http::{error, ApiError, AppState};
 use crate::store::{AdminRecord, Store};
 
+pub mod audit;
 pub mod clients;
 pub mod keys;
 pub mod openapi;
@@ -123,6 +124,12 @@ pub const ROUTES: &[Route] = &[
         "sessions:write",
         "Revoke every session of a sub, of a client, or issued before a time.",
     ),
+    route(
+        "GET",
+        "/admin/v1/audit",
+        "audit:read",
+        "The audit trail in order (application/x-ndjson when asked by Accept).",
+    ),
 ];
 
 /// The scope `method` on the route template `path` needs.
@@ -157,6 +164,7 @@ fn handler<S: Store + Clone>(r: &Route) -> MethodRouter<Arc<AppState<S>>> {
         ("GET", "/admin/v1/sessions") => get(sessions::search::<S>),
         ("DELETE", "/admin/v1/sessions/{id}") => delete(sessions::revoke::<S>),
         ("POST", "/admin/v1/revocations") => post(sessions::mass_revoke::<S>),
+        ("GET", "/admin/v1/audit") => get(audit::events::<S>),
         _ => get(unlisted),
     }
 }
@@ -297,11 +305,23 @@ async fn authorize<S: Store>(
         source_ip,
     };
     request.extensions_mut().insert(caller.clone());
-    let mut response = next.run(request).await; // AUDIT-CONTEXT: wrap once audit lands
+    let mut response = crate::audit::with_context(caller.context(), next.run(request)).await;
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert("x-request-id", v);
     }
     response
+}
+
+impl Caller {
+    /// The audit trail's view of this request: the admin, the request id,
+    /// the peer's address.
+    pub fn context(&self) -> crate::audit::Context {
+        crate::audit::Context {
+            actor: Some(crate::audit::Actor::admin(&self.admin.id)),
+            request_id: Some(self.request_id.clone()),
+            source_ip: self.source_ip.clone(),
+        }
+    }
 }
 
 /// A JSON answer with `Cache-Control: no-store` (admin answers can hold a

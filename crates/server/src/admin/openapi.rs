@@ -101,6 +101,28 @@ pub fn document_json() -> Value {
             );
             responses.insert("400".into(), error_response("a parameter is not valid"));
         }
+        if r.path == "/admin/v1/audit" {
+            op.insert(
+                "parameters".into(),
+                json!([
+                    {"name": "after", "in": "query",
+                     "schema": {"type": "integer", "minimum": 0}, "description": "events after this seq"},
+                    {"name": "limit", "in": "query",
+                     "schema": {"type": "integer", "minimum": 1, "maximum": super::audit::MAX_PAGE}},
+                ]),
+            );
+            responses.insert(
+                "200".into(),
+                json!({
+                    "description": "the events in order",
+                    "content": {
+                        "application/json": {"schema": {"type": "object"}},
+                        "application/x-ndjson": {"schema": {"type": "string"}}
+                    }
+                }),
+            );
+            responses.insert("400".into(), error_response("a parameter is not valid"));
+        }
         if r.path == "/admin/v1/keys/{kid}/compromised" {
             responses.insert(
                 "409".into(),

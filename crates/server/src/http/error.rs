@@ -103,7 +103,10 @@ pub(crate) trait Failure: std::fmt::Display {
 
 impl Failure for StoreError {
     fn transient(&self) -> bool {
-        !matches!(self, StoreError::Corrupt(_) | StoreError::ClientGone)
+        !matches!(
+            self,
+            StoreError::Corrupt(_) | StoreError::ClientGone | StoreError::AuditRefused(_)
+        )
     }
 }
 impl Failure for crate::tokens::MintError {}

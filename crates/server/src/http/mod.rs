@@ -55,16 +55,18 @@ pub struct AppState<S> {
 }
 
 /// Hands out a minted token, recording it first if it is sealed (tessera
-/// cannot read a sealed token back; introspection finds it by hash).
+/// cannot read a sealed token back; introspection finds it by hash), with
+/// its audit `event` if it has one (step-up assertions, token exchanges).
 pub(crate) async fn issue<S: Store>(
     state: &AppState<S>,
     minted: Minted,
     now: i64,
+    event: Option<&crate::audit::Event>,
 ) -> Result<(String, i64), ApiError> {
     if let Some(record) = &minted.sealed {
         state
             .store
-            .record_sealed(record, now)
+            .record_sealed(record, now, event)
             .await
             .map_err(ApiError::server)?;
     }
@@ -94,8 +96,32 @@ pub fn router<S: Store + Clone>(state: Arc<AppState<S>>) -> Router {
         .route("/openapi.json", get(discovery::openapi))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn(audit_context))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
+}
+
+/// What the audit trail records of a public request besides the client
+/// (which the store names): a request id (also answered as `X-Request-Id`)
+/// and the peer's address.
+async fn audit_context(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let request_id = crate::crypto::random_token(12)
+        .map(|t| t.as_str().to_owned())
+        .ok();
+    let source_ip = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip().to_string());
+    let ctx = crate::audit::Context {
+        actor: None,
+        request_id: request_id.clone(),
+        source_ip,
+    };
+    let mut response = crate::audit::with_context(ctx, next.run(request)).await;
+    if let Some(v) = request_id.and_then(|id| HeaderValue::from_str(&id).ok()) {
+        response.headers_mut().insert("x-request-id", v);
+    }
+    response
 }
 
 async fn not_found() -> Response {

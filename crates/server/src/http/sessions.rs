@@ -118,7 +118,7 @@ pub(crate) async fn create_session<S: Store>(
             }
             e => ApiError::server(e),
         })?;
-    let (access, expires_in) = issue(&state, access, now).await?;
+    let (access, expires_in) = issue(&state, access, now, None).await?;
     crate::metrics::SESSIONS_CREATED.inc();
     crate::metrics::ACCESS_TOKENS.inc();
     tracing::info!(sid = %session.id, client = %client.id, "session created");
@@ -235,6 +235,14 @@ pub(crate) async fn step_up<S: Store>(
     let resource = state.config.resource(&request.audience);
     check_step_up_target(&resource)?;
     let step = step_up_input(&resource, request.amr, request.acr, request.claims, now)?;
+    let event = crate::audit::Event::success(
+        "step_up.issued",
+        &session.id,
+        json!({
+            "client_id": client.id, "audience": resource.audience,
+            "amr": step.amr, "acr": step.acr,
+        }),
+    );
     let keys = state.keys.snapshot();
     let minted = tokens::step_up_assertion(
         &keys,
@@ -247,7 +255,7 @@ pub(crate) async fn step_up<S: Store>(
         now,
     )
     .map_err(ApiError::server)?;
-    let (assertion, expires_in) = issue(&state, minted, now).await?;
+    let (assertion, expires_in) = issue(&state, minted, now, Some(&event)).await?;
     crate::metrics::STEP_UPS.inc();
     tracing::info!(sid = %session.id, client = %client.id, audience = %resource.audience, "step-up assertion issued");
     Ok(no_store(json!(crate::api::StepUpResponse {

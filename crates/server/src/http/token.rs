@@ -81,7 +81,7 @@ pub(crate) async fn token<S: Store>(
                 now,
             )
             .map_err(ApiError::server)?;
-            let (access, expires_in) = issue(&state, minted, now).await?;
+            let (access, expires_in) = issue(&state, minted, now, None).await?;
             Ok(no_store(json!(crate::api::TokenResponse {
                 access_token: access,
                 issued_token_type: None,
@@ -139,7 +139,7 @@ pub(crate) async fn token<S: Store>(
                     let minted =
                         tokens::access_token(&keys, &state.config, &state.sealing, &session, now)
                             .map_err(ApiError::server)?;
-                    let (access, expires_in) = issue(&state, minted, now).await?;
+                    let (access, expires_in) = issue(&state, minted, now, None).await?;
                     Ok(no_store(json!(crate::api::TokenResponse {
                         access_token: access,
                         issued_token_type: None,
@@ -315,7 +315,15 @@ pub(crate) async fn token_exchange<S: Store>(
             .map_err(ApiError::server)?
         }
     };
-    let (token, expires_in) = issue(state, minted, now).await?;
+    let event = crate::audit::Event::success(
+        "token.exchanged",
+        &session.id,
+        json!({
+            "client_id": client.id, "session_client_id": session.client_id,
+            "audience": resource.audience, "format": resource.format.to_string(),
+        }),
+    );
+    let (token, expires_in) = issue(state, minted, now, Some(&event)).await?;
     crate::metrics::TOKEN_EXCHANGES.inc();
     tracing::info!(sid = %session.id, client = %client.id, audience = %resource.audience, format = %resource.format, "token exchanged");
     Ok(no_store(json!(crate::api::TokenResponse {
