@@ -134,8 +134,14 @@ class Server:
 class Tessera(Server):
     name = "tessera"
 
-    def __init__(self, work, alg="RS256", database_url=None):
+    def __init__(self, work, alg="RS256", database_url=None, binary=None):
         super().__init__(work)
+        # Another build (--baseline): an earlier commit's binary, measured
+        # beside this one in the same run.
+        self.binary = binary or TESSERA
+        self.baseline = binary is not None
+        if self.baseline:
+            self.name = "baseline"
         self.alg = alg
         self.database_url = database_url
         self.data = self.work / "data"
@@ -151,14 +157,14 @@ class Tessera(Server):
 
     def start(self):
         if not self.config.exists():
-            run([str(TESSERA), "jwk", "generate", "--kty", "RSA", "--alg", "RSA-OAEP-256",
+            run([str(self.binary), "jwk", "generate", "--kty", "RSA", "--alg", "RSA-OAEP-256",
                  "--kid", "records-1"], stdout_to=self.work / "records.jwk")
-            run([str(TESSERA), "jwk", "generate", "--kty", "EC", "--crv", "P-256",
+            run([str(self.binary), "jwk", "generate", "--kty", "EC", "--crv", "P-256",
                  "--alg", "ECDH-ES+A256KW", "--kid", "partner-1"],
                 stdout_to=self.work / "partner.jwk")
             for name in ("records", "partner"):
                 with open(self.work / f"{name}.jwk") as f:
-                    run([str(TESSERA), "jwk", "public"], stdin=f,
+                    run([str(self.binary), "jwk", "public"], stdin=f,
                         stdout_to=self.work / f"{name}.pub.jwk")
             self.port = free_port()
             self.config.write_text(f"""issuer = "http://127.0.0.1:{self.port}"
@@ -179,11 +185,14 @@ encryption_key = "{self.work / 'partner.pub.jwk'}"
 alg = "ECDH-ES+A256KW"
 release = ["sub", "org"]
 """)
-        self._spawn([str(TESSERA), "serve", "--config", str(self.config),
+        self._spawn([str(self.binary), "serve", "--config", str(self.config),
                      "--listen", f"127.0.0.1:{self.port}"],
-                    {**self.env, "TESSERA_ADMIN_LISTEN": "127.0.0.1:0"}, "/healthz")
+                    # The admin listener on an ephemeral port (a baseline from
+                    # before the admin API knows no such variable).
+                    self.env if self.baseline else {**self.env, "TESSERA_ADMIN_LISTEN": "127.0.0.1:0"},
+                    "/healthz")
         if self.client_id is None:
-            out = run([str(TESSERA), "clients", "create", "--config", str(self.config),
+            out = run([str(self.binary), "clients", "create", "--config", str(self.config),
                        "--name", "bench", "--grant", "sessions,client_credentials,refresh_token",
                        "--audience", f"{API},{RECORDS},{PARTNER}", "--json"], env=self.env)
             client = json.loads(out)
@@ -418,9 +427,9 @@ def postgres_database(base_url, name):
     return base_url.rsplit("/", 1)[0] + "/" + name
 
 
-def refresh_with_table(work, size, database_url=None):
+def refresh_with_table(work, size, database_url=None, binary=None):
     """A fresh tessera whose store already holds `size` sessions and refresh families."""
-    server = Tessera(work, "RS256", database_url).start()
+    server = Tessera(work, "RS256", database_url, binary).start()
     client = server.client_id
     server.stop()
     started = time.monotonic()
@@ -431,6 +440,46 @@ def refresh_with_table(work, size, database_url=None):
     print(f"   seeded {size:,} sessions and refresh families in "
           f"{time.monotonic() - started:.1f} s", flush=True)
     return server.start()
+
+
+def compare_writes(args, base, counter, pg_url):
+    """The rows that write (session minting; refresh rotation on SQLite and PostgreSQL at the
+    smallest table size), for this build and the baseline, alternately: this, baseline, this,
+    baseline; each figure the better of its two measurements' medians (noise only slows)."""
+    baseline = Path(args.baseline).resolve()
+    if not baseline.exists():
+        raise BenchError(f"--baseline {baseline} is missing")
+    print(f"== writes against the baseline ({args.baseline_label}: {baseline})", flush=True)
+    size = int(args.sizes.split(",")[0])
+    rows = {}
+
+    def one(binary, kind, url):
+        work = base / f"{next(counter):03}-compare-{kind}"
+        work.mkdir()
+        if kind == "mint":
+            t = Tessera(work, "RS256", None, binary).start()
+            load = mint_load(t)
+        else:
+            db = postgres_database(url, f"cmp_{next(counter)}") if url else None
+            t = refresh_with_table(work, size, db, binary)
+            load = refresh_load(t)
+        try:
+            return measure(t, load, args.connections, args)
+        finally:
+            t.stop()
+
+    cases = [("POST /v1/sessions mint", "mint", None),
+             (f"refresh rotation, SQLite ({size:,} families)", "refresh", None)]
+    if pg_url:
+        cases.append((f"refresh rotation, PostgreSQL ({size:,} families)", "refresh", pg_url))
+    for label, kind, url in cases:
+        this, other = [], []
+        for _ in range(2):
+            this.append(one(None, kind, url))
+            other.append(one(baseline, kind, url))
+        rows[label] = {"tessera": max(this, key=lambda r: r["rps"]),
+                       "baseline": max(other, key=lambda r: r["rps"])}
+    return {"label": args.baseline_label, "rows": rows}
 
 
 # --- The physical limit ------------------------------------------------------------------
@@ -502,6 +551,11 @@ def main():
     ap.add_argument("--sizes", default="1000,100000,1000000",
                     help="sessions/refresh-family table sizes for the refresh rows")
     ap.add_argument("--out", default=str(BENCH), help="where RESULTS.md and charts/ go")
+    ap.add_argument("--baseline", metavar="BINARY",
+                    help="another build of tessera (e.g. the commit before a change) whose "
+                         "write rows are measured beside this one's, alternately, in this run")
+    ap.add_argument("--baseline-label", default="baseline",
+                    help="what the baseline is, for RESULTS.md")
     args = ap.parse_args()
     sweep = [int(x) for x in args.sweep.split(",")]
     sizes = [int(x) for x in args.sizes.split(",")]
@@ -573,6 +627,9 @@ def main():
                 t.stop()
             results["main"][f"refresh rotation, {backend} ({sizes[0]:,} families)"] = pair(
                 results["sizes"][f"{backend} {sizes[0]}"], None)
+
+        if args.baseline:
+            results["baseline"] = compare_writes(args, base, counter, pg_url)
 
         print(f"== connection sweep: {', '.join(map(str, sweep))}", flush=True)
         sweep_args = argparse.Namespace(**{**vars(args), "runs": 1})

@@ -62,6 +62,30 @@ def main_table(results):
     return "\n".join(lines)
 
 
+def baseline_table(results):
+    b = results.get("baseline")
+    if not b:
+        return ""
+    lines = [
+        f"## This build against {b['label']}",
+        "",
+        f"The rows that write, measured for both builds in this run, alternately (this, "
+        f"{b['label']}, this, {b['label']}; each the better of two medians), "
+        f"{results['args']['connections']} connections.",
+        "",
+        "| row | this build req/s | baseline req/s | this / baseline | this p50 / p99 ms "
+        "| baseline p50 / p99 ms | this CPU s / 1,000 | baseline CPU s / 1,000 |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|",
+    ]
+    for label, row in b["rows"].items():
+        t, o = row["tessera"], row["baseline"]
+        lines.append(
+            f"| {label} | {num(t['rps'])} | {num(o['rps'])} | {ratio(t['rps'], o['rps'])} | "
+            f"{ms(t['p50_ms'])} / {ms(t['p99_ms'])} | {ms(o['p50_ms'])} / {ms(o['p99_ms'])} | "
+            f"{cpu(t['cpu_per_1000'])} | {cpu(o['cpu_per_1000'])} |")
+    return "\n".join(lines) + "\n"
+
+
 def raw_table(results):
     cores = results["machine"]["cores"]
     lines = [
@@ -202,6 +226,7 @@ Targets (reported, not asserted):
 
 {targets(results)}
 
+{baseline_table(results)}
 ## Connection sweep
 
 Requests/s / p99 ms at each connection count (one {a['seconds']} s run per point).

@@ -1188,3 +1188,132 @@ async fn every_change_is_audited_on_postgres() {
     audited(&n).await;
     n.server.shutdown().await;
 }
+
+/// `[admin.tls]`: the admin listener speaks HTTPS (the public one stays as
+/// configured); a key that cannot be loaded stops the start, naming the key.
+#[tokio::test]
+async fn the_admin_listener_speaks_tls_when_configured() {
+    use std::sync::Arc;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
+    use tokio_rustls::rustls::{ClientConfig, RootCertStore};
+    let dir = tempfile::tempdir().unwrap();
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert_path, cert.cert.pem()).unwrap();
+    std::fs::write(&key_path, cert.key_pair.serialize_pem()).unwrap();
+    let env = |key: &std::path::Path| {
+        vec![
+            (
+                "TESSERA_DATA_DIR".to_owned(),
+                dir.path().join("d").display().to_string(),
+            ),
+            (
+                "TESSERA_ADMIN_TLS_CERT".to_owned(),
+                cert_path.display().to_string(),
+            ),
+            (
+                "TESSERA_ADMIN_TLS_KEY".to_owned(),
+                key.display().to_string(),
+            ),
+        ]
+    };
+    let config = Config::load(None, env(&key_path), Some("127.0.0.1:0")).unwrap();
+    let server = Server::start(config, Some(MASTER)).await.unwrap();
+    let admin = server.admin_addr().unwrap();
+
+    let mut roots = RootCertStore::empty();
+    roots
+        .add(CertificateDer::from(cert.cert.der().to_vec()))
+        .unwrap();
+    let provider = Arc::new(tokio_rustls::rustls::crypto::aws_lc_rs::default_provider());
+    let client = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(client));
+    let tcp = tokio::net::TcpStream::connect(admin).await.unwrap();
+    let mut tls = connector
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap();
+    tls.write_all(
+        b"GET /admin/openapi.json HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut raw = Vec::new();
+    let _ = tls.read_to_end(&mut raw).await;
+    let text = String::from_utf8_lossy(&raw);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    // Plain HTTP to the admin port gets no answer; the public port is plain.
+    let plain = tokio::time::timeout(Duration::from_secs(5), async {
+        let mut s = tokio::net::TcpStream::connect(admin).await.ok()?;
+        s.write_all(b"GET /admin/openapi.json HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .ok()?;
+        let mut out = Vec::new();
+        let _ = s.read_to_end(&mut out).await;
+        Some(String::from_utf8_lossy(&out).into_owned())
+    })
+    .await;
+    assert!(!matches!(plain, Ok(Some(ref s)) if s.starts_with("HTTP/1.1")));
+    assert_eq!(
+        request(server.local_addr(), "GET", "/healthz").await.status,
+        200
+    );
+    server.shutdown().await;
+
+    let config =
+        Config::load(None, env(&dir.path().join("nope.pem")), Some("127.0.0.1:0")).unwrap();
+    let err = Server::start(config, Some(MASTER)).await.unwrap_err();
+    assert!(
+        matches!(err, tessera_server::StartError::Tls(ref m) if m.contains("admin.tls")),
+        "{err}"
+    );
+}
+
+/// Admin bodies are bounded (64 KiB) and must be JSON objects.
+#[tokio::test]
+async fn admin_bodies_are_bounded_and_strict() {
+    let n = node(None).await;
+    let token = n.token(&["clients:write", "sessions:write"]).await;
+    let big = format!(
+        "{{\"name\":\"{}\",\"grants\":[\"sessions\"]}}",
+        "x".repeat(100 * 1024)
+    );
+    let r = send(
+        n.admin(),
+        "POST",
+        "/admin/v1/clients",
+        &[
+            ("Authorization", format!("Bearer {token}")),
+            ("Content-Type", "application/json".to_owned()),
+        ],
+        &big,
+    )
+    .await;
+    assert_eq!(r.status, 413, "{}", r.body);
+    for (ctype, body, status) in [
+        ("application/json", "[1,2]", 400),
+        ("application/json", "{\"sub\":\"a\",\"sub\":\"b\"}", 400),
+        ("application/json", "{", 400),
+        ("text/plain", "{\"sub\":\"a\"}", 415),
+    ] {
+        let r = send(
+            n.admin(),
+            "POST",
+            "/admin/v1/revocations",
+            &[
+                ("Authorization", format!("Bearer {token}")),
+                ("Content-Type", ctype.to_owned()),
+            ],
+            body,
+        )
+        .await;
+        assert_eq!(r.status, status, "{ctype} {body}: {}", r.body);
+        assert_eq!(r.json()["error"], "invalid_request");
+    }
+    n.server.shutdown().await;
+}

@@ -86,6 +86,11 @@ pub fn document_json() -> Value {
                 }),
             );
             responses.insert("400".into(), error_response("the body is not valid"));
+            responses.insert("413".into(), error_response("the body is over 64 KiB"));
+            responses.insert(
+                "415".into(),
+                error_response("the body is not application/json"),
+            );
         }
         if r.path == "/admin/v1/sessions" && r.method == "GET" {
             op.insert(
