@@ -556,6 +556,8 @@ def main():
                          "write rows are measured beside this one's, alternately, in this run")
     ap.add_argument("--baseline-label", default="baseline",
                     help="what the baseline is, for RESULTS.md")
+    ap.add_argument("--compare-only", action="store_true",
+                    help="with --baseline: only the comparison, printed (RESULTS.md untouched)")
     args = ap.parse_args()
     sweep = [int(x) for x in args.sweep.split(",")]
     sizes = [int(x) for x in args.sizes.split(",")]
@@ -577,6 +579,13 @@ def main():
     started = time.monotonic()
     servers = []
     try:
+        if args.compare_only:
+            if not args.baseline:
+                raise BenchError("--compare-only needs --baseline")
+            import report  # noqa: E402
+            results["baseline"] = compare_writes(args, base, counter, pg_url)
+            print(report.baseline_table({**results, "args": vars(args)}))
+            return
         results["raw"] = raw_signing()
 
         print(f"== main table: {c} connections, {args.runs} × {args.seconds} s per row", flush=True)

@@ -212,7 +212,15 @@ async fn keys_command_inner(
                 return ExitCode::from(2);
             }
             match keys::compromise(&store, &master, &rules, &kid, now).await {
-                Ok(done) => {
+                Ok(mut done) => {
+                    if store.backend() == tessera_server::store::Backend::Sqlite {
+                        // A service running on this SQLite file hears of it
+                        // at its next reload, and may publish the kid until
+                        // then: a verifier may cache it that much later.
+                        done.verifiers_may_accept_until = done
+                            .verifiers_may_accept_until
+                            .saturating_add(rules.reload_every);
+                    }
                     if json {
                         println!(
                             "{}",
@@ -549,7 +557,7 @@ pub async fn audit_command(
         if let Err(e) = keys::prepare_data_dir(&config.data_dir) {
             return fail(e);
         }
-        let master = match tessera_server::master_key(&config, master_env.as_deref()) {
+        let master = match tessera_server::existing_master_key(&config, master_env.as_deref()) {
             Ok(m) => m,
             Err(e) => return fail(e),
         };

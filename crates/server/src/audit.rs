@@ -239,6 +239,20 @@ tokio::task_local! {
     static CONTEXT: Context;
 }
 
+/// A new request id: unique (a prefix drawn at random for the process, then
+/// a counter), not secret, and cheap — every request gets one.
+pub fn request_id() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static PREFIX: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let prefix = PREFIX.get_or_init(|| {
+        crate::crypto::random_token(6)
+            .map(|t| t.as_str().to_owned())
+            .unwrap_or_else(|_| format!("{:x}", std::process::id()))
+    });
+    format!("{prefix}-{:x}", NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
 /// Runs `f` with `ctx` as its audit [`Context`]. Like every task-local, it
 /// does not follow work into `tokio::spawn`: set it again there.
 pub async fn with_context<F: Future>(ctx: Context, f: F) -> F::Output {
@@ -590,10 +604,20 @@ pub async fn prune<S: Store>(
     keep: std::time::Duration,
     now: i64,
 ) -> Result<u64, StoreError> {
-    store
-        .prune_audit(now.saturating_sub(crate::config::seconds(keep)))
-        .await
+    let before = now.saturating_sub(crate::config::seconds(keep));
+    let mut total = 0;
+    // One transaction per batch of at most PRUNE_BATCH events.
+    loop {
+        let n = store.prune_audit(before).await?;
+        total += n;
+        if n < PRUNE_BATCH as u64 {
+            return Ok(total);
+        }
+    }
 }
+
+/// The most events one pruning transaction deletes.
+pub const PRUNE_BATCH: i64 = 5_000;
 
 /// Appends `event` to the chain inside the caller's transaction `tx` and
 /// returns its seq. Call it last, after the change's own writes and just
@@ -603,6 +627,7 @@ pub async fn prune<S: Store>(
 /// it also keeps the lock order the same everywhere: no deadlock). The
 /// actor, request id and source address come from the task's
 /// [`Context`]; `default_actor` stands in when it names no actor.
+#[cfg(test)]
 pub(crate) async fn append(
     tx: &mut sqlx::Transaction<'_, Any>,
     backend: Backend,
@@ -611,7 +636,33 @@ pub(crate) async fn append(
     default_actor: Actor,
     now: i64,
 ) -> Result<i64, StoreError> {
-    let head = lock_head(tx, backend).await?;
+    append_with(tx, backend, keys, event, default_actor, now, false).await
+}
+
+/// [`append`] in a transaction that has already written (every store
+/// change): on SQLite it holds the write lock already, and the head is
+/// read without the extra no-op write that would take it.
+pub(crate) async fn append_after_writes(
+    tx: &mut sqlx::Transaction<'_, Any>,
+    backend: Backend,
+    keys: &AuditKeys,
+    event: &Event,
+    default_actor: Actor,
+    now: i64,
+) -> Result<i64, StoreError> {
+    append_with(tx, backend, keys, event, default_actor, now, true).await
+}
+
+async fn append_with(
+    tx: &mut sqlx::Transaction<'_, Any>,
+    backend: Backend,
+    keys: &AuditKeys,
+    event: &Event,
+    default_actor: Actor,
+    now: i64,
+    wrote: bool,
+) -> Result<i64, StoreError> {
+    let head = lock_head(tx, backend, wrote).await?;
     if !head.is_authentic(keys) {
         return Err(head_refused());
     }
@@ -704,18 +755,22 @@ fn head_from_row(r: &sqlx::any::AnyRow) -> Result<AuditHead, StoreError> {
 async fn lock_head(
     tx: &mut sqlx::Transaction<'_, Any>,
     backend: Backend,
+    wrote: bool,
 ) -> Result<AuditHead, StoreError> {
     let query = match backend {
         Backend::Postgres => {
             format!("SELECT {HEAD_COLUMNS} FROM audit_head WHERE id = 1 FOR UPDATE")
         }
         Backend::Sqlite => {
-            // A write first (the transaction then holds SQLite's write lock
-            // whatever it did before), then the read: a plain statement each,
-            // no `RETURNING` (whose row and write end at different steps).
-            sqlx::query("UPDATE audit_head SET id = id WHERE id = 1")
-                .execute(&mut **tx)
-                .await?;
+            // Unless the transaction wrote already, a write first (it then
+            // holds SQLite's write lock, and the head cannot move under it),
+            // then the read: a plain statement each, no `RETURNING` (whose
+            // row and write end at different steps).
+            if !wrote {
+                sqlx::query("UPDATE audit_head SET id = id WHERE id = 1")
+                    .execute(&mut **tx)
+                    .await?;
+            }
             format!("SELECT {HEAD_COLUMNS} FROM audit_head WHERE id = 1")
         }
     };
@@ -808,23 +863,25 @@ pub(crate) async fn prune_events(
     keys: &AuditKeys,
     before_time: i64,
 ) -> Result<u64, StoreError> {
-    // Most calls find nothing old enough: a read answers them, without the
-    // write lock (SQLite) or the head's row lock (PostgreSQL) that every
-    // audited change takes.
-    let due = sqlx::query(&sql(
-        backend,
-        "SELECT seq FROM audit_events WHERE time < ?1 \
-         AND seq > (SELECT pruned_through FROM audit_head WHERE id = 1) LIMIT 1",
-    ))
-    .bind(before_time)
+    // Most calls find nothing old enough: a read of the oldest event (a
+    // probe of the primary key) answers them, without the write lock
+    // (SQLite) or the head's row lock (PostgreSQL) that every audited change
+    // takes. (No index on `time`: each would cost every audited change a
+    // write; events come in time order, give or take the nodes' clocks.)
+    let oldest: Option<i64> = sqlx::query(
+        "SELECT time FROM audit_events \
+         WHERE seq > (SELECT pruned_through FROM audit_head WHERE id = 1) ORDER BY seq LIMIT 1",
+    )
     .fetch_optional(pool)
-    .await?;
-    if due.is_none() {
+    .await?
+    .map(|r| r.try_get("time"))
+    .transpose()?;
+    if oldest.is_none_or(|t| t >= before_time) {
         return Ok(0);
     }
     let mut conn = crate::store::Conn::acquire(pool).await?;
     let mut tx = sqlx::Connection::begin(&mut **conn).await?;
-    let head = lock_head(&mut tx, backend).await?;
+    let head = lock_head(&mut tx, backend, false).await?;
     if !head.is_authentic(keys) {
         return Err(head_refused());
     }
@@ -832,17 +889,20 @@ pub(crate) async fn prune_events(
     // and a hole in the middle would break the chain.
     let first_kept: Option<i64> = sqlx::query(&sql(
         backend,
-        "SELECT MIN(seq) AS seq FROM audit_events WHERE seq > ?1 AND time >= ?2",
+        "SELECT MIN(seq) AS seq FROM audit_events WHERE seq > ?1 AND seq <= ?3 AND time >= ?2",
     ))
     .bind(head.pruned_through)
     .bind(before_time)
+    .bind(head.pruned_through.saturating_add(PRUNE_BATCH))
     .fetch_one(&mut *tx)
     .await?
     .try_get("seq")?;
     let through = match first_kept {
         Some(seq) => seq.saturating_sub(1),
         None => head.seq,
-    };
+    }
+    // In bounded steps: every audited change waits for the head meanwhile.
+    .min(head.pruned_through.saturating_add(PRUNE_BATCH));
     if through <= head.pruned_through {
         tx.rollback().await?;
         conn.finished();
@@ -1336,26 +1396,8 @@ mod tests {
     /// A fresh, empty database on the PostgreSQL server named by
     /// `TESSERA_TEST_PG_URL` (scripts/with-postgres), or none without it.
     async fn fresh_pg_database() -> Option<String> {
-        use sqlx::{Connection, Executor};
         let base = std::env::var("TESSERA_TEST_PG_URL").ok()?;
-        let mut conn = sqlx::postgres::PgConnection::connect(&base).await.unwrap();
-        let name = format!(
-            "tessera_a_{}",
-            crate::crypto::random_token(9)
-                .unwrap()
-                .to_ascii_lowercase()
-                .replace(['-', '_'], "x")
-        );
-        conn.execute(format!("CREATE DATABASE {name}").as_str())
-            .await
-            .unwrap();
-        conn.close().await.unwrap();
-        let (without_query, query) = match base.split_once('?') {
-            Some((u, q)) => (u, format!("?{q}")),
-            None => (base.as_str(), String::new()),
-        };
-        let (server, _) = without_query.rsplit_once('/').unwrap();
-        Some(format!("{server}/{name}{query}"))
+        Some(crate::testing::fresh_pg_database(&base).await.unwrap())
     }
 
     fn event(n: i64) -> Event {

@@ -514,11 +514,7 @@ impl Config {
     }
 }
 
-/// A JWKS URL must be `https://`; plain `http://` only to a loopback host
-/// (development and tests), since a key fetched in the clear can be
-/// swapped; never with `user:password@`. Decided on the URL as parsed, by
-/// the parser the fetch uses ([`tessera_verify::urls::check_fetchable`]):
-/// `http://localhost:1@127.0.0.2:9/jwks` names the host `127.0.0.2`.
+/// A `[tls]` or `[admin.tls]` table: the certificate chain and key files.
 fn tls_table(table: &Table, prefix: &'static str) -> Result<Tls, ConfigError> {
     let mut r = Reader::new(table, prefix);
     let cert = r
@@ -534,6 +530,11 @@ fn tls_table(table: &Table, prefix: &'static str) -> Result<Tls, ConfigError> {
     })
 }
 
+/// A JWKS URL must be `https://`; plain `http://` only to a loopback host
+/// (development and tests), since a key fetched in the clear can be
+/// swapped; never with `user:password@`. Decided on the URL as parsed, by
+/// the parser the fetch uses ([`tessera_verify::urls::check_fetchable`]):
+/// `http://localhost:1@127.0.0.2:9/jwks` names the host `127.0.0.2`.
 fn check_jwks_uri(uri: &str) -> Result<(), String> {
     tessera_verify::urls::check_fetchable(uri).map_err(|e| e.describe(uri))
 }

@@ -161,6 +161,25 @@ pub fn load_master_key(
     config: &Config,
     env_value: Option<&str>,
 ) -> Result<(MasterKey, MasterKeySource), KeyError> {
+    load_or_generate(config, env_value, true)
+}
+
+/// [`load_master_key`] for the commands other than `tessera serve`: never
+/// generates one. A stray key made by a command run without the service's
+/// key would seal signing keys and key the audit trail under a key the
+/// service does not have.
+pub fn load_existing_master_key(
+    config: &Config,
+    env_value: Option<&str>,
+) -> Result<(MasterKey, MasterKeySource), KeyError> {
+    load_or_generate(config, env_value, false)
+}
+
+fn load_or_generate(
+    config: &Config,
+    env_value: Option<&str>,
+    generate: bool,
+) -> Result<(MasterKey, MasterKeySource), KeyError> {
     let from = |bytes: Zeroizing<Vec<u8>>, source| {
         MasterKey::from_bytes(&bytes)
             .map(|k| (k, source))
@@ -190,6 +209,13 @@ pub fn load_master_key(
     let path = config.data_dir.join("master.key");
     if path.exists() {
         return from(read(&path)?, MasterKeySource::DataDir(path));
+    }
+    if !generate {
+        return Err(KeyError::MasterKey(format!(
+            "none found: set TESSERA_MASTER_KEY or master_key_file to the service's master key \
+             ({} does not exist; `tessera serve` generates one there on its first start)",
+            path.display()
+        )));
     }
     let bytes =
         crate::crypto::random_bytes(32).map_err(|_| KeyError::MasterKey("no randomness".into()))?;
@@ -513,7 +539,13 @@ impl KeyRing {
         now: i64,
     ) -> Result<Compromise, KeyError> {
         let done = compromise(store, &self.master, &self.rules, kid, now).await?;
-        self.tick(store, now).await?;
+        // Done in the store: a failure to reload here is not the change's
+        // failure (a retry would find the key compromised); maintenance
+        // tries again within `reload_every`.
+        if let Err(e) = self.tick(store, now).await {
+            tracing::error!(error = %e, kid, "the key is compromised in the store, but this node \
+                could not reload its keys yet; it retries within signing.reload_every");
+        }
         Ok(done)
     }
 
@@ -574,20 +606,29 @@ pub async fn compromise<S: Store>(
     kid: &str,
     now: i64,
 ) -> Result<Compromise, KeyError> {
-    let keys = store.signing_keys().await?;
-    let leaked = keys
-        .iter()
-        .find(|k| k.kid == kid)
-        .ok_or_else(|| KeyError::UnknownKey(kid.to_owned()))?;
-    if leaked.state == KeyState::Compromised {
-        return Err(KeyError::AlreadyCompromised(kid.to_owned()));
+    // A rotation or another node's maintenance may change the keys between
+    // the read and the change (a conflict): read them again and retry.
+    let mut attempts = 0;
+    loop {
+        let keys = store.signing_keys().await?;
+        let leaked = keys
+            .iter()
+            .find(|k| k.kid == kid)
+            .ok_or_else(|| KeyError::UnknownKey(kid.to_owned()))?;
+        if leaked.state == KeyState::Compromised {
+            return Err(KeyError::AlreadyCompromised(kid.to_owned()));
+        }
+        let mut new_keys = Vec::new();
+        if leaked.state == KeyState::Current {
+            new_keys.push(generate(master, rules.alg, KeyState::Current, now, now)?);
+        }
+        let gone = transition(leaked, KeyState::Compromised, None, Some(now));
+        match store.change_keys(&[gone], &new_keys).await {
+            Ok(()) => break,
+            Err(StoreError::Conflict(_)) if attempts < 5 => attempts += 1,
+            Err(e) => return Err(e.into()),
+        }
     }
-    let mut new_keys = Vec::new();
-    if leaked.state == KeyState::Current {
-        new_keys.push(generate(master, rules.alg, KeyState::Current, now, now)?);
-    }
-    let gone = transition(leaked, KeyState::Compromised, None, Some(now));
-    store.change_keys(&[gone], &new_keys).await?;
     // A fresh next key if the leaked one was next; retirements due.
     let keys = maintain(store, master, rules, now).await?;
     let new_kid = keys

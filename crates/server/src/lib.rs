@@ -33,6 +33,7 @@ pub mod pii;
 pub mod policy;
 pub mod sealing;
 pub mod store;
+pub mod testing;
 pub mod tokens;
 
 use std::net::SocketAddr;
@@ -90,14 +91,24 @@ pub async fn open_store(
     .with_audit_keys(audit_keys))
 }
 
-/// The master key (see [`master_key`]) and the store keyed by it: what
-/// every command that changes the store opens.
+/// The deployment's master key for the commands other than `tessera
+/// serve`, which never generate one ([`keys::load_existing_master_key`]).
+pub fn existing_master_key(
+    config: &Config,
+    env_value: Option<&str>,
+) -> Result<crypto::MasterKey, StartError> {
+    Ok(keys::load_existing_master_key(config, env_value)?.0)
+}
+
+/// The deployment's master key ([`existing_master_key`]: never generated
+/// here) and the store keyed by it: what the commands other than `tessera
+/// serve` open.
 pub async fn open_with_master(
     config: &Config,
     master_key_env: Option<&str>,
 ) -> Result<(SqlStore, crypto::MasterKey), StartError> {
     keys::prepare_data_dir(&config.data_dir)?;
-    let master = master_key(config, master_key_env)?;
+    let master = existing_master_key(config, master_key_env)?;
     let store = open_store(config, &master).await?;
     Ok((store, master))
 }
@@ -177,39 +188,58 @@ async fn acceptor(
 
 /// On PostgreSQL, the `NOTIFY` of a change of signing keys (a rotation, a
 /// compromised key) made by any node: this node reloads at once instead of
-/// after `signing.reload_every`. On SQLite (one node), never.
-struct KeyChanges(Option<sqlx::postgres::PgListener>);
+/// after `signing.reload_every`. On SQLite (one node), never. Its own task,
+/// so that no other maintenance delays a reload.
+struct KeyChanges {
+    url: Option<String>,
+    listener: Option<sqlx::postgres::PgListener>,
+}
+
+/// How long to wait before listening again after the connection failed.
+const LISTEN_RETRY: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl KeyChanges {
-    async fn listen(database_url: Option<&str>) -> Self {
-        let Some(url) = database_url.filter(|u| !u.starts_with("sqlite:")) else {
-            return KeyChanges(None);
-        };
-        let listener = async {
-            let mut l = sqlx::postgres::PgListener::connect(url).await?;
-            l.listen(store::KEYS_CHANNEL).await?;
-            Ok::<_, sqlx::Error>(l)
-        };
-        match listener.await {
-            Ok(l) => KeyChanges(Some(l)),
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for key changes; other nodes' changes \
-                    reach this one within signing.reload_every");
-                KeyChanges(None)
-            }
+    fn new(database_url: Option<&str>) -> Self {
+        KeyChanges {
+            url: database_url
+                .filter(|u| !u.starts_with("sqlite:"))
+                .map(str::to_owned),
+            listener: None,
         }
     }
 
-    /// Resolves when a change was announced (or the connection was lost and
-    /// found again: something may have been missed). Never, without one.
+    /// Resolves when the keys may have changed elsewhere: a change was
+    /// announced, or the listening connection was (re)established — anything
+    /// announced while it was down was missed. Never, on SQLite.
     async fn next(&mut self) {
-        let Some(listener) = &mut self.0 else {
+        let Some(url) = &self.url else {
             return std::future::pending().await;
         };
-        if let Err(e) = listener.recv().await {
-            // It reconnects on the next call; don't spin meanwhile.
-            tracing::warn!(error = %e, "lost the key-change listener; reconnecting");
-            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        let Some(listener) = &mut self.listener else {
+            let connected = async {
+                let mut l = sqlx::postgres::PgListener::connect(url).await?;
+                l.listen(store::KEYS_CHANNEL).await?;
+                Ok::<_, sqlx::Error>(l)
+            };
+            match connected.await {
+                Ok(l) => self.listener = Some(l),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot listen for key changes; retrying (other \
+                        nodes' changes reach this one within signing.reload_every meanwhile)");
+                    tokio::time::sleep(LISTEN_RETRY).await;
+                }
+            }
+            return;
+        };
+        match listener.try_recv().await {
+            // A change, or (None) the connection was lost: it reconnects on
+            // the next call, and what was announced meanwhile is lost.
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "lost the key-change listener; listening again");
+                self.listener = None;
+                tokio::time::sleep(LISTEN_RETRY).await;
+            }
         }
     }
 }
@@ -225,6 +255,7 @@ pub struct Server {
     stop: watch::Sender<bool>,
     serving: JoinHandle<()>,
     admin_serving: Option<JoinHandle<()>>,
+    key_watch: JoinHandle<()>,
     maintenance: JoinHandle<()>,
     store: SqlStore,
     state: Arc<http::AppState<SqlStore>>,
@@ -256,8 +287,11 @@ impl Server {
             message: e,
         })?;
         let sealing = sealing::SealingKeys::load(&config, &http).await?;
-        let (store, master) = open_with_master(&config, master_key_env).await?;
-        let store = store.cache_clients(config.clients.cache_for);
+        keys::prepare_data_dir(&config.data_dir)?;
+        let master = master_key(&config, master_key_env)?;
+        let store = open_store(&config, &master)
+            .await?
+            .cache_clients(config.clients.cache_for);
         let rules = Lifecycle::from_config(&config);
         let ring = KeyRing::open(&store, master, rules, SystemClock.now()).await?;
         let listen = config.listen;
@@ -321,22 +355,39 @@ impl Server {
                 stopped.clone(),
             ))
         });
+        if let (Some(at), None) = (admin_addr, &state.config.admin.tls) {
+            if !at.ip().is_loopback() {
+                tracing::warn!(addr = %at, "the admin API listens beyond loopback without TLS: \
+                    its bearer tokens cross the network in the clear; set [admin.tls]");
+            }
+        }
         if admin_addr.is_none() {
             tracing::info!("the admin listener is off ([admin] listen = \"off\")");
         }
 
         let maintenance_store = store.clone();
         let reload_every = state.config.signing.reload_every;
-        let database_url = state.config.database_url.clone();
+        let mut key_changes = KeyChanges::new(state.config.database_url.as_deref());
+        let watcher = (state.clone(), store.clone(), stopped.clone());
+        let key_watch = tokio::spawn(async move {
+            let (state, store, mut stopped) = watcher;
+            loop {
+                tokio::select! {
+                    () = key_changes.next() => {}
+                    _ = stopped.wait_for(|s| *s) => break,
+                }
+                if let Err(e) = state.keys.tick(&store, SystemClock.now()).await {
+                    tracing::error!(error = %e, "reloading the keys after a change failed; will retry");
+                }
+            }
+        });
         let maintenance = tokio::spawn(async move {
             let mut fetched = std::collections::HashMap::new();
             let started = tokio::time::Instant::now();
-            let mut key_changes = KeyChanges::listen(database_url.as_deref()).await;
             let mut pruned: Option<tokio::time::Instant> = None;
             loop {
                 tokio::select! {
                     _ = tokio::time::sleep(reload_every) => {}
-                    () = key_changes.next() => {}
                     _ = stopped.wait_for(|s| *s) => break,
                 }
                 if let Err(e) = state.keys.tick(&maintenance_store, SystemClock.now()).await {
@@ -364,6 +415,7 @@ impl Server {
             serving,
             admin_serving,
             maintenance,
+            key_watch,
             store,
             state: kept,
         })
@@ -410,6 +462,7 @@ impl Server {
             let _ = admin.await;
         }
         let _ = self.maintenance.await;
+        let _ = self.key_watch.await;
         self.store.close().await;
     }
 }

@@ -575,7 +575,8 @@ pub trait Store: Send + Sync + 'static {
     fn audit_head(
         &self,
     ) -> impl Future<Output = Result<crate::audit::AuditHead, StoreError>> + Send;
-    /// In one transaction: deletes the oldest audit events, up to the first
+    /// In one transaction: deletes the oldest audit events (at most
+    /// [`crate::audit::PRUNE_BATCH`]), up to the first
     /// at or after `before_time`, once they verify, and anchors the chain's
     /// head on the last deleted one. Returns how many it deleted.
     fn prune_audit(&self, before_time: i64)
@@ -837,6 +838,10 @@ static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migratio
 /// (`pg_advisory_xact_lock`): "tessera keys".
 const KEY_ROTATION_LOCK: i64 = 0x7465_7373_6b65_7973;
 
+/// Sessions per statement of a mass revocation (SQLite allows 32,766
+/// parameters; PostgreSQL 65,535).
+const REVOKE_CHUNK: usize = 500;
+
 /// The PostgreSQL `NOTIFY` channel on which a change of signing keys is
 /// announced to every node.
 pub const KEYS_CHANNEL: &str = "tessera_keys";
@@ -995,7 +1000,7 @@ impl SqlStore {
         event: &Event,
         actor: Actor,
     ) -> Result<(), StoreError> {
-        crate::audit::append(tx, self.backend, &self.audit, event, actor, wall_clock())
+        crate::audit::append_after_writes(tx, self.backend, &self.audit, event, actor, wall_clock())
             .await
             .map(|_| ())
     }
@@ -1879,16 +1884,35 @@ impl Store for SqlStore {
             (None, n) => query.bind(n.unwrap_or(0)),
         };
         let rows = query.fetch_all(&mut *tx).await?;
-        for row in &rows {
-            let id: String = row.try_get("id")?;
-            sqlx::query(&self.sql(
-                "UPDATE refresh_tokens SET revoked_at = COALESCE(revoked_at, ?1) WHERE session_id = ?2",
-            ))
-            .bind(now)
-            .bind(&id)
-            .execute(&mut *tx)
-            .await?;
-            self.revoke_sealed_of_session(&mut tx, &id, now).await?;
+        let ids = rows
+            .iter()
+            .map(|r| r.try_get::<String, _>("id"))
+            .collect::<Result<Vec<_>, _>>()?;
+        // In statements of many ids each, not one per session: a revocation
+        // of a million sessions holds the write lock for seconds, not hours.
+        for chunk in ids.chunks(REVOKE_CHUNK) {
+            let list = (0..chunk.len())
+                .map(|i| format!("?{}", i + 2))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let text = self.sql(&format!(
+                "UPDATE refresh_tokens SET revoked_at = COALESCE(revoked_at, ?1) \
+                 WHERE session_id IN ({list})"
+            ));
+            let mut q = sqlx::query(&text).bind(now);
+            for id in chunk {
+                q = q.bind(id);
+            }
+            q.execute(&mut *tx).await?;
+            let text = self.sql(&format!(
+                "UPDATE sealed_tokens SET revoked_at = COALESCE(revoked_at, ?1) \
+                 WHERE session_ref IN ({list})"
+            ));
+            let mut q = sqlx::query(&text).bind(now);
+            for id in chunk {
+                q = q.bind(session_ref(id));
+            }
+            q.execute(&mut *tx).await?;
         }
         let (action, target, by) = match which {
             Revocation::Session(id) => ("session.revoked", id.clone(), "session"),

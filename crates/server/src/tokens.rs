@@ -30,6 +30,12 @@ const REFRESH_BYTES: usize = 32;
 #[error("could not mint a token: {0}")]
 pub struct MintError(String);
 
+impl MintError {
+    pub(crate) fn new(why: impl Into<String>) -> Self {
+        MintError(why.into())
+    }
+}
+
 fn jti() -> Result<String, MintError> {
     random_token(16)
         .map(|t| t.to_string())

@@ -593,6 +593,20 @@ async fn sessions_and_revocations(n: &Node) {
     )
     .await;
     assert_eq!(r.status, 400, "an empty body");
+    // A time to come is "revoke all" in disguise (or milliseconds for seconds).
+    let future = tessera_jose::jwt::Clock::now(&tessera_jose::jwt::SystemClock) + 3600;
+    for t in [future, future * 1000] {
+        let r = call(
+            n.admin(),
+            "POST",
+            "/admin/v1/revocations",
+            Some(&token),
+            Some(&json!({ "issued_before": t })),
+        )
+        .await;
+        assert_eq!(r.status, 400, "{t}: {}", r.body);
+        assert!(r.body.contains("future"), "{}", r.body);
+    }
     let live = |i: usize| {
         let (client, secret, _, s) = &minted[i];
         let (client, secret) = (client.clone(), secret.clone());
@@ -700,6 +714,74 @@ async fn sessions_and_revocations(n: &Node) {
     };
     assert!(!active(&old).await);
     assert!(active(&young).await);
+}
+
+/// A mass revocation of more sessions than one statement names (500): all
+/// of them, their refresh tokens too.
+async fn a_large_revocation(n: &Node) {
+    use tessera_server::store::SessionRecord;
+    let token = n.token(&["clients:write", "sessions:write"]).await;
+    let (id, _) = api_client(n, &token, "many").await;
+    let now = tessera_jose::jwt::Clock::now(&tessera_jose::jwt::SystemClock);
+    let store = n.server.store();
+    let mut hashes = Vec::new();
+    for i in 0..1_100u32 {
+        let sid = format!("ses_many_{i:05}");
+        let session = SessionRecord {
+            id: sid.clone(),
+            client_id: id.clone(),
+            sub: format!("user-{i}"),
+            org: "acme".into(),
+            roles: Vec::new(),
+            amr: Vec::new(),
+            audience: API.into(),
+            claims: serde_json::Map::new(),
+            scope: Vec::new(),
+            acr: None,
+            created_at: now,
+            expires_at: now + 3600,
+            revoked_at: None,
+        };
+        let hash = tessera_server::crypto::sha256(sid.as_bytes());
+        let refresh = tessera_server::store::NewRefresh {
+            hash: hash.clone(),
+            created_at: now,
+            expires_at: now + 3600,
+        };
+        store
+            .create_session(&session, &refresh.record(&sid, &sid, &id))
+            .await
+            .unwrap();
+        hashes.push(hash);
+    }
+    let r = call(
+        n.admin(),
+        "POST",
+        "/admin/v1/revocations",
+        Some(&token),
+        Some(&json!({ "client_id": id })),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["sessions_revoked"], 1_100);
+    for hash in [&hashes[0], &hashes[499], &hashes[500], &hashes[1_099]] {
+        let status = store.refresh_status(hash, now).await.unwrap().unwrap();
+        assert!(!status.active, "a refresh token of a revoked session");
+    }
+}
+
+#[tokio::test]
+async fn a_large_revocation_on_sqlite() {
+    let n = node(None).await;
+    a_large_revocation(&n).await;
+    n.server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_large_revocation_on_postgres() {
+    let n = node(Some(&fresh_pg_database().await)).await;
+    a_large_revocation(&n).await;
+    n.server.shutdown().await;
 }
 
 #[tokio::test]

@@ -40,31 +40,15 @@ const BACKENDS: [Backend; 2] = [Backend::Sqlite, Backend::Postgres];
 /// A fresh, empty PostgreSQL database on the server `TESSERA_TEST_PG_URL`
 /// names: its URL.
 async fn fresh_pg_database() -> String {
-    use sqlx::{Connection, Executor};
     let base = std::env::var("TESSERA_TEST_PG_URL").unwrap_or_else(|_| {
         panic!(
             "TESSERA_TEST_PG_URL is not set: run the tests through scripts/test (or \
              scripts/with-postgres cargo test -p tessera-attacks)"
         )
     });
-    let mut conn = sqlx::postgres::PgConnection::connect(&base).await.unwrap();
-    let name = format!(
-        "tessera_a_{}",
-        tessera_server::crypto::random_token(9)
-            .unwrap()
-            .to_ascii_lowercase()
-            .replace(['-', '_'], "x")
-    );
-    conn.execute(format!("CREATE DATABASE {name}").as_str())
+    tessera_server::testing::fresh_pg_database(&base)
         .await
-        .unwrap();
-    conn.close().await.unwrap();
-    let (without_query, query) = match base.split_once('?') {
-        Some((u, q)) => (u, format!("?{q}")),
-        None => (base.as_str(), String::new()),
-    };
-    let (server, _) = without_query.rsplit_once('/').unwrap();
-    format!("{server}/{name}{query}")
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// A client as the tests hold it: its id and secret.

@@ -61,6 +61,41 @@ pub(crate) fn created_client(mut command: Command, grants: &str) -> Value {
 }
 
 /// `tessera admins create|list|delete` (issue 25): the token is printed
+/// Only `tessera serve` generates a master key: another command run without
+/// the service's key refuses, rather than keying the store (signing keys,
+/// the audit trail) with a stray one.
+#[test]
+fn only_serve_generates_a_master_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("d");
+    for args in [
+        &[
+            "clients",
+            "create",
+            "--name",
+            "x",
+            "--grant",
+            "client_credentials",
+        ][..],
+        &["admins", "create", "--name", "a", "--scopes", "*"],
+        &["keys", "list"],
+        &["audit", "hash", "v"],
+    ] {
+        let out = tessera(&data)
+            .env_remove("TESSERA_MASTER_KEY")
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("TESSERA_MASTER_KEY"), "{args:?}: {err}");
+        assert!(
+            !data.join("master.key").exists(),
+            "{args:?} generated a master key"
+        );
+    }
+}
+
 /// Issue 25: `tessera keys compromised KID --yes`: a fresh key signs at
 /// once, the leaked one is out of the JWKS for good; without --yes nothing
 /// happens; twice or for an unknown kid, exit 1.

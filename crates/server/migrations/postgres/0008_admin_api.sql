@@ -10,4 +10,3 @@ ALTER TABLE sealed_tokens ADD COLUMN kid TEXT;
 CREATE INDEX sealed_by_kid ON sealed_tokens (kid);
 
 CREATE INDEX sessions_by_sub ON sessions (sub);
-CREATE INDEX sessions_by_client ON sessions (client_id);

@@ -30,6 +30,6 @@ CREATE UNIQUE INDEX one_current_key ON signing_keys (state) WHERE state IN ('cur
 ALTER TABLE sealed_tokens ADD COLUMN kid TEXT;
 CREATE INDEX sealed_by_kid ON sealed_tokens (kid);
 
--- 4. The admin API searches sessions by subject or client (a revocation by issue time scans: it is rare).
+-- 4. The admin API searches sessions by subject. (By client or by issue time it
+--    scans, in id order: an index more would cost every session minted a write.)
 CREATE INDEX sessions_by_sub ON sessions (sub);
-CREATE INDEX sessions_by_client ON sessions (client_id);

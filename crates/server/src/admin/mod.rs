@@ -277,9 +277,7 @@ async fn authorize<S: Store>(
         Ok(None) => return unauthorized("unknown admin token").into_response(),
         Err(e) => return ApiError::server(e).into_response(),
     };
-    let request_id = crate::crypto::random_token(12)
-        .map(|t| t.as_str().to_owned())
-        .unwrap_or_default();
+    let request_id = crate::audit::request_id();
     if !admins::allows(&admin.scopes, needed) {
         tracing::warn!(admin = %admin.id, route = %request.uri().path(), scope = needed,
             "admin request refused: insufficient scope");

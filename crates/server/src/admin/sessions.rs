@@ -17,6 +17,9 @@ use crate::store::{Revocation, SessionQuery, SessionRecord, Store};
 
 /// The default page size of a session search, and the largest.
 pub const PAGE: u32 = 100;
+/// How far in the future `issued_before` may be (clocks differ a little).
+pub const FUTURE_SKEW: i64 = 60;
+
 /// The largest page a search may ask for.
 pub const MAX_PAGE: u32 = 1000;
 
@@ -165,9 +168,20 @@ pub async fn mass_revoke<S: Store>(
 ) -> Result<Response, ApiError> {
     let request: RevocationRequest = body(&headers, raw)?;
     let which = request.revocation().map_err(ApiError::invalid_request)?;
+    let now = now();
+    if let Revocation::IssuedBefore(t) = which {
+        // A time to come would name every session, and sessions not even
+        // created yet: "revoke all" in disguise (or milliseconds for seconds).
+        if t > now.saturating_add(FUTURE_SKEW) {
+            return Err(ApiError::invalid_request(format!(
+                "issued_before {t} is in the future (now is {now}, in Unix seconds): it would \
+                 revoke every session; give the time of the incident, at most now"
+            )));
+        }
+    }
     let n = state
         .store
-        .revoke_sessions(&which, now())
+        .revoke_sessions(&which, now)
         .await
         .map_err(ApiError::server)?;
     tracing::info!(which = ?which, sessions_revoked = n, "sessions revoked through the admin API");

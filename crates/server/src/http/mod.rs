@@ -63,6 +63,17 @@ pub(crate) async fn issue<S: Store>(
     now: i64,
     event: Option<&crate::audit::Event>,
 ) -> Result<(String, i64), ApiError> {
+    if minted.sealed.is_none() {
+        if let Some(e) = event {
+            // Step-up assertions and exchanged tokens are always sealed
+            // (recorded, and audited with their record); should one not be,
+            // its event must not vanish silently.
+            tracing::error!(action = %e.action, "an audited token was not sealed: no event written");
+            return Err(ApiError::server(crate::tokens::MintError::new(
+                "an audited token must be sealed",
+            )));
+        }
+    }
     if let Some(record) = &minted.sealed {
         state
             .store
@@ -105,9 +116,7 @@ pub fn router<S: Store + Clone>(state: Arc<AppState<S>>) -> Router {
 /// (which the store names): a request id (also answered as `X-Request-Id`)
 /// and the peer's address.
 async fn audit_context(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
-    let request_id = crate::crypto::random_token(12)
-        .map(|t| t.as_str().to_owned())
-        .ok();
+    let request_id = Some(crate::audit::request_id());
     let source_ip = request
         .extensions()
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()

@@ -57,31 +57,13 @@ pub async fn send(
 /// A fresh, empty PostgreSQL database on the server named by
 /// `TESSERA_TEST_PG_URL` (scripts/test starts a throw-away one): its URL.
 pub async fn fresh_pg_database() -> String {
-    use sqlx::{Connection, Executor};
     let base = std::env::var("TESSERA_TEST_PG_URL").unwrap_or_else(|_| {
         panic!(
             "TESSERA_TEST_PG_URL is not set: run the tests through scripts/test, which starts a \
              throw-away PostgreSQL, or point it at a server you own"
         )
     });
-    let mut conn = sqlx::postgres::PgConnection::connect(&base)
+    tessera_server::testing::fresh_pg_database(&base)
         .await
-        .unwrap_or_else(|e| panic!("cannot reach PostgreSQL at {base}: {e}"));
-    let name = format!(
-        "tessera_t_{}",
-        tessera_server::crypto::random_token(9)
-            .unwrap()
-            .to_ascii_lowercase()
-            .replace(['-', '_'], "x")
-    );
-    conn.execute(format!("CREATE DATABASE {name}").as_str())
-        .await
-        .unwrap();
-    conn.close().await.unwrap();
-    let (without_query, query) = match base.split_once('?') {
-        Some((u, q)) => (u, format!("?{q}")),
-        None => (base.as_str(), String::new()),
-    };
-    let (server, _) = without_query.rsplit_once('/').unwrap();
-    format!("{server}/{name}{query}")
+        .unwrap_or_else(|e| panic!("{e}"))
 }
