@@ -649,23 +649,113 @@ pub(crate) async fn append_after_writes(
     event: &Event,
     default_actor: Actor,
     now: i64,
+    cache: &HeadCache,
 ) -> Result<i64, StoreError> {
-    append_with(tx, backend, keys, event, default_actor, now, true).await
+    if backend == Backend::Sqlite {
+        if let Some(seq) =
+            append_on_cached_head(tx, keys, event, &default_actor, now, cache).await?
+        {
+            return Ok(seq);
+        }
+    }
+    let seq = append_with(tx, backend, keys, event, default_actor, now, true).await?;
+    if backend == Backend::Sqlite {
+        // Read (and written) under the write lock: the head as it now is
+        // in this transaction.
+        let head = lock_head(tx, backend, true).await?;
+        cache.put(head);
+    }
+    Ok(seq)
 }
 
-async fn append_with(
+/// The head this process last wrote on SQLite. Never trusted: an append
+/// built on it inserts its event only if the stored head is still exactly
+/// this one (same seq, hash, anchor and MAC), checked in the insert itself;
+/// otherwise the head is read as usual. It saves that read on the path every
+/// session takes.
+#[derive(Debug, Default)]
+pub struct HeadCache(std::sync::Mutex<Option<AuditHead>>);
+
+impl HeadCache {
+    fn get(&self) -> Option<AuditHead> {
+        self.0.lock().ok().and_then(|h| h.clone())
+    }
+    fn put(&self, head: AuditHead) {
+        if let Ok(mut h) = self.0.lock() {
+            *h = Some(head);
+        }
+    }
+}
+
+/// On SQLite, inside a transaction that holds the write lock: the event
+/// appended on the cached head, if the stored head is still that one (one
+/// statement for the check and the insert, then the head's update); `None`
+/// (nothing written) if it is not, or nothing is cached.
+async fn append_on_cached_head(
     tx: &mut sqlx::Transaction<'_, Any>,
-    backend: Backend,
+    keys: &AuditKeys,
+    event: &Event,
+    default_actor: &Actor,
+    now: i64,
+    cache: &HeadCache,
+) -> Result<Option<i64>, StoreError> {
+    let Some(head) = cache.get() else {
+        return Ok(None);
+    };
+    if !head.is_authentic(keys) {
+        return Ok(None);
+    }
+    let record = new_record(&head, keys, event, default_actor.clone(), now)?;
+    let inserted = sqlx::query(
+        "INSERT INTO audit_events (seq, time, actor_type, actor_id, action, target, outcome, \
+         request_id, source_ip, details, prev_hash, hash, mac) \
+         SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13 \
+         WHERE EXISTS (SELECT 1 FROM audit_head WHERE id = 1 AND seq = ?14 AND hash = ?15 \
+           AND pruned_through = ?16 AND pruned_hash = ?17 AND mac IS ?18)",
+    )
+    .bind(record.seq)
+    .bind(record.time)
+    .bind(&record.actor_type)
+    .bind(&record.actor_id)
+    .bind(&record.action)
+    .bind(&record.target)
+    .bind(&record.outcome)
+    .bind(&record.request_id)
+    .bind(&record.source_ip)
+    .bind(&record.details)
+    .bind(&record.prev_hash)
+    .bind(&record.hash)
+    .bind(&record.mac)
+    .bind(head.seq)
+    .bind(&head.hash)
+    .bind(head.pruned_through)
+    .bind(&head.pruned_hash)
+    .bind(&head.mac)
+    .execute(&mut **tx)
+    .await?;
+    if inserted.rows_affected() != 1 {
+        return Ok(None);
+    }
+    let mut new_head = AuditHead {
+        seq: record.seq,
+        hash: record.hash.clone(),
+        mac: None,
+        ..head
+    };
+    write_head(tx, Backend::Sqlite, keys, &new_head).await?;
+    new_head.mac = Some(new_head.compute_mac(keys));
+    cache.put(new_head);
+    Ok(Some(record.seq))
+}
+
+/// The sealed record of `event` following `head`.
+fn new_record(
+    head: &AuditHead,
     keys: &AuditKeys,
     event: &Event,
     default_actor: Actor,
     now: i64,
-    wrote: bool,
-) -> Result<i64, StoreError> {
-    let head = lock_head(tx, backend, wrote).await?;
-    if !head.is_authentic(keys) {
-        return Err(head_refused());
-    }
+) -> Result<AuditRecord, StoreError> {
     let ctx = context();
     let actor = ctx.actor.unwrap_or(default_actor);
     let mut record = AuditRecord {
@@ -687,6 +777,23 @@ async fn append_with(
         mac: Vec::new(),
     };
     record.seal(keys);
+    Ok(record)
+}
+
+async fn append_with(
+    tx: &mut sqlx::Transaction<'_, Any>,
+    backend: Backend,
+    keys: &AuditKeys,
+    event: &Event,
+    default_actor: Actor,
+    now: i64,
+    wrote: bool,
+) -> Result<i64, StoreError> {
+    let head = lock_head(tx, backend, wrote).await?;
+    if !head.is_authentic(keys) {
+        return Err(head_refused());
+    }
+    let record = new_record(&head, keys, event, default_actor, now)?;
     sqlx::query(&sql(
         backend,
         "INSERT INTO audit_events (seq, time, actor_type, actor_id, action, target, outcome, \

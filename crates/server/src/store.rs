@@ -679,6 +679,8 @@ pub struct SqlStore {
     clients: std::sync::Arc<ClientCache>,
     /// The audit trail's keys ([`SqlStore::with_audit_keys`]).
     audit: Arc<crate::audit::AuditKeys>,
+    /// The audit head this store last wrote (SQLite; checked before use).
+    audit_head: Arc<crate::audit::HeadCache>,
 }
 
 /// Client records read lately, kept for a short time so that a busy
@@ -943,6 +945,7 @@ impl SqlStore {
                 crate::audit::AuditKeys::ephemeral()
                     .map_err(|_| StoreError::Corrupt("no randomness for the audit keys".into()))?,
             ),
+            audit_head: Arc::new(crate::audit::HeadCache::default()),
         })
     }
 
@@ -1000,9 +1003,17 @@ impl SqlStore {
         event: &Event,
         actor: Actor,
     ) -> Result<(), StoreError> {
-        crate::audit::append_after_writes(tx, self.backend, &self.audit, event, actor, wall_clock())
-            .await
-            .map(|_| ())
+        crate::audit::append_after_writes(
+            tx,
+            self.backend,
+            &self.audit,
+            event,
+            actor,
+            wall_clock(),
+            &self.audit_head,
+        )
+        .await
+        .map(|_| ())
     }
 
     /// A secret (a token, by its SHA-256) as audit events name it.

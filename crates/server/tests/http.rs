@@ -2443,6 +2443,19 @@ mod store_suite {
             "write-ahead log in use"
         );
         one_winner(&store, 50).await;
+        // Two stores on one file appended in turn (each keeps the head it
+        // wrote last, checked before use): one chain, which verifies.
+        for i in 0..5 {
+            let (a, b) = (format!("cli_alt_a{i}"), format!("cli_alt_b{i}"));
+            store.create_client(&client(&a)).await.unwrap();
+            other.create_client(&client(&b)).await.unwrap();
+        }
+        let master = tessera_server::crypto::MasterKey::from_bytes(&[9; 32]).unwrap();
+        let keys = tessera_server::audit::AuditKeys::from_master(&master).unwrap();
+        let verified = tessera_server::audit::verify_store(&store, &keys)
+            .await
+            .unwrap();
+        assert!(verified.events >= 10, "{verified:?}");
         // Reopening applies no migration twice.
         store.close().await;
         SqlStore::open_file(&dir.path().join("t.db")).await.unwrap();
