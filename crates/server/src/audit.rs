@@ -706,33 +706,19 @@ async fn append_on_cached_head(
         return Ok(None);
     }
     let record = new_record(&head, keys, event, default_actor.clone(), now)?;
-    let inserted = sqlx::query(
-        "INSERT INTO audit_events (seq, time, actor_type, actor_id, action, target, outcome, \
-         request_id, source_ip, details, prev_hash, hash, mac) \
-         SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13 \
+    let text = format!(
+        "{INSERT_EVENT} SELECT {EVENT_VALUES} \
          WHERE EXISTS (SELECT 1 FROM audit_head WHERE id = 1 AND seq = ?14 AND hash = ?15 \
-           AND pruned_through = ?16 AND pruned_hash = ?17 AND mac IS ?18)",
-    )
-    .bind(record.seq)
-    .bind(record.time)
-    .bind(&record.actor_type)
-    .bind(&record.actor_id)
-    .bind(&record.action)
-    .bind(&record.target)
-    .bind(&record.outcome)
-    .bind(&record.request_id)
-    .bind(&record.source_ip)
-    .bind(&record.details)
-    .bind(&record.prev_hash)
-    .bind(&record.hash)
-    .bind(&record.mac)
-    .bind(head.seq)
-    .bind(&head.hash)
-    .bind(head.pruned_through)
-    .bind(&head.pruned_hash)
-    .bind(&head.mac)
-    .execute(&mut **tx)
-    .await?;
+           AND pruned_through = ?16 AND pruned_hash = ?17 AND mac IS ?18)"
+    );
+    let inserted = bind_record(sqlx::query(&text), &record)
+        .bind(head.seq)
+        .bind(&head.hash)
+        .bind(head.pruned_through)
+        .bind(&head.pruned_hash)
+        .bind(&head.mac)
+        .execute(&mut **tx)
+        .await?;
     if inserted.rows_affected() != 1 {
         return Ok(None);
     }
@@ -746,6 +732,32 @@ async fn append_on_cached_head(
     new_head.mac = Some(new_head.compute_mac(keys));
     cache.put(new_head);
     Ok(Some(record.seq))
+}
+
+/// The insert of an event, its values `?1` to `?13` bound by [`bind_record`].
+const INSERT_EVENT: &str = "INSERT INTO audit_events (seq, time, actor_type, actor_id, action, \
+     target, outcome, request_id, source_ip, details, prev_hash, hash, mac)";
+const EVENT_VALUES: &str = "?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13";
+
+/// Binds `record`'s fields as `?1` to `?13`, in [`INSERT_EVENT`]'s order.
+fn bind_record<'q>(
+    query: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>,
+    record: &'q AuditRecord,
+) -> sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>> {
+    query
+        .bind(record.seq)
+        .bind(record.time)
+        .bind(&record.actor_type)
+        .bind(&record.actor_id)
+        .bind(&record.action)
+        .bind(&record.target)
+        .bind(&record.outcome)
+        .bind(&record.request_id)
+        .bind(&record.source_ip)
+        .bind(&record.details)
+        .bind(&record.prev_hash)
+        .bind(&record.hash)
+        .bind(&record.mac)
 }
 
 /// The sealed record of `event` following `head`.
@@ -794,27 +806,10 @@ async fn append_with(
         return Err(head_refused());
     }
     let record = new_record(&head, keys, event, default_actor, now)?;
-    sqlx::query(&sql(
-        backend,
-        "INSERT INTO audit_events (seq, time, actor_type, actor_id, action, target, outcome, \
-         request_id, source_ip, details, prev_hash, hash, mac) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-    ))
-    .bind(record.seq)
-    .bind(record.time)
-    .bind(&record.actor_type)
-    .bind(&record.actor_id)
-    .bind(&record.action)
-    .bind(&record.target)
-    .bind(&record.outcome)
-    .bind(&record.request_id)
-    .bind(&record.source_ip)
-    .bind(&record.details)
-    .bind(&record.prev_hash)
-    .bind(&record.hash)
-    .bind(&record.mac)
-    .execute(&mut **tx)
-    .await?;
+    let text = sql(backend, &format!("{INSERT_EVENT} VALUES ({EVENT_VALUES})"));
+    bind_record(sqlx::query(&text), &record)
+        .execute(&mut **tx)
+        .await?;
     let new_head = AuditHead {
         seq: record.seq,
         hash: record.hash.clone(),
