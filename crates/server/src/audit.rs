@@ -688,9 +688,9 @@ impl HeadCache {
 }
 
 /// On SQLite, inside a transaction that holds the write lock: the event
-/// appended on the cached head, if the stored head is still that one (one
-/// statement for the check and the insert, then the head's update); `None`
-/// (nothing written) if it is not, or nothing is cached.
+/// appended on the cached head, if the stored head is still that one (the
+/// insert, which fails if it is not, and the head's update, sent as one
+/// call); `None` (nothing written) if it is not, or nothing is cached.
 async fn append_on_cached_head(
     tx: &mut sqlx::Transaction<'_, Any>,
     keys: &AuditKeys,
@@ -699,39 +699,111 @@ async fn append_on_cached_head(
     now: i64,
     cache: &HeadCache,
 ) -> Result<Option<i64>, StoreError> {
-    let Some(head) = cache.get() else {
+    let Some(append) = CachedAppend::prepare(keys, event, default_actor, now, cache)? else {
         return Ok(None);
     };
-    if !head.is_authentic(keys) {
-        return Ok(None);
-    }
-    let record = new_record(&head, keys, event, default_actor.clone(), now)?;
-    let text = format!(
-        "{INSERT_EVENT} SELECT {EVENT_VALUES} \
-         WHERE EXISTS (SELECT 1 FROM audit_head WHERE id = 1 AND seq = ?14 AND hash = ?15 \
-           AND pruned_through = ?16 AND pruned_hash = ?17 AND mac IS ?18)"
-    );
-    let inserted = bind_record(sqlx::query(&text), &record)
-        .bind(head.seq)
-        .bind(&head.hash)
-        .bind(head.pruned_through)
-        .bind(&head.pruned_hash)
-        .bind(&head.mac)
+    match append
+        .bind(sqlx::query(CachedAppend::SQL))
         .execute(&mut **tx)
-        .await?;
-    if inserted.rows_affected() != 1 {
-        return Ok(None);
+        .await
+    {
+        Ok(_) => Ok(Some(append.appended(cache))),
+        // The insert failed as a statement: the transaction goes on, and
+        // the event is appended the usual way.
+        Err(e) if CachedAppend::moved(&e) => Ok(None),
+        Err(e) => Err(e.into()),
     }
-    let mut new_head = AuditHead {
-        seq: record.seq,
-        hash: record.hash.clone(),
-        mac: None,
-        ..head
-    };
-    write_head(tx, Backend::Sqlite, keys, &new_head).await?;
-    new_head.mac = Some(new_head.compute_mac(keys));
-    cache.put(new_head);
-    Ok(Some(record.seq))
+}
+
+/// An append on SQLite's cached head ([`HeadCache`]), ready to be sent in
+/// the same call as the change it records, up to its `COMMIT` (every trip to
+/// the connection's thread while the transaction holds the write lock is
+/// time every other writer waits). [`CachedAppend::SQL`] inserts the event
+/// only if the stored head is still the cached one, and otherwise fails —
+/// the statements after it are then not run — with an error that
+/// [`CachedAppend::moved`] recognises. Prepare it inside the transaction's
+/// turn to write (the store's write gate), or another append will have
+/// moved the head.
+pub(crate) struct CachedAppend {
+    record: AuditRecord,
+    head: AuditHead,
+    new_head: AuditHead,
+}
+
+impl CachedAppend {
+    /// The event's insert, whose `mac` is NULL — refused by its `NOT NULL`
+    /// — unless the stored head is the cached one, and the head's update.
+    /// Anonymous `?` parameters, bound in order by [`CachedAppend::bind`]
+    /// (sqlx binds a multi-statement query's `?` in order across its
+    /// statements; numbered ones are not bound reliably after the first).
+    pub(crate) const SQL: &'static str = "INSERT INTO audit_events (seq, time, actor_type, \
+         actor_id, action, target, outcome, request_id, source_ip, details, prev_hash, hash, mac) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, (SELECT ? FROM audit_head WHERE id = 1 \
+           AND seq = ? AND hash = ? AND pruned_through = ? AND pruned_hash = ? AND mac IS ?)); \
+         UPDATE audit_head SET seq = ?, hash = ?, mac = ? WHERE id = 1";
+
+    /// `event` sealed on the cached head; `None` if nothing is cached or the
+    /// cached head is not authentic.
+    pub(crate) fn prepare(
+        keys: &AuditKeys,
+        event: &Event,
+        default_actor: &Actor,
+        now: i64,
+        cache: &HeadCache,
+    ) -> Result<Option<CachedAppend>, StoreError> {
+        let Some(head) = cache.get() else {
+            return Ok(None);
+        };
+        if !head.is_authentic(keys) {
+            return Ok(None);
+        }
+        let record = new_record(&head, keys, event, default_actor.clone(), now)?;
+        let mut new_head = AuditHead {
+            seq: record.seq,
+            hash: record.hash.clone(),
+            mac: None,
+            ..head.clone()
+        };
+        new_head.mac = Some(new_head.compute_mac(keys));
+        Ok(Some(CachedAppend {
+            record,
+            head,
+            new_head,
+        }))
+    }
+
+    /// Binds the parameters of [`CachedAppend::SQL`] after the caller's.
+    pub(crate) fn bind<'q>(
+        &'q self,
+        query: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>,
+    ) -> sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>> {
+        // The record's 13 values, the last (its MAC) inside the condition.
+        bind_record(query, &self.record)
+            .bind(self.head.seq)
+            .bind(&self.head.hash)
+            .bind(self.head.pruned_through)
+            .bind(&self.head.pruned_hash)
+            .bind(&self.head.mac)
+            .bind(self.new_head.seq)
+            .bind(&self.new_head.hash)
+            .bind(&self.new_head.mac)
+    }
+
+    /// Whether `e` is [`CachedAppend::SQL`] finding that the stored head
+    /// moved (nothing written by it).
+    pub(crate) fn moved(e: &sqlx::Error) -> bool {
+        e.as_database_error().is_some_and(|d| {
+            d.kind() == sqlx::error::ErrorKind::NotNullViolation
+                && d.message().contains("audit_events.mac")
+        })
+    }
+
+    /// After the statements ran without error: the event's seq (the cache
+    /// now holds the new head).
+    pub(crate) fn appended(self, cache: &HeadCache) -> i64 {
+        cache.put(self.new_head);
+        self.record.seq
+    }
 }
 
 /// The insert of an event, its values `?1` to `?13` bound by [`bind_record`].
@@ -961,6 +1033,7 @@ pub(crate) async fn read_head(pool: &AnyPool) -> Result<AuditHead, StoreError> {
 /// everything) if the head or that prefix does not verify.
 pub(crate) async fn prune_events(
     pool: &AnyPool,
+    gate: &crate::store::WriteGate,
     backend: Backend,
     keys: &AuditKeys,
     before_time: i64,
@@ -981,8 +1054,8 @@ pub(crate) async fn prune_events(
     if oldest.is_none_or(|t| t >= before_time) {
         return Ok(0);
     }
-    let mut conn = crate::store::Conn::acquire(pool).await?;
-    let mut tx = sqlx::Connection::begin(&mut **conn).await?;
+    let mut conn = crate::store::Conn::acquire(pool, gate).await?;
+    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
     let head = lock_head(&mut tx, backend, false).await?;
     if !head.is_authentic(keys) {
         return Err(head_refused());

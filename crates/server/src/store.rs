@@ -681,6 +681,8 @@ pub struct SqlStore {
     audit: Arc<crate::audit::AuditKeys>,
     /// The audit head this store last wrote (SQLite; checked before use).
     audit_head: Arc<crate::audit::HeadCache>,
+    /// Whose turn it is to write (SQLite).
+    write_gate: WriteGate,
 }
 
 /// Client records read lately, kept for a short time so that a busy
@@ -773,57 +775,118 @@ impl ClientCache {
     }
 }
 
-/// A pooled connection for one transaction, returned to the pool only if
-/// the transaction ended as planned ([`Conn::finished`] after its commit or
-/// rollback); otherwise it is closed. After a failed `COMMIT` or `ROLLBACK`
-/// sqlx's count of the transactions open on a connection can differ from
-/// the database's (SQLite may roll a transaction back by itself on
-/// `SQLITE_FULL` while sqlx, whose commit failed, still counts it open): the
-/// next `BEGIN` on it becomes a `SAVEPOINT`, and a "commit" may then commit
-/// nothing. The load-and-faults test lost acknowledged refreshes after a
-/// full disk while a background task opened a write transaction every
-/// second (issue 25's audit pruning, before it read first); with failed
-/// transactions' connections closed, it did not. A connection in doubt is
-/// never reused.
+/// A connection for one write transaction: on PostgreSQL one from the
+/// pool, on SQLite the store's own writer ([`WriteGate`]). It is used again
+/// only if the transaction ended as planned ([`Conn::finished`] after its
+/// commit or rollback); otherwise it is closed (the writer: replaced before
+/// the next transaction). After a failed `COMMIT` or `ROLLBACK` sqlx's count
+/// of the transactions open on a connection can differ from the database's
+/// (SQLite may roll a transaction back by itself on `SQLITE_FULL` while
+/// sqlx, whose commit failed, still counts it open): the next `BEGIN` on it
+/// becomes a `SAVEPOINT`, and a "commit" may then commit nothing. The
+/// load-and-faults test lost acknowledged refreshes after a full disk while
+/// a background task opened a write transaction every second (issue 25's
+/// audit pruning, before it read first); with failed transactions'
+/// connections closed, it did not. A connection in doubt is never reused.
 pub(crate) struct Conn {
-    inner: sqlx::pool::PoolConnection<sqlx::Any>,
+    inner: Inner,
     finished: bool,
 }
 
+enum Inner {
+    Pooled(sqlx::pool::PoolConnection<sqlx::Any>),
+    /// The writer, this task's while it holds the guard.
+    Writer(tokio::sync::OwnedMutexGuard<Writer>),
+}
+
 impl Conn {
-    /// A connection from `pool`.
-    pub(crate) async fn acquire(pool: &AnyPool) -> Result<Conn, StoreError> {
+    /// The connection for a write transaction: the writer once `gate` gives
+    /// this task its turn (SQLite), or one from `pool` (PostgreSQL).
+    pub(crate) async fn acquire(pool: &AnyPool, gate: &WriteGate) -> Result<Conn, StoreError> {
+        let inner = match &gate.0 {
+            Some(writer) => {
+                let mut turn = writer.clone().lock_owned().await;
+                if turn.in_doubt {
+                    // Dropping the old connection closes it (SQLite rolls
+                    // back whatever it had open).
+                    turn.conn = pool.acquire().await?.detach();
+                    turn.in_doubt = false;
+                }
+                Inner::Writer(turn)
+            }
+            None => Inner::Pooled(pool.acquire().await?),
+        };
         Ok(Conn {
-            inner: pool.acquire().await?,
+            inner,
             finished: false,
         })
     }
 
     /// The transaction on it was committed or rolled back without error:
-    /// the connection may go back to the pool.
+    /// the connection may be used again.
     pub(crate) fn finished(&mut self) {
         self.finished = true;
     }
 }
 
 impl std::ops::Deref for Conn {
-    type Target = sqlx::pool::PoolConnection<sqlx::Any>;
+    type Target = sqlx::AnyConnection;
     fn deref(&self) -> &Self::Target {
-        &self.inner
+        match &self.inner {
+            Inner::Pooled(c) => c,
+            Inner::Writer(w) => &w.conn,
+        }
     }
 }
 
 impl std::ops::DerefMut for Conn {
     fn deref_mut(&mut self) -> &mut Self::Target {
-        &mut self.inner
+        match &mut self.inner {
+            Inner::Pooled(c) => c,
+            Inner::Writer(w) => &mut w.conn,
+        }
     }
 }
 
 impl Drop for Conn {
     fn drop(&mut self) {
         if !self.finished {
-            self.inner.close_on_drop();
+            match &mut self.inner {
+                Inner::Pooled(c) => c.close_on_drop(),
+                Inner::Writer(w) => w.in_doubt = true,
+            }
         }
+    }
+}
+
+/// SQLite takes one write transaction at a time; the others get
+/// `SQLITE_BUSY`, and its busy handler retries them after sleeps of 1, 2,
+/// 5, 10… ms, each holding one of the pool's few connections meanwhile. A
+/// store's write transactions therefore queue here, in order, for one
+/// connection kept for writing (outside the pool, whose connections serve
+/// the reads): each starts as soon as the one before it ended, with no
+/// sleep, no connection held idle and no trip through the pool between
+/// them. Writers in other processes (the CLI) still meet the busy handler.
+/// On PostgreSQL there is no gate: its row locks let unrelated writes run
+/// together.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct WriteGate(Option<Arc<tokio::sync::Mutex<Writer>>>);
+
+/// SQLite's writer connection.
+#[derive(Debug)]
+pub(crate) struct Writer {
+    conn: sqlx::AnyConnection,
+    /// A transaction on it did not end as planned: replaced before use.
+    in_doubt: bool,
+}
+
+impl WriteGate {
+    /// One writer at a time on `conn` (SQLite).
+    fn one_at_a_time(conn: sqlx::AnyConnection) -> WriteGate {
+        WriteGate(Some(Arc::new(tokio::sync::Mutex::new(Writer {
+            conn,
+            in_doubt: false,
+        }))))
     }
 }
 
@@ -937,6 +1000,10 @@ impl SqlStore {
             Backend::Sqlite => SQLITE_MIGRATIONS.run(&pool).await?,
             Backend::Postgres => POSTGRES_MIGRATIONS.run(&pool).await?,
         }
+        let write_gate = match backend {
+            Backend::Sqlite => WriteGate::one_at_a_time(pool.acquire().await?.detach()),
+            Backend::Postgres => WriteGate::default(),
+        };
         Ok(SqlStore {
             pool,
             backend,
@@ -946,6 +1013,7 @@ impl SqlStore {
                     .map_err(|_| StoreError::Corrupt("no randomness for the audit keys".into()))?,
             ),
             audit_head: Arc::new(crate::audit::HeadCache::default()),
+            write_gate,
         })
     }
 
@@ -1038,6 +1106,102 @@ impl SqlStore {
         Ok(())
     }
 
+    /// On SQLite, the common case of [`Store::rotate_refresh`]: the token
+    /// and its session read first (no lock), and if the token is unused and
+    /// live and the session live and accepted, the token used up and its
+    /// successor written from BEGIN to COMMIT in one call to the
+    /// connection's thread, both on the condition that nothing changed
+    /// meanwhile. `None` in every other case, with nothing written: the
+    /// caller then decides under the write lock (reuse, expiry, refusal).
+    async fn rotate_refresh_at_once(
+        &self,
+        hash: &[u8],
+        client_id: &str,
+        next: &NewRefresh,
+        accept: &(dyn Fn(&SessionRecord) -> bool + Sync),
+        now: i64,
+    ) -> Result<Option<SessionRecord>, StoreError> {
+        let columns = SESSION_COLUMNS
+            .split(", ")
+            .map(|c| format!("s.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let row = sqlx::query(&format!(
+            "SELECT r.family_id AS token_family, r.used_at AS token_used_at, \
+             r.revoked_at AS token_revoked_at, r.expires_at AS token_expires_at, {columns} \
+             FROM refresh_tokens r JOIN sessions s ON s.id = r.session_id \
+             WHERE r.hash = ?1 AND r.client_id = ?2"
+        ))
+        .bind(hash)
+        .bind(client_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let family_id: String = row.try_get("token_family")?;
+        let used: Option<i64> = row.try_get("token_used_at")?;
+        let revoked: Option<i64> = row.try_get("token_revoked_at")?;
+        let expires_at: i64 = row.try_get("token_expires_at")?;
+        let session = session_from_row(&row)?;
+        if used.is_some()
+            || revoked.is_some()
+            || expires_at <= now
+            || session.revoked_at.is_some()
+            || session.expires_at <= now
+            || !accept(&session)
+        {
+            return Ok(None);
+        }
+        let successor = next.record(&family_id, &session.id, client_id);
+        let mut conn = Conn::acquire(&self.pool, &self.write_gate).await?;
+        let written = sqlx::query(
+            "BEGIN IMMEDIATE; \
+             UPDATE refresh_tokens SET used_at = ? WHERE hash = ? AND client_id = ? \
+               AND used_at IS NULL AND revoked_at IS NULL AND expires_at > ? \
+               AND EXISTS (SELECT 1 FROM sessions WHERE id = ? AND revoked_at IS NULL \
+                 AND expires_at > ?); \
+             INSERT INTO refresh_tokens (hash, family_id, session_id, client_id, created_at, \
+               expires_at) SELECT ?, ?, ?, ?, ?, ? WHERE changes() = 1 RETURNING 1; \
+             COMMIT",
+        )
+        .bind(now)
+        .bind(hash)
+        .bind(client_id)
+        .bind(now)
+        .bind(&session.id)
+        .bind(now)
+        .bind(&successor.hash)
+        .bind(&successor.family_id)
+        .bind(&successor.session_id)
+        .bind(&successor.client_id)
+        .bind(successor.created_at)
+        .bind(successor.expires_at)
+        // All of it: every statement runs, up to the COMMIT. (The successor's
+        // row returned says it was written: a multi-statement query's
+        // "rows affected" also counts BEGIN and COMMIT, as whatever the
+        // connection's last change was.)
+        .fetch_all(&mut *conn)
+        .await;
+        let outcome = match written {
+            Ok(rows) => {
+                conn.finished();
+                // No row: used, revoked or expired since it was read;
+                // nothing was written, and it is decided again under the
+                // lock.
+                Ok((!rows.is_empty()).then_some(session))
+            }
+            Err(e) => {
+                // Left open unless the COMMIT failed; a ROLLBACK that fails
+                // leaves the connection in doubt, and it is closed (Conn).
+                if sqlx::query("ROLLBACK").execute(&mut *conn).await.is_ok() {
+                    conn.finished();
+                }
+                Err(e.into())
+            }
+        };
+        drop(conn);
+        outcome
+    }
+
     async fn insert_refresh(
         &self,
         tx: &mut sqlx::Transaction<'_, sqlx::Any>,
@@ -1057,6 +1221,47 @@ impl SqlStore {
         .await?;
         Ok(())
     }
+}
+
+/// A session and its first refresh token, on SQLite, as one call
+/// ([`bind_session_inserts`]; anonymous `?`: sqlx binds a multi-statement
+/// query's parameters in order).
+const SQLITE_SESSION_INSERTS: &str = "INSERT INTO sessions (id, client_id, sub, org, roles, amr, \
+     audience, claims, created_at, expires_at, scope, acr) \
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?); \
+     INSERT INTO refresh_tokens (hash, family_id, session_id, client_id, created_at, expires_at) \
+     VALUES (?, ?, ?, ?, ?, ?)";
+
+/// Binds [`SQLITE_SESSION_INSERTS`]' parameters (`roles`, `amr`, `claims`
+/// and `scope` as stored).
+fn bind_session_inserts<'q>(
+    query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    s: &'q SessionRecord,
+    r: &'q RefreshRecord,
+    roles: &'q str,
+    amr: &'q str,
+    claims: &'q str,
+    scope: &'q str,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    query
+        .bind(&s.id)
+        .bind(&s.client_id)
+        .bind(&s.sub)
+        .bind(&s.org)
+        .bind(roles)
+        .bind(amr)
+        .bind(&s.audience)
+        .bind(claims)
+        .bind(s.created_at)
+        .bind(s.expires_at)
+        .bind(scope)
+        .bind(&s.acr)
+        .bind(&r.hash)
+        .bind(&r.family_id)
+        .bind(&r.session_id)
+        .bind(&r.client_id)
+        .bind(r.created_at)
+        .bind(r.expires_at)
 }
 
 impl Store for SqlStore {
@@ -1086,7 +1291,7 @@ impl Store for SqlStore {
         transitions: &[KeyTransition],
         new_keys: &[KeyRecord],
     ) -> Result<(), StoreError> {
-        let mut conn = Conn::acquire(&self.pool).await?;
+        let mut conn = Conn::acquire(&self.pool, &self.write_gate).await?;
         let mut tx = conn.begin().await?;
         if self.backend == Backend::Postgres {
             // One node at a time changes keys; the others wait here, then find
@@ -1187,7 +1392,7 @@ impl Store for SqlStore {
     async fn create_client(&self, c: &ClientRecord) -> Result<(), StoreError> {
         let grants = to_json(&c.grants)?;
         let r = &c.registration;
-        let mut conn = Conn::acquire(&self.pool).await?;
+        let mut conn = Conn::acquire(&self.pool, &self.write_gate).await?;
         let mut tx = conn.begin().await?;
         sqlx::query(&self.sql(&format!("INSERT INTO clients ({CLIENT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)")))
         .bind(&c.id)
@@ -1248,7 +1453,7 @@ impl Store for SqlStore {
         expires_at: i64,
         now: i64,
     ) -> Result<bool, StoreError> {
-        let mut conn = Conn::acquire(&self.pool).await?;
+        let mut conn = Conn::acquire(&self.pool, &self.write_gate).await?;
         let mut tx = conn.begin().await?;
         sqlx::query(&self.sql("DELETE FROM used_assertions WHERE expires_at < ?1"))
             .bind(now)
@@ -1269,7 +1474,7 @@ impl Store for SqlStore {
     }
 
     async fn update_registration(&self, id: &str, r: &Registration) -> Result<bool, StoreError> {
-        let mut conn = Conn::acquire(&self.pool).await?;
+        let mut conn = Conn::acquire(&self.pool, &self.write_gate).await?;
         let mut tx = conn.begin().await?;
         let done = sqlx::query(&self.sql(
             "UPDATE clients SET audiences = ?1, scopes = ?2, may_act = ?3, introspect = ?4, \
@@ -1304,7 +1509,7 @@ impl Store for SqlStore {
     }
 
     async fn delete_client(&self, id: &str) -> Result<bool, StoreError> {
-        let mut conn = Conn::acquire(&self.pool).await?;
+        let mut conn = Conn::acquire(&self.pool, &self.write_gate).await?;
         let mut tx = conn.begin().await?;
         // Sealed tokens issued to other clients (exchangers) for its
         // sessions die with those sessions.
@@ -1365,25 +1570,24 @@ impl Store for SqlStore {
         refresh: &RefreshRecord,
     ) -> Result<(), StoreError> {
         let corrupt = |e: serde_json::Error| StoreError::Corrupt(e.to_string());
-        let mut conn = Conn::acquire(&self.pool).await?;
-        let mut tx = conn.begin().await?;
-        sqlx::query(&self.sql("INSERT INTO sessions (id, client_id, sub, org, roles, amr, audience, claims, created_at, expires_at, scope, acr) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"))
-        .bind(&s.id)
-        .bind(&s.client_id)
-        .bind(&s.sub)
-        .bind(&s.org)
-        .bind(serde_json::to_string(&s.roles).map_err(corrupt)?)
-        .bind(serde_json::to_string(&s.amr).map_err(corrupt)?)
-        .bind(&s.audience)
-        .bind(serde_json::to_string(&s.claims).map_err(corrupt)?)
-        .bind(s.created_at)
-        .bind(s.expires_at)
-        .bind(s.scope.join(" "))
-        .bind(&s.acr)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| {
+        let (roles, amr, claims) = (
+            serde_json::to_string(&s.roles).map_err(corrupt)?,
+            serde_json::to_string(&s.amr).map_err(corrupt)?,
+            serde_json::to_string(&s.claims).map_err(corrupt)?,
+        );
+        let scope = s.scope.join(" ");
+        let event = Event::success(
+            "session.created",
+            &s.id,
+            serde_json::json!({
+                "client_id": s.client_id, "sub": s.sub, "audience": s.audience,
+                "scope": scope, "amr": s.amr, "acr": s.acr,
+                "expires_at": s.expires_at, "refresh_token": self.secret(&refresh.hash),
+            }),
+        );
+        let actor = Actor::client(&s.client_id);
+        let mut conn = Conn::acquire(&self.pool, &self.write_gate).await?;
+        let gone = |e: sqlx::Error| {
             let gone = e
                 .as_database_error()
                 .is_some_and(|d| d.kind() == sqlx::error::ErrorKind::ForeignKeyViolation);
@@ -1394,19 +1598,98 @@ impl Store for SqlStore {
                 return StoreError::ClientGone;
             }
             e
-        })?;
-        self.insert_refresh(&mut tx, refresh).await?;
-        let event = Event::success(
-            "session.created",
-            &s.id,
-            serde_json::json!({
-                "client_id": s.client_id, "sub": s.sub, "audience": s.audience,
-                "scope": s.scope.join(" "), "amr": s.amr, "acr": s.acr,
-                "expires_at": s.expires_at, "refresh_token": self.secret(&refresh.hash),
-            }),
-        );
-        self.audit(&mut tx, &event, Actor::client(&s.client_id))
-            .await?;
+        };
+        let sqlite = self.backend == Backend::Sqlite;
+        // On SQLite, the session, its first refresh token and its event
+        // (built on the head this store last wrote) go from BEGIN to COMMIT
+        // in one call to the connection's thread: the write lock is held
+        // for the statements and the sync, not for trips between threads.
+        let append = if sqlite {
+            crate::audit::CachedAppend::prepare(
+                &self.audit,
+                &event,
+                &actor,
+                wall_clock(),
+                &self.audit_head,
+            )?
+        } else {
+            None
+        };
+        if let Some(append) = append {
+            let text = format!(
+                "BEGIN IMMEDIATE; {SQLITE_SESSION_INSERTS}; {}; COMMIT",
+                crate::audit::CachedAppend::SQL
+            );
+            let query = bind_session_inserts(
+                sqlx::query(&text),
+                s,
+                refresh,
+                &roles,
+                &amr,
+                &claims,
+                &scope,
+            );
+            match append.bind(query).execute(&mut *conn).await {
+                Ok(_) => {
+                    conn.finished();
+                    drop(conn);
+                    append.appended(&self.audit_head);
+                    counted(&[event]);
+                    return Ok(());
+                }
+                Err(e) => {
+                    // Whatever failed left the transaction open, unless it
+                    // was the COMMIT; a ROLLBACK that fails leaves the
+                    // connection in doubt, and it is closed (Conn).
+                    let moved = crate::audit::CachedAppend::moved(&e);
+                    if sqlx::query("ROLLBACK").execute(&mut *conn).await.is_err() {
+                        return Err(gone(e));
+                    }
+                    if !moved {
+                        conn.finished();
+                        return Err(gone(e));
+                    }
+                    // Another store appended since this one did: the usual
+                    // way below, on a fresh transaction.
+                }
+            }
+        }
+        let mut tx = conn.begin().await?;
+        if sqlite {
+            let query = bind_session_inserts(
+                sqlx::query(SQLITE_SESSION_INSERTS),
+                s,
+                refresh,
+                &roles,
+                &amr,
+                &claims,
+                &scope,
+            );
+            query.execute(&mut *tx).await.map_err(gone)?;
+        } else {
+            sqlx::query(
+                "INSERT INTO sessions (id, client_id, sub, org, roles, amr, audience, claims, \
+                 created_at, expires_at, scope, acr) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+            )
+            .bind(&s.id)
+            .bind(&s.client_id)
+            .bind(&s.sub)
+            .bind(&s.org)
+            .bind(&roles)
+            .bind(&amr)
+            .bind(&s.audience)
+            .bind(&claims)
+            .bind(s.created_at)
+            .bind(s.expires_at)
+            .bind(&scope)
+            .bind(&s.acr)
+            .execute(&mut *tx)
+            .await
+            .map_err(gone)?;
+            self.insert_refresh(&mut tx, refresh).await?;
+        }
+        self.audit(&mut tx, &event, actor).await?;
         tx.commit().await?;
         conn.finished();
         counted(&[event]);
@@ -1429,7 +1712,7 @@ impl Store for SqlStore {
         client_id: &str,
         now: i64,
     ) -> Result<bool, StoreError> {
-        let mut conn = Conn::acquire(&self.pool).await?;
+        let mut conn = Conn::acquire(&self.pool, &self.write_gate).await?;
         let mut tx = conn.begin().await?;
         let done = sqlx::query(&self.sql("UPDATE sessions SET revoked_at = COALESCE(revoked_at, ?1) WHERE id = ?2 AND client_id = ?3"))
         .bind(now)
@@ -1505,7 +1788,15 @@ impl Store for SqlStore {
         accept: &(dyn Fn(&SessionRecord) -> bool + Sync),
         now: i64,
     ) -> Result<RefreshOutcome, StoreError> {
-        let mut conn = Conn::acquire(&self.pool).await?;
+        if self.backend == Backend::Sqlite {
+            if let Some(session) = self
+                .rotate_refresh_at_once(hash, client_id, next, accept, now)
+                .await?
+            {
+                return Ok(RefreshOutcome::Rotated(Box::new(session)));
+            }
+        }
+        let mut conn = Conn::acquire(&self.pool, &self.write_gate).await?;
         let mut tx = conn.begin().await?;
         if self.backend == Backend::Postgres {
             // Rows are locked in one order, session first, then its tokens:
@@ -1638,7 +1929,7 @@ impl Store for SqlStore {
         now: i64,
         event: Option<&Event>,
     ) -> Result<(), StoreError> {
-        let mut conn = Conn::acquire(&self.pool).await?;
+        let mut conn = Conn::acquire(&self.pool, &self.write_gate).await?;
         let mut tx = conn.begin().await?;
         sqlx::query(&self.sql("DELETE FROM sealed_tokens WHERE expires_at < ?1"))
             .bind(now)
@@ -1714,7 +2005,7 @@ impl Store for SqlStore {
         client_id: &str,
         now: i64,
     ) -> Result<bool, StoreError> {
-        let mut conn = Conn::acquire(&self.pool).await?;
+        let mut conn = Conn::acquire(&self.pool, &self.write_gate).await?;
         let mut tx = conn.begin().await?;
         let done = sqlx::query(&self.sql(
             "UPDATE sealed_tokens SET revoked_at = COALESCE(revoked_at, ?1) \
@@ -1751,7 +2042,7 @@ impl Store for SqlStore {
         expires_at: i64,
         now: i64,
     ) -> Result<(), StoreError> {
-        let mut conn = Conn::acquire(&self.pool).await?;
+        let mut conn = Conn::acquire(&self.pool, &self.write_gate).await?;
         let mut tx = conn.begin().await?;
         sqlx::query(&self.sql("DELETE FROM revoked_tokens WHERE expires_at < ?1"))
             .bind(now)
@@ -1799,7 +2090,7 @@ impl Store for SqlStore {
         new_hash: &str,
         grace_until: Option<i64>,
     ) -> Result<bool, StoreError> {
-        let mut conn = Conn::acquire(&self.pool).await?;
+        let mut conn = Conn::acquire(&self.pool, &self.write_gate).await?;
         let mut tx = conn.begin().await?;
         // On the right of SET every column is its value before the update.
         let done = match grace_until {
@@ -1882,7 +2173,7 @@ impl Store for SqlStore {
             Revocation::Client(id) => ("client_id = ?3", Some(id.as_str()), None),
             Revocation::IssuedBefore(t) => ("created_at < ?3", None, Some(*t)),
         };
-        let mut conn = Conn::acquire(&self.pool).await?;
+        let mut conn = Conn::acquire(&self.pool, &self.write_gate).await?;
         let mut tx = conn.begin().await?;
         // The write first (SQLite takes its write lock here), the ids with it.
         let update = self.sql(&format!(
@@ -1946,7 +2237,7 @@ impl Store for SqlStore {
     }
 
     async fn create_admin(&self, a: &AdminRecord) -> Result<(), StoreError> {
-        let mut conn = Conn::acquire(&self.pool).await?;
+        let mut conn = Conn::acquire(&self.pool, &self.write_gate).await?;
         let mut tx = conn.begin().await?;
         sqlx::query(&self.sql(
             "INSERT INTO admins (id, name, scopes, token_hash, created_at) \
@@ -1993,7 +2284,7 @@ impl Store for SqlStore {
     }
 
     async fn delete_admin(&self, id: &str) -> Result<bool, StoreError> {
-        let mut conn = Conn::acquire(&self.pool).await?;
+        let mut conn = Conn::acquire(&self.pool, &self.write_gate).await?;
         let mut tx = conn.begin().await?;
         let done = sqlx::query(&self.sql("DELETE FROM admins WHERE id = ?1"))
             .bind(id)
@@ -2025,7 +2316,14 @@ impl Store for SqlStore {
     }
 
     async fn prune_audit(&self, before_time: i64) -> Result<u64, StoreError> {
-        crate::audit::prune_events(&self.pool, self.backend, &self.audit, before_time).await
+        crate::audit::prune_events(
+            &self.pool,
+            &self.write_gate,
+            self.backend,
+            &self.audit,
+            before_time,
+        )
+        .await
     }
 }
 

@@ -2449,13 +2449,25 @@ mod store_suite {
             let (a, b) = (format!("cli_alt_a{i}"), format!("cli_alt_b{i}"));
             store.create_client(&client(&a)).await.unwrap();
             other.create_client(&client(&b)).await.unwrap();
+            // A session's event goes in the same call as the session on
+            // the head this store wrote last: stale here, every time.
+            let (sa, sb) = (format!("ses_alt_a{i}"), format!("ses_alt_b{i}"));
+            let n = 200 + 2 * i;
+            store
+                .create_session(&session(&sa, &a), &refresh(n).record(&sa, &sa, &a))
+                .await
+                .unwrap();
+            other
+                .create_session(&session(&sb, &b), &refresh(n + 1).record(&sb, &sb, &b))
+                .await
+                .unwrap();
         }
         let master = tessera_server::crypto::MasterKey::from_bytes(&[9; 32]).unwrap();
         let keys = tessera_server::audit::AuditKeys::from_master(&master).unwrap();
         let verified = tessera_server::audit::verify_store(&store, &keys)
             .await
             .unwrap();
-        assert!(verified.events >= 10, "{verified:?}");
+        assert!(verified.events >= 20, "{verified:?}");
         // Reopening applies no migration twice.
         store.close().await;
         SqlStore::open_file(&dir.path().join("t.db")).await.unwrap();
