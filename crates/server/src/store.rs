@@ -1084,6 +1084,24 @@ impl SqlStore {
         .map(|_| ())
     }
 
+    /// Appends `events` to the audit trail as the transaction's last
+    /// statements (by `actor` where the task's [`crate::audit::Context`]
+    /// names none) and commits it: no change without its events. They are
+    /// counted once committed.
+    async fn commit_audited(
+        &self,
+        mut tx: sqlx::Transaction<'_, sqlx::Any>,
+        events: &[Event],
+        actor: Actor,
+    ) -> Result<(), StoreError> {
+        for e in events {
+            self.audit(&mut tx, e, actor.clone()).await?;
+        }
+        tx.commit().await?;
+        counted(events);
+        Ok(())
+    }
+
     /// A secret (a token, by its SHA-256) as audit events name it.
     fn secret(&self, sha256: &[u8]) -> String {
         crate::audit::secret_ref(&self.audit, sha256)
@@ -1411,10 +1429,8 @@ impl Store for SqlStore {
         .execute(&mut *tx)
         .await?;
         let event = Event::success("client.created", &c.id, client_details(c));
-        self.audit(&mut tx, &event, Actor::system()).await?;
-        tx.commit().await?;
+        self.commit_audited(tx, &[event], Actor::system()).await?;
         conn.finished();
-        counted(&[event]);
         self.clients.forget(&c.id);
         Ok(())
     }
@@ -1498,12 +1514,8 @@ impl Store for SqlStore {
                 }),
             ));
         }
-        for e in &events {
-            self.audit(&mut tx, e, Actor::system()).await?;
-        }
-        tx.commit().await?;
+        self.commit_audited(tx, &events, Actor::system()).await?;
         conn.finished();
-        counted(&events);
         self.clients.forget(id);
         Ok(done.rows_affected() == 1)
     }
@@ -1552,12 +1564,8 @@ impl Store for SqlStore {
                 serde_json::json!({ "sessions_deleted": sessions.len() }),
             ));
         }
-        for e in &events {
-            self.audit(&mut tx, e, Actor::system()).await?;
-        }
-        tx.commit().await?;
+        self.commit_audited(tx, &events, Actor::system()).await?;
         conn.finished();
-        counted(&events);
         // After the commit: a read that began before it (and saw the row)
         // cannot keep what it read either, since forgetting bumps the count.
         self.clients.forget(id);
@@ -1689,10 +1697,8 @@ impl Store for SqlStore {
             .map_err(gone)?;
             self.insert_refresh(&mut tx, refresh).await?;
         }
-        self.audit(&mut tx, &event, actor).await?;
-        tx.commit().await?;
+        self.commit_audited(tx, &[event], actor).await?;
         conn.finished();
-        counted(&[event]);
         Ok(())
     }
 
@@ -1741,11 +1747,9 @@ impl Store for SqlStore {
             id,
             serde_json::json!({ "client_id": client_id }),
         );
-        self.audit(&mut tx, &event, Actor::client(client_id))
+        self.commit_audited(tx, &[event], Actor::client(client_id))
             .await?;
-        tx.commit().await?;
         conn.finished();
-        counted(&[event]);
         Ok(true)
     }
 
@@ -1880,11 +1884,9 @@ impl Store for SqlStore {
                         "refresh_token": self.secret(hash),
                     }),
                 };
-                self.audit(&mut tx, &event, Actor::client(client_id))
+                self.commit_audited(tx, &[event], Actor::client(client_id))
                     .await?;
-                tx.commit().await?;
                 conn.finished();
-                counted(&[event]);
                 return Ok(RefreshOutcome::Reused {
                     family_id,
                     session_id,
@@ -1962,12 +1964,11 @@ impl Store for SqlStore {
                 d.insert("jti".into(), t.jti.as_str().into());
                 d.insert("kid".into(), t.kid.clone().into());
             }
-            self.audit(&mut tx, &e, Actor::client(&t.client_id)).await?;
             events.push(e);
         }
-        tx.commit().await?;
+        self.commit_audited(tx, &events, Actor::client(&t.client_id))
+            .await?;
         conn.finished();
-        counted(&events);
         Ok(())
     }
 
@@ -2027,11 +2028,9 @@ impl Store for SqlStore {
             self.secret(hash),
             serde_json::json!({ "client_id": client_id, "kind": "sealed" }),
         );
-        self.audit(&mut tx, &event, Actor::client(client_id))
+        self.commit_audited(tx, &[event], Actor::client(client_id))
             .await?;
-        tx.commit().await?;
         conn.finished();
-        counted(&[event]);
         Ok(true)
     }
 
@@ -2063,11 +2062,9 @@ impl Store for SqlStore {
             jti,
             serde_json::json!({ "client_id": client_id, "kind": "client_credentials", "expires_at": expires_at }),
         );
-        self.audit(&mut tx, &event, Actor::client(client_id))
+        self.commit_audited(tx, &[event], Actor::client(client_id))
             .await?;
-        tx.commit().await?;
         conn.finished();
-        counted(&[event]);
         Ok(())
     }
 
@@ -2126,12 +2123,8 @@ impl Store for SqlStore {
                 serde_json::json!({ "previous_secret_valid_until": grace_until }),
             ));
         }
-        for e in &events {
-            self.audit(&mut tx, e, Actor::system()).await?;
-        }
-        tx.commit().await?;
+        self.commit_audited(tx, &events, Actor::system()).await?;
         conn.finished();
-        counted(&events);
         self.clients.forget(id);
         Ok(done.rows_affected() == 1)
     }
@@ -2229,10 +2222,8 @@ impl Store for SqlStore {
             target,
             serde_json::json!({ "by": by, "sessions_revoked": rows.len() }),
         );
-        self.audit(&mut tx, &event, Actor::system()).await?;
-        tx.commit().await?;
+        self.commit_audited(tx, &[event], Actor::system()).await?;
         conn.finished();
-        counted(&[event]);
         Ok(rows.len() as u64)
     }
 
@@ -2257,10 +2248,8 @@ impl Store for SqlStore {
                 "name": a.name, "scopes": a.scopes, "token": self.secret(&a.token_hash),
             }),
         );
-        self.audit(&mut tx, &event, Actor::cli()).await?;
-        tx.commit().await?;
+        self.commit_audited(tx, &[event], Actor::cli()).await?;
         conn.finished();
-        counted(&[event]);
         Ok(())
     }
 
@@ -2294,12 +2283,8 @@ impl Store for SqlStore {
         if done.rows_affected() == 1 {
             events.push(Event::success("admin.deleted", id, serde_json::json!({})));
         }
-        for e in &events {
-            self.audit(&mut tx, e, Actor::cli()).await?;
-        }
-        tx.commit().await?;
+        self.commit_audited(tx, &events, Actor::cli()).await?;
         conn.finished();
-        counted(&events);
         Ok(done.rows_affected() == 1)
     }
 
