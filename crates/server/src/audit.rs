@@ -685,6 +685,12 @@ impl HeadCache {
             *h = Some(head);
         }
     }
+    /// Forgets the head (another store moved it).
+    pub(crate) fn forget(&self) {
+        if let Ok(mut h) = self.0.lock() {
+            *h = None;
+        }
+    }
 }
 
 /// On SQLite, inside a transaction that holds the write lock: the event
@@ -1055,7 +1061,7 @@ pub(crate) async fn prune_events(
         return Ok(0);
     }
     let mut conn = crate::store::Conn::acquire(pool, gate).await?;
-    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+    let mut tx = sqlx::Connection::begin(conn.get()?).await?;
     let head = lock_head(&mut tx, backend, false).await?;
     if !head.is_authentic(keys) {
         return Err(head_refused());

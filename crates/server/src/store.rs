@@ -799,18 +799,23 @@ enum Inner {
     Writer(tokio::sync::OwnedMutexGuard<Writer>),
 }
 
+/// How long a write waits for its turn (SQLite): as long as a pool
+/// acquisition may wait.
+const WRITER_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
 impl Conn {
     /// The connection for a write transaction: the writer once `gate` gives
     /// this task its turn (SQLite), or one from `pool` (PostgreSQL).
     pub(crate) async fn acquire(pool: &AnyPool, gate: &WriteGate) -> Result<Conn, StoreError> {
         let inner = match &gate.0 {
             Some(writer) => {
-                let mut turn = writer.clone().lock_owned().await;
-                if turn.in_doubt {
-                    // Dropping the old connection closes it (SQLite rolls
-                    // back whatever it had open).
-                    turn.conn = pool.acquire().await?.detach();
-                    turn.in_doubt = false;
+                let mut turn = tokio::time::timeout(WRITER_WAIT, writer.clone().lock_owned())
+                    .await
+                    .map_err(|_| StoreError::Database(sqlx::Error::PoolTimedOut))?;
+                if turn.conn.is_none() {
+                    // The last one was closed (a transaction that did not
+                    // end as planned, or the store closed): a new one.
+                    turn.conn = Some(pool.acquire().await?.detach());
                 }
                 Inner::Writer(turn)
             }
@@ -822,29 +827,21 @@ impl Conn {
         })
     }
 
+    /// The connection.
+    pub(crate) fn get(&mut self) -> Result<&mut sqlx::AnyConnection, StoreError> {
+        match &mut self.inner {
+            Inner::Pooled(c) => Ok(c),
+            Inner::Writer(w) => w
+                .conn
+                .as_mut()
+                .ok_or_else(|| StoreError::Corrupt("the store's writer is closed".into())),
+        }
+    }
+
     /// The transaction on it was committed or rolled back without error:
     /// the connection may be used again.
     pub(crate) fn finished(&mut self) {
         self.finished = true;
-    }
-}
-
-impl std::ops::Deref for Conn {
-    type Target = sqlx::AnyConnection;
-    fn deref(&self) -> &Self::Target {
-        match &self.inner {
-            Inner::Pooled(c) => c,
-            Inner::Writer(w) => &w.conn,
-        }
-    }
-}
-
-impl std::ops::DerefMut for Conn {
-    fn deref_mut(&mut self) -> &mut Self::Target {
-        match &mut self.inner {
-            Inner::Pooled(c) => c,
-            Inner::Writer(w) => &mut w.conn,
-        }
     }
 }
 
@@ -853,7 +850,10 @@ impl Drop for Conn {
         if !self.finished {
             match &mut self.inner {
                 Inner::Pooled(c) => c.close_on_drop(),
-                Inner::Writer(w) => w.in_doubt = true,
+                // Closed now, before the next writer's turn: SQLite rolls
+                // back what it had open and releases its lock — also when
+                // the task was cancelled in the middle of a one-call write.
+                Inner::Writer(w) => w.conn = None,
             }
         }
     }
@@ -872,21 +872,32 @@ impl Drop for Conn {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct WriteGate(Option<Arc<tokio::sync::Mutex<Writer>>>);
 
-/// SQLite's writer connection.
+/// SQLite's writer connection: `None` once closed, opened again on the
+/// next write.
 #[derive(Debug)]
 pub(crate) struct Writer {
-    conn: sqlx::AnyConnection,
-    /// A transaction on it did not end as planned: replaced before use.
-    in_doubt: bool,
+    conn: Option<sqlx::AnyConnection>,
 }
 
 impl WriteGate {
     /// One writer at a time on `conn` (SQLite).
     fn one_at_a_time(conn: sqlx::AnyConnection) -> WriteGate {
         WriteGate(Some(Arc::new(tokio::sync::Mutex::new(Writer {
-            conn,
-            in_doubt: false,
+            conn: Some(conn),
         }))))
+    }
+
+    /// Closes the writer (its last transaction ended), waiting for SQLite
+    /// to close the file; a later write opens it again.
+    async fn close(&self) {
+        if let Some(writer) = &self.0 {
+            let conn = writer.lock().await.conn.take();
+            if let Some(conn) = conn {
+                if let Err(e) = sqlx::Connection::close(conn).await {
+                    tracing::warn!(error = %e, "closing the store's writer");
+                }
+            }
+        }
     }
 }
 
@@ -1049,6 +1060,7 @@ impl SqlStore {
 
     /// Closes the pool (on shutdown).
     pub async fn close(&self) {
+        self.write_gate.close().await;
         self.pool.close().await;
     }
 
@@ -1197,7 +1209,7 @@ impl SqlStore {
         // row returned says it was written: a multi-statement query's
         // "rows affected" also counts BEGIN and COMMIT, as whatever the
         // connection's last change was.)
-        .fetch_all(&mut *conn)
+        .fetch_all(conn.get()?)
         .await;
         let outcome = match written {
             Ok(rows) => {
@@ -1210,7 +1222,7 @@ impl SqlStore {
             Err(e) => {
                 // Left open unless the COMMIT failed; a ROLLBACK that fails
                 // leaves the connection in doubt, and it is closed (Conn).
-                if sqlx::query("ROLLBACK").execute(&mut *conn).await.is_ok() {
+                if sqlx::query("ROLLBACK").execute(conn.get()?).await.is_ok() {
                     conn.finished();
                 }
                 Err(e.into())
@@ -1310,7 +1322,7 @@ impl Store for SqlStore {
         new_keys: &[KeyRecord],
     ) -> Result<(), StoreError> {
         let mut conn = Conn::acquire(&self.pool, &self.write_gate).await?;
-        let mut tx = conn.begin().await?;
+        let mut tx = conn.get()?.begin().await?;
         if self.backend == Backend::Postgres {
             // One node at a time changes keys; the others wait here, then find
             // their plan stale (the states below no longer match) and reload.
@@ -1411,7 +1423,7 @@ impl Store for SqlStore {
         let grants = to_json(&c.grants)?;
         let r = &c.registration;
         let mut conn = Conn::acquire(&self.pool, &self.write_gate).await?;
-        let mut tx = conn.begin().await?;
+        let mut tx = conn.get()?.begin().await?;
         sqlx::query(&self.sql(&format!("INSERT INTO clients ({CLIENT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)")))
         .bind(&c.id)
         .bind(&c.name)
@@ -1470,7 +1482,7 @@ impl Store for SqlStore {
         now: i64,
     ) -> Result<bool, StoreError> {
         let mut conn = Conn::acquire(&self.pool, &self.write_gate).await?;
-        let mut tx = conn.begin().await?;
+        let mut tx = conn.get()?.begin().await?;
         sqlx::query(&self.sql("DELETE FROM used_assertions WHERE expires_at < ?1"))
             .bind(now)
             .execute(&mut *tx)
@@ -1491,7 +1503,7 @@ impl Store for SqlStore {
 
     async fn update_registration(&self, id: &str, r: &Registration) -> Result<bool, StoreError> {
         let mut conn = Conn::acquire(&self.pool, &self.write_gate).await?;
-        let mut tx = conn.begin().await?;
+        let mut tx = conn.get()?.begin().await?;
         let done = sqlx::query(&self.sql(
             "UPDATE clients SET audiences = ?1, scopes = ?2, may_act = ?3, introspect = ?4, \
              legacy = 0 WHERE id = ?5",
@@ -1522,7 +1534,7 @@ impl Store for SqlStore {
 
     async fn delete_client(&self, id: &str) -> Result<bool, StoreError> {
         let mut conn = Conn::acquire(&self.pool, &self.write_gate).await?;
-        let mut tx = conn.begin().await?;
+        let mut tx = conn.get()?.begin().await?;
         // Sealed tokens issued to other clients (exchangers) for its
         // sessions die with those sessions.
         let sessions = sqlx::query(&self.sql("SELECT id FROM sessions WHERE client_id = ?1"))
@@ -1637,11 +1649,12 @@ impl Store for SqlStore {
                 &claims,
                 &scope,
             );
-            match append.bind(query).execute(&mut *conn).await {
+            match append.bind(query).execute(conn.get()?).await {
                 Ok(_) => {
                     conn.finished();
-                    drop(conn);
+                    // The new head cached before the next writer's turn.
                     append.appended(&self.audit_head);
+                    drop(conn);
                     counted(&[event]);
                     return Ok(());
                 }
@@ -1650,7 +1663,7 @@ impl Store for SqlStore {
                     // was the COMMIT; a ROLLBACK that fails leaves the
                     // connection in doubt, and it is closed (Conn).
                     let moved = crate::audit::CachedAppend::moved(&e);
-                    if sqlx::query("ROLLBACK").execute(&mut *conn).await.is_err() {
+                    if sqlx::query("ROLLBACK").execute(conn.get()?).await.is_err() {
                         return Err(gone(e));
                     }
                     if !moved {
@@ -1658,11 +1671,12 @@ impl Store for SqlStore {
                         return Err(gone(e));
                     }
                     // Another store appended since this one did: the usual
-                    // way below, on a fresh transaction.
+                    // way below, on a fresh transaction, reading the head.
+                    self.audit_head.forget();
                 }
             }
         }
-        let mut tx = conn.begin().await?;
+        let mut tx = conn.get()?.begin().await?;
         if sqlite {
             let query = bind_session_inserts(
                 sqlx::query(SQLITE_SESSION_INSERTS),
@@ -1719,7 +1733,7 @@ impl Store for SqlStore {
         now: i64,
     ) -> Result<bool, StoreError> {
         let mut conn = Conn::acquire(&self.pool, &self.write_gate).await?;
-        let mut tx = conn.begin().await?;
+        let mut tx = conn.get()?.begin().await?;
         let done = sqlx::query(&self.sql("UPDATE sessions SET revoked_at = COALESCE(revoked_at, ?1) WHERE id = ?2 AND client_id = ?3"))
         .bind(now)
         .bind(id)
@@ -1801,7 +1815,7 @@ impl Store for SqlStore {
             }
         }
         let mut conn = Conn::acquire(&self.pool, &self.write_gate).await?;
-        let mut tx = conn.begin().await?;
+        let mut tx = conn.get()?.begin().await?;
         if self.backend == Backend::Postgres {
             // Rows are locked in one order, session first, then its tokens:
             // every use of a family queues on its session row. (Locking the
@@ -1932,7 +1946,7 @@ impl Store for SqlStore {
         event: Option<&Event>,
     ) -> Result<(), StoreError> {
         let mut conn = Conn::acquire(&self.pool, &self.write_gate).await?;
-        let mut tx = conn.begin().await?;
+        let mut tx = conn.get()?.begin().await?;
         sqlx::query(&self.sql("DELETE FROM sealed_tokens WHERE expires_at < ?1"))
             .bind(now)
             .execute(&mut *tx)
@@ -2007,7 +2021,7 @@ impl Store for SqlStore {
         now: i64,
     ) -> Result<bool, StoreError> {
         let mut conn = Conn::acquire(&self.pool, &self.write_gate).await?;
-        let mut tx = conn.begin().await?;
+        let mut tx = conn.get()?.begin().await?;
         let done = sqlx::query(&self.sql(
             "UPDATE sealed_tokens SET revoked_at = COALESCE(revoked_at, ?1) \
              WHERE hash = ?2 AND client_id = ?3",
@@ -2042,7 +2056,7 @@ impl Store for SqlStore {
         now: i64,
     ) -> Result<(), StoreError> {
         let mut conn = Conn::acquire(&self.pool, &self.write_gate).await?;
-        let mut tx = conn.begin().await?;
+        let mut tx = conn.get()?.begin().await?;
         sqlx::query(&self.sql("DELETE FROM revoked_tokens WHERE expires_at < ?1"))
             .bind(now)
             .execute(&mut *tx)
@@ -2088,7 +2102,7 @@ impl Store for SqlStore {
         grace_until: Option<i64>,
     ) -> Result<bool, StoreError> {
         let mut conn = Conn::acquire(&self.pool, &self.write_gate).await?;
-        let mut tx = conn.begin().await?;
+        let mut tx = conn.get()?.begin().await?;
         // On the right of SET every column is its value before the update.
         let done = match grace_until {
             Some(until) => {
@@ -2167,7 +2181,7 @@ impl Store for SqlStore {
             Revocation::IssuedBefore(t) => ("created_at < ?3", None, Some(*t)),
         };
         let mut conn = Conn::acquire(&self.pool, &self.write_gate).await?;
-        let mut tx = conn.begin().await?;
+        let mut tx = conn.get()?.begin().await?;
         // The write first (SQLite takes its write lock here), the ids with it.
         let update = self.sql(&format!(
             "UPDATE sessions SET revoked_at = ?1 \
@@ -2229,7 +2243,7 @@ impl Store for SqlStore {
 
     async fn create_admin(&self, a: &AdminRecord) -> Result<(), StoreError> {
         let mut conn = Conn::acquire(&self.pool, &self.write_gate).await?;
-        let mut tx = conn.begin().await?;
+        let mut tx = conn.get()?.begin().await?;
         sqlx::query(&self.sql(
             "INSERT INTO admins (id, name, scopes, token_hash, created_at) \
              VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -2274,7 +2288,7 @@ impl Store for SqlStore {
 
     async fn delete_admin(&self, id: &str) -> Result<bool, StoreError> {
         let mut conn = Conn::acquire(&self.pool, &self.write_gate).await?;
-        let mut tx = conn.begin().await?;
+        let mut tx = conn.get()?.begin().await?;
         let done = sqlx::query(&self.sql("DELETE FROM admins WHERE id = ?1"))
             .bind(id)
             .execute(&mut *tx)
