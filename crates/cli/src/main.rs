@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 mod common;
+mod dpop_cmd;
 mod jwe_cmd;
 mod jwk_cmd;
 mod jws_cmd;
@@ -106,6 +107,9 @@ enum Command {
     /// JSON Web Tokens: sign, verify (also nested JWS-in-JWE), inspect.
     #[command(subcommand, arg_required_else_help = false)]
     Jwt(jwt_cmd::JwtCommand),
+    /// DPoP (RFC 9449): proofs of possession of your key, for each request.
+    #[command(subcommand, arg_required_else_help = false)]
+    Dpop(dpop_cmd::DpopCommand),
     /// Print a shell completion script.
     #[command(after_help = "Example (bash):
   tessera completions bash > ~/.local/share/bash-completion/completions/tessera")]
@@ -291,6 +295,7 @@ fn main() -> ExitCode {
         Command::Jws(c) => return jose(jws_cmd::run(c)),
         Command::Jwe(c) => return jose(jwe_cmd::run(c)),
         Command::Jwt(c) => return jose(jwt_cmd::run(c)),
+        Command::Dpop(c) => return jose(dpop_cmd::run(c)),
         Command::Completions { shell } => {
             let mut out = Vec::new();
             clap_complete::generate(shell, &mut Cli::command(), "tessera", &mut out);
@@ -351,6 +356,7 @@ fn main() -> ExitCode {
         | Command::Jws(_)
         | Command::Jwe(_)
         | Command::Jwt(_)
+        | Command::Dpop(_)
         | Command::Completions { .. } => ExitCode::from(2),
     }
 }

@@ -98,6 +98,12 @@ impl Hash {
             Hash::Sha512 => 64,
         }
     }
+
+    /// The digest of `data` (e.g. RFC 9449's `ath`, the SHA-256 of an
+    /// access token).
+    pub fn digest(self, data: &[u8]) -> Vec<u8> {
+        crate::crypto::digest(self, data)
+    }
 }
 
 /// What kind of key an algorithm needs.

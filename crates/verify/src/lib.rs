@@ -70,6 +70,7 @@
 //!   (`typ: step-up+jwt`) are accepted too.
 #![forbid(unsafe_code)]
 
+pub mod dpop;
 mod error;
 mod extract;
 pub mod keys;

@@ -1446,3 +1446,98 @@ fn help_and_completions() {
         assert!(out.stderr.contains("requires a subcommand"), "{cmd:?}");
     }
 }
+
+/// `tessera dpop proof`: a proof the service's own checker accepts, with
+/// `ath` and `nonce` when asked; refused keys and methods exit 2.
+#[test]
+fn dpop_proof_command() {
+    use tessera_verify::dpop;
+    let d = Dir::new();
+    d.key("device.jwk", &["--kty", "EC", "--crv", "P-256"]);
+    d.key("ed.jwk", &["--kty", "OKP", "--crv", "Ed25519"]);
+    d.key("hmac.jwk", &["--kty", "oct"]);
+    d.public("device.jwk", "device.pub.jwk");
+    let url = "https://auth.example.com/oauth2/token";
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let valid = |n: &str| n == "n-1";
+    for (key, alg) in [("device.jwk", "ES256"), ("ed.jwk", "EdDSA")] {
+        let out = d
+            .run(&[
+                "dpop",
+                "proof",
+                "--key",
+                key,
+                "--htm",
+                "POST",
+                "--htu",
+                "https://auth.example.com/oauth2/token?ignored=1",
+                "--token",
+                "T.T.T",
+                "--nonce",
+                "n-1",
+            ])
+            .expect(0);
+        let proof = out.text();
+        assert!(proof.ends_with('\n') && !proof.trim().contains('\n'));
+        let request = dpop::Request {
+            method: "POST",
+            url,
+            access_token: Some("T.T.T"),
+            nonce: dpop::Nonce::Required(&valid),
+        };
+        let checked = dpop::check(proof.trim(), &dpop::ProofRules::default(), &request, now)
+            .unwrap_or_else(|e| panic!("{key}: {e}"));
+        assert_eq!(checked.alg.name(), alg);
+        assert!(!checked.key.is_private(), "only the public key travels");
+    }
+    // Two proofs differ (their jti), even within one second.
+    let a = d
+        .run(&[
+            "dpop",
+            "proof",
+            "--key",
+            "device.jwk",
+            "--htm",
+            "GET",
+            "--htu",
+            url,
+        ])
+        .expect(0);
+    let b = d
+        .run(&[
+            "dpop",
+            "proof",
+            "--key",
+            "device.jwk",
+            "--htm",
+            "GET",
+            "--htu",
+            url,
+        ])
+        .expect(0);
+    assert_ne!(a.text(), b.text());
+    // Refused: a public key, a MAC key, alg none, a method that is not one.
+    for args in [
+        vec!["--key", "device.pub.jwk", "--htm", "POST", "--htu", url],
+        vec!["--key", "hmac.jwk", "--htm", "POST", "--htu", url],
+        vec![
+            "--key",
+            "device.jwk",
+            "--alg",
+            "none",
+            "--htm",
+            "POST",
+            "--htu",
+            url,
+        ],
+        vec!["--key", "device.jwk", "--htm", "PO ST", "--htu", url],
+        vec!["--key", "device.jwk", "--htm", "POST", "--htu", "not a url"],
+    ] {
+        let mut all = vec!["dpop", "proof"];
+        all.extend(args.iter());
+        d.run(&all).expect(2);
+    }
+}

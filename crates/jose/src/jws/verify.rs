@@ -388,6 +388,13 @@ impl UnverifiedJws {
         (payload, headers)
     }
 
+    /// The protected header of the first signature (e.g. a DPoP proof's
+    /// `jwk`, RFC 9449, from which the proof's verifier is built): not
+    /// authenticated until [`UnverifiedJws::verify`] succeeds.
+    pub fn protected_header(&self) -> Option<&Map<String, Value>> {
+        self.signatures.first().map(|s| &s.protected)
+    }
+
     /// The `kid` of the first signature, if any (e.g. to choose a verifier).
     pub fn kid(&self) -> Option<&str> {
         let s = self.signatures.first()?;

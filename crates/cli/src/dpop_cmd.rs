@@ -1,0 +1,141 @@
+//! `tessera dpop …`: DPoP proofs (RFC 9449) for curl and scripts.
+
+use std::path::PathBuf;
+
+use clap::Subcommand;
+use tessera_jose::jwa::JwsAlgorithm;
+use tessera_jose::jwk::Jwk;
+use tessera_verify::dpop;
+
+use crate::common::{emit_line, jws_alg, Failure, KeyFile, Outcome};
+
+/// The `dpop` subcommands.
+#[derive(Subcommand)]
+pub enum DpopCommand {
+    /// Print a DPoP proof for one request, signed with your private key; its
+    /// public part goes in the proof's header.
+    ///
+    /// A fresh proof for every request: each has its own jti and the time
+    /// of signing, and a server accepts it once, for a minute.
+    #[command(after_help = "Examples:
+  tessera jwk generate --kty EC --crv P-256 > device.jwk
+  curl -H \"DPoP: $(tessera dpop proof --key device.jwk --htm POST --htu https://auth.example.com/oauth2/token)\" \\
+       -u \"$CLIENT_ID:$CLIENT_SECRET\" -d grant_type=client_credentials https://auth.example.com/oauth2/token
+  curl -H \"Authorization: DPoP $TOKEN\" \\
+       -H \"DPoP: $(tessera dpop proof --key device.jwk --htm GET --htu https://api.example.com/orders --token \"$TOKEN\")\" \\
+       https://api.example.com/orders")]
+    Proof {
+        /// The private key: a JWK (or a JWK Set holding one key) or a PEM key.
+        #[arg(long, value_name = "KEY.jwk")]
+        key: PathBuf,
+        /// The algorithm (default: the key's own `alg`, else ES256, ES384 or
+        /// ES512 by curve, EdDSA for Ed25519, RS256 for RSA).
+        #[arg(long)]
+        alg: Option<String>,
+        /// The request's HTTP method (htm), e.g. POST.
+        #[arg(long)]
+        htm: String,
+        /// The request's URL (htu); query and fragment are left out.
+        #[arg(long)]
+        htu: String,
+        /// The access token the request carries: adds its hash (ath).
+        #[arg(long)]
+        token: Option<String>,
+        /// The server's nonce (from its DPoP-Nonce header).
+        #[arg(long)]
+        nonce: Option<String>,
+        /// The proof's id (default: 128 random bits).
+        #[arg(long)]
+        jti: Option<String>,
+        /// The time of signing, Unix seconds (default: now).
+        #[arg(long)]
+        iat: Option<i64>,
+    },
+}
+
+/// Runs a `dpop` command.
+pub fn run(command: DpopCommand) -> Outcome {
+    match command {
+        DpopCommand::Proof {
+            key,
+            alg,
+            htm,
+            htu,
+            token,
+            nonce,
+            jti,
+            iat,
+        } => {
+            let file = KeyFile::read(&key, "--key")?;
+            let jwk = file.pick(None)?;
+            if !jwk.is_private() || jwk.is_symmetric() {
+                return Err(Failure::Usage(format!(
+                    "--key {}: a DPoP proof is signed with a private asymmetric key (EC, OKP or RSA)",
+                    key.display()
+                )));
+            }
+            let alg = match alg {
+                Some(name) => jws_alg(&name)?,
+                None => default_alg(jwk)?,
+            };
+            if htm.is_empty() || !htm.bytes().all(|b| b.is_ascii_alphabetic()) {
+                return Err(Failure::Usage(format!(
+                    "--htm {htm:?}: an HTTP method such as POST"
+                )));
+            }
+            let jti = match jti {
+                Some(j) if !j.is_empty() && j.len() <= dpop::MAX_JTI_BYTES => j,
+                Some(_) => {
+                    return Err(Failure::Usage(format!(
+                        "--jti: 1 to {} bytes",
+                        dpop::MAX_JTI_BYTES
+                    )))
+                }
+                None => tessera_server::crypto::random_token(16)
+                    .map_err(|e| Failure::Usage(format!("no randomness for the jti: {e}")))?
+                    .to_string(),
+            };
+            let iat = iat.unwrap_or_else(now);
+            let proof = dpop::sign(
+                jwk,
+                alg,
+                &dpop::NewProof {
+                    method: &htm,
+                    url: &htu,
+                    jti: &jti,
+                    iat,
+                    access_token: token.as_deref(),
+                    nonce: nonce.as_deref(),
+                },
+            )
+            .map_err(|e| Failure::Usage(format!("cannot make the proof: {e}")))?;
+            emit_line(&proof)
+        }
+    }
+}
+
+/// The algorithm a key signs proofs with when none is named.
+fn default_alg(key: &Jwk) -> Outcome<JwsAlgorithm> {
+    if let Some(name) = key.alg() {
+        return jws_alg(name);
+    }
+    Ok(match (key.kty(), key.curve_name()) {
+        ("EC", Some("P-256")) => JwsAlgorithm::ES256,
+        ("EC", Some("P-384")) => JwsAlgorithm::ES384,
+        ("EC", Some("P-521")) => JwsAlgorithm::ES512,
+        ("OKP", Some("Ed25519")) => JwsAlgorithm::EdDSA,
+        ("RSA", _) => JwsAlgorithm::RS256,
+        (kty, crv) => {
+            return Err(Failure::Usage(format!(
+                "--key: no DPoP algorithm for a {kty} key{}; name one with --alg",
+                crv.map(|c| format!(" on {c}")).unwrap_or_default()
+            )))
+        }
+    })
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
