@@ -403,6 +403,14 @@ impl Server {
                         }
                         Err(e) => tracing::error!(error = %e, "audit pruning failed; will retry"),
                     }
+                    match store::Store::prune_dpop_proofs(&maintenance_store, SystemClock.now())
+                        .await
+                    {
+                        Ok(n) => tracing::debug!(proofs = n, "forgot expired DPoP proofs"),
+                        Err(e) => {
+                            tracing::error!(error = %e, "pruning DPoP proofs failed; will retry")
+                        }
+                    }
                 }
                 refresh_sealing_keys(&state, &mut fetched, started).await;
             }

@@ -581,6 +581,20 @@ pub trait Store: Send + Sync + 'static {
     /// head on the last deleted one. Returns how many it deleted.
     fn prune_audit(&self, before_time: i64)
         -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// Records a DPoP proof by its replay key
+    /// ([`tessera_verify::dpop::replay_key`]) until `expires_at`: `true` if
+    /// it was not recorded (or its record had expired by `now`), `false` if
+    /// it was — in one statement, so that of two uses on any nodes exactly
+    /// one is first.
+    fn dpop_first_use(
+        &self,
+        key: &[u8],
+        expires_at: i64,
+        now: i64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Deletes the DPoP proof records expired by `now`; returns how many.
+    fn prune_dpop_proofs(&self, now: i64) -> impl Future<Output = Result<u64, StoreError>> + Send;
 }
 
 fn json_list(text: &str) -> Result<Vec<String>, StoreError> {
@@ -1273,6 +1287,23 @@ fn bind_session_inserts<'q>(
     claims: &'q str,
     scope: &'q str,
 ) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    bind_session(query, s, [roles, amr, claims, scope])
+        .bind(&r.hash)
+        .bind(&r.family_id)
+        .bind(&r.session_id)
+        .bind(&r.client_id)
+        .bind(r.created_at)
+        .bind(r.expires_at)
+}
+
+/// Binds a session's twelve columns in the order of its inserts; `stored`
+/// is its roles, amr, claims and scope as stored.
+fn bind_session<'q>(
+    query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    s: &'q SessionRecord,
+    stored: [&'q str; 4],
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    let [roles, amr, claims, scope] = stored;
     query
         .bind(&s.id)
         .bind(&s.client_id)
@@ -1286,12 +1317,6 @@ fn bind_session_inserts<'q>(
         .bind(s.expires_at)
         .bind(scope)
         .bind(&s.acr)
-        .bind(&r.hash)
-        .bind(&r.family_id)
-        .bind(&r.session_id)
-        .bind(&r.client_id)
-        .bind(r.created_at)
-        .bind(r.expires_at)
 }
 
 impl Store for SqlStore {
@@ -1689,23 +1714,20 @@ impl Store for SqlStore {
             );
             query.execute(&mut *tx).await.map_err(gone)?;
         } else {
-            sqlx::query(
-                "INSERT INTO sessions (id, client_id, sub, org, roles, amr, audience, claims, \
-                 created_at, expires_at, scope, acr) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+            bind_session(
+                sqlx::query(
+                    "INSERT INTO sessions (id, client_id, sub, org, roles, amr, audience, \
+                     claims, created_at, expires_at, scope, acr) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                ),
+                s,
+                [
+                    roles.as_str(),
+                    amr.as_str(),
+                    claims.as_str(),
+                    scope.as_str(),
+                ],
             )
-            .bind(&s.id)
-            .bind(&s.client_id)
-            .bind(&s.sub)
-            .bind(&s.org)
-            .bind(&roles)
-            .bind(&amr)
-            .bind(&s.audience)
-            .bind(&claims)
-            .bind(s.created_at)
-            .bind(s.expires_at)
-            .bind(&scope)
-            .bind(&s.acr)
             .execute(&mut *tx)
             .await
             .map_err(gone)?;
@@ -2324,6 +2346,39 @@ impl Store for SqlStore {
         )
         .await
     }
+
+    async fn dpop_first_use(
+        &self,
+        key: &[u8],
+        expires_at: i64,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let mut conn = Conn::acquire(&self.pool, &self.write_gate).await?;
+        // Inserted, or an expired record taken over: one row; a live record
+        // of the same proof: none.
+        let done = sqlx::query(&self.sql(
+            "INSERT INTO dpop_proofs (proof_key, expires_at) VALUES (?1, ?2) \
+             ON CONFLICT (proof_key) DO UPDATE SET expires_at = excluded.expires_at \
+             WHERE dpop_proofs.expires_at < ?3",
+        ))
+        .bind(key)
+        .bind(expires_at)
+        .bind(now)
+        .execute(conn.get()?)
+        .await?;
+        conn.finished();
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn prune_dpop_proofs(&self, now: i64) -> Result<u64, StoreError> {
+        let mut conn = Conn::acquire(&self.pool, &self.write_gate).await?;
+        let done = sqlx::query(&self.sql("DELETE FROM dpop_proofs WHERE expires_at < ?1"))
+            .bind(now)
+            .execute(conn.get()?)
+            .await?;
+        conn.finished();
+        Ok(done.rows_affected())
+    }
 }
 
 fn to_json(list: &[String]) -> Result<String, StoreError> {
@@ -2369,4 +2424,19 @@ fn client_from_row(r: &AnyRow) -> Result<ClientRecord, StoreError> {
             _ => None,
         },
     })
+}
+
+/// The service's DPoP replay cache is its store: every node sees every
+/// proof.
+impl tessera_verify::dpop::ReplayCache for SqlStore {
+    async fn first_use(
+        &self,
+        key: &[u8],
+        until: i64,
+        now: i64,
+    ) -> Result<bool, tessera_verify::dpop::ReplayCacheError> {
+        self.dpop_first_use(key, until, now)
+            .await
+            .map_err(|e| tessera_verify::dpop::ReplayCacheError(e.to_string()))
+    }
 }

@@ -2424,6 +2424,42 @@ mod store_suite {
         assert!(short.client("cli_s").await.unwrap().is_none());
     }
 
+    /// DPoP proofs (RFC 9449 §11.1): each is first used once across the
+    /// stores of one database (the service's nodes), for as long as it
+    /// lives; an expired record is taken over; expired ones are pruned.
+    async fn dpop_replay(a: &SqlStore, b: &SqlStore) {
+        use tessera_verify::dpop::replay_key;
+        let key = replay_key("jkt", "jti-1");
+        assert!(a.dpop_first_use(&key, NOW + 60, NOW).await.unwrap());
+        assert!(!b.dpop_first_use(&key, NOW + 61, NOW + 1).await.unwrap());
+        assert!(!a.dpop_first_use(&key, NOW + 120, NOW + 60).await.unwrap());
+        assert!(b.dpop_first_use(&key, NOW + 121, NOW + 61).await.unwrap());
+        // The same jti under another key is another proof.
+        assert!(a
+            .dpop_first_use(&replay_key("jkt-2", "jti-1"), NOW + 60, NOW)
+            .await
+            .unwrap());
+        // Many uses at once on both stores: exactly one first.
+        let key = replay_key("jkt", "jti-race");
+        let tasks: Vec<_> = (0..20)
+            .map(|i| {
+                let s = if i % 2 == 0 { a.clone() } else { b.clone() };
+                let key = key.clone();
+                tokio::spawn(async move { s.dpop_first_use(&key, NOW + 60, NOW).await.unwrap() })
+            })
+            .collect();
+        let mut first = 0;
+        for t in tasks {
+            first += usize::from(t.await.unwrap());
+        }
+        assert_eq!(first, 1);
+        // Pruned once expired: not at their last second, after it.
+        assert_eq!(a.prune_dpop_proofs(NOW + 60).await.unwrap(), 0);
+        assert_eq!(a.prune_dpop_proofs(NOW + 61).await.unwrap(), 2);
+        assert_eq!(b.prune_dpop_proofs(NOW + 1_000).await.unwrap(), 1);
+        assert_eq!(a.prune_dpop_proofs(NOW + 1_000).await.unwrap(), 0);
+    }
+
     #[tokio::test]
     async fn sqlite() {
         let dir = tempfile::tempdir().unwrap();
@@ -2443,6 +2479,7 @@ mod store_suite {
             "write-ahead log in use"
         );
         one_winner(&store, 50).await;
+        dpop_replay(&store, &other).await;
         // Two stores on one file appended in turn (each keeps the head it
         // wrote last, checked before use): one chain, which verifies.
         for i in 0..5 {
@@ -2620,6 +2657,7 @@ audience = "https://billing.example.com"
         one_winner(&store, 200).await;
         let cached = keyed(SqlStore::open_url(&url).await.unwrap())
             .cache_clients(std::time::Duration::from_secs(3600));
+        dpop_replay(&store, &cached).await;
         client_cache(&cached, &store).await;
         let short = store
             .clone()

@@ -302,34 +302,19 @@ fn claim_failures_each_have_their_own_error() {
         err(&with(&|c| c["htm"] = json!("post")), &request()),
         DpopError::Htm
     );
-    assert_eq!(
-        err(
-            &with(&|c| c["htu"] = json!("https://auth.example.com/oauth2/introspect")),
-            &request()
-        ),
-        DpopError::Htu
-    );
-    assert_eq!(
-        err(
-            &with(&|c| c["htu"] = json!("https://evil.example.com/oauth2/token")),
-            &request()
-        ),
-        DpopError::Htu
-    );
-    assert_eq!(
-        err(
-            &with(&|c| c["htu"] = json!("http://auth.example.com/oauth2/token")),
-            &request()
-        ),
-        DpopError::Htu
-    );
-    assert_eq!(
-        err(
-            &with(&|c| c["htu"] = json!("https://auth.example.com:8443/oauth2/token")),
-            &request()
-        ),
-        DpopError::Htu
-    );
+    // Another path, host, scheme or port.
+    for htu in [
+        "https://auth.example.com/oauth2/introspect",
+        "https://evil.example.com/oauth2/token",
+        "http://auth.example.com/oauth2/token",
+        "https://auth.example.com:8443/oauth2/token",
+    ] {
+        assert_eq!(
+            err(&with(&|c| c["htu"] = json!(htu)), &request()),
+            DpopError::Htu,
+            "{htu}"
+        );
+    }
     // iat: ±1 h refused; the edges of the window.
     assert_eq!(
         err(&with(&|c| c["iat"] = json!(NOW - 3600)), &request()),
