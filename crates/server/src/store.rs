@@ -1165,21 +1165,27 @@ impl SqlStore {
         accept: &(dyn Fn(&SessionRecord) -> bool + Sync),
         now: i64,
     ) -> Result<Option<SessionRecord>, StoreError> {
-        let columns = SESSION_COLUMNS
-            .split(", ")
-            .map(|c| format!("s.{c}"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let row = sqlx::query(&format!(
-            "SELECT r.family_id AS token_family, r.used_at AS token_used_at, \
-             r.revoked_at AS token_revoked_at, r.expires_at AS token_expires_at, {columns} \
-             FROM refresh_tokens r JOIN sessions s ON s.id = r.session_id \
-             WHERE r.hash = ?1 AND r.client_id = ?2"
-        ))
-        .bind(hash)
-        .bind(client_id)
-        .fetch_optional(&self.pool)
-        .await?;
+        // Written once: the refresh path's read, its session's columns named
+        // from the join.
+        static READ: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        let read = READ.get_or_init(|| {
+            let columns = SESSION_COLUMNS
+                .split(", ")
+                .map(|c| format!("s.{c}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            format!(
+                "SELECT r.family_id AS token_family, r.used_at AS token_used_at, \
+                 r.revoked_at AS token_revoked_at, r.expires_at AS token_expires_at, {columns} \
+                 FROM refresh_tokens r JOIN sessions s ON s.id = r.session_id \
+                 WHERE r.hash = ?1 AND r.client_id = ?2"
+            )
+        });
+        let row = sqlx::query(read)
+            .bind(hash)
+            .bind(client_id)
+            .fetch_optional(&self.pool)
+            .await?;
         let Some(row) = row else { return Ok(None) };
         let family_id: String = row.try_get("token_family")?;
         let used: Option<i64> = row.try_get("token_used_at")?;
