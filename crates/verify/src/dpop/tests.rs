@@ -31,16 +31,27 @@ fn es256() -> Jwk {
 }
 
 fn good(key: &Jwk) -> String {
+    signed(key, JwsAlgorithm::ES256, None, None, NOW)
+}
+
+/// A POST proof for [`URL`] with jti `jti-1`, as a client signs one.
+fn signed(
+    key: &Jwk,
+    alg: JwsAlgorithm,
+    access_token: Option<&str>,
+    nonce: Option<&str>,
+    iat: i64,
+) -> String {
     sign(
         key,
-        JwsAlgorithm::ES256,
+        alg,
         &NewProof {
             method: "POST",
             url: URL,
             jti: "jti-1",
-            iat: NOW,
-            access_token: None,
-            nonce: None,
+            iat,
+            access_token,
+            nonce,
         },
     )
     .unwrap()
@@ -158,19 +169,7 @@ fn a_good_proof_passes_and_binds_its_key() {
 fn every_algorithm_of_the_default_list_signs_and_verifies() {
     for alg in DEFAULT_ALGORITHMS {
         let key = Jwk::generate_for(alg).unwrap();
-        let proof = sign(
-            &key,
-            alg,
-            &NewProof {
-                method: "POST",
-                url: URL,
-                jti: "j",
-                iat: NOW,
-                access_token: None,
-                nonce: None,
-            },
-        )
-        .unwrap();
+        let proof = signed(&key, alg, None, None, NOW);
         let p = check(&proof, &ProofRules::default(), &request(), NOW).unwrap();
         assert_eq!(p.alg, alg);
     }
@@ -387,21 +386,7 @@ fn ath_is_required_with_an_access_token() {
         access_token: Some(token),
         ..request()
     };
-    let sign_with = |t: Option<&str>| {
-        sign(
-            &key,
-            JwsAlgorithm::ES256,
-            &NewProof {
-                method: "POST",
-                url: URL,
-                jti: "j",
-                iat: NOW,
-                access_token: t,
-                nonce: None,
-            },
-        )
-        .unwrap()
-    };
+    let sign_with = |t: Option<&str>| signed(&key, JwsAlgorithm::ES256, t, None, NOW);
     assert!(check(&sign_with(Some(token)), &ProofRules::default(), &req, NOW).is_ok());
     assert_eq!(err(&sign_with(None), &req), DpopError::Ath);
     assert_eq!(err(&sign_with(Some("another")), &req), DpopError::Ath);
@@ -415,21 +400,7 @@ fn nonces_when_required() {
         nonce: Nonce::Required(&valid),
         ..request()
     };
-    let proof = |nonce: Option<&str>, iat: i64| {
-        sign(
-            &key,
-            JwsAlgorithm::ES256,
-            &NewProof {
-                method: "POST",
-                url: URL,
-                jti: "j",
-                iat,
-                access_token: None,
-                nonce,
-            },
-        )
-        .unwrap()
-    };
+    let proof = |nonce: Option<&str>, iat: i64| signed(&key, JwsAlgorithm::ES256, None, nonce, iat);
     assert_eq!(err(&proof(None, NOW), &req), DpopError::UseNonce);
     assert_eq!(err(&proof(Some("stale"), NOW), &req), DpopError::UseNonce);
     assert!(check(
