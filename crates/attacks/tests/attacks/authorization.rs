@@ -544,6 +544,10 @@ async fn a_client_cannot_end_another_clients_session() {
                 .await;
             assert_eq!((revoked.status, revoked.json()), (200, json!({})));
         }
+        // Nor refresh it: A's refresh token is unknown to B, and stays unused.
+        let stolen = s.refresh(&b, refresh).await;
+        assert_eq!(stolen.status, 400, "{backend:?}: {}", stolen.body);
+        assert_eq!(stolen.json()["error"], "invalid_grant");
         // Nothing changed: A's access token is active, its refresh rotates.
         assert_eq!(s.introspect(&a, access).await["active"], true);
         let rotated = s.refresh(&a, refresh).await;
