@@ -133,8 +133,13 @@ pub(crate) enum ClientsCommand {
         grant: Vec<String>,
         /// Authenticate with private_key_jwt (RFC 7523) using the keys of this
         /// public JWK Set file, instead of a secret.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "public")]
         jwks: Option<PathBuf>,
+        /// A public client (a mobile app, which cannot keep a secret): no
+        /// secret, only --grant refresh_token; it refreshes the sessions a
+        /// backend minted for it (`"holder"`), always with a DPoP proof.
+        #[arg(long)]
+        public: bool,
         #[command(flatten)]
         registration: RegistrationArgs,
         /// Print {"client_id", "client_secret"} as JSON.
@@ -190,6 +195,20 @@ pub(crate) struct RegistrationArgs {
     /// comma-separated. Any client may introspect the tokens issued to it.
     #[arg(long, value_delimiter = ',', value_name = "AUDIENCE")]
     pub introspect: Option<Vec<String>>,
+    /// required: every token issued to it is bound to the key of a DPoP
+    /// proof (RFC 9449), and a request without one is refused; optional
+    /// (the default): bound when the request carries a proof.
+    #[arg(long, value_enum)]
+    pub dpop: Option<DpopPolicy>,
+}
+
+/// `--dpop`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum DpopPolicy {
+    /// Tokens bound when the request carries a proof.
+    Optional,
+    /// Every token bound; a request without a proof is refused.
+    Required,
 }
 
 #[derive(Subcommand)]

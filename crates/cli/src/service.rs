@@ -28,6 +28,9 @@ fn registration(args: RegistrationArgs, base: Registration) -> Registration {
         scopes: args.scope.map(split).unwrap_or(base.scopes),
         may_act: args.may_act.map(split).unwrap_or(base.may_act),
         introspect: args.introspect.map(split).unwrap_or(base.introspect),
+        dpop_required: args
+            .dpop
+            .map_or(base.dpop_required, |d| d == crate::DpopPolicy::Required),
     }
 }
 
@@ -51,6 +54,9 @@ fn print_registration(r: &Registration) {
     if !r.introspect.is_empty() {
         println!("introspects:   {}", list(&r.introspect));
     }
+    if r.dpop_required {
+        println!("dpop:          required (every token bound to the key of a DPoP proof)");
+    }
 }
 
 fn registration_json(c: &tessera_server::store::ClientRecord) -> serde_json::Value {
@@ -61,7 +67,9 @@ fn registration_json(c: &tessera_server::store::ClientRecord) -> serde_json::Val
         "audiences": r.audiences, "scopes": r.scopes,
         "may_act": r.may_act, "introspect": r.introspect,
         "legacy": c.legacy,
-        "auth": if c.jwks.is_some() { "private_key_jwt" } else { "secret" },
+        "auth": tessera_server::store::client_auth(c),
+        "public": c.public,
+        "dpop": if r.dpop_required { "required" } else { "optional" },
     })
 }
 
@@ -282,6 +290,7 @@ async fn clients_command_inner(
             name,
             grant,
             jwks,
+            public,
             registration: args,
             json,
         } => {
@@ -293,16 +302,20 @@ async fn clients_command_inner(
                 }
             };
             let wanted = registration(args, Registration::default());
-            match clients::create_with(
-                &store,
-                &name,
-                &grant,
-                jwks.as_deref(),
-                wanted,
-                SystemClock.now(),
-            )
-            .await
-            {
+            let created = if public {
+                clients::create_public(&store, &name, &grant, wanted, SystemClock.now()).await
+            } else {
+                clients::create_with(
+                    &store,
+                    &name,
+                    &grant,
+                    jwks.as_deref(),
+                    wanted,
+                    SystemClock.now(),
+                )
+                .await
+            };
+            match created {
                 Ok(new) => {
                     if json && new.secret.is_empty() {
                         println!("{}", serde_json::json!({ "client_id": new.record.id }));
@@ -313,6 +326,14 @@ async fn clients_command_inner(
                                 "client_id": new.record.id,
                                 "client_secret": new.secret.as_str(),
                             })
+                        );
+                    } else if new.record.public {
+                        println!("client_id:     {}", new.record.id);
+                        println!("grants:        {}", new.record.grants.join(", "));
+                        print_registration(&new.record.registration);
+                        println!(
+                            "auth:          none (a public client: it refreshes the sessions it \
+                             holds, each time with a DPoP proof by the session's key)"
                         );
                     } else if new.secret.is_empty() {
                         println!("client_id:     {}", new.record.id);

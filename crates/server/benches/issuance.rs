@@ -88,6 +88,8 @@ fn session(audience: &str) -> SessionRecord {
         created_at: NOW,
         expires_at: NOW + 43_200,
         revoked_at: None,
+        dpop_jkt: None,
+        holder: None,
     }
 }
 
@@ -128,7 +130,8 @@ fn issuance(c: &mut Criterion) {
             group.bench_function(format, |b| {
                 b.iter(|| {
                     black_box(
-                        tokens::access_token(&keys, &config, &sealing, black_box(&s), NOW).unwrap(),
+                        tokens::access_token(&keys, &config, &sealing, black_box(&s), None, NOW)
+                            .unwrap(),
                     )
                 })
             });

@@ -44,6 +44,24 @@ pub struct SessionRequest {
     #[serde(default)]
     #[schema(min_length = 1, max_length = 256)]
     pub acr: Option<String>,
+    /// Binds every token of the session to this DPoP key (RFC 9449 §10:
+    /// its RFC 7638 SHA-256 thumbprint, 43 base64url characters): its
+    /// access tokens carry `cnf.jkt`, and every refresh must present a
+    /// proof by that key. A `DPoP` proof sent with this request must be by
+    /// the same key.
+    #[serde(default)]
+    #[schema(
+        min_length = 43,
+        max_length = 43,
+        example = "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"
+    )]
+    pub dpop_jkt: Option<String>,
+    /// The public client (a mobile app) that will refresh the session with
+    /// its DPoP key: its `client_id`. Requires `dpop_jkt`; the session's
+    /// audience and scope must be registered for that client too.
+    #[serde(default)]
+    #[schema(min_length = 1, max_length = 256)]
+    pub holder: Option<String>,
 }
 
 /// `POST /v1/sessions` answer.
@@ -57,7 +75,8 @@ pub struct SessionResponse {
     pub session_token: String,
     /// Opaque; rotated on every use.
     pub refresh_token: String,
-    /// Always `Bearer`.
+    /// `DPoP` when the session's tokens are bound to a key (`cnf.jkt`),
+    /// else `Bearer`.
     pub token_type: &'static str,
     /// Seconds until the access token expires.
     pub expires_in: i64,
@@ -118,7 +137,8 @@ pub struct TokenRequest {
     /// (A token exchange takes `amr`, `acr` and claims from the session:
     /// such parameters are refused.)
     pub scope: Option<String>,
-    /// `client_secret_post` or `private_key_jwt`.
+    /// `client_secret_post`, `private_key_jwt`, or a public client (`none`:
+    /// only `client_id`, refreshing with a DPoP proof).
     pub client_id: Option<String>,
     /// `client_secret_post`.
     pub client_secret: Option<String>,
@@ -137,7 +157,9 @@ pub struct TokenResponse {
     /// Token exchange: `urn:ietf:params:oauth:token-type:jwt`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub issued_token_type: Option<&'static str>,
-    /// `Bearer`; `N_A` for a token exchange's sealed assertion.
+    /// `DPoP` when the token is bound to the key of the request's DPoP
+    /// proof (`cnf.jkt`, RFC 9449); else `Bearer`, or `N_A` for a token
+    /// exchange's sealed assertion.
     pub token_type: &'static str,
     /// Seconds until it expires.
     pub expires_in: i64,

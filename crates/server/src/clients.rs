@@ -145,6 +145,7 @@ pub async fn check_registration<S: Store>(
         scopes: dedup(registration.scopes, "scope", scope)?,
         may_act: dedup(registration.may_act, "client id", |c| !c.is_empty())?,
         introspect: dedup(registration.introspect, "audience", audience)?,
+        dpop_required: registration.dpop_required,
     };
     for actor in &registration.may_act {
         if store.client(actor).await?.is_none() {
@@ -171,6 +172,50 @@ pub async fn create_with<S: Store>(
     if let Some(json) = jwks {
         check_client_jwks(json)?;
     }
+    register(store, name, grants, jwks, false, registration, now).await
+}
+
+/// Registers a public client (RFC 6749 §2.1: an app on a device, which
+/// cannot keep a secret): no secret and no JWKS, only the `refresh_token`
+/// grant, and every token it gets bound to a DPoP key (RFC 9449 §5). It
+/// refreshes the sessions a backend minted for it (`holder`), within its
+/// own registered audiences and scopes.
+pub async fn create_public<S: Store>(
+    store: &S,
+    name: &str,
+    grants: &[String],
+    registration: Registration,
+    now: i64,
+) -> Result<NewClient, ClientError> {
+    if grants.iter().any(|g| g != "refresh_token") {
+        return Err(ClientError::Invalid(
+            "a public client may only have the refresh_token grant: it cannot keep a secret, \
+             so it only refreshes the sessions a backend minted for it, with a DPoP proof"
+                .into(),
+        ));
+    }
+    if !registration.may_act.is_empty() || !registration.introspect.is_empty() {
+        return Err(ClientError::Invalid(
+            "a public client cannot be trusted to exchange tokens (may_act) or to introspect"
+                .into(),
+        ));
+    }
+    let registration = Registration {
+        dpop_required: true,
+        ..registration
+    };
+    register(store, name, grants, None, true, registration, now).await
+}
+
+async fn register<S: Store>(
+    store: &S,
+    name: &str,
+    grants: &[String],
+    jwks: Option<&str>,
+    public: bool,
+    registration: Registration,
+    now: i64,
+) -> Result<NewClient, ClientError> {
     let registration = check_registration(store, registration).await?;
     if name.trim().is_empty() || name.len() > 200 {
         return Err(ClientError::Invalid(
@@ -198,6 +243,7 @@ pub async fn create_with<S: Store>(
     let id = format!("cli_{}", random_token(16)?.as_str());
     let (secret, secret_hash) = match jwks {
         Some(_) => (Zeroizing::new(String::new()), String::new()),
+        None if public => (Zeroizing::new(String::new()), String::new()),
         None => {
             let secret = random_token(32)?;
             let hash = hash_secret(&secret)?;
@@ -214,6 +260,7 @@ pub async fn create_with<S: Store>(
         registration,
         legacy: false,
         previous_secret: None,
+        public,
     };
     store.create_client(&record).await?;
     Ok(NewClient { record, secret })
@@ -414,6 +461,11 @@ pub async fn roll_secret<S: Store>(
     let Some(client) = store.client(id).await? else {
         return Ok(None);
     };
+    if client.public {
+        return Err(ClientError::Invalid(
+            "this is a public client: it has no secret to roll".into(),
+        ));
+    }
     if client.secret_hash.is_empty() {
         return Err(ClientError::Invalid(
             "this client authenticates with private_key_jwt: it has no secret to roll".into(),

@@ -21,10 +21,15 @@
 //! keep = "90d"                         # audit events older than this are pruned
 //! [admin]
 //! listen = "127.0.0.1:8081"            # the admin API (tokens: `tessera admins create`); "off" disables it
+//! [dpop]                               # DPoP proofs (RFC 9449) at the token and session endpoints
+//! algorithms = ["ES256", "EdDSA", "PS256", "RS256"]
+//! max_age = "60s"                      # how old a proof's iat may be (it may also be 10 s ahead)
+//! require_nonce = false                # true: every proof carries a server nonce (DPoP-Nonce)
 //! [[resources]]                        # one per audience; unlisted ones get jws, no custom claims
 //! audience = "https://api.example.com"
 //! format = "jws"                       # signed: anyone holding it reads it
 //! claims = ["tenant_tier"]
+//! dpop = "required"                    # its tokens only bound to a key (default "optional")
 //! [[resources]]
 //! audience = "https://records.example.com"
 //! format = "jwe"                       # our signed JWT, sealed to the resource's key
@@ -142,6 +147,21 @@ pub struct Resource {
     /// For `nested` (partners): every attribute it may receive; nothing
     /// else leaves.
     pub release: Vec<String>,
+    /// `dpop = "required"`: its tokens are issued only with a DPoP proof,
+    /// bound to the proof's key (default `"optional"`).
+    pub dpop_required: bool,
+}
+
+/// `[dpop]`: how DPoP proofs (RFC 9449) are checked at the token and
+/// session endpoints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dpop {
+    /// The algorithms accepted and how old a proof may be (`algorithms`,
+    /// `max_age`).
+    pub rules: tessera_verify::dpop::ProofRules,
+    /// Whether every proof must carry a server nonce (`require_nonce`,
+    /// default false).
+    pub require_nonce: bool,
 }
 
 /// `[signing]`.
@@ -250,6 +270,8 @@ pub struct Config {
     pub tls: Option<Tls>,
     /// `[admin]`.
     pub admin: Admin,
+    /// `[dpop]`.
+    pub dpop: Dpop,
     /// `[log] format`.
     pub log_format: LogFormat,
 }
@@ -276,6 +298,9 @@ const ENV_KEYS: &[(&str, &str)] = &[
     ("TESSERA_ADMIN_TLS_CERT", "admin.tls.cert"),
     ("TESSERA_ADMIN_TLS_KEY", "admin.tls.key"),
     ("TESSERA_LOG_FORMAT", "log.format"),
+    ("TESSERA_DPOP_ALGORITHMS", "dpop.algorithms"),
+    ("TESSERA_DPOP_MAX_AGE", "dpop.max_age"),
+    ("TESSERA_DPOP_REQUIRE_NONCE", "dpop.require_nonce"),
 ];
 
 /// Environment variables that are not configuration keys but are known.
@@ -461,6 +486,7 @@ impl Config {
             listen: admin_listen,
             tls: admin_tls,
         };
+        let dpop = t.dpop()?;
         let log_table = t.table("log")?;
         let mut l = Reader::new(&log_table, "log");
         let log_format = match l.string("format")?.as_deref() {
@@ -493,6 +519,7 @@ impl Config {
             resources,
             tls,
             admin,
+            dpop,
             log_format,
         })
     }
@@ -510,6 +537,7 @@ impl Config {
                 claims: Vec::new(),
                 sealing: None,
                 release: Vec::new(),
+                dpop_required: false,
             })
     }
 }
@@ -665,6 +693,83 @@ impl<'a> Reader<'a> {
         Ok(self.table_opt(key)?.unwrap_or_default())
     }
 
+    /// A boolean: `true`/`false`, or the strings `"true"`/`"false"` (what
+    /// an environment variable gives).
+    fn boolean(&mut self, key: &'static str, default: bool) -> Result<bool, ConfigError> {
+        self.used.push(key);
+        match self.table.get(key) {
+            None => Ok(default),
+            Some(Value::Boolean(b)) => Ok(*b),
+            Some(Value::String(s)) if s == "true" => Ok(true),
+            Some(Value::String(s)) if s == "false" => Ok(false),
+            Some(other) => Err(err(
+                &self.path(key),
+                format!("expected true or false, found {other}"),
+            )),
+        }
+    }
+
+    /// `[dpop]`: `algorithms` (a list, or a comma-separated string — what
+    /// `TESSERA_DPOP_ALGORITHMS` gives), `max_age`, `require_nonce`.
+    fn dpop(&mut self) -> Result<Dpop, ConfigError> {
+        let table = self.table("dpop")?;
+        let mut d = Reader::new(&table, "dpop");
+        d.used.push("algorithms");
+        let names: Vec<String> = match table.get("algorithms") {
+            None => tessera_verify::dpop::DEFAULT_ALGORITHMS
+                .iter()
+                .map(|a| a.name().to_owned())
+                .collect(),
+            Some(Value::String(list)) => list
+                .split(',')
+                .map(|n| n.trim().to_owned())
+                .filter(|n| !n.is_empty())
+                .collect(),
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|v| {
+                    v.as_str()
+                        .map(str::to_owned)
+                        .ok_or_else(|| err("dpop.algorithms", "expected a list of names"))
+                })
+                .collect::<Result<_, _>>()?,
+            Some(other) => {
+                return Err(err(
+                    "dpop.algorithms",
+                    format!("expected a list of names, found {}", other.type_str()),
+                ))
+            }
+        };
+        let mut algorithms = Vec::with_capacity(names.len());
+        for name in &names {
+            let alg = name
+                .parse::<JwsAlgorithm>()
+                .ok()
+                .filter(|a| !a.is_symmetric() && a.name() != "none")
+                .ok_or_else(|| {
+                    err(
+                        "dpop.algorithms",
+                        format!(
+                            "{name:?} is not an asymmetric JWS algorithm (ES256, ES384, ES512, \
+                             EdDSA, PS256, PS384, PS512, RS256, RS384, RS512)"
+                        ),
+                    )
+                })?;
+            if !algorithms.contains(&alg) {
+                algorithms.push(alg);
+            }
+        }
+        let max_age = d.duration("max_age", "60s", (1, 3600))?;
+        let rules = tessera_verify::dpop::ProofRules::new(&algorithms, max_age)
+            .map_err(|m| err("dpop.algorithms", m))?;
+        let require_nonce = d.boolean("require_nonce", false)?;
+        d.finish()?;
+        Ok(Dpop {
+            rules,
+            require_nonce,
+        })
+    }
+
     fn resources(&mut self) -> Result<Vec<Resource>, ConfigError> {
         self.used.push("resources");
         let list = match self.table.get("resources") {
@@ -708,6 +813,16 @@ impl<'a> Reader<'a> {
             let claims = r.names("claims")?;
             let release = r.names("release")?;
             let sealing = r.sealing(format)?;
+            let dpop_required = match r.string("dpop")?.as_deref() {
+                None | Some("optional") => false,
+                Some("required") => true,
+                Some(other) => {
+                    return Err(err(
+                        &format!("{prefix}.dpop"),
+                        format!("{other:?} is not \"optional\" or \"required\""),
+                    ))
+                }
+            };
             if format != TokenFormat::Nested && table.contains_key("release") {
                 return Err(err(
                     &format!("{prefix}.release"),
@@ -721,6 +836,7 @@ impl<'a> Reader<'a> {
                 claims,
                 sealing,
                 release,
+                dpop_required,
             });
         }
         Ok(out)
@@ -1001,6 +1117,56 @@ encryption_jwks_uri = "http://127.0.0.1:9/jwks"
         for bad in ["2m", "1h", "soon"] {
             let e = load(&format!("[clients]\ncache_for = \"{bad}\""), &[]).unwrap_err();
             assert_eq!(e.key, "clients.cache_for", "{bad}");
+        }
+    }
+
+    #[test]
+    fn dpop_rules_and_per_resource_policy() {
+        let c = load("", &[]).unwrap();
+        assert_eq!(c.dpop.rules, tessera_verify::dpop::ProofRules::default());
+        assert!(!c.dpop.require_nonce);
+        let c = load(
+            "[dpop]\nalgorithms = [\"ES256\", \"EdDSA\"]\nmax_age = \"30s\"\nrequire_nonce = true\n\
+             [[resources]]\naudience = \"a\"\ndpop = \"required\"\n[[resources]]\naudience = \"b\"",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(
+            c.dpop.rules.algorithms(),
+            &[JwsAlgorithm::ES256, JwsAlgorithm::EdDSA]
+        );
+        assert_eq!(c.dpop.rules.max_age(), Duration::from_secs(30));
+        assert!(c.dpop.require_nonce);
+        assert!(c.resource("a").dpop_required);
+        assert!(!c.resource("b").dpop_required && !c.resource("c").dpop_required);
+        let c = load(
+            "",
+            &[
+                ("TESSERA_DPOP_ALGORITHMS", "PS256, ES256"),
+                ("TESSERA_DPOP_REQUIRE_NONCE", "true"),
+                ("TESSERA_DPOP_MAX_AGE", "2m"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            c.dpop.rules.algorithms(),
+            &[JwsAlgorithm::PS256, JwsAlgorithm::ES256]
+        );
+        assert!(c.dpop.require_nonce);
+        for (toml, key) in [
+            ("[dpop]\nalgorithms = [\"HS256\"]", "dpop.algorithms"),
+            ("[dpop]\nalgorithms = [\"none\"]", "dpop.algorithms"),
+            ("[dpop]\nalgorithms = []", "dpop.algorithms"),
+            ("[dpop]\nmax_age = \"2h\"", "dpop.max_age"),
+            ("[dpop]\nrequire_nonce = \"yes\"", "dpop.require_nonce"),
+            ("[dpop]\nnonce = true", "dpop.nonce"),
+            (
+                "[[resources]]\naudience = \"a\"\ndpop = \"always\"",
+                "resources[0].dpop",
+            ),
+        ] {
+            let e = load(toml, &[]).unwrap_err();
+            assert_eq!(e.key, key, "{toml}: {e}");
         }
     }
 

@@ -293,6 +293,11 @@ impl Server {
             .await?
             .cache_clients(config.clients.cache_for);
         let rules = Lifecycle::from_config(&config);
+        let nonces = http::dpop::Nonces::from_master(&master).map_err(|_| {
+            StartError::Keys(keys::KeyError::MasterKey(
+                "cannot derive the DPoP nonce key".into(),
+            ))
+        })?;
         let ring = KeyRing::open(&store, master, rules, SystemClock.now()).await?;
         let listen = config.listen;
         let listener = tokio::net::TcpListener::bind(listen)
@@ -337,6 +342,7 @@ impl Server {
             config,
             sealing,
             http,
+            nonces,
         });
         let (stop, mut stopped) = watch::channel(false);
 

@@ -77,6 +77,11 @@ pub static SEALING_KEY_REFRESH_FAILURES: Counter = Counter::new(
     "tessera_sealing_key_refresh_failures_total",
     "Failed refreshes of a sealed resource's JWKS; the last good key stays in use.",
 );
+/// Tokens issued bound to a DPoP key (`cnf.jkt`).
+pub static DPOP_BOUND: Counter = Counter::new(
+    "tessera_dpop_bound_tokens_total",
+    "Tokens issued bound to a DPoP key (cnf.jkt).",
+);
 
 /// Counters by label values (a few routes and statuses, a few dozen audit
 /// actions: the label sets are small and fixed by the code).
@@ -152,7 +157,15 @@ pub static AUDIT_EVENTS: Family = Family::new(
     &["action"],
 );
 
-const FAMILIES: &[&Family] = &[&ADMIN_REQUESTS, &AUDIT_EVENTS];
+/// DPoP proofs refused, by error code (`invalid_dpop_proof`,
+/// `use_dpop_nonce`, `temporarily_unavailable`).
+pub static DPOP_REFUSED: Family = Family::new(
+    "tessera_dpop_refused_total",
+    "DPoP proofs refused (or missing where required), by error code.",
+    &["error"],
+);
+
+const FAMILIES: &[&Family] = &[&ADMIN_REQUESTS, &AUDIT_EVENTS, &DPOP_REFUSED];
 
 const ALL: &[&Counter] = &[
     &SESSIONS_CREATED,
@@ -165,6 +178,7 @@ const ALL: &[&Counter] = &[
     &STEP_UPS,
     &TOKEN_EXCHANGES,
     &SEALING_KEY_REFRESH_FAILURES,
+    &DPOP_BOUND,
 ];
 
 /// Every counter, in the Prometheus text exposition format.

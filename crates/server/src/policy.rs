@@ -184,6 +184,7 @@ mod tests {
             claims: claims.iter().map(|c| c.to_string()).collect(),
             sealing: None,
             release: Vec::new(),
+            dpop_required: false,
         }
     }
 
@@ -282,6 +283,7 @@ mod tests {
             },
             legacy,
             previous_secret: None,
+            public: false,
         }
     }
 

@@ -199,6 +199,10 @@ pub struct ClientRecord {
     /// After a secret roll with a grace period: the previous secret's
     /// Argon2id hash and until when (Unix seconds) it still works.
     pub previous_secret: Option<(String, i64)>,
+    /// A public client (RFC 6749 §2.1; a mobile app): no secret, no JWKS.
+    /// It names itself with `client_id` and may only refresh the sessions
+    /// it holds, each time with a DPoP proof by the session's key.
+    pub public: bool,
 }
 
 /// What a client may ask for, registered with it.
@@ -215,6 +219,8 @@ pub struct Registration {
     pub may_act: Vec<String>,
     /// Audiences whose tokens it may introspect (a resource server).
     pub introspect: Vec<String>,
+    /// Every token issued to it is bound to a DPoP key (`--dpop required`).
+    pub dpop_required: bool,
 }
 
 impl std::fmt::Debug for ClientRecord {
@@ -225,6 +231,7 @@ impl std::fmt::Debug for ClientRecord {
             .field("grants", &self.grants)
             .field("registration", &self.registration)
             .field("legacy", &self.legacy)
+            .field("public", &self.public)
             .finish_non_exhaustive()
     }
 }
@@ -259,6 +266,12 @@ pub struct SessionRecord {
     pub expires_at: i64,
     /// When it was revoked, if it was.
     pub revoked_at: Option<i64>,
+    /// The DPoP key (RFC 7638 thumbprint) every token of the session is
+    /// bound to, and that every refresh must prove (RFC 9449 §5, §10).
+    pub dpop_jkt: Option<String>,
+    /// The public client that refreshes it (its refresh tokens are that
+    /// client's); `None`: the client that minted it.
+    pub holder: Option<String>,
 }
 
 /// A refresh token as stored: its hash, never the token.
@@ -358,6 +371,8 @@ pub struct SealedRecord {
     /// The signing key's id (sealed tokens are signed, then sealed): a token
     /// of a compromised key is refused.
     pub kid: Option<String>,
+    /// The DPoP key it is bound to (its `cnf.jkt`), if any.
+    pub jkt: Option<String>,
 }
 
 /// A refresh token looked up by its hash (introspection, revocation).
@@ -621,15 +636,17 @@ fn session_from_row(r: &AnyRow) -> Result<SessionRecord, StoreError> {
         created_at: r.try_get("created_at")?,
         expires_at: r.try_get("expires_at")?,
         revoked_at: r.try_get("revoked_at")?,
+        dpop_jkt: r.try_get("dpop_jkt")?,
+        holder: r.try_get("holder")?,
     })
 }
 
 const SESSION_COLUMNS: &str = "id, client_id, sub, org, roles, amr, audience, claims, scope, acr, \
-     created_at, expires_at, revoked_at";
+     created_at, expires_at, revoked_at, dpop_jkt, holder";
 
 const CLIENT_COLUMNS: &str =
     "id, name, secret_hash, grants, created_at, jwks, audiences, scopes, may_act, introspect, legacy, \
-     previous_secret_hash, previous_secret_until";
+     previous_secret_hash, previous_secret_until, is_public, dpop_required";
 
 use crate::audit::{Actor, Event};
 
@@ -645,10 +662,22 @@ fn client_details(c: &ClientRecord) -> serde_json::Value {
     let r = &c.registration;
     serde_json::json!({
         "name": c.name, "grants": c.grants,
-        "auth": if c.jwks.is_some() { "private_key_jwt" } else { "secret" },
+        "auth": client_auth(c),
         "audiences": r.audiences, "scopes": r.scopes,
         "may_act": r.may_act, "introspect": r.introspect,
+        "dpop": if r.dpop_required { "required" } else { "optional" },
     })
+}
+
+/// How a client authenticates: `none` (public), `private_key_jwt`, `secret`.
+pub fn client_auth(c: &ClientRecord) -> &'static str {
+    if c.public {
+        "none"
+    } else if c.jwks.is_some() {
+        "private_key_jwt"
+    } else {
+        "secret"
+    }
 }
 
 /// The time an audit event records: the wall clock, whatever time the
@@ -1277,8 +1306,8 @@ impl SqlStore {
 /// ([`bind_session_inserts`]; anonymous `?`: sqlx binds a multi-statement
 /// query's parameters in order).
 const SQLITE_SESSION_INSERTS: &str = "INSERT INTO sessions (id, client_id, sub, org, roles, amr, \
-     audience, claims, created_at, expires_at, scope, acr) \
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?); \
+     audience, claims, created_at, expires_at, scope, acr, dpop_jkt, holder) \
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?); \
      INSERT INTO refresh_tokens (hash, family_id, session_id, client_id, created_at, expires_at) \
      VALUES (?, ?, ?, ?, ?, ?)";
 
@@ -1323,6 +1352,8 @@ fn bind_session<'q>(
         .bind(s.expires_at)
         .bind(scope)
         .bind(&s.acr)
+        .bind(&s.dpop_jkt)
+        .bind(&s.holder)
 }
 
 impl Store for SqlStore {
@@ -1455,7 +1486,7 @@ impl Store for SqlStore {
         let r = &c.registration;
         let mut conn = Conn::acquire(&self.pool, &self.write_gate).await?;
         let mut tx = conn.get()?.begin().await?;
-        sqlx::query(&self.sql(&format!("INSERT INTO clients ({CLIENT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)")))
+        sqlx::query(&self.sql(&format!("INSERT INTO clients ({CLIENT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)")))
         .bind(&c.id)
         .bind(&c.name)
         .bind(&c.secret_hash)
@@ -1469,6 +1500,8 @@ impl Store for SqlStore {
         .bind(i64::from(c.legacy))
         .bind(c.previous_secret.as_ref().map(|(h, _)| h.as_str()))
         .bind(c.previous_secret.as_ref().map(|(_, until)| *until))
+        .bind(i64::from(c.public))
+        .bind(i64::from(r.dpop_required))
         .execute(&mut *tx)
         .await?;
         let event = Event::success("client.created", &c.id, client_details(c));
@@ -1537,12 +1570,13 @@ impl Store for SqlStore {
         let mut tx = conn.get()?.begin().await?;
         let done = sqlx::query(&self.sql(
             "UPDATE clients SET audiences = ?1, scopes = ?2, may_act = ?3, introspect = ?4, \
-             legacy = 0 WHERE id = ?5",
+             dpop_required = ?5, legacy = 0 WHERE id = ?6",
         ))
         .bind(r.audiences.as_deref().map(to_json).transpose()?)
         .bind(to_json(&r.scopes)?)
         .bind(to_json(&r.may_act)?)
         .bind(to_json(&r.introspect)?)
+        .bind(i64::from(r.dpop_required))
         .bind(id)
         .execute(&mut *tx)
         .await?;
@@ -1554,6 +1588,7 @@ impl Store for SqlStore {
                 serde_json::json!({
                     "audiences": r.audiences, "scopes": r.scopes,
                     "may_act": r.may_act, "introspect": r.introspect,
+                    "dpop": if r.dpop_required { "required" } else { "optional" },
                 }),
             ));
         }
@@ -1634,6 +1669,7 @@ impl Store for SqlStore {
                 "client_id": s.client_id, "sub": s.sub, "audience": s.audience,
                 "scope": scope, "amr": s.amr, "acr": s.acr,
                 "expires_at": s.expires_at, "refresh_token": self.secret(&refresh.hash),
+                "dpop_jkt": s.dpop_jkt, "holder": s.holder,
             }),
         );
         let actor = Actor::client(&s.client_id);
@@ -1723,8 +1759,8 @@ impl Store for SqlStore {
             bind_session(
                 sqlx::query(
                     "INSERT INTO sessions (id, client_id, sub, org, roles, amr, audience, \
-                     claims, created_at, expires_at, scope, acr) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                     claims, created_at, expires_at, scope, acr, dpop_jkt, holder) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
                 ),
                 s,
                 [
@@ -1981,8 +2017,8 @@ impl Store for SqlStore {
             .await?;
         sqlx::query(&self.sql(
             "INSERT INTO sealed_tokens (hash, jti, kind, format, client_id, session_id, sub, \
-             audience, issued_at, expires_at, session_ref, kid) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+             audience, issued_at, expires_at, session_ref, kid, jkt) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
         ))
         .bind(&t.hash)
         .bind(&t.jti)
@@ -1996,6 +2032,7 @@ impl Store for SqlStore {
         .bind(t.expires_at)
         .bind(&t.session_ref)
         .bind(&t.kid)
+        .bind(&t.jkt)
         .execute(&mut *tx)
         .await?;
         let mut events = Vec::new();
@@ -2017,7 +2054,7 @@ impl Store for SqlStore {
     async fn sealed(&self, hash: &[u8]) -> Result<Option<SealedRecord>, StoreError> {
         let row = sqlx::query(&self.sql(
             "SELECT hash, jti, kind, format, client_id, session_id, session_ref, sub, audience, \
-             issued_at, expires_at, revoked_at, kid FROM sealed_tokens WHERE hash = ?1",
+             issued_at, expires_at, revoked_at, kid, jkt FROM sealed_tokens WHERE hash = ?1",
         ))
         .bind(hash)
         .fetch_optional(&self.pool)
@@ -2037,6 +2074,7 @@ impl Store for SqlStore {
                 expires_at: r.try_get("expires_at")?,
                 revoked_at: r.try_get("revoked_at")?,
                 kid: r.try_get("kid")?,
+                jkt: r.try_get("jkt")?,
             })
         })
         .transpose()
@@ -2420,8 +2458,10 @@ fn client_from_row(r: &AnyRow) -> Result<ClientRecord, StoreError> {
             scopes: json_list(&r.try_get::<String, _>("scopes")?)?,
             may_act: json_list(&r.try_get::<String, _>("may_act")?)?,
             introspect: json_list(&r.try_get::<String, _>("introspect")?)?,
+            dpop_required: r.try_get::<i64, _>("dpop_required")? != 0,
         },
         legacy: r.try_get::<i64, _>("legacy")? != 0,
+        public: r.try_get::<i64, _>("is_public")? != 0,
         previous_secret: match (
             r.try_get::<Option<String>, _>("previous_secret_hash")?,
             r.try_get::<Option<i64>, _>("previous_secret_until")?,

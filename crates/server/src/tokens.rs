@@ -66,7 +66,10 @@ fn session_claims(session: &SessionRecord, mut extra: Map<String, Value>) -> Map
     extra.insert("org".into(), session.org.clone().into());
     extra.insert("roles".into(), session.roles.clone().into());
     extra.insert("amr".into(), session.amr.clone().into());
-    extra.insert("client_id".into(), session.client_id.clone().into());
+    // A session held by a public client (a mobile app refreshing it) names
+    // that client: its tokens are issued to it.
+    let client_id = session.holder.as_ref().unwrap_or(&session.client_id);
+    extra.insert("client_id".into(), client_id.clone().into());
     extra.insert("sid".into(), session.id.clone().into());
     if !session.scope.is_empty() {
         extra.insert("scope".into(), session.scope.join(" ").into());
@@ -118,6 +121,9 @@ pub struct Issued<'a> {
     /// For a token exchange: the exchanging client, which the token names
     /// in `act` (RFC 8693 §4.1) and as its `client_id`.
     pub actor: Option<&'a str>,
+    /// The DPoP key it is bound to (RFC 9449 §6: `cnf.jkt`, an RFC 7638
+    /// thumbprint); sealed tokens carry it inside, and their record keeps it.
+    pub jkt: Option<&'a str>,
 }
 
 /// Signs `claims` with our current key, in `resource`'s format: the JWS
@@ -135,6 +141,14 @@ fn mint(
     now: i64,
 ) -> Result<Minted, MintError> {
     let expires_at = claims.exp.unwrap_or(now);
+    if let Some(jkt) = issued.jkt {
+        // Describes the token itself: it always stays, whatever a
+        // partner's release list says.
+        claims
+            .custom
+            .insert("cnf".into(), serde_json::json!({ "jkt": jkt }));
+        crate::metrics::DPOP_BOUND.inc();
+    }
     let header = JwsHeader::new().typ(typ);
     let failed = |e: tessera_jose::Error| MintError(e.to_string());
     if resource.format == TokenFormat::Jws {
@@ -153,7 +167,9 @@ fn mint(
     if !carries("sub") {
         claims.sub = None;
     }
-    claims.custom.retain(|name, _| carries(name));
+    claims
+        .custom
+        .retain(|name, _| name == "cnf" || carries(name));
     if let Some(actor) = issued.actor {
         // Describes the token itself, like `iss`: it always stays.
         claims
@@ -192,6 +208,7 @@ fn mint(
         expires_at,
         revoked_at: None,
         kid: Some(keys.kid.clone()),
+        jkt: issued.jkt.map(str::to_owned),
     };
     Ok(Minted {
         token,
@@ -232,19 +249,22 @@ fn for_session(
     mint(keys, sealing, resource, typ, claims, issued, now)
 }
 
-/// An access token for a session's user, in its audience's format.
+/// An access token for a session's user, in its audience's format, bound
+/// to the DPoP key `jkt` if given.
 pub fn access_token(
     keys: &Snapshot,
     config: &Config,
     sealing: &SealingKeys,
     session: &SessionRecord,
+    jkt: Option<&str>,
     now: i64,
 ) -> Result<Minted, MintError> {
     let issued = Issued {
-        client_id: &session.client_id,
+        client_id: session.holder.as_ref().unwrap_or(&session.client_id),
         session_id: Some(&session.id),
         kind: Kind::Access,
         actor: None,
+        jkt,
     };
     let resource = config.resource(&session.audience);
     for_session(
@@ -274,6 +294,7 @@ pub fn session_token(
 /// An access token for a client acting on its own behalf
 /// (`client_credentials`), in the audience's format: `sub` and
 /// `client_id` are the client; `scope` the granted scopes (none: no claim).
+#[allow(clippy::too_many_arguments)]
 pub fn client_token(
     keys: &Snapshot,
     config: &Config,
@@ -281,6 +302,7 @@ pub fn client_token(
     client: &ClientRecord,
     audience: &str,
     scope: &[String],
+    jkt: Option<&str>,
     now: i64,
 ) -> Result<Minted, MintError> {
     let ttl = secs(config.tokens.access_ttl);
@@ -301,6 +323,7 @@ pub fn client_token(
         session_id: None,
         kind: Kind::Access,
         actor: None,
+        jkt,
     };
     mint(
         keys,
@@ -341,6 +364,7 @@ pub fn step_up_assertion(
     resource: &Resource,
     step: StepUp,
     actor: Option<&str>,
+    jkt: Option<&str>,
     now: i64,
 ) -> Result<Minted, MintError> {
     let exp = now
@@ -365,6 +389,7 @@ pub fn step_up_assertion(
         session_id: Some(&session.id),
         kind: Kind::StepUp,
         actor,
+        jkt,
     };
     mint(keys, sealing, resource, STEP_UP_TYP, claims, &issued, now)
 }
@@ -373,6 +398,7 @@ pub fn step_up_assertion(
 /// attributes, of which only the partner's `release` list leaves, signed
 /// and sealed to the partner, issued to `client_id` (the exchanging client,
 /// named in `act`).
+#[allow(clippy::too_many_arguments)]
 pub fn federation_token(
     keys: &Snapshot,
     config: &Config,
@@ -380,6 +406,7 @@ pub fn federation_token(
     session: &SessionRecord,
     partner: &Resource,
     client_id: &str,
+    jkt: Option<&str>,
     now: i64,
 ) -> Result<Minted, MintError> {
     let issued = Issued {
@@ -387,6 +414,7 @@ pub fn federation_token(
         session_id: Some(&session.id),
         kind: Kind::Federation,
         actor: Some(client_id),
+        jkt,
     };
     for_session(
         keys,

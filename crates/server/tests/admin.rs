@@ -741,6 +741,8 @@ async fn a_large_revocation(n: &Node) {
             created_at: now,
             expires_at: now + 3600,
             revoked_at: None,
+            dpop_jkt: None,
+            holder: None,
         };
         let hash = tessera_server::crypto::sha256(sid.as_bytes());
         let refresh = tessera_server::store::NewRefresh {
@@ -858,6 +860,7 @@ async fn compromise(a: &Node, b: &Node) {
                 expires_at: i64::MAX / 2,
                 revoked_at: None,
                 kid: Some(leaked.clone()),
+                jkt: None,
             },
             0,
             None,

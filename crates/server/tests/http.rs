@@ -1875,9 +1875,11 @@ mod store_suite {
                 scopes: vec!["orders:read".into()],
                 may_act: Vec::new(),
                 introspect: vec!["api".into()],
+                dpop_required: false,
             },
             legacy: false,
             previous_secret: None,
+            public: false,
         }
     }
 
@@ -1899,6 +1901,9 @@ mod store_suite {
             created_at: NOW,
             expires_at: NOW + 3600,
             revoked_at: None,
+            // Stored and read back like every other column.
+            dpop_jkt: Some("0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I".into()),
+            holder: None,
         }
     }
 
@@ -1945,6 +1950,7 @@ mod store_suite {
             scopes: vec!["a".into(), "b".into()],
             may_act: vec!["cli_a".into()],
             introspect: Vec::new(),
+            dpop_required: true,
         };
         assert!(store.update_registration("cli_b", &wider).await.unwrap());
         assert!(!store.update_registration("cli_zz", &wider).await.unwrap());
@@ -2122,6 +2128,7 @@ mod store_suite {
             expires_at: NOW + 60,
             revoked_at: None,
             kid: Some("k1".into()),
+            jkt: None,
         };
         store.record_sealed(&of_s3, NOW, None).await.unwrap();
         assert!(!store.revoke_session("ses_3", "cli_b", NOW).await.unwrap());
@@ -2203,6 +2210,7 @@ mod store_suite {
             expires_at: NOW + 60,
             revoked_at: None,
             kid: Some("k1".into()),
+            jkt: Some("0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I".into()),
         };
         store.record_sealed(&sealed, NOW, None).await.unwrap();
         assert_eq!(store.sealed(&[7; 32]).await.unwrap().unwrap(), sealed);

@@ -29,7 +29,9 @@ pub fn client_json(c: &ClientRecord, now: i64) -> Value {
         "may_act": r.may_act,
         "introspect": r.introspect,
         "legacy": c.legacy,
-        "auth": if c.jwks.is_some() { "private_key_jwt" } else { "secret" },
+        "auth": crate::store::client_auth(c),
+        "public": c.public,
+        "dpop": if r.dpop_required { "required" } else { "optional" },
         "previous_secret_valid_until": c
             .previous_secret
             .as_ref()
@@ -94,6 +96,15 @@ pub struct NewClientRequest {
     /// Audiences whose tokens it may introspect.
     #[serde(default)]
     pub introspect: Vec<String>,
+    /// A public client (a mobile app): no secret, only `refresh_token`,
+    /// always with a DPoP proof.
+    #[serde(default)]
+    pub public: bool,
+    /// `required`: every token issued to it is bound to a DPoP key;
+    /// `optional` (the default).
+    #[serde(default)]
+    #[schema(value_type = Option<String>, example = "required")]
+    pub dpop: Option<String>,
 }
 
 /// `POST /admin/v1/clients` → `201 {"client_id", "client_secret"?}`: the
@@ -114,21 +125,45 @@ pub async fn create<S: Store>(
             ))
         }
     };
+    if let Some(d) = request.dpop.as_deref() {
+        if d != "required" && d != "optional" {
+            return Err(ApiError::invalid_request(
+                "dpop must be \"required\" or \"optional\"",
+            ));
+        }
+    }
+    if request.public && jwks.is_some() {
+        return Err(ApiError::invalid_request(
+            "a public client has no keys to authenticate with: give public or jwks, not both",
+        ));
+    }
     let registration = Registration {
         audiences: request.audiences,
         scopes: request.scopes,
         may_act: request.may_act,
         introspect: request.introspect,
+        dpop_required: request.dpop.as_deref() == Some("required"),
     };
-    let created = clients::create_with(
-        &state.store,
-        &request.name,
-        &request.grants,
-        jwks.as_deref(),
-        registration,
-        now(),
-    )
-    .await
+    let created = if request.public {
+        clients::create_public(
+            &state.store,
+            &request.name,
+            &request.grants,
+            registration,
+            now(),
+        )
+        .await
+    } else {
+        clients::create_with(
+            &state.store,
+            &request.name,
+            &request.grants,
+            jwks.as_deref(),
+            registration,
+            now(),
+        )
+        .await
+    }
     .map_err(failed)?;
     tracing::info!(client = %created.record.id, "client created through the admin API");
     let mut out = serde_json::Map::new();

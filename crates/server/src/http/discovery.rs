@@ -55,6 +55,22 @@ pub(crate) async fn metadata<S: Store>(State(state): State<Arc<AppState<S>>>) ->
         "client_secret_post",
         "private_key_jwt"
     ]);
+    // Public clients (`none`) only at the token endpoint: they refresh,
+    // with a DPoP proof, and neither introspect nor need to revoke.
+    let token_auth_methods = json!([
+        "client_secret_basic",
+        "client_secret_post",
+        "private_key_jwt",
+        "none"
+    ]);
+    let dpop_algs: Vec<&str> = state
+        .config
+        .dpop
+        .rules
+        .algorithms()
+        .iter()
+        .map(|a| a.name())
+        .collect();
     Json(json!({
         "issuer": issuer,
         "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
@@ -64,11 +80,12 @@ pub(crate) async fn metadata<S: Store>(State(state): State<Arc<AppState<S>>>) ->
         "grant_types_supported": ["client_credentials", "refresh_token", TOKEN_EXCHANGE],
         "response_types_supported": [],
         "subject_types_supported": ["public"],
-        "token_endpoint_auth_methods_supported": auth_methods,
+        "token_endpoint_auth_methods_supported": token_auth_methods,
         "introspection_endpoint_auth_methods_supported": auth_methods,
         "revocation_endpoint_auth_methods_supported": auth_methods,
         "id_token_signing_alg_values_supported": [state.config.signing.alg.name()],
         "token_endpoint_auth_signing_alg_values_supported": [state.config.signing.alg.name()],
+        "dpop_signing_alg_values_supported": dpop_algs,
     }))
     .into_response()
 }

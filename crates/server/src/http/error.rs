@@ -14,6 +14,9 @@ pub struct ApiError {
     description: String,
     /// `WWW-Authenticate` of a 401 or 403, when not the default (`Basic`).
     challenge: Option<HeaderValue>,
+    /// A fresh `DPoP-Nonce` (RFC 9449 §8), with `use_dpop_nonce`.
+    /// (Boxed: every `Result` of the handlers carries an `ApiError`.)
+    dpop_nonce: Option<Box<HeaderValue>>,
 }
 
 impl ApiError {
@@ -27,7 +30,17 @@ impl ApiError {
             code,
             description: description.into(),
             challenge: None,
+            dpop_nonce: None,
         }
+    }
+    /// Replaces the description.
+    pub(crate) fn describe(&mut self, description: String) {
+        self.description = description;
+    }
+    /// With this `DPoP-Nonce` header (RFC 9449 §8).
+    pub(crate) fn dpop_nonce(mut self, value: HeaderValue) -> Self {
+        self.dpop_nonce = Some(Box::new(value));
+        self
     }
     /// With this `WWW-Authenticate` challenge (RFC 6750 §3 for bearer tokens).
     pub(crate) fn challenge(mut self, value: HeaderValue) -> Self {
@@ -125,6 +138,9 @@ impl IntoResponse for ApiError {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
             headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if let Some(nonce) = self.dpop_nonce {
+            headers.insert(super::dpop::NONCE_HEADER, *nonce);
         }
         if let Some(challenge) = self.challenge {
             headers.insert(header::WWW_AUTHENTICATE, challenge);

@@ -95,6 +95,12 @@ pub(crate) async fn introspect<S: Store>(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let (form, client) = form_request(&state, &headers, body).await?;
+    if client.public {
+        // RFC 7662 §2.1: introspection is for authenticated callers; a
+        // public client proves nothing but its name.
+        crate::metrics::CLIENT_AUTH_FAILURES.inc();
+        return Err(ApiError::invalid_client());
+    }
     let token = required_param(&form, "token")?;
     let now = SystemClock.now();
     let inactive = || no_store(json!({ "active": false }));
@@ -106,7 +112,13 @@ pub(crate) async fn introspect<S: Store>(
             return Ok(inactive());
         }
         claims.insert("active".into(), true.into());
-        claims.insert("token_type".into(), "Bearer".into());
+        // RFC 9449 §6.2: a bound token says so (its `cnf` is among the
+        // claims already).
+        let bound = claims.get("cnf").is_some_and(|c| c.get("jkt").is_some());
+        claims.insert(
+            "token_type".into(),
+            if bound { "DPoP" } else { "Bearer" }.into(),
+        );
         return Ok(no_store(Value::Object(claims)));
     }
     if looks_sealed(token) {
@@ -140,7 +152,11 @@ pub(crate) async fn introspect<S: Store>(
         // the sealed claims.
         let mut answer = json!({
             "active": true,
-            "token_type": if t.kind == "access_token" { "Bearer" } else { "N_A" },
+            "token_type": match (&t.jkt, t.kind.as_str()) {
+                (Some(_), _) => "DPoP",
+                (None, "access_token") => "Bearer",
+                _ => "N_A",
+            },
             "iss": state.config.issuer,
             "aud": t.audience,
             "client_id": t.client_id,
@@ -159,6 +175,9 @@ pub(crate) async fn introspect<S: Store>(
             let carried = t.format != "nested" || t.session_ref.is_some();
             if let (Some(sid), true) = (&t.session_id, carried) {
                 m.insert("sid".into(), sid.as_str().into());
+            }
+            if let Some(jkt) = &t.jkt {
+                m.insert("cnf".into(), json!({ "jkt": jkt }));
             }
         }
         return Ok(no_store(answer));

@@ -7,7 +7,8 @@
 //! [`introspection`] (introspection and revocation), [`discovery`] (JWKS,
 //! metadata, OpenAPI, health, metrics). Every family calls the shared
 //! plumbing once: [`request`] (body, form and JSON parsing, client
-//! authentication) and [`error`](mod@error) (RFC 6749 error bodies).
+//! authentication), [`dpop`](mod@dpop) (DPoP proofs and nonces) and
+//! [`error`](mod@error) (RFC 6749 error bodies).
 
 use std::sync::Arc;
 
@@ -26,6 +27,7 @@ use crate::tokens;
 use crate::tokens::Minted;
 
 pub mod discovery;
+pub mod dpop;
 pub mod error;
 pub mod introspection;
 pub mod request;
@@ -52,6 +54,8 @@ pub struct AppState<S> {
     pub sealing: SealingKeys,
     /// The client for JWKS fetches (sealed resources' keys).
     pub http: reqwest::Client,
+    /// DPoP server nonces.
+    pub nonces: dpop::Nonces,
 }
 
 /// Hands out a minted token, recording it first if it is sealed (tessera

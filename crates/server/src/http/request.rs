@@ -1,6 +1,6 @@
 //! Shared request plumbing: bounded bodies, forms (RFC 6749 §3.1/§3.2),
 //! strict JSON, and client authentication (`client_secret_basic`,
-//! `client_secret_post`, `private_key_jwt`). Every endpoint family calls it.
+//! `client_secret_post`, `private_key_jwt`, and `none` for public clients). Every endpoint family calls it.
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -78,7 +78,7 @@ pub(crate) async fn authenticate<S: Store>(
             ))
         }
         (Some(c), None) | (None, Some(c)) => c,
-        (None, None) => return Err(ApiError::invalid_client()),
+        (None, None) => return public_client(state, form).await,
     };
     let secret = zeroize::Zeroizing::new(secret);
     let client = clients::authenticate(&state.store, &id, &secret)
@@ -91,6 +91,26 @@ pub(crate) async fn authenticate<S: Store>(
         crate::metrics::CLIENT_AUTH_FAILURES.inc();
         ApiError::invalid_client()
     })
+}
+
+/// A public client (RFC 6749 §2.1, `token_endpoint_auth_method` `none`):
+/// it only names itself with `client_id` in the form. Only a client
+/// registered as public is accepted so; what it may then do — refresh the
+/// sessions it holds, each time with a DPoP proof — each endpoint decides.
+async fn public_client<S: Store>(
+    state: &AppState<S>,
+    form: Option<&Map<String, Value>>,
+) -> Result<Arc<ClientRecord>, ApiError> {
+    let fail = || {
+        crate::metrics::CLIENT_AUTH_FAILURES.inc();
+        ApiError::invalid_client()
+    };
+    let id = form
+        .and_then(|f| f.get("client_id"))
+        .and_then(Value::as_str)
+        .ok_or_else(fail)?;
+    let client = state.store.client(id).await.map_err(ApiError::server)?;
+    client.filter(|c| c.public).ok_or_else(fail)
 }
 
 /// RFC 7523 §2.2: the client assertion type of `private_key_jwt`.

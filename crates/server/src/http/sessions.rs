@@ -11,10 +11,12 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{json, Map, Value};
 use tessera_jose::jwt::{Clock, SystemClock};
 
+use tessera_verify::dpop::{DpopError, Proof};
+
 use super::request::{authenticate, json_request};
-use super::{issue, live_session, no_store, ApiError, AppState};
+use super::{dpop, issue, live_session, no_store, ApiError, AppState};
 use crate::config::{Resource, TokenFormat};
-use crate::store::{SessionRecord, Store, StoreError};
+use crate::store::{ClientRecord, SessionRecord, Store, StoreError};
 use crate::{policy, tokens};
 
 /// `POST /v1/sessions`: a trusted client mints a session for a user it has
@@ -26,9 +28,21 @@ pub(crate) async fn create_session<S: Store>(
     State(state): State<Arc<AppState<S>>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let now = SystemClock.now();
+    let answer = new_session(&state, &headers, body, now).await;
+    dpop::answer(&state, answer, now)
+}
+
+async fn new_session<S: Store>(
+    state: &AppState<S>,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+    now: i64,
 ) -> Result<Response, ApiError> {
     let (request, client): (crate::api::SessionRequest, _) =
-        json_request(&state, &headers, body).await?;
+        json_request(state, headers, body).await?;
+    let proof = dpop::checked(state, headers, "/v1/sessions", now)?;
     let crate::api::SessionRequest {
         sub,
         org,
@@ -38,6 +52,8 @@ pub(crate) async fn create_session<S: Store>(
         claims,
         scope,
         acr,
+        dpop_jkt,
+        holder,
     } = request;
     for (name, value) in [("sub", &sub), ("org", &org), ("audience", &audience)] {
         if value.is_empty() || value.len() > 1024 {
@@ -63,6 +79,11 @@ pub(crate) async fn create_session<S: Store>(
     let scope = policy::grant_scope(&client.registration.scopes, scope.as_deref())
         .map_err(ApiError::access)?;
     let resource = state.config.resource(&audience);
+    let jkt = session_binding(state, &client, &resource, dpop_jkt, proof.as_ref(), now)?;
+    let holder = match holder {
+        None => None,
+        Some(id) => Some(session_holder(state, &id, jkt.as_deref(), &audience, &scope).await?),
+    };
     let sub_value = Value::from(sub.as_str());
     let org_value = Value::from(org.as_str());
     let roles_value = Value::from(roles.clone());
@@ -76,8 +97,11 @@ pub(crate) async fn create_session<S: Store>(
         ],
     )
     .map_err(|e| ApiError::invalid_request(e.to_string()))?;
+    // Last, once everything else was accepted: the proof is used up.
+    if let Some(p) = &proof {
+        dpop::record(state, p, now).await?;
+    }
 
-    let now = SystemClock.now();
     let id = crate::crypto::random_token(16)
         .map_err(ApiError::server)?
         .to_string();
@@ -95,11 +119,20 @@ pub(crate) async fn create_session<S: Store>(
         created_at: now,
         expires_at: now.saturating_add(crate::config::seconds(state.config.tokens.session_ttl)),
         revoked_at: None,
+        dpop_jkt: jkt,
+        holder,
     };
     let (refresh, record) = tokens::new_refresh(&state.config, now).map_err(ApiError::server)?;
     let keys = state.keys.snapshot();
-    let access = tokens::access_token(&keys, &state.config, &state.sealing, &session, now)
-        .map_err(ApiError::server)?;
+    let access = tokens::access_token(
+        &keys,
+        &state.config,
+        &state.sealing,
+        &session,
+        session.dpop_jkt.as_deref(),
+        now,
+    )
+    .map_err(ApiError::server)?;
     let session_token =
         tokens::session_token(&keys, &state.config, &session, now).map_err(ApiError::server)?;
     state
@@ -107,7 +140,12 @@ pub(crate) async fn create_session<S: Store>(
         // One family per session: the family is named after it.
         .create_session(
             &session,
-            &record.record(&session.id, &session.id, &client.id),
+            // A held session's refresh tokens are its holder's.
+            &record.record(
+                &session.id,
+                &session.id,
+                session.holder.as_ref().unwrap_or(&client.id),
+            ),
         )
         .await
         .map_err(|e| match e {
@@ -118,7 +156,7 @@ pub(crate) async fn create_session<S: Store>(
             }
             e => ApiError::server(e),
         })?;
-    let (access, expires_in) = issue(&state, access, now, None).await?;
+    let (access, expires_in) = issue(state, access, now, None).await?;
     crate::metrics::SESSIONS_CREATED.inc();
     crate::metrics::ACCESS_TOKENS.inc();
     tracing::info!(sid = %session.id, client = %client.id, "session created");
@@ -127,9 +165,89 @@ pub(crate) async fn create_session<S: Store>(
         access_token: access,
         session_token,
         refresh_token: refresh.to_string(),
-        token_type: "Bearer",
+        token_type: if session.dpop_jkt.is_some() {
+            "DPoP"
+        } else {
+            "Bearer"
+        },
         expires_in,
     })))
+}
+
+/// The DPoP key a new session is bound to: `dpop_jkt` (RFC 9449 §10), or
+/// the key of the request's own proof; both must then name the same key.
+/// A client or resource registered with `dpop = required` gets no unbound
+/// session.
+fn session_binding<S>(
+    state: &AppState<S>,
+    client: &ClientRecord,
+    resource: &Resource,
+    dpop_jkt: Option<String>,
+    proof: Option<&Proof>,
+    now: i64,
+) -> Result<Option<String>, ApiError> {
+    if let Some(j) = &dpop_jkt {
+        if !dpop::is_thumbprint(j) {
+            return Err(ApiError::invalid_request(
+                "dpop_jkt must be an RFC 7638 SHA-256 JWK thumbprint (43 base64url characters)",
+            ));
+        }
+    }
+    let jkt = match (dpop_jkt, proof) {
+        (Some(j), Some(p)) if p.jkt != j => {
+            return Err(dpop::refused(state, DpopError::KeyMismatch, now))
+        }
+        (Some(j), _) => Some(j),
+        (None, p) => p.map(|p| p.jkt.clone()),
+    };
+    if jkt.is_none() {
+        if client.registration.dpop_required {
+            dpop::require(state, None, "this client's tokens are always bound", now)?;
+        }
+        if resource.dpop_required {
+            dpop::require(
+                state,
+                None,
+                "this resource takes DPoP-bound tokens only",
+                now,
+            )?;
+        }
+    }
+    Ok(jkt)
+}
+
+/// The public client named as a session's `holder`: registered as public,
+/// with the `refresh_token` grant, and registered for the session's
+/// audience and scope itself; the session must be bound to a key.
+async fn session_holder<S: Store>(
+    state: &AppState<S>,
+    id: &str,
+    jkt: Option<&str>,
+    audience: &str,
+    scope: &[String],
+) -> Result<String, ApiError> {
+    if jkt.is_none() {
+        return Err(ApiError::invalid_request(
+            "holder requires dpop_jkt: a public client refreshes only with the key it proves",
+        ));
+    }
+    let holder = state
+        .store
+        .client(id)
+        .await
+        .map_err(ApiError::server)?
+        .filter(|c| c.public && c.grants.iter().any(|g| g == "refresh_token"))
+        .ok_or_else(|| {
+            ApiError::invalid_request(
+                "holder must be a registered public client with the refresh_token grant",
+            )
+        })?;
+    policy::check_audience(&state.config, &holder, audience).map_err(ApiError::access)?;
+    if !scope.is_empty() {
+        policy::grant_scope(&holder.registration.scopes, Some(&scope.join(" ")))
+            .map_err(ApiError::access)?;
+    }
+    Ok(holder.id.clone())
 }
 
 /// `DELETE /v1/sessions/{id}`: the client that minted it ends a session;
@@ -252,6 +370,7 @@ pub(crate) async fn step_up<S: Store>(
         &resource,
         step,
         None,
+        session.dpop_jkt.as_deref(),
         now,
     )
     .map_err(ApiError::server)?;

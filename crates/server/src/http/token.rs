@@ -11,9 +11,11 @@ use axum::response::Response;
 use serde_json::{json, Map, Value};
 use tessera_jose::jwt::{Clock, SystemClock};
 
+use tessera_verify::dpop::{DpopError, Proof};
+
 use super::request::{form_request, required_param};
 use super::{
-    issue, live_session, looks_sealed, no_store, verified_access_token, ApiError, AppState,
+    dpop, issue, live_session, looks_sealed, no_store, verified_access_token, ApiError, AppState,
 };
 use crate::config::TokenFormat;
 use crate::store::{ClientRecord, RefreshOutcome, Store};
@@ -33,10 +35,40 @@ pub(crate) async fn token<S: Store>(
     State(state): State<Arc<AppState<S>>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
-    let (form, client) = form_request(&state, &headers, body).await?;
-    let grant = required_param(&form, "grant_type")?;
+) -> Response {
     let now = SystemClock.now();
+    let answer = grant(&state, &headers, body, now).await;
+    dpop::answer(&state, answer, now)
+}
+
+async fn grant<S: Store>(
+    state: &AppState<S>,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+    now: i64,
+) -> Result<Response, ApiError> {
+    let (form, client) = form_request(state, headers, body).await?;
+    let grant = required_param(&form, "grant_type")?;
+    // RFC 9449 §4.3: checked for every grant; recorded (used up) only once
+    // the request was otherwise accepted.
+    let proof = dpop::checked(state, headers, "/oauth2/token", now)?;
+    if client.public && grant != "refresh_token" {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "unauthorized_client",
+            "a public client may only refresh the sessions it holds (grant_type=refresh_token)",
+        ));
+    }
+    // (A refresh decides this with its session, below: a token bound to a
+    // key is refused without a proof by it as `invalid_grant`.)
+    if (client.public || client.registration.dpop_required) && grant != "refresh_token" {
+        dpop::require(
+            state,
+            proof.as_ref(),
+            "this client's tokens are always bound to its key",
+            now,
+        )?;
+    }
     match grant {
         "client_credentials" => {
             if !client.grants.iter().any(|g| g == "client_credentials") {
@@ -69,6 +101,13 @@ pub(crate) async fn token<S: Store>(
                 form.get("scope").and_then(Value::as_str),
             )
             .map_err(ApiError::access)?;
+            if state.config.resource(&audience).dpop_required {
+                dpop::require(state, proof.as_ref(), RESOURCE_REQUIRES, now)?;
+            }
+            if let Some(p) = &proof {
+                dpop::record(state, p, now).await?;
+            }
+            let jkt = proof.as_ref().map(|p| p.jkt.as_str());
             crate::metrics::ACCESS_TOKENS.inc();
             let keys = state.keys.snapshot();
             let minted = tokens::client_token(
@@ -78,14 +117,15 @@ pub(crate) async fn token<S: Store>(
                 &client,
                 &audience,
                 &scope,
+                jkt,
                 now,
             )
             .map_err(ApiError::server)?;
-            let (access, expires_in) = issue(&state, minted, now, None).await?;
+            let (access, expires_in) = issue(state, minted, now, None).await?;
             Ok(no_store(json!(crate::api::TokenResponse {
                 access_token: access,
                 issued_token_type: None,
-                token_type: "Bearer",
+                token_type: token_type(jkt),
                 expires_in,
                 refresh_token: None,
                 scope: scope_answer(&scope),
@@ -118,6 +158,18 @@ pub(crate) async fn token<S: Store>(
                 policy::check_audience(&state.config, &client, &session.audience)
                     .and_then(|()| session_scope(&client, session, requested_scope))
             };
+            // RFC 9449 §5: a session bound to a key is refreshed only with a
+            // proof by that key (a copied refresh token is worthless without
+            // it); a resource that takes bound tokens only, only with a proof.
+            let proven = |session: &crate::store::SessionRecord| {
+                let must = client.public
+                    || client.registration.dpop_required
+                    || state.config.resource(&session.audience).dpop_required;
+                proof_fits(session, proof.as_ref()) && (proof.is_some() || !must)
+            };
+            if let Some(p) = &proof {
+                dpop::record(state, p, now).await?;
+            }
             let (next, stored) =
                 tokens::new_refresh(&state.config, now).map_err(ApiError::server)?;
             let outcome = state
@@ -126,7 +178,7 @@ pub(crate) async fn token<S: Store>(
                     &tokens::refresh_hash(presented),
                     &client.id,
                     &stored,
-                    &|s| allowed(s).is_ok(),
+                    &|s| proven(s) && allowed(s).is_ok(),
                     now,
                 )
                 .await
@@ -134,6 +186,12 @@ pub(crate) async fn token<S: Store>(
             match outcome {
                 RefreshOutcome::Rotated(mut session) => {
                     session.scope = allowed(&session).map_err(ApiError::access)?;
+                    // The session's key, else (a confidential client, RFC
+                    // 9449 §5) this request's.
+                    let jkt = session
+                        .dpop_jkt
+                        .clone()
+                        .or_else(|| proof.as_ref().map(|p| p.jkt.clone()));
                     crate::metrics::ACCESS_TOKENS.inc();
                     // Before signing (RS256: ~0.4 ms on this thread): the
                     // task the store just woke — its next writer, waiting
@@ -143,22 +201,45 @@ pub(crate) async fn token<S: Store>(
                     // (refresh rotation on SQLite ran at half the rate).
                     tokio::task::yield_now().await;
                     let keys = state.keys.snapshot();
-                    let minted =
-                        tokens::access_token(&keys, &state.config, &state.sealing, &session, now)
-                            .map_err(ApiError::server)?;
-                    let (access, expires_in) = issue(&state, minted, now, None).await?;
+                    let minted = tokens::access_token(
+                        &keys,
+                        &state.config,
+                        &state.sealing,
+                        &session,
+                        jkt.as_deref(),
+                        now,
+                    )
+                    .map_err(ApiError::server)?;
+                    let (access, expires_in) = issue(state, minted, now, None).await?;
                     Ok(no_store(json!(crate::api::TokenResponse {
                         access_token: access,
                         issued_token_type: None,
-                        token_type: "Bearer",
+                        token_type: token_type(jkt.as_deref()),
                         expires_in,
                         refresh_token: Some(next.to_string()),
                         scope: scope_answer(&session.scope),
                     })))
                 }
-                RefreshOutcome::Refused(session) => Err(match allowed(&session) {
-                    Err(e) => ApiError::access(e),
-                    Ok(_) => ApiError::invalid_grant("refresh token expired or revoked"),
+                RefreshOutcome::Refused(session) => Err(if !proof_fits(&session, proof.as_ref()) {
+                    tracing::warn!(sid = %session.id, client = %client.id,
+                        "refresh refused: no DPoP proof by the key the session is bound to");
+                    ApiError::invalid_grant(
+                        "this refresh token is bound to a DPoP key: present a proof by that key",
+                    )
+                } else if !proven(&session) {
+                    dpop::require(
+                        state,
+                        None,
+                        "this client's or audience's tokens are always bound",
+                        now,
+                    )
+                    .err()
+                    .unwrap_or_else(|| ApiError::invalid_grant(RESOURCE_REQUIRES))
+                } else {
+                    match allowed(&session) {
+                        Err(e) => ApiError::access(e),
+                        Ok(_) => ApiError::invalid_grant("refresh token expired or revoked"),
+                    }
                 }),
                 RefreshOutcome::Reused {
                     family_id,
@@ -177,7 +258,7 @@ pub(crate) async fn token<S: Store>(
                 RefreshOutcome::Unknown => Err(ApiError::invalid_grant("unknown refresh token")),
             }
         }
-        TOKEN_EXCHANGE => token_exchange(&state, &form, &client, now).await,
+        TOKEN_EXCHANGE => token_exchange(state, &form, &client, proof.as_ref(), now).await,
         _ => Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "unsupported_grant_type",
@@ -195,6 +276,7 @@ pub(crate) async fn token_exchange<S: Store>(
     state: &AppState<S>,
     form: &Map<String, Value>,
     client: &ClientRecord,
+    proof: Option<&Proof>,
     now: i64,
 ) -> Result<Response, ApiError> {
     if !client.grants.iter().any(|g| g == "token_exchange") {
@@ -246,21 +328,26 @@ pub(crate) async fn token_exchange<S: Store>(
         || ApiError::invalid_grant("subject_token is not a live access token of this issuer");
     // A JWS access token is verified; a sealed one (tessera cannot read it)
     // is found by its hash among those it issued.
-    let sid = if looks_sealed(subject) {
-        state
+    let (sid, subject_jkt) = if looks_sealed(subject) {
+        let t = state
             .store
             .sealed(&tokens::refresh_hash(subject))
             .await
             .map_err(ApiError::server)?
             .filter(|t| t.kind == "access_token" && t.expires_at > now && t.revoked_at.is_none())
-            .ok_or_else(not_live)?
-            .session_id
+            .ok_or_else(not_live)?;
+        (t.session_id, t.jkt)
     } else {
-        verified_access_token(state, subject, now)
-            .ok_or_else(not_live)?
-            .get("sid")
+        let claims = verified_access_token(state, subject, now).ok_or_else(not_live)?;
+        let jkt = claims
+            .get("cnf")
+            .and_then(|c| c.get("jkt"))
             .and_then(Value::as_str)
-            .map(str::to_owned)
+            .map(str::to_owned);
+        (
+            claims.get("sid").and_then(Value::as_str).map(str::to_owned),
+            jkt,
+        )
     };
     let sid = sid.ok_or_else(|| {
         ApiError::invalid_grant(
@@ -285,6 +372,29 @@ pub(crate) async fn token_exchange<S: Store>(
         }
     }
     session.scope = session_scope(client, &session, requested_scope).map_err(ApiError::access)?;
+    // A bound subject token is exchanged only by whoever holds its key: a
+    // copy of it must not become an unbound token for another audience.
+    for bound in [subject_jkt.as_deref(), session.dpop_jkt.as_deref()]
+        .into_iter()
+        .flatten()
+    {
+        let p = dpop::require(
+            state,
+            proof,
+            "the subject_token is bound to a DPoP key",
+            now,
+        )?;
+        if p.jkt != bound {
+            return Err(dpop::refused(state, DpopError::KeyMismatch, now));
+        }
+    }
+    if resource.dpop_required {
+        dpop::require(state, proof, RESOURCE_REQUIRES, now)?;
+    }
+    if let Some(p) = proof {
+        dpop::record(state, p, now).await?;
+    }
+    let jkt = proof.map(|p| p.jkt.as_str());
     let keys = state.keys.snapshot();
     let minted = match resource.format {
         TokenFormat::Nested => tokens::federation_token(
@@ -294,6 +404,7 @@ pub(crate) async fn token_exchange<S: Store>(
             &session,
             &resource,
             &client.id,
+            jkt,
             now,
         )
         .map_err(ApiError::server)?,
@@ -317,6 +428,7 @@ pub(crate) async fn token_exchange<S: Store>(
                 &resource,
                 step,
                 Some(&client.id),
+                jkt,
                 now,
             )
             .map_err(ApiError::server)?
@@ -336,7 +448,7 @@ pub(crate) async fn token_exchange<S: Store>(
     Ok(no_store(json!(crate::api::TokenResponse {
         access_token: token,
         issued_token_type: Some(JWT_TOKEN_TYPE),
-        token_type: "N_A",
+        token_type: if jkt.is_some() { "DPoP" } else { "N_A" },
         expires_in,
         refresh_token: None,
         // A federation token carries the session's (narrowed) scope; a
@@ -346,6 +458,27 @@ pub(crate) async fn token_exchange<S: Store>(
             _ => None,
         },
     })))
+}
+
+/// Why a proof is missing where a resource requires one.
+const RESOURCE_REQUIRES: &str = "this audience takes DPoP-bound tokens only";
+
+/// `DPoP` for a token bound to a key, else `Bearer`.
+fn token_type(jkt: Option<&str>) -> &'static str {
+    if jkt.is_some() {
+        "DPoP"
+    } else {
+        "Bearer"
+    }
+}
+
+/// Whether `proof` may refresh `session`: any (or none) for a session not
+/// bound to a key; for a bound one, a proof by that key.
+fn proof_fits(session: &crate::store::SessionRecord, proof: Option<&Proof>) -> bool {
+    match &session.dpop_jkt {
+        None => true,
+        Some(jkt) => proof.is_some_and(|p| &p.jkt == jkt),
+    }
 }
 
 /// `audience` or `resource` (RFC 8707; RFC 8693 names both), at most one.

@@ -11,9 +11,21 @@ pub struct Reply {
     pub status: u16,
     pub headers: String,
     pub body: String,
+    /// The head as received.
+    pub raw_head: String,
 }
 
 impl Reply {
+    /// The value of header `name` (any case) as received, if present.
+    pub fn raw_header(&self, name: &str) -> Option<String> {
+        self.raw_head.lines().find_map(|line| {
+            let (n, v) = line.split_once(':')?;
+            n.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| v.trim().to_owned())
+        })
+    }
+
     /// The body as JSON.
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
@@ -51,6 +63,7 @@ pub async fn send(
         status,
         headers: head.to_ascii_lowercase(),
         body: body.to_owned(),
+        raw_head: head.to_owned(),
     }
 }
 
