@@ -10,6 +10,12 @@
 //! # this server's key (DECRYPTION_KEY: a private JWK file; the issuer's
 //! # [[resources]] entry for AUDIENCE has format = "jwe" and its public part):
 //! curl -H "Authorization: Bearer $ACCESS_TOKEN" -H "Step-Up: $ASSERTION" http://127.0.0.1:3000/records
+//! # DPoP-bound tokens (RFC 9449): EXTERNAL_URL is this server's URL as
+//! # clients reach it, the base of every proof's htu.
+//! EXTERNAL_URL=http://127.0.0.1:3000 … cargo run -p tessera-verify --example resource_server
+//! curl -H "Authorization: DPoP $ACCESS_TOKEN" \
+//!   -H "DPoP: $(tessera dpop proof --key app.jwk --htm GET --htu http://127.0.0.1:3000/orders --token "$ACCESS_TOKEN")" \
+//!   http://127.0.0.1:3000/orders
 //! ```
 #![allow(missing_docs)]
 
@@ -71,6 +77,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .issuer(&issuer)
         .audience(&audience)
         .algorithms([JwsAlgorithm::RS256, JwsAlgorithm::ES256]);
+    if let Ok(url) = std::env::var("EXTERNAL_URL") {
+        // DPoP-bound tokens are accepted, each with a proof for this URL.
+        builder = builder.external_url(&url);
+    }
     if let Ok(path) = std::env::var("DECRYPTION_KEY") {
         let key = Jwk::from_json(&std::fs::read(path)?)?;
         builder =

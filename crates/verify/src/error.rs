@@ -38,7 +38,8 @@ pub enum BuildError {
     /// before any request is made to it.
     #[error("tessera-verify: {which} {reason}")]
     Url {
-        /// `"issuer"`, `"jwks_uri"`, or `"jwks_uri of the issuer's metadata"`.
+        /// `"issuer"`, `"jwks_uri"`, `"jwks_uri of the issuer's metadata"`
+        /// or `"external_url"`.
         which: &'static str,
         /// Why.
         reason: crate::urls::UrlError,
@@ -73,6 +74,21 @@ pub enum AuthError {
     /// be fine, the verifier cannot tell.
     #[error("verification keys unavailable")]
     Unavailable,
+    /// DPoP (RFC 9449 §7): the proof is missing or refused, the token is
+    /// bound to another key, or a bound token came as `Bearer` (no
+    /// downgrade). Answered 401 with a `DPoP` challenge naming the
+    /// accepted algorithms (503 when replay cannot be checked).
+    #[error("{description}")]
+    Dpop {
+        /// `invalid_dpop_proof`, `invalid_token` (a bound token sent as
+        /// `Bearer`, or an unbound one as `DPoP`) or
+        /// `temporarily_unavailable`.
+        error: &'static str,
+        /// What failed (safe to send back).
+        description: String,
+        /// The algorithms accepted, space-separated (the challenge's `algs`).
+        algs: String,
+    },
 }
 
 impl AuthError {
@@ -112,6 +128,10 @@ impl AuthError {
             AuthError::InvalidToken(_) => (StatusCode::UNAUTHORIZED, Some("invalid_token")),
             AuthError::InsufficientScope(_) => (StatusCode::FORBIDDEN, Some("insufficient_scope")),
             AuthError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, None),
+            AuthError::Dpop { error, .. } if *error == "temporarily_unavailable" => {
+                (StatusCode::SERVICE_UNAVAILABLE, Some(*error))
+            }
+            AuthError::Dpop { error, .. } => (StatusCode::UNAUTHORIZED, Some(*error)),
         }
     }
 }
@@ -120,9 +140,13 @@ impl IntoResponse for AuthError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
         let description = self.to_string().replace('"', "'");
-        let challenge = match code {
-            None => "Bearer realm=\"tessera\"".to_owned(),
-            Some(code) => format!(
+        let challenge = match (&self, code) {
+            (AuthError::Dpop { algs, .. }, Some(code)) => format!(
+                "DPoP realm=\"tessera\", error=\"{code}\", error_description=\"{description}\", \
+                 algs=\"{algs}\""
+            ),
+            (_, None) => "Bearer realm=\"tessera\"".to_owned(),
+            (_, Some(code)) => format!(
                 "Bearer realm=\"tessera\", error=\"{code}\", error_description=\"{description}\""
             ),
         };

@@ -38,14 +38,24 @@ pub struct AccessClaims {
     pub scope: Option<String>,
 }
 
-/// The bearer token of a request: from `Authorization: Bearer` only. A token
+/// How a token was presented.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Scheme {
+    /// `Authorization: Bearer` (RFC 6750).
+    Bearer,
+    /// `Authorization: DPoP`, with a `DPoP` proof (RFC 9449 §7.1).
+    Dpop,
+}
+
+/// The access token of a request: from `Authorization: Bearer` or
+/// `Authorization: DPoP` only (the scheme in any case). A token
 /// offered in the query string (`access_token=`) or a form body is refused
 /// outright (and never logged): URLs end up in logs and histories. So is a
 /// request with more than one credential — two `Authorization` headers, or
 /// one holding several (`Bearer a, Bearer b`: RFC 9110 §5.3 merging by a
 /// proxy): a proxy in front may have judged another one than we would
 /// pick, so none is picked.
-fn bearer(parts: &Parts) -> Result<&str, AuthError> {
+fn credential(parts: &Parts) -> Result<(Scheme, &str), AuthError> {
     let query_token = parts.uri.query().is_some_and(|q| {
         q.split('&')
             .any(|pair| pair.split('=').next() == Some("access_token"))
@@ -90,15 +100,19 @@ fn bearer(parts: &Parts) -> Result<&str, AuthError> {
             AuthError::InvalidRequest("malformed Authorization header")
         });
     };
-    if !scheme.eq_ignore_ascii_case("bearer") {
+    let scheme = if scheme.eq_ignore_ascii_case("bearer") {
+        Scheme::Bearer
+    } else if scheme.eq_ignore_ascii_case("dpop") {
+        Scheme::Dpop
+    } else {
         // Another scheme is not ours to judge (its parameters may hold
-        // commas), unless a bearer credential was merged in after it.
+        // commas), unless a credential of ours was merged in after it.
         return Err(if value.split(',').skip(1).any(starts_bearer) {
             several
         } else {
             AuthError::Missing
         });
-    }
+    };
     let token = token.trim_start_matches(' ');
     // A bearer token has no comma (RFC 6750 §2.1 b64token): one here is
     // a second credential.
@@ -108,16 +122,105 @@ fn bearer(parts: &Parts) -> Result<&str, AuthError> {
     if !is_b64token(token) {
         return Err(AuthError::InvalidRequest("malformed Authorization header"));
     }
-    Ok(token)
+    Ok((scheme, token))
+}
+
+/// The token of `Authorization: Bearer` ([`credential`]'s, whatever the
+/// scheme: for the unit tests of the parsing).
+#[cfg(test)]
+fn bearer(parts: &Parts) -> Result<&str, AuthError> {
+    credential(parts).map(|(_, t)| t)
 }
 
 /// Whether a comma-separated part of an `Authorization` value starts a
-/// Bearer credential (`Bearer` then a space, or alone).
+/// credential of ours (`Bearer` or `DPoP`, then a space, or alone).
 fn starts_bearer(part: &str) -> bool {
     let part = part.trim_start_matches([' ', '\t']);
-    part.get(..6)
-        .is_some_and(|s| s.eq_ignore_ascii_case("bearer"))
-        && matches!(part.as_bytes().get(6), None | Some(b' '))
+    let starts = |name: &str| {
+        part.get(..name.len())
+            .is_some_and(|s| s.eq_ignore_ascii_case(name))
+            && matches!(part.as_bytes().get(name.len()), None | Some(b' '))
+    };
+    starts("bearer") || starts("dpop")
+}
+
+impl Verifier {
+    /// Verifies the access token of a request — what [`Claims`] and
+    /// [`layer`] do: `Authorization: Bearer`, or `Authorization: DPoP`
+    /// with a `DPoP` proof (RFC 9449 §7.1) when the verifier has an
+    /// [`external_url`](crate::VerifierBuilder::external_url). A token
+    /// bound to a key (`cnf.jkt`) is accepted only as `DPoP`, with a proof
+    /// for this request (method, this resource's URL and path, `ath` the
+    /// token's hash, fresh, not seen before) signed by that key; one sent
+    /// as `Bearer` is refused (no downgrade), as is an unbound token sent
+    /// as `DPoP`.
+    pub async fn verify_request<T: DeserializeOwned>(
+        &self,
+        parts: &Parts,
+    ) -> Result<crate::Verified<T>, AuthError> {
+        let (scheme, token) = credential(parts)?;
+        let verified = self.verify::<T>(token)?;
+        let side = self.inner.dpop.as_ref();
+        let refuse = |error: &'static str, description: String| AuthError::Dpop {
+            error,
+            description,
+            algs: side.map_or_else(String::new, |d| {
+                d.rules
+                    .algorithms()
+                    .iter()
+                    .map(|a| a.name())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            }),
+        };
+        let jkt = match (scheme, &verified.dpop_jkt) {
+            (Scheme::Bearer, None) => return Ok(verified),
+            (Scheme::Bearer, Some(_)) => {
+                return Err(refuse(
+                    "invalid_token",
+                    "the token is bound to a DPoP key: send it as Authorization: DPoP, \
+                     with a proof"
+                        .into(),
+                ))
+            }
+            (Scheme::Dpop, None) => {
+                return Err(refuse(
+                    "invalid_token",
+                    "the token is not bound to a key: send it as Authorization: Bearer".into(),
+                ))
+            }
+            (Scheme::Dpop, Some(jkt)) => jkt,
+        };
+        let side = side.ok_or_else(|| {
+            refuse(
+                "invalid_token",
+                "this resource does not accept DPoP-bound tokens (no external URL configured)"
+                    .into(),
+            )
+        })?;
+        let failed = |e: crate::dpop::DpopError| refuse(e.code(), e.to_string());
+        let proof = crate::dpop::header(&parts.headers)
+            .map_err(failed)?
+            .ok_or_else(|| failed(crate::dpop::DpopError::Missing))?;
+        let url = format!("{}{}", side.base, parts.uri.path());
+        let request = crate::dpop::Request {
+            method: parts.method.as_str(),
+            url: &url,
+            access_token: Some(token),
+            nonce: crate::dpop::Nonce::NotRequired,
+        };
+        let now = self.now();
+        let checked = crate::dpop::check(proof, &side.rules, &request, now).map_err(failed)?;
+        if &checked.jkt != jkt {
+            return Err(failed(crate::dpop::DpopError::KeyMismatch));
+        }
+        // Last: only a proof that passed everything is remembered.
+        checked
+            .record(&side.seen, &side.rules, now)
+            .await
+            .map_err(failed)?;
+        Ok(verified)
+    }
 }
 
 /// RFC 6750 §2.1: `b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" /
@@ -139,9 +242,8 @@ where
     type Rejection = AuthError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let token = bearer(parts)?;
         let verifier = Verifier::from_ref(state);
-        verifier.verify::<T>(token).map(Claims)
+        verifier.verify_request::<T>(parts).await.map(Claims)
     }
 }
 
@@ -173,7 +275,7 @@ pub type Layer = axum::middleware::FromFnLayer<
 fn guard(State(verifier): State<Verifier>, request: Request, next: Next) -> Guarded {
     Box::pin(async move {
         let (mut parts, body) = request.into_parts();
-        let verified = match bearer(&parts).and_then(|t| verifier.verify::<AccessClaims>(t)) {
+        let verified = match verifier.verify_request::<AccessClaims>(&parts).await {
             Ok(v) => v,
             Err(e) => return e.into_response(),
         };

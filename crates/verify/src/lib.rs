@@ -55,7 +55,16 @@
 //!   its metadata names must be `https://`, or `http://` to a loopback host
 //!   (`localhost`, 127.0.0.0/8, `[::1]`), and carry no `user:password@`;
 //!   this is decided on the parsed URL, before any request ([`urls`]).
-//! - **Tokens are read from `Authorization: Bearer` only**: one in the query
+//! - **DPoP-bound tokens are proven, never downgraded** (RFC 9449 §7): with
+//!   [`VerifierBuilder::external_url`], `Authorization: DPoP` is accepted
+//!   with a `DPoP` proof for this request — its method, this resource's
+//!   configured URL and path (never `Host` or `X-Forwarded-*`), `ath` the
+//!   token's hash, fresh, signed by the key the token's `cnf.jkt` names,
+//!   and never seen before (a bounded in-memory replay cache). A bound
+//!   token sent as `Bearer` is refused, as is an unbound one sent as
+//!   `DPoP`; failures answer `WWW-Authenticate: DPoP error=…, algs=…`
+//!   ([`Verifier::verify_request`]).
+//! - **Tokens are read from `Authorization: Bearer` or `DPoP` only**: one in the query
 //!   string or a form body is refused (RFC 6750 §2.2, §2.3 are not
 //!   offered), with a 401 and an RFC 6750 `WWW-Authenticate` error, and is
 //!   never logged. A request with more than one `Authorization` header, or
@@ -142,6 +151,9 @@ pub struct VerifierBuilder {
     bounds: RefreshBounds,
     max_staleness: Duration,
     clock: Arc<dyn Clock>,
+    external_url: Option<String>,
+    dpop_rules: dpop::ProofRules,
+    dpop_replay_capacity: usize,
     /// The first of `issuer`/`jwks_uri` given twice: refused at build.
     repeated: Option<&'static str>,
 }
@@ -158,6 +170,9 @@ impl Default for VerifierBuilder {
             bounds: RefreshBounds::default(),
             max_staleness: DEFAULT_JWKS_MAX_STALENESS,
             clock: Arc::new(SystemClock),
+            external_url: None,
+            dpop_rules: dpop::ProofRules::default(),
+            dpop_replay_capacity: dpop::DEFAULT_REPLAY_CAPACITY,
             repeated: None,
         }
     }
@@ -233,6 +248,29 @@ impl VerifierBuilder {
         self.max_staleness = max;
         self
     }
+    /// This resource's external base URL, as its clients reach it
+    /// (`https://api.example.com`, or with a path prefix): the `htu` of a
+    /// DPoP proof must be it followed by the request's path. Given, DPoP
+    /// is accepted (`Authorization: DPoP` with a proof, RFC 9449 §7);
+    /// without it, DPoP-bound tokens are refused. Never derived from the
+    /// request's `Host` or `X-Forwarded-*`, which the client controls.
+    pub fn external_url(mut self, url: &str) -> Self {
+        self.external_url = Some(url.trim_end_matches('/').to_owned());
+        self
+    }
+    /// The algorithms and age DPoP proofs may have (default
+    /// [`dpop::DEFAULT_ALGORITHMS`], [`dpop::DEFAULT_MAX_AGE`]).
+    pub fn dpop_rules(mut self, rules: dpop::ProofRules) -> Self {
+        self.dpop_rules = rules;
+        self
+    }
+    /// How many DPoP proofs the in-memory replay cache holds (default
+    /// [`dpop::DEFAULT_REPLAY_CAPACITY`]); when full of live proofs, new
+    /// ones are refused with a 503 rather than an old one forgotten.
+    pub fn dpop_replay_capacity(mut self, capacity: usize) -> Self {
+        self.dpop_replay_capacity = capacity;
+        self
+    }
     /// Where the time comes from, for `exp`/`nbf`/`iat` and the key set's
     /// age (default: the system clock). For tests, which then never sleep.
     pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
@@ -285,6 +323,32 @@ impl VerifierBuilder {
         let leeway = self
             .leeway
             .map_or(60, |l| u32::try_from(l.as_secs()).unwrap_or(u32::MAX));
+        let dpop = match self.external_url {
+            None => None,
+            Some(base) => {
+                let parsed = url::Url::parse(&base).map_err(|e| BuildError::Url {
+                    which: "external_url",
+                    reason: urls::UrlError::Malformed(e.to_string()),
+                })?;
+                if parsed.host().is_none() {
+                    return Err(BuildError::Url {
+                        which: "external_url",
+                        reason: urls::UrlError::Malformed("it has no host".into()),
+                    });
+                }
+                if parsed.query().is_some() || parsed.fragment().is_some() {
+                    return Err(BuildError::Url {
+                        which: "external_url",
+                        reason: urls::UrlError::QueryOrFragment,
+                    });
+                }
+                Some(DpopSide {
+                    base,
+                    rules: self.dpop_rules,
+                    seen: dpop::MemoryReplayCache::new(self.dpop_replay_capacity),
+                })
+            }
+        };
         let inner = Inner {
             issuer,
             audience,
@@ -296,6 +360,7 @@ impl VerifierBuilder {
             max_staleness: self.max_staleness,
             clock: self.clock,
             http,
+            dpop,
             keys: RwLock::new(None),
             fetches,
             failures: AtomicU64::new(0),
@@ -371,6 +436,8 @@ struct Inner {
     max_staleness: Duration,
     clock: Arc<dyn Clock>,
     http: reqwest::Client,
+    /// With an external URL: how DPoP proofs are checked here.
+    dpop: Option<DpopSide>,
     keys: RwLock<Option<KeySet>>,
     fetches: AtomicU64,
     failures: AtomicU64,
@@ -393,6 +460,14 @@ impl std::fmt::Debug for Verifier {
     }
 }
 
+/// DPoP at this resource: its base URL, the proof rules, the replay cache.
+#[derive(Debug)]
+pub(crate) struct DpopSide {
+    pub(crate) base: String,
+    pub(crate) rules: dpop::ProofRules,
+    pub(crate) seen: dpop::MemoryReplayCache,
+}
+
 /// A token that verified: its header's `typ` and its claims.
 #[derive(Debug, Clone)]
 pub struct Verified<T> {
@@ -400,6 +475,27 @@ pub struct Verified<T> {
     pub claims: jwt::Claims<T>,
     /// Whether it arrived sealed (JWE).
     pub sealed: bool,
+    /// The DPoP key it is bound to (`cnf.jkt`, RFC 9449 §6), if any: such a
+    /// token is accepted only with a proof by that key
+    /// ([`Verifier::verify_request`]).
+    pub dpop_jkt: Option<String>,
+}
+
+/// The claims `T` and the token's `cnf` (RFC 7800), which tessera-verify
+/// reads whatever `T` is.
+#[derive(serde::Deserialize)]
+struct Bound<T> {
+    #[serde(default)]
+    cnf: Option<Confirmation>,
+    #[serde(flatten)]
+    rest: T,
+}
+
+/// `cnf`: for DPoP, `jkt`.
+#[derive(serde::Deserialize)]
+struct Confirmation {
+    #[serde(default)]
+    jkt: Option<String>,
 }
 
 impl Verifier {
@@ -592,17 +688,37 @@ impl Verifier {
             let decrypter = i.decrypter.as_ref().ok_or(AuthError::InvalidToken(
                 "sealed token, and no decryption key",
             ))?;
-            jwt::decrypt_and_verify::<T>(token, decrypter, &keys, &validation, &*i.clock)
+            jwt::decrypt_and_verify::<Bound<T>>(token, decrypter, &keys, &validation, &*i.clock)
                 .map(jwt::NestedJwt::into_jwt)
         } else {
-            jwt::verify::<T>(token, &keys, &validation, &*i.clock)
+            jwt::verify::<Bound<T>>(token, &keys, &validation, &*i.clock)
         };
-        result
-            .map(|v| Verified {
-                claims: v.into_claims(),
-                sealed,
-            })
-            .map_err(AuthError::from_jose)
+        let c = result.map_err(AuthError::from_jose)?.into_claims();
+        let dpop_jkt = match c.custom.cnf {
+            None => None,
+            // A `cnf` without a key this verifier can check binds the token
+            // to something it cannot prove: refused, never ignored.
+            Some(Confirmation { jkt: None }) => {
+                return Err(AuthError::InvalidToken(
+                    "the token is bound to a key this resource cannot check",
+                ))
+            }
+            Some(Confirmation { jkt }) => jkt,
+        };
+        Ok(Verified {
+            claims: jwt::Claims {
+                iss: c.iss,
+                sub: c.sub,
+                aud: c.aud,
+                exp: c.exp,
+                nbf: c.nbf,
+                iat: c.iat,
+                jti: c.jti,
+                custom: c.custom.rest,
+            },
+            sealed,
+            dpop_jkt,
+        })
     }
 
     /// The current time, as the verifier sees it.

@@ -27,6 +27,7 @@ use tessera_verify::{AccessClaims, AuthError, Claims, RefreshBounds, Verifier};
 use tower::ServiceExt;
 
 mod credentials;
+mod dpop;
 mod issuers;
 mod key_set_age;
 mod support;
@@ -91,15 +92,21 @@ async fn issuer(rotate_every: &str) -> Issuer {
 
 impl Issuer {
     async fn session(&self, audience: &str, claims: Value) -> Value {
+        self.session_with(audience, json!({"claims": claims})).await
+    }
+
+    /// A session for `audience` with these members besides the usual ones.
+    async fn session_with(&self, audience: &str, extra: Value) -> Value {
+        let mut body = json!({"sub":"user-1","org":"acme","roles":["reader"],"audience":audience});
+        for (k, v) in extra.as_object().unwrap() {
+            body[k] = v.clone();
+        }
         let reply = self
             .http
             .post(format!("{}/v1/sessions", self.issuer))
             .basic_auth(&self.client.0, Some(&self.client.1))
             .header("content-type", "application/json")
-            .body(
-                json!({"sub":"user-1","org":"acme","roles":["reader"],"audience":audience,"claims":claims})
-                    .to_string(),
-            )
+            .body(body.to_string())
             .send()
             .await
             .unwrap();

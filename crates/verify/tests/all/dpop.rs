@@ -1,0 +1,223 @@
+//! DPoP at the resource (RFC 9449 §7): a bound token is accepted only as
+//! `Authorization: DPoP` with a proof for this request by its key; never
+//! downgraded to `Bearer`.
+
+use super::*;
+use tessera_verify::dpop::{self, NewProof};
+
+const EXTERNAL: &str = "https://api.example.com";
+
+fn proof(key: &Jwk, method: &str, url: &str, token: Option<&str>, iat: i64) -> String {
+    let jti = tessera_server::crypto::random_token(12)
+        .unwrap()
+        .to_string();
+    dpop::sign(
+        key,
+        JwsAlgorithm::ES256,
+        &NewProof {
+            method,
+            url,
+            jti: &jti,
+            iat,
+            access_token: token,
+            nonce: None,
+        },
+    )
+    .unwrap()
+}
+
+async fn dpop_verifier(i: &Issuer) -> Verifier {
+    Verifier::builder()
+        .issuer(&i.issuer)
+        .audience(API)
+        .algorithms([JwsAlgorithm::ES256])
+        .external_url(EXTERNAL)
+        .build()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn bound_tokens_need_a_proof_by_their_key_and_are_never_downgraded() {
+    let i = issuer("30d").await;
+    let key = Jwk::generate_for(JwsAlgorithm::ES256).unwrap();
+    let session = i
+        .session_with(API, json!({"dpop_jkt": key.thumbprint()}))
+        .await;
+    assert_eq!(session["token_type"], "DPoP");
+    let token = session["access_token"].as_str().unwrap().to_owned();
+    let app = app(dpop_verifier(&i).await);
+    let url = format!("{EXTERNAL}/me");
+    let now = SystemClock.now();
+    let auth = format!("DPoP {token}");
+
+    // The proof of this request: accepted, once.
+    let good = proof(&key, "GET", &url, Some(&token), now);
+    let (status, _, body) = call(&app, "/me", &[("authorization", &auth), ("dpop", &good)]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.starts_with("user-1"), "{body}");
+    let (status, challenge, _) =
+        call(&app, "/me", &[("authorization", &auth), ("dpop", &good)]).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "replayed");
+    assert!(challenge.contains("invalid_dpop_proof"), "{challenge}");
+
+    // The scheme in any case.
+    let lower = format!("dpop {token}");
+    let p = proof(&key, "GET", &url, Some(&token), now);
+    let (status, _, body) = call(&app, "/me", &[("authorization", &lower), ("DPoP", &p)]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    // Refused, each for its own reason, with a DPoP challenge naming algs.
+    let bearer = format!("Bearer {token}");
+    let other = Jwk::generate_for(JwsAlgorithm::ES256).unwrap();
+    type Case<'a> = (&'a str, Vec<(&'a str, String)>, &'a str);
+    let cases: Vec<Case> = vec![
+        (
+            "downgraded to Bearer, with a proof",
+            vec![
+                ("authorization", bearer.clone()),
+                ("dpop", proof(&key, "GET", &url, Some(&token), now)),
+            ],
+            "invalid_token",
+        ),
+        (
+            "downgraded to Bearer",
+            vec![("authorization", bearer.clone())],
+            "invalid_token",
+        ),
+        (
+            "no proof",
+            vec![("authorization", auth.clone())],
+            "invalid_dpop_proof",
+        ),
+        (
+            "ath of another token",
+            vec![
+                ("authorization", auth.clone()),
+                (
+                    "dpop",
+                    proof(&key, "GET", &url, Some("another.token.value"), now),
+                ),
+            ],
+            "invalid_dpop_proof",
+        ),
+        (
+            "no ath",
+            vec![
+                ("authorization", auth.clone()),
+                ("dpop", proof(&key, "GET", &url, None, now)),
+            ],
+            "invalid_dpop_proof",
+        ),
+        (
+            "another key",
+            vec![
+                ("authorization", auth.clone()),
+                ("dpop", proof(&other, "GET", &url, Some(&token), now)),
+            ],
+            "invalid_dpop_proof",
+        ),
+        (
+            "wrong htm",
+            vec![
+                ("authorization", auth.clone()),
+                ("dpop", proof(&key, "POST", &url, Some(&token), now)),
+            ],
+            "invalid_dpop_proof",
+        ),
+        (
+            "htu of another path",
+            vec![
+                ("authorization", auth.clone()),
+                (
+                    "dpop",
+                    proof(&key, "GET", &format!("{EXTERNAL}/admin"), Some(&token), now),
+                ),
+            ],
+            "invalid_dpop_proof",
+        ),
+        (
+            "htu of the Host the request named, not the configured URL",
+            vec![
+                ("authorization", auth.clone()),
+                ("host", "evil.example.com".into()),
+                (
+                    "dpop",
+                    proof(
+                        &key,
+                        "GET",
+                        "https://evil.example.com/me",
+                        Some(&token),
+                        now,
+                    ),
+                ),
+            ],
+            "invalid_dpop_proof",
+        ),
+        (
+            "stale",
+            vec![
+                ("authorization", auth.clone()),
+                ("dpop", proof(&key, "GET", &url, Some(&token), now - 3600)),
+            ],
+            "invalid_dpop_proof",
+        ),
+        (
+            "two proofs",
+            vec![
+                ("authorization", auth.clone()),
+                ("dpop", proof(&key, "GET", &url, Some(&token), now)),
+                ("dpop", proof(&key, "GET", &url, Some(&token), now)),
+            ],
+            "invalid_dpop_proof",
+        ),
+    ];
+    for (name, headers, code) in &cases {
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let (status, challenge, body) = call(&app, "/me", &headers).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{name}: {body}");
+        assert!(challenge.starts_with("DPoP "), "{name}: {challenge}");
+        assert!(
+            challenge.contains(&format!("error=\"{code}\"")),
+            "{name}: {challenge}"
+        );
+        assert!(
+            challenge.contains("algs=\"ES256 EdDSA PS256 RS256\""),
+            "{name}: {challenge}"
+        );
+    }
+
+    // An unbound token is a Bearer token: as DPoP it is refused.
+    let plain = i.session(API, json!({})).await;
+    let plain = plain["access_token"].as_str().unwrap();
+    let (status, challenge, _) = call(
+        &app,
+        "/me",
+        &[
+            ("authorization", &format!("DPoP {plain}")),
+            ("dpop", &proof(&key, "GET", &url, Some(plain), now)),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(challenge.contains("invalid_token"), "{challenge}");
+    let (status, _, _) = call(
+        &app,
+        "/me",
+        &[("authorization", &format!("Bearer {plain}"))],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+
+    // A verifier without an external URL cannot check proofs: bound
+    // tokens are refused there, whatever they come with.
+    let no_dpop = app_without_dpop(&i).await;
+    let p = proof(&key, "GET", &url, Some(&token), now);
+    let (status, _, _) = call(&no_dpop, "/me", &[("authorization", &auth), ("dpop", &p)]).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    i.server.shutdown().await;
+}
+
+async fn app_without_dpop(i: &Issuer) -> Router {
+    app(i.verifier().await)
+}
