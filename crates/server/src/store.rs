@@ -597,6 +597,18 @@ pub trait Store: Send + Sync + 'static {
     fn prune_audit(&self, before_time: i64)
         -> impl Future<Output = Result<u64, StoreError>> + Send;
 
+    /// Appends `events` by `actor` on their own (a refusal worth keeping:
+    /// nothing else changed), in one transaction.
+    fn append_audit(
+        &self,
+        events: &[Event],
+        actor: Actor,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// An audit reference to a secret known by its SHA-256 (its HMAC under
+    /// the trail's secrets key: see [`crate::audit`]).
+    fn secret_ref(&self, sha256: &[u8]) -> String;
+
     /// Records a DPoP proof by its replay key
     /// ([`tessera_verify::dpop::replay_key`]) until `expires_at`: `true` if
     /// it was not recorded (or its record had expired by `now`), `false` if
@@ -2412,6 +2424,18 @@ impl Store for SqlStore {
         .await?;
         conn.finished();
         Ok(done.rows_affected() == 1)
+    }
+
+    async fn append_audit(&self, events: &[Event], actor: Actor) -> Result<(), StoreError> {
+        let mut conn = Conn::acquire(&self.pool, &self.write_gate).await?;
+        let tx = conn.get()?.begin().await?;
+        self.commit_audited(tx, events, actor).await?;
+        conn.finished();
+        Ok(())
+    }
+
+    fn secret_ref(&self, sha256: &[u8]) -> String {
+        self.secret(sha256)
     }
 
     async fn prune_dpop_proofs(&self, now: i64) -> Result<u64, StoreError> {

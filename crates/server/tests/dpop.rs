@@ -707,6 +707,24 @@ async fn the_mobile_app_refreshes_with_its_key_and_a_dumped_token_gets_nothing()
         thief.body
     );
 
+    // The operator hears of it: one audit event per refused attempt, naming
+    // the token only by its HMAC, and the keys by their thumbprints.
+    use tessera_server::store::Store as _;
+    let events = r.server.store().audit_events(0, 1000).await.unwrap();
+    let refused: Vec<_> = events
+        .iter()
+        .filter(|e| e.action == "refresh.dpop_refused")
+        .collect();
+    assert_eq!(
+        refused.len(),
+        2,
+        "{:?}",
+        events.iter().map(|e| &e.action).collect::<Vec<_>>()
+    );
+    assert_eq!(refused[0].target, m["session_id"].as_str().unwrap());
+    assert!(refused[1].details.contains(&jkt), "{}", refused[1].details);
+    assert!(!refused[1].details.contains(&rt), "never the token itself");
+
     // The device refreshes with its key: bound again, rotated.
     let refreshed = r.app_refresh(&rt, Some(&device)).await;
     assert_eq!(refreshed.status, 200, "{}", refreshed.body);
@@ -1043,4 +1061,27 @@ async fn a_proof_replayed_on_another_node_is_refused() {
     );
     a.server.shutdown().await;
     b.server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_replay_cache_that_cannot_answer_fails_closed() {
+    // The client stays known from memory while the store is gone.
+    let r = running("[clients]\ncache_for = \"60s\"\n").await;
+    let key = es256();
+    let first = r
+        .client_token(API, &[("DPoP", proof(&key, TOKEN_URL))])
+        .await;
+    assert_eq!(first.status, 200, "{}", first.body);
+    r.server.store().close().await;
+    let reply = r
+        .client_token(API, &[("DPoP", proof(&key, TOKEN_URL))])
+        .await;
+    assert_eq!(reply.status, 503, "{}", reply.body);
+    assert_eq!(error_of(&reply), "temporarily_unavailable");
+    assert!(reply.headers.contains("retry-after"), "{}", reply.headers);
+    // Without a proof nothing needs the store: the refusal was the proof's,
+    // never an acceptance of a proof that could not be checked.
+    let plain = r.client_token(API, &[]).await;
+    assert_eq!(plain.status, 200, "{}", plain.body);
+    r.server.shutdown().await;
 }

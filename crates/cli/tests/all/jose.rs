@@ -1530,4 +1530,57 @@ fn dpop_proof_command() {
         all.extend(args.iter());
         d.run(&all).expect(2);
     }
+
+    // `tessera dpop verify`: what tessera-verify accepts, from the shell.
+    let bound = d
+        .run(&[
+            "dpop",
+            "proof",
+            "--key",
+            "device.jwk",
+            "--htm",
+            "GET",
+            "--htu",
+            "https://api.example.com/orders",
+            "--token",
+            "T.T.T",
+        ])
+        .expect(0)
+        .text();
+    d.write("proof.txt", bound.trim());
+    let jkt = d
+        .run(&["jwk", "thumbprint", "--in", "device.pub.jwk"])
+        .expect(0)
+        .text();
+    let verify = |extra: &[&str]| {
+        let mut all = vec![
+            "dpop",
+            "verify",
+            "--htm",
+            "GET",
+            "--htu",
+            "https://api.example.com/orders",
+            "--in",
+            "proof.txt",
+        ];
+        all.extend(extra.iter());
+        d.run(&all)
+    };
+    let out = verify(&["--token", "T.T.T", "--jkt", jkt.trim()]).expect(0);
+    let answer: serde_json::Value = serde_json::from_str(&out.text()).unwrap();
+    assert_eq!(answer["jkt"], jkt.trim());
+    assert_eq!(answer["alg"], "ES256");
+    // Without --token, ath is not checked (as at a token endpoint).
+    verify(&[]).expect(0);
+    // Refused (exit 1): another token, another key, too old.
+    verify(&["--token", "U.U.U"]).expect(1);
+    verify(&[
+        "--token",
+        "T.T.T",
+        "--jkt",
+        "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I",
+    ])
+    .expect(1);
+    let late = (now + 3600).to_string();
+    verify(&["--token", "T.T.T", "--now", &late]).expect(1);
 }

@@ -255,6 +255,116 @@ fn admins_commands() {
     );
 }
 
+/// `tessera clients create --public` (a mobile app: no secret, refresh
+/// only) and `--dpop required` (issue 26).
+#[test]
+fn public_and_dpop_bound_clients() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("d");
+    create_client(&data); // keys the store (the master key is generated once)
+    let run = |args: &[&str]| tessera(&data).args(args).output().unwrap();
+    let app = run(&[
+        "clients",
+        "create",
+        "--name",
+        "app",
+        "--public",
+        "--grant",
+        "refresh_token",
+        "--audience",
+        "https://api.example.com",
+        "--json",
+    ]);
+    assert!(
+        app.status.success(),
+        "{}",
+        String::from_utf8_lossy(&app.stderr)
+    );
+    let app: Value = serde_json::from_slice(&app.stdout).unwrap();
+    assert!(app["client_id"].as_str().unwrap().starts_with("cli_"));
+    assert!(
+        app.get("client_secret").is_none(),
+        "a public client has no secret: {app}"
+    );
+    // Only refresh_token; never with a JWKS.
+    for bad in [
+        &[
+            "clients",
+            "create",
+            "--name",
+            "x",
+            "--public",
+            "--grant",
+            "client_credentials",
+        ][..],
+        &[
+            "clients",
+            "create",
+            "--name",
+            "x",
+            "--public",
+            "--grant",
+            "sessions,refresh_token",
+        ],
+        &[
+            "clients",
+            "create",
+            "--name",
+            "x",
+            "--public",
+            "--grant",
+            "refresh_token",
+            "--jwks",
+            "keys.json",
+        ],
+    ] {
+        assert_eq!(run(bad).status.code(), Some(2), "{bad:?}");
+    }
+    let strict = run(&[
+        "clients",
+        "create",
+        "--name",
+        "strict",
+        "--grant",
+        "client_credentials",
+        "--dpop",
+        "required",
+        "--json",
+    ]);
+    assert!(
+        strict.status.success(),
+        "{}",
+        String::from_utf8_lossy(&strict.stderr)
+    );
+    let list: Value = serde_json::from_slice(&run(&["clients", "list", "--json"]).stdout).unwrap();
+    let by_name = |n: &str| {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == n)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(by_name("app")["auth"], "none");
+    assert_eq!(by_name("app")["public"], true);
+    assert_eq!(by_name("app")["dpop"], "required");
+    assert_eq!(by_name("strict")["dpop"], "required");
+    assert_eq!(by_name("backend")["dpop"], "optional");
+    // `clients update --dpop optional` relaxes it.
+    let id = by_name("strict")["client_id"].as_str().unwrap().to_owned();
+    assert!(run(&["clients", "update", &id, "--dpop", "optional"])
+        .status
+        .success());
+    let list: Value = serde_json::from_slice(&run(&["clients", "list", "--json"]).stdout).unwrap();
+    let strict = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["client_id"] == id.as_str())
+        .unwrap();
+    assert_eq!(strict["dpop"], "optional");
+}
+
 #[test]
 fn clients_and_keys_commands() {
     let dir = tempfile::tempdir().unwrap();

@@ -223,6 +223,26 @@ async fn grant<S: Store>(
                 RefreshOutcome::Refused(session) => Err(if !proof_fits(&session, proof.as_ref()) {
                     tracing::warn!(sid = %session.id, client = %client.id,
                         "refresh refused: no DPoP proof by the key the session is bound to");
+                    // A bound refresh token presented without its key: a
+                    // copied token, most likely. The operator hears of it.
+                    let event = crate::audit::Event {
+                        action: "refresh.dpop_refused".into(),
+                        target: session.id.clone(),
+                        outcome: "refused".into(),
+                        details: json!({
+                            "client_id": client.id,
+                            "bound_jkt": session.dpop_jkt,
+                            "proof_jkt": proof.as_ref().map(|p| p.jkt.as_str()),
+                            "refresh_token": state.store.secret_ref(&tokens::refresh_hash(presented)),
+                        }),
+                    };
+                    if let Err(e) = state
+                        .store
+                        .append_audit(&[event], crate::audit::Actor::client(&client.id))
+                        .await
+                    {
+                        tracing::warn!(error = %e, "could not audit a refused DPoP refresh");
+                    }
                     ApiError::invalid_grant(
                         "this refresh token is bound to a DPoP key: present a proof by that key",
                     )
