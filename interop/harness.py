@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""tessera's interoperability harness: panva/jose (Node) and jwcrypto (Python).
+"""tessera's interoperability harness: panva/jose (Node) and jwcrypto (Python), and DPoP.
 
 For every JWS algorithm and every JWE alg x enc pair that tessera and a peer
 both support, in both directions and in each serialization the writer
@@ -8,6 +8,14 @@ must get the same bytes back. Keys cross as JWK (PEM for one case of each
 kind), nested JWS-in-JWE tokens cross both ways, tokens each peer rejects
 (tampered, wrong key, `none`) must be rejected by tessera too, and tokens of a
 live `tessera serve` are verified by each peer against its JWKS endpoint.
+
+DPoP (RFC 9449): proofs made by panva's `dpop` and `oauth4webapi` (the Node
+peer) and by requests-oauth2client (the Python peer) are sent to a live
+`tessera serve` (client_credentials, refresh of a bound session) and to
+`tessera dpop verify` (tessera-verify's check), and tessera's proofs (`tessera
+dpop proof`) to requests-oauth2client's and oauth4webapi's validation; with
+negative controls (another URL, a replay, another key or token, a tampered
+signature) that each side must refuse.
 
 tessera is driven through its command line (the binary given by --tessera), as
 a user would; the peers answer the same requests (node/peer.mjs,
@@ -96,6 +104,7 @@ class NodePeer:
         if not hello["ok"]:
             raise Failure(f"the jose peer did not start: {hello['error']}")
         self.version = hello["result"]["version"]
+        self.libraries = hello["result"].get("libraries", {})
         self.capabilities = hello["result"]["capabilities"]
 
     def call(self, op, args):
@@ -651,9 +660,9 @@ def tamper(token, segment):
 class Service:
     """A `tessera serve` on a loopback port, its own data directory and config."""
 
-    def __init__(self, tessera, workdir, signing_alg, resources):
+    def __init__(self, tessera, workdir, signing_alg, resources, name=None):
         self.t = tessera
-        self.dir = Path(workdir) / f"serve-{signing_alg}"
+        self.dir = Path(workdir) / f"serve-{name or signing_alg}"
         self.dir.mkdir()
         config = self.dir / "tessera.toml"
         lines = []
@@ -686,6 +695,7 @@ class Service:
         client = json.loads(created.stdout)
         self.client_id = client["client_id"]
         basic = f"{client['client_id']}:{client['client_secret']}".encode()
+        self.secret = client["client_secret"]
         self.auth = "Basic " + base64.b64encode(basic).decode()
         self.metadata = json.loads(self.request("GET", "/.well-known/oauth-authorization-server"))
 
@@ -734,6 +744,55 @@ class Service:
         return json.loads(self.request("POST", "/oauth2/token", body,
                                        "application/x-www-form-urlencoded",
                                        auth=True))["access_token"]
+
+    def post(self, path, fields=None, json_body=None, dpop=None, auth=True):
+        """(status, answer as JSON) of a POST that may be refused (no exception).
+
+        `fields` go as a form, `json_body` as JSON; `dpop` is the DPoP header.
+        """
+        headers = {}
+        if json_body is not None:
+            body = json.dumps(json_body).encode()
+            headers["Content-Type"] = "application/json"
+        else:
+            body = urllib.parse.urlencode(fields or {}).encode()
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+        if auth:
+            headers["Authorization"] = self.auth
+        if dpop is not None:
+            headers["DPoP"] = dpop
+        req = urllib.request.Request(self.base + path, data=body, method="POST",
+                                     headers=headers)
+        try:
+            with urllib.request.urlopen(req, timeout=30) as reply:
+                status, text = reply.status, reply.read().decode()
+        except urllib.error.HTTPError as err:
+            status, text = err.code, err.read().decode()
+        try:
+            return status, json.loads(text)
+        except ValueError:
+            return status, {"unparsed": text}
+
+    def bound_session(self, audience, jkt, holder=None):
+        """A session bound to the DPoP key `jkt` (`dpop_jkt`): its refresh token."""
+        body = {"sub": "user-1", "org": "acme", "roles": ["reader"], "audience": audience,
+                "dpop_jkt": jkt}
+        if holder is not None:
+            body["holder"] = holder
+        status, answer = self.post("/v1/sessions", json_body=body)
+        if status != 200 or "refresh_token" not in answer:
+            raise CheckError(f"POST /v1/sessions (dpop_jkt): {status} {answer}")
+        return answer["refresh_token"]
+
+    def public_client(self, audience):
+        """A public client (no secret) that refreshes sessions held for it, with DPoP."""
+        created = subprocess.run(
+            [self.t.exe, "clients", "create", "--name", "app", "--public", "--grant",
+             "refresh_token", "--audience", audience, "--json"],
+            env=self.env, capture_output=True, check=False, timeout=60)
+        if created.returncode != 0:
+            raise Failure(f"tessera clients create --public: {created.stderr.decode()}")
+        return json.loads(created.stdout)["client_id"]
 
     def stop(self):
         self.proc.send_signal(signal.SIGTERM)
@@ -803,6 +862,520 @@ def verified(answer, sub):
     return True, ""
 
 
+# --------------------------------------------------------------------- DPoP
+
+# The DPoP table has a column per library; each check counts for the peer
+# that speaks for the library (jose's Node process for the npm ones, the
+# jwcrypto peer for requests-oauth2client), in its summary line.
+DPOP_COLUMNS = {"dpop": "`dpop` (npm)", "oauth4webapi": "`oauth4webapi` (npm)",
+                "requests-oauth2client": "`requests-oauth2client` (PyPI)"}
+# tessera serve's dpop_signing_alg_values_supported.
+DPOP_ALGS = ["ES256", "EdDSA", "PS256", "RS256"]
+# panva's dpop and oauth4webapi sign with an Ed25519 key as alg "Ed25519"
+# (RFC 9864's fully-specified name), never "EdDSA": see DPOP_ED25519.
+PANVA_ALGS = ["ES256", "PS256", "RS256"]
+TESSERA_DPOP_KEYS = {"ES256": ["--kty", "EC", "--crv", "P-256"],
+                     "EdDSA": ["--kty", "OKP", "--crv", "Ed25519"],
+                     "PS256": ["--kty", "RSA"], "RS256": ["--kty", "RSA"]}
+# The resource the proofs for a resource request are made for (tessera dpop
+# verify is told it is this URL; nothing is served there).
+DPOP_RESOURCE = SERVICE_API + "/orders"
+CLIENT_CREDENTIALS = {"grant_type": "client_credentials", "audience": SERVICE_API}
+
+DPOP_CC = ("peer's proof, `client_credentials` → `tessera serve`: 200, `token_type` DPoP, "
+           "`cnf.jkt` = the key's thumbprint")
+DPOP_REFRESH = ("peer's proof, refresh of a session bound to its key (`dpop_jkt`) → "
+                "`tessera serve`: 200, DPoP, `cnf.jkt`, a new refresh token")
+DPOP_RESOURCE_ROW = ("peer's proof for a resource request (`ath` of the token) → "
+                     "`tessera dpop verify --token --jkt` (tessera-verify's check)")
+DPOP_ED25519 = ("peer's proof by an Ed25519 key, `alg` `Ed25519` (RFC 9864) → refused by "
+                "`tessera serve` (400 invalid_dpop_proof) and `tessera dpop verify` (exit 1)")
+DPOP_RELABEL = ("Ed25519 key, the proof's `alg` set to `EdDSA` (oauth4webapi's "
+                "`modifyAssertion`) → `tessera serve`: 200, DPoP, `cnf.jkt`")
+DPOP_VALIDATE = ("`tessera dpop proof` → the peer's proof validation (`validate_dpop_proof`: "
+                 "typ, jwk, signature, iat, htm, htu, alg; `ath` with `--token`)")
+DPOP_RS = ("`tessera serve`'s DPoP token + `tessera dpop proof` → the peer as resource server "
+           "(`validateJwtAccessToken`: the token against the JWKS; the proof, `ath`, `cnf.jkt`)")
+DPOP_NEG_HTU = ("refused: the peer's proof for another URL (`htu`) → `tessera serve` 400 "
+                "invalid_dpop_proof, `tessera dpop verify` exit 1")
+DPOP_NEG_REPLAY = ("refused: the peer's proof used twice → the second time, `tessera serve` 400 "
+                   "invalid_dpop_proof")
+DPOP_NEG_KEY = ("refused: a resource proof by another key than the token's `cnf.jkt` → "
+                "`tessera dpop verify` exit 1")
+DPOP_NEG_ATH = ("refused: a resource proof whose `ath` is another token's → "
+                "`tessera dpop verify` exit 1")
+DPOP_NEG_REFRESH = ("refused: refresh of a bound session with a proof by another key → "
+                    "`tessera serve` 400 invalid_grant")
+DPOP_NEG_PEER = "refused: a tampered `tessera dpop proof` → the peer refuses it"
+DPOP_ROWS = [DPOP_CC, DPOP_REFRESH, DPOP_RESOURCE_ROW, DPOP_ED25519, DPOP_RELABEL,
+             DPOP_VALIDATE, DPOP_RS, DPOP_NEG_HTU, DPOP_NEG_REPLAY, DPOP_NEG_KEY,
+             DPOP_NEG_ATH, DPOP_NEG_REFRESH, DPOP_NEG_PEER]
+
+
+def jose_part(token, index):
+    part = token.strip().split(".")[index]
+    return json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+
+
+def bound_token(status, answer, jkt):
+    """(ok, detail) for a token answer that must be 200, DPoP, bound to `jkt`."""
+    if status != 200:
+        return False, f"{status} {answer}"
+    if answer.get("token_type") != "DPoP":
+        return False, f"token_type {answer.get('token_type')!r}, not DPoP"
+    cnf = jose_part(answer["access_token"], 1).get("cnf")
+    if cnf != {"jkt": jkt}:
+        return False, f"the access token's cnf is {cnf}, the key's thumbprint {jkt}"
+    return True, f"token_type DPoP, cnf.jkt {jkt}"
+
+
+def serve_refused(status, answer, error):
+    """(ok, detail): tessera serve refused with 400 and this OAuth error."""
+    said = f"{status} {answer.get('error')}: {answer.get('error_description')}"
+    return status == 400 and answer.get("error") == error, said
+
+
+def result_of(answer, what):
+    """The result of a peer's answer that must succeed (a dict: not stripped)."""
+    if not answer["ok"]:
+        raise CheckError(f"{what} failed: {answer['error']}")
+    return answer["result"]
+
+
+def need(state, name):
+    if name not in state:
+        raise CheckError(f"no {name}: the check that makes it failed")
+    return state[name]
+
+
+class DPoPChecks:
+    """DPoP (RFC 9449) across a live `tessera serve`, `tessera dpop` and the peers.
+
+    Proofs made by panva's `dpop` and `oauth4webapi` (the Node peer) and by
+    requests-oauth2client (the Python peer) must be accepted by the service
+    (client_credentials; refresh of a session bound to the key) and by
+    `tessera dpop verify` (tessera-verify's check); tessera's own proofs must
+    be accepted by requests-oauth2client's and oauth4webapi's validation. And
+    each side must refuse what is wrong: another URL, a replay, another key,
+    another token's `ath`, a tampered signature.
+    """
+
+    def __init__(self, tessera, service):
+        self.t = tessera
+        self.service = service
+        self.issuer = service.metadata["issuer"]
+        self.token_endpoint = service.metadata["token_endpoint"]
+        if self.token_endpoint != self.issuer + "/oauth2/token":
+            raise Failure(f"token_endpoint {self.token_endpoint} is not the issuer's /oauth2/token")
+        self.app = service.public_client(SERVICE_API)
+        self.tessera_keys = {}
+        self.tessera_tokens = {}
+
+    # ---- tessera's side
+    def tessera_key(self, alg):
+        if alg not in self.tessera_keys:
+            code, out, err = self.t.run(["jwk", "generate", *TESSERA_DPOP_KEYS[alg]])
+            if code != 0:
+                raise CheckError(f"tessera jwk generate: exit {code}: {err}")
+            private = json.loads(out)
+            # Without --kid, a generated key's kid is its RFC 7638 thumbprint.
+            self.tessera_keys[alg] = {"path": self.t.file({"jwk": private}),
+                                      "jkt": private["kid"]}
+        return self.tessera_keys[alg]
+
+    def tessera_proof(self, alg, htm, htu, token=None):
+        args = ["dpop", "proof", "--key", self.tessera_key(alg)["path"], "--alg", alg,
+                "--htm", htm, "--htu", htu]
+        if token is not None:
+            args += ["--token", token]
+        code, out, err = self.t.run(args)
+        if code != 0:
+            raise CheckError(f"tessera dpop proof: exit {code}: {err}")
+        return out.decode().strip()
+
+    def tessera_token(self, alg):
+        """A DPoP token of the service, bound to tessera's key for `alg`."""
+        if alg not in self.tessera_tokens:
+            proof = self.tessera_proof(alg, "POST", self.token_endpoint)
+            status, answer = self.service.post("/oauth2/token", CLIENT_CREDENTIALS, dpop=proof)
+            ok, detail = bound_token(status, answer, self.tessera_key(alg)["jkt"])
+            if not ok:
+                raise CheckError(f"tessera's own proof at the token endpoint: {detail}")
+            self.tessera_tokens[alg] = answer["access_token"]
+        return self.tessera_tokens[alg]
+
+    def verify(self, proof, htm, htu, token=None, jkt=None):
+        """`tessera dpop verify`: (exit code, its JSON or stderr)."""
+        args = ["dpop", "verify", "--htm", htm, "--htu", htu]
+        if token is not None:
+            args += ["--token", token]
+        if jkt is not None:
+            args += ["--jkt", jkt]
+        code, out, err = self.t.run(args, proof.encode())
+        return code, (json.loads(out) if code == 0 else err)
+
+    def verify_accepts(self, proof, htm, htu, token, jkt):
+        code, said = self.verify(proof, htm, htu, token, jkt)
+        if code != 0:
+            return False, f"tessera dpop verify: exit {code}: {said}"
+        if said.get("jkt") != jkt:
+            return False, f"tessera dpop verify: jkt {said.get('jkt')}, expected {jkt}"
+        return True, f"tessera dpop verify: {said}"
+
+    def verify_refuses(self, proof, htm, htu, token=None, jkt=None):
+        code, said = self.verify(proof, htm, htu, token, jkt)
+        return code == 1, f"tessera dpop verify: exit {code}: {said}"
+
+    # ---- the peers
+    @staticmethod
+    def keypair(run, lib, alg):
+        answer = run.p.call("dpop_keypair", {"lib": lib, "alg": alg} if run.p.name == "jose"
+                            else {"alg": alg})
+        if not answer["ok"]:
+            raise CheckError(f"{lib}: a key pair for {alg}: {answer['error']}")
+        return answer["result"]
+
+    def panva_dpop(self, run):
+        """panva's `dpop`: its proofs, sent by the harness to the service and verifier."""
+        column = DPOP_COLUMNS["dpop"]
+
+        def proof(key, htu, htm, token=None):
+            return produced(run.p.call("dpop_proof", {
+                "handle": key["handle"], "htu": htu, "htm": htm, "access_token": token}),
+                "dpop generateProof")
+
+        states = {}
+        for alg in PANVA_ALGS:
+            state = states[alg] = {}
+
+            def cc(alg=alg, state=state):
+                key = state["key"] = self.keypair(run, "dpop", alg)
+                status, answer = self.service.post(
+                    "/oauth2/token", CLIENT_CREDENTIALS,
+                    dpop=proof(key, self.token_endpoint, "POST"))
+                ok, detail = bound_token(status, answer, key["jkt"])
+                if ok:
+                    state["token"] = answer["access_token"]
+                return ok, detail
+            run.check("dpop", DPOP_CC, column, alg, cc)
+
+            def refresh(state=state):
+                key = need(state, "key")
+                refresh_token = self.service.bound_session(SERVICE_API, key["jkt"])
+                status, answer = self.service.post(
+                    "/oauth2/token", {"grant_type": "refresh_token",
+                                      "refresh_token": refresh_token},
+                    dpop=proof(key, self.token_endpoint, "POST"))
+                ok, detail = bound_token(status, answer, key["jkt"])
+                if ok and answer.get("refresh_token") in (None, refresh_token):
+                    return False, f"no new refresh token: {answer}"
+                return ok, detail
+            run.check("dpop", DPOP_REFRESH, column, alg, refresh)
+
+            def resource(state=state):
+                key, token = need(state, "key"), need(state, "token")
+                return self.verify_accepts(proof(key, DPOP_RESOURCE, "GET", token), "GET",
+                                           DPOP_RESOURCE, token, key["jkt"])
+            run.check("dpop", DPOP_RESOURCE_ROW, column, alg, resource)
+
+        def ed25519():
+            key = self.keypair(run, "dpop", "Ed25519")
+            made = proof(key, self.token_endpoint, "POST")
+            if jose_part(made, 0).get("alg") != "Ed25519":
+                return False, f"the proof's header is {jose_part(made, 0)}"
+            ok_s, said_s = serve_refused(*self.service.post(
+                "/oauth2/token", CLIENT_CREDENTIALS, dpop=made), "invalid_dpop_proof")
+            ok_v, said_v = self.verify_refuses(made, "POST", self.token_endpoint)
+            return ok_s and ok_v, f"tessera serve: {said_s} | {said_v}"
+        run.check("dpop", DPOP_ED25519, column, "Ed25519" + REFUSED, ed25519)
+
+        def wrong_htu():
+            key = self.keypair(run, "dpop", "ES256")
+            made = proof(key, self.issuer + "/v1/sessions", "POST")
+            ok_s, said_s = serve_refused(*self.service.post(
+                "/oauth2/token", CLIENT_CREDENTIALS, dpop=made), "invalid_dpop_proof")
+            ok_v, said_v = self.verify_refuses(made, "POST", self.token_endpoint)
+            return ok_s and ok_v, f"tessera serve: {said_s} | {said_v}"
+        run.check("dpop", DPOP_NEG_HTU, column, "ES256", wrong_htu)
+
+        def replay():
+            key = self.keypair(run, "dpop", "ES256")
+            made = proof(key, self.token_endpoint, "POST")
+            first = self.service.post("/oauth2/token", CLIENT_CREDENTIALS, dpop=made)
+            ok, detail = bound_token(*first, key["jkt"])
+            if not ok:
+                raise CheckError(f"the first use was refused: {detail}")
+            ok, said = serve_refused(*self.service.post(
+                "/oauth2/token", CLIENT_CREDENTIALS, dpop=made), "invalid_dpop_proof")
+            return ok, f"the second use: {said}"
+        run.check("dpop", DPOP_NEG_REPLAY, column, "ES256", replay)
+
+        def other_key():
+            key, token = need(states["ES256"], "key"), need(states["ES256"], "token")
+            other = self.keypair(run, "dpop", "ES256")
+            return self.verify_refuses(proof(other, DPOP_RESOURCE, "GET", token), "GET",
+                                       DPOP_RESOURCE, token, key["jkt"])
+        run.check("dpop", DPOP_NEG_KEY, column, "ES256", other_key)
+
+        def other_ath():
+            key, token = need(states["ES256"], "key"), need(states["ES256"], "token")
+            status, answer = self.service.post("/oauth2/token", CLIENT_CREDENTIALS,
+                                               dpop=proof(key, self.token_endpoint, "POST"))
+            if status != 200:
+                raise CheckError(f"a second token: {status} {answer}")
+            made = proof(key, DPOP_RESOURCE, "GET", answer["access_token"])
+            return self.verify_refuses(made, "GET", DPOP_RESOURCE, token, key["jkt"])
+        run.check("dpop", DPOP_NEG_ATH, column, "ES256", other_ath)
+
+        def refresh_other_key():
+            key = need(states["ES256"], "key")
+            refresh_token = self.service.bound_session(SERVICE_API, key["jkt"])
+            other = self.keypair(run, "dpop", "ES256")
+            return serve_refused(*self.service.post(
+                "/oauth2/token", {"grant_type": "refresh_token", "refresh_token": refresh_token},
+                dpop=proof(other, self.token_endpoint, "POST")), "invalid_grant")
+        run.check("dpop", DPOP_NEG_REFRESH, column, "ES256", refresh_other_key)
+
+    def oauth4webapi(self, run):
+        """oauth4webapi's own client flow (discovery, token requests, a resource request)."""
+        column = DPOP_COLUMNS["oauth4webapi"]
+
+        def token_request(key, **args):
+            return run.p.call("oauth_token", {"issuer": self.issuer, "handle": key["handle"],
+                                              **args})
+
+        def client_credentials(key, **args):
+            return token_request(key, grant="client_credentials",
+                                 client_id=self.service.client_id,
+                                 client_secret=self.service.secret,
+                                 parameters={"audience": SERVICE_API}, **args)
+
+        def accepted(answer, key, alg=None):
+            if not answer["ok"]:
+                return False, answer["error"]
+            result = answer["result"]
+            ok, detail = bound_token(200, result["raw"], key["jkt"])
+            if ok and result["result"]["token_type"] != "dpop":
+                return False, f"oauth4webapi read token_type {result['result']['token_type']!r}"
+            header = jose_part(result["sent"]["dpop"], 0)
+            if ok and alg is not None and header.get("alg") != alg:
+                return False, f"the proof's header is {header}"
+            return ok, detail
+
+        for alg in PANVA_ALGS:
+            state = {}
+
+            def cc(alg=alg, state=state):
+                key = state["key"] = self.keypair(run, "oauth4webapi", alg)
+                answer = client_credentials(key)
+                ok, detail = accepted(answer, key, alg)
+                if ok:
+                    state["token"] = answer["result"]["raw"]["access_token"]
+                return ok, detail
+            run.check("dpop", DPOP_CC, column, alg, cc)
+
+            # A public client (None(): client_id in the form, no secret)
+            # refreshing the session a backend minted for it, bound to its key.
+            def refresh(state=state, alg=alg):
+                key = need(state, "key")
+                refresh_token = self.service.bound_session(SERVICE_API, key["jkt"],
+                                                           holder=self.app)
+                answer = token_request(key, grant="refresh_token", client_id=self.app,
+                                       refresh_token=refresh_token)
+                ok, detail = accepted(answer, key, alg)
+                if not ok:
+                    return ok, detail
+                result = answer["result"]
+                if result["sent"].get("authorization") is not None:
+                    return False, "the public client sent an Authorization header"
+                if result["raw"].get("refresh_token") in (None, refresh_token):
+                    return False, f"no new refresh token: {result['raw']}"
+                return True, detail + " (public client)"
+            run.check("dpop", DPOP_REFRESH, column, f"{alg} (public client)", refresh)
+
+            def resource(state=state):
+                key, token = need(state, "key"), need(state, "token")
+                sent = result_of(run.p.call("oauth_resource", {
+                    "handle": key["handle"], "access_token": token,
+                    "path": "/orders?page=2"}), "oauth4webapi protectedResourceRequest")
+                if sent.get("authorization") != f"DPoP {token}":
+                    return False, f"Authorization: {sent.get('authorization')}"
+                # The URL as the resource server sees it, query and all.
+                return self.verify_accepts(sent["dpop"], sent["method"], sent["url"], token,
+                                           key["jkt"])
+            run.check("dpop", DPOP_RESOURCE_ROW, column, alg, resource)
+
+        def ed25519():
+            # generateKeyPair('EdDSA') makes an Ed25519 key; its proofs say alg Ed25519.
+            key = self.keypair(run, "oauth4webapi", "EdDSA")
+            answer = client_credentials(key)
+            if answer["ok"]:
+                return False, f"ACCEPTED: {answer['result']['raw']}"
+            if answer.get("oauth_error") != "invalid_dpop_proof" or answer.get("status") != 400:
+                return False, answer["error"]
+            made = answer["sent"]["dpop"]
+            if jose_part(made, 0).get("alg") != "Ed25519":
+                return False, f"the proof's header is {jose_part(made, 0)}"
+            ok_v, said_v = self.verify_refuses(made, "POST", self.token_endpoint)
+            return ok_v, f"tessera serve: {answer['error']} | {said_v}"
+        run.check("dpop", DPOP_ED25519, column, "Ed25519" + REFUSED, ed25519)
+
+        def relabel():
+            key = self.keypair(run, "oauth4webapi", "EdDSA")
+            return accepted(client_credentials(key, header_alg="EdDSA"), key, "EdDSA")
+        run.check("dpop", DPOP_RELABEL, column, "Ed25519 as EdDSA", relabel)
+
+        for alg in DPOP_ALGS:
+            def rs(alg=alg):
+                token = self.tessera_token(alg)
+                made = self.tessera_proof(alg, "GET", DPOP_RESOURCE, token)
+                answer = run.p.call("oauth_validate", {
+                    "issuer": self.issuer, "audience": SERVICE_API, "method": "GET",
+                    "url": DPOP_RESOURCE, "access_token": token, "proof": made})
+                if not answer["ok"]:
+                    return False, answer["error"]
+                cnf = answer["result"].get("cnf")
+                jkt = self.tessera_key(alg)["jkt"]
+                return cnf == {"jkt": jkt}, f"cnf {cnf}, key {jkt}"
+            run.check("dpop", DPOP_RS, column, alg, rs)
+
+        def wrong_htu():
+            key = self.keypair(run, "oauth4webapi", "ES256")
+            answer = client_credentials(key, tamper=self.issuer + "/v1/sessions")
+            if answer["ok"]:
+                return False, f"ACCEPTED: {answer['result']['raw']}"
+            if answer.get("oauth_error") != "invalid_dpop_proof" or answer.get("status") != 400:
+                return False, answer["error"]
+            ok_v, said_v = self.verify_refuses(answer["sent"]["dpop"], "POST",
+                                               self.token_endpoint)
+            return ok_v, f"tessera serve: {answer['error']} | {said_v}"
+        run.check("dpop", DPOP_NEG_HTU, column, "ES256 (modifyAssertion)", wrong_htu)
+
+        for label in ["htu", "ath"]:
+            def tampered(label=label):
+                token = self.tessera_token("ES256")
+                if label == "htu":
+                    made = self.tessera_proof("ES256", "GET", DPOP_RESOURCE + "/elsewhere", token)
+                else:
+                    made = self.tessera_proof("ES256", "GET", DPOP_RESOURCE,
+                                              self.tessera_token("PS256"))
+                return rejected(run.p.call("oauth_validate", {
+                    "issuer": self.issuer, "audience": SERVICE_API, "method": "GET",
+                    "url": DPOP_RESOURCE, "access_token": token, "proof": made}))
+            run.check("dpop", DPOP_NEG_PEER, column, label, tampered)
+
+    def requests_oauth2client(self, run):
+        """requests-oauth2client: validates tessera's proofs; its client and proofs at tessera."""
+        column = DPOP_COLUMNS["requests-oauth2client"]
+        for alg in DPOP_ALGS:
+            for with_token in (False, True):
+                def validate(alg=alg, with_token=with_token):
+                    token = self.tessera_token(alg) if with_token else None
+                    made = self.tessera_proof(alg, "GET", DPOP_RESOURCE, token)
+                    answer = run.p.call("dpop_validate", {
+                        "proof": made, "htm": "GET", "htu": DPOP_RESOURCE, "alg": alg,
+                        "access_token": token})
+                    if not answer["ok"]:
+                        return False, answer["error"]
+                    jkt, want = answer["result"]["jkt"], self.tessera_key(alg)["jkt"]
+                    if jkt != want:
+                        return False, f"the proof's jwk has thumbprint {jkt}, the key {want}"
+                    if with_token != ("ath" in answer["result"]["claims"]):
+                        return False, f"claims {answer['result']['claims']}"
+                    return True, f"claims {answer['result']['claims']}"
+                run.check("dpop", DPOP_VALIDATE, column, f"{alg} + ath" if with_token else alg,
+                          validate)
+
+        def tampered(label):
+            token = self.tessera_token("ES256")
+            args = {"htm": "GET", "htu": DPOP_RESOURCE, "alg": "ES256", "access_token": token}
+            if label == "htu":
+                made = self.tessera_proof("ES256", "GET", DPOP_RESOURCE + "/elsewhere", token)
+            elif label == "htm":
+                made = self.tessera_proof("ES256", "POST", DPOP_RESOURCE, token)
+            elif label == "ath":
+                made = self.tessera_proof("ES256", "GET", DPOP_RESOURCE,
+                                          self.tessera_token("PS256"))
+            else:  # signature
+                made = tamper(self.tessera_proof("ES256", "GET", DPOP_RESOURCE, token), 2)
+            return rejected(run.p.call("dpop_validate", {"proof": made, **args}))
+        for label in ["htu", "htm", "ath", "signature"]:
+            run.check("dpop", DPOP_NEG_PEER, column, label, lambda label=label: tampered(label))
+
+        # Its client (OAuth2Client, client_secret_post) and DPoPKey at tessera.
+        def client(key, grant, **args):
+            return run.p.call("oauth_token", {
+                "token_endpoint": self.token_endpoint, "client_id": self.service.client_id,
+                "client_secret": self.service.secret, "handle": key["handle"], "grant": grant,
+                **args})
+
+        def accepted(answer, key):
+            if not answer["ok"]:
+                return False, answer["error"]
+            result = answer["result"]
+            if result["class"] != "DPoPToken":
+                return False, f"requests-oauth2client made a {result['class']}"
+            return bound_token(200, result, key["jkt"])
+
+        for alg in DPOP_ALGS:
+            state = {}
+
+            def cc(alg=alg, state=state):
+                key = state["key"] = self.keypair(run, "requests-oauth2client", alg)
+                answer = client(key, "client_credentials", parameters={"audience": SERVICE_API})
+                ok, detail = accepted(answer, key)
+                if ok:
+                    state["token"] = answer["result"]["access_token"]
+                return ok, detail
+            run.check("dpop", DPOP_CC, column, alg, cc)
+
+            def refresh(state=state):
+                key = need(state, "key")
+                refresh_token = self.service.bound_session(SERVICE_API, key["jkt"])
+                answer = client(key, "refresh_token", refresh_token=refresh_token)
+                ok, detail = accepted(answer, key)
+                if ok and answer["result"]["refresh_token"] in (None, refresh_token):
+                    return False, f"no new refresh token: {answer['result']}"
+                return ok, detail
+            run.check("dpop", DPOP_REFRESH, column, alg, refresh)
+
+            def resource(state=state):
+                key, token = need(state, "key"), need(state, "token")
+                sent = result_of(run.p.call("oauth_resource", {
+                    "handle": key["handle"], "access_token": token, "url": DPOP_RESOURCE}),
+                    "requests-oauth2client DPoPToken")
+                if sent.get("authorization") != f"DPoP {token}":
+                    return False, f"Authorization: {sent.get('authorization')}"
+                return self.verify_accepts(sent["dpop"], "GET", DPOP_RESOURCE, token,
+                                           key["jkt"])
+            run.check("dpop", DPOP_RESOURCE_ROW, column, alg, resource)
+
+        def wrong_htu():
+            key = self.keypair(run, "requests-oauth2client", "ES256")
+            made = produced(run.p.call("dpop_proof", {
+                "handle": key["handle"], "htm": "POST", "htu": self.issuer + "/v1/sessions"}),
+                "DPoPKey.proof")
+            ok_s, said_s = serve_refused(*self.service.post(
+                "/oauth2/token", CLIENT_CREDENTIALS, dpop=made), "invalid_dpop_proof")
+            ok_v, said_v = self.verify_refuses(made, "POST", self.token_endpoint)
+            return ok_s and ok_v, f"tessera serve: {said_s} | {said_v}"
+        run.check("dpop", DPOP_NEG_HTU, column, "ES256", wrong_htu)
+
+
+def dpop_checks(tessera, runs, results, workdir):
+    service = Service(tessera, workdir, "ES256", [], name="dpop")
+    try:
+        checks = DPoPChecks(tessera, service)
+        for run in runs:
+            if run.p.name == "jose":
+                checks.panva_dpop(run)
+                checks.oauth4webapi(run)
+            else:
+                checks.requests_oauth2client(run)
+    finally:
+        service.stop()
+
+
 # ------------------------------------------------------------------- report
 
 SECTION_TITLES = {
@@ -812,6 +1385,8 @@ SECTION_TITLES = {
     "nested": "Nested JWS-in-JWE (JWT signed, then sealed with `cty: JWT`)",
     "negative": "Negative agreement: what the peer rejects, tessera rejects",
     "service": "The service: tokens of a live `tessera serve`, checked against its JWKS endpoint",
+    "dpop": "DPoP (RFC 9449): proofs across `tessera serve`, `tessera dpop verify` and the peers' "
+            "DPoP libraries",
 }
 
 
@@ -837,13 +1412,18 @@ def cell(checks):
 def matrix(results, peers):
     out = []
     peer_names = [p.name for p in peers]
-    versions = ", ".join(f"{p.name} {p.version}" for p in peers)
+    def described(p):
+        libraries = ", ".join(f"{name} {v}" for name, v in getattr(p, "libraries", {}).items())
+        return f"{p.name} {p.version}" + (f" (with {libraries})" if libraries else "")
+    versions = ", ".join(described(p) for p in peers)
     out.append(f"Peers: {versions}. Cells list the serializations that passed "
-               "(C compact, F flattened JSON, G general JSON); ❌ names what failed; "
+               "(C compact, F flattened JSON, G general JSON), or the algorithms and cases; "
+               "❌ names what failed; "
                "— means the peer (or, for RSA1_5, tessera) does not produce it; "
                "“refused” means tessera refused the peer's token, as it must: its RSA1_5 "
                "decryption was removed (`--allow-rsa1-5` exits 2 saying why, and a "
-               "decrypter for RSA-OAEP refuses the token by its `alg`).")
+               "decrypter for RSA-OAEP refuses the token by its `alg`); in the DPoP table, "
+               "that tessera refused the proof with `alg` `Ed25519` (it accepts `EdDSA`).")
     out.append("")
     for peer in peers:
         passed, failed = results.counts(peer.name)
@@ -854,6 +1434,18 @@ def matrix(results, peers):
             continue
         out += ["", f"### {title}", ""]
         rows = list(dict.fromkeys(c["row"] for c in checks))
+        if section == "dpop":
+            # A column per DPoP library; rows in DPOP_ROWS order.
+            rows.sort(key=lambda row: DPOP_ROWS.index(row) if row in DPOP_ROWS else len(DPOP_ROWS))
+            present = {c["column"] for c in checks}
+            columns = [col for col in DPOP_COLUMNS.values() if col in present]
+            out.append("| case | " + " | ".join(columns) + " |")
+            out.append("|" + "---|" * (len(columns) + 1))
+            for row in rows:
+                cells = [cell([c for c in checks if c["row"] == row and c["column"] == col])
+                         for col in columns]
+                out.append(f"| {row} | " + " | ".join(cells) + " |")
+            continue
         if section in ("negative", "service"):
             header = ["case"] + peer_names
             out.append("| " + " | ".join(header) + " |")
@@ -917,6 +1509,7 @@ def main():
                 run.nested()
                 run.negative()
             service_checks(tessera, runs, results, workdir)
+            dpop_checks(tessera, runs, results, workdir)
         except Failure as err:
             print(f"interop: error: {err}", file=sys.stderr)
             return 2

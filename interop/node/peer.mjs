@@ -1,4 +1,5 @@
-// The panva/jose peer of tessera's interoperability harness (interop/harness.py).
+// The panva/jose peer of tessera's interoperability harness (interop/harness.py),
+// with panva's DPoP (RFC 9449) clients: npm `dpop` and `oauth4webapi`.
 //
 // One JSON request per line on stdin, one JSON answer per line on stdout:
 //   {"id": 7, "op": "sign", "args": {...}}  ->  {"id": 7, "ok": true, "result": ...}
@@ -8,14 +9,25 @@
 // arguments are the same for every peer: see interop/README.md.
 
 import * as readline from 'node:readline';
+import * as http from 'node:http';
 import { randomBytes } from 'node:crypto';
 import * as jose from 'jose';
+import * as dpop from 'dpop';
+import * as oauth from 'oauth4webapi';
 
-export const PEER = { name: 'jose', version: await joseVersion() };
+export const PEER = {
+  name: 'jose',
+  version: await packageVersion('jose'),
+  // The other libraries this peer speaks for (the DPoP checks).
+  libraries: {
+    dpop: await packageVersion('dpop'),
+    oauth4webapi: await packageVersion('oauth4webapi'),
+  },
+};
 
-async function joseVersion() {
+async function packageVersion(name) {
   const { readFile } = await import('node:fs/promises');
-  const url = new URL('./node_modules/jose/package.json', import.meta.url);
+  const url = new URL(`./node_modules/${name}/package.json`, import.meta.url);
   return JSON.parse(await readFile(url, 'utf8')).version;
 }
 
@@ -220,6 +232,171 @@ async function remoteVerify({ jwks_uri, issuer, audience, algorithms, typ, token
   return { claims: payload, header: protectedHeader };
 }
 
+// ------------------------------------------------------------------ DPoP
+//
+// Key pairs stay in this process (non-extractable private keys, as an app
+// keeps them); the harness names them by handle. `lib` says whose
+// generateKeyPair made the pair and whose code makes its proofs: panva's
+// `dpop` (generateProof: the harness sends the request) or `oauth4webapi`
+// (its DPoP handle inside its own token and resource requests).
+
+const dpopKeys = new Map();
+let nextDpopKey = 0;
+
+function dpopKey(handle) {
+  const entry = dpopKeys.get(handle);
+  if (entry === undefined) throw new Error(`no DPoP key ${handle}`);
+  return entry;
+}
+
+async function dpopKeypair({ lib, alg }) {
+  let keyPair;
+  let jkt;
+  if (lib === 'dpop') {
+    keyPair = await dpop.generateKeyPair(alg);
+    jkt = await dpop.calculateThumbprint(keyPair.publicKey);
+  } else if (lib === 'oauth4webapi') {
+    keyPair = await oauth.generateKeyPair(alg);
+    jkt = await oauth.DPoP({ client_id: 'thumbprint' }, keyPair).calculateThumbprint();
+  } else {
+    throw new Error(`unknown DPoP library ${lib}`);
+  }
+  nextDpopKey += 1;
+  const handle = `${lib}-${nextDpopKey}`;
+  dpopKeys.set(handle, { lib, keyPair });
+  const publicJwk = await crypto.subtle.exportKey('jwk', keyPair.publicKey);
+  return { handle, jkt, public_jwk: publicJwk };
+}
+
+// panva/dpop: generateProof(keypair, htu, htm, nonce?, accessToken?).
+async function dpopProof({ handle, htu, htm, nonce, access_token }) {
+  const { lib, keyPair } = dpopKey(handle);
+  if (lib !== 'dpop') throw new Error(`${handle} is not a key of panva/dpop`);
+  return dpop.generateProof(keyPair, htu, htm, nonce ?? undefined, access_token ?? undefined);
+}
+
+// oauth4webapi: the authorization server, discovered from its RFC 8414
+// metadata (an http:// issuer on loopback, hence allowInsecureRequests).
+const servers = new Map();
+
+async function authorizationServer(issuer) {
+  if (!servers.has(issuer)) {
+    const url = new URL(issuer);
+    const response = await oauth.discoveryRequest(url, {
+      algorithm: 'oauth2', [oauth.allowInsecureRequests]: true,
+    });
+    servers.set(issuer, await oauth.processDiscoveryResponse(url, response));
+  }
+  return servers.get(issuer);
+}
+
+// One request at the token endpoint through oauth4webapi's client:
+// client_credentials or refresh_token, with a DPoP handle for the key. With
+// a secret the client authenticates with HTTP Basic (ClientSecretBasic),
+// without one it is a public client (None: client_id in the form). With
+// `tamper`, the proof's htu is changed by oauth4webapi's modifyAssertion
+// hook (a negative control); with `header_alg`, the proof header's alg is.
+// Answers what the server sent and what oauth4webapi made of it.
+async function oauthToken({
+  issuer, handle, grant, client_id, client_secret, parameters, refresh_token, tamper, header_alg,
+}) {
+  const as = await authorizationServer(issuer);
+  const { lib, keyPair } = dpopKey(handle);
+  if (lib !== 'oauth4webapi') throw new Error(`${handle} is not a key of oauth4webapi`);
+  const client = { client_id };
+  const auth = client_secret ? oauth.ClientSecretBasic(client_secret) : oauth.None();
+  const dpopOptions = {};
+  if (tamper || header_alg) {
+    dpopOptions[oauth.modifyAssertion] = (header, payload) => {
+      if (tamper) payload.htu = tamper;
+      if (header_alg) header.alg = header_alg;
+    };
+  }
+  const DPoP = oauth.DPoP(client, keyPair, dpopOptions);
+  let sent;
+  const options = {
+    DPoP,
+    [oauth.allowInsecureRequests]: true,
+    [oauth.customFetch]: (url, init) => {
+      sent = { url, dpop: init.headers.dpop, authorization: init.headers.authorization };
+      return fetch(url, init);
+    },
+  };
+  try {
+    let response;
+    let result;
+    if (grant === 'client_credentials') {
+      response = await oauth.clientCredentialsGrantRequest(
+        as, client, auth, new URLSearchParams(parameters ?? {}), options,
+      );
+      const raw = await response.clone().json().catch(() => null);
+      result = await oauth.processClientCredentialsResponse(as, client, response);
+      return { raw, result, jkt: await DPoP.calculateThumbprint(), sent };
+    }
+    if (grant === 'refresh_token') {
+      response = await oauth.refreshTokenGrantRequest(as, client, auth, refresh_token, options);
+      const raw = await response.clone().json().catch(() => null);
+      result = await oauth.processRefreshTokenResponse(as, client, response);
+      return { raw, result, jkt: await DPoP.calculateThumbprint(), sent };
+    }
+    throw new Error(`unknown grant ${grant}`);
+  } catch (err) {
+    err.sent = sent; // the refused request's headers, for the harness
+    throw err;
+  }
+}
+
+// A tiny resource server on loopback that records what a client sent.
+let captureServer;
+let captured = [];
+
+async function captureBase() {
+  if (captureServer === undefined) {
+    captureServer = http.createServer((req, res) => {
+      captured.push({
+        method: req.method, path: req.url, dpop: req.headers.dpop,
+        authorization: req.headers.authorization,
+      });
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end('{"ok":true}');
+    });
+    await new Promise((resolve) => captureServer.listen(0, '127.0.0.1', resolve));
+    captureServer.unref();
+  }
+  return `http://127.0.0.1:${captureServer.address().port}`;
+}
+
+// oauth4webapi's protectedResourceRequest with a DPoP handle, sent to the
+// capture server: answers the headers it sent (Authorization, DPoP).
+async function oauthResource({ handle, access_token, path, method }) {
+  const { lib, keyPair } = dpopKey(handle);
+  if (lib !== 'oauth4webapi') throw new Error(`${handle} is not a key of oauth4webapi`);
+  const url = new URL(path, await captureBase());
+  captured = [];
+  const DPoP = oauth.DPoP({ client_id: 'resource' }, keyPair);
+  const response = await oauth.protectedResourceRequest(
+    access_token, method ?? 'GET', url, undefined, undefined,
+    { DPoP, [oauth.allowInsecureRequests]: true },
+  );
+  if (response.status !== 200) throw new Error(`the capture server answered ${response.status}`);
+  if (captured.length !== 1) throw new Error(`the capture server saw ${captured.length} requests`);
+  return { url: url.href, ...captured[0] };
+}
+
+// oauth4webapi as a resource server: validateJwtAccessToken checks the access
+// token (JWT, typ at+jwt, against the issuer's JWKS, iss, aud) and, the token
+// carrying cnf.jkt, the request's DPoP proof (typ, alg, signature, htm, htu,
+// ath, iat, the key's thumbprint against cnf.jkt).
+async function oauthValidate({ issuer, audience, method, url, access_token, proof }) {
+  const as = await authorizationServer(issuer);
+  const request = new Request(url, {
+    method, headers: { authorization: `DPoP ${access_token}`, dpop: proof },
+  });
+  return oauth.validateJwtAccessToken(as, request, audience, {
+    [oauth.allowInsecureRequests]: true,
+  });
+}
+
 const OPS = {
   hello: async () => ({ ...PEER, capabilities: CAPABILITIES }),
   generate,
@@ -232,7 +409,27 @@ const OPS = {
   nested_verify: nestedVerify,
   jwt_verify: jwtVerify,
   remote_verify: remoteVerify,
+  dpop_keypair: dpopKeypair,
+  dpop_proof: dpopProof,
+  oauth_token: oauthToken,
+  oauth_resource: oauthResource,
+  oauth_validate: oauthValidate,
 };
+
+// A refusal by a library rather than a fault of the harness: jose's errors
+// (ERR_JWS_…, ERR_JWT_…), and oauth4webapi's — the server's OAuth error it
+// relays (ResponseBodyError: error, status) and its own checks of a token or
+// proof (OperationProcessingError, but not its refusal of an http:// URL).
+function refusal(err) {
+  if (typeof err.code === 'string' && err.code.startsWith('ERR_J')) return {};
+  if (err instanceof oauth.ResponseBodyError) {
+    return { oauth_error: err.error, status: err.status };
+  }
+  if (err instanceof oauth.OperationProcessingError
+      && err.code !== oauth.HTTP_REQUEST_FORBIDDEN
+      && err.code !== oauth.REQUEST_PROTOCOL_FORBIDDEN) return {};
+  return undefined;
+}
 
 const lines = readline.createInterface({ input: process.stdin, crlfDelay: Infinity });
 for await (const line of lines) {
@@ -246,13 +443,16 @@ for await (const line of lines) {
     if (op === undefined) throw new Error(`unknown op ${request.op}`);
     answer = { id, ok: true, result: await op(request.args ?? {}) };
   } catch (err) {
-    // jose's own refusals carry a code (ERR_JWS_SIGNATURE_VERIFICATION_FAILED, …);
-    // anything else (a TypeError, say) is a fault of the harness, and the
-    // harness never counts it as a rejection.
-    const library = typeof err.code === 'string' && err.code.startsWith('ERR_J');
-    answer = {
-      id, ok: false, refused: library, error: `${err.code ?? err.name}: ${err.message}`,
-    };
+    // The libraries' own refusals (see refusal()); anything else (a TypeError,
+    // say) is a fault of the harness, and the harness never counts it as a
+    // rejection.
+    const library = refusal(err);
+    let error = `${err.code ?? err.name}: ${err.message}`;
+    if (library?.oauth_error !== undefined) {
+      error += ` (${library.status} ${library.oauth_error}: ${err.error_description ?? ''})`;
+    }
+    answer = { id, ok: false, refused: library !== undefined, error, ...library };
+    if (err.sent !== undefined) answer.sent = err.sent;
   }
   process.stdout.write(`${JSON.stringify(answer)}\n`);
 }

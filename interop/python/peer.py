@@ -3,17 +3,29 @@
 The same operations and answers as the panva/jose peer (interop/node/peer.mjs),
 called in-process: ``Peer().call(op, args)`` returns ``{"ok": True, "result":
 ...}`` or ``{"ok": False, "refused": bool, "error": "..."}``. ``refused`` is true
-only when jwcrypto itself rejected the input (a ``JWException``); anything else
-is a fault of the harness and never counts as a rejection.
+only when the library itself rejected the input (jwcrypto's ``JWException``;
+requests-oauth2client's ``InvalidDPoPProof``, or the OAuth error of a server it
+relays, an ``EndpointError``); anything else is a fault of the harness and
+never counts as a rejection.
+
+The DPoP operations (``dpop_*``, ``oauth_*``) use requests-oauth2client: its
+proof validation (``validate_dpop_proof``), its DPoP keys and proofs
+(``DPoPKey``), and its client (``OAuth2Client``) at a live ``tessera serve``.
 """
 
+import base64
+import hashlib
 import json
 import os
 from importlib.metadata import version
 from urllib.request import urlopen
 
+import jwskate  # requests-oauth2client's JOSE library
+import requests
 from jwcrypto import jwe, jwk, jws, jwt
 from jwcrypto.common import JWException
+from requests_oauth2client import EndpointError, OAuth2Client
+from requests_oauth2client.dpop import DPoPKey, DPoPToken, InvalidDPoPProof, validate_dpop_proof
 
 CAPABILITIES = {
     "jws": ["HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
@@ -192,6 +204,88 @@ def remote_verify(jwks_uri, issuer, audience, algorithms, token, typ=None, dec_k
     return {"claims": json.loads(verified.claims), "header": header}
 
 
+# ------------------------------------------------------------------ DPoP
+
+def ath_of(access_token):
+    """RFC 9449's ``ath``: base64url(SHA-256(the access token's ASCII))."""
+    digest = hashlib.sha256(access_token.encode("ascii")).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def dpop_validate(proof, htm, htu, alg, access_token=None):
+    """A proof checked by requests-oauth2client's ``validate_dpop_proof``.
+
+    ``algs=[alg]``, not ``alg=alg``: in 1.8.0 the function passes its default
+    ``algs=()`` on to jwskate, which then ignores ``alg`` and, the proof's
+    ``jwk`` having no ``alg`` member, raises ExpectedAlgRequired (see
+    interop/README.md).
+    """
+    checked = validate_dpop_proof(proof.strip(), htm=htm, htu=htu, algs=[alg],
+                                  ath=ath_of(access_token) if access_token else None)
+    return {"header": dict(checked.headers), "claims": dict(checked.claims),
+            "jkt": jwskate.Jwk(checked.headers["jwk"]).thumbprint()}
+
+
+_DPOP_KEYS = {}
+
+
+def dpop_keypair(alg):
+    """A new ``DPoPKey`` (requests-oauth2client), kept here under a handle."""
+    key = DPoPKey.generate(alg=alg)
+    handle = f"requests-oauth2client-{len(_DPOP_KEYS) + 1}"
+    _DPOP_KEYS[handle] = key
+    return {"handle": handle, "jkt": key.dpop_jkt, "public_jwk": dict(key.public_jwk)}
+
+
+def dpop_proof(handle, htm, htu, access_token=None, nonce=None):
+    """``DPoPKey.proof``: ``ath`` from the access token when one is given."""
+    proof = _DPOP_KEYS[handle].proof(htm=htm, htu=htu, nonce=nonce,
+                                     ath=ath_of(access_token) if access_token else None)
+    return str(proof)
+
+
+def _client(token_endpoint, client_id, client_secret):
+    # testing=True: the endpoint is http:// on loopback (it wants https otherwise).
+    return OAuth2Client(token_endpoint=token_endpoint, client_id=client_id,
+                        client_secret=client_secret, testing=True)
+
+
+def _token_answer(token):
+    return {"token_type": token.token_type, "access_token": token.access_token,
+            "refresh_token": token.refresh_token, "class": type(token).__name__}
+
+
+def oauth_token(token_endpoint, client_id, client_secret, handle, grant, parameters=None,
+                refresh_token=None):
+    """A token request by ``OAuth2Client`` with the DPoP key of ``handle``.
+
+    client_credentials: ``client_credentials(dpop_key=…)``; refresh_token: the
+    session's refresh token held as a ``DPoPToken`` of that key, which
+    ``refresh_token()`` proofs with its key (RFC 9449 §5).
+    """
+    client = _client(token_endpoint, client_id, client_secret)
+    key = _DPOP_KEYS[handle]
+    if grant == "client_credentials":
+        return _token_answer(client.client_credentials(dpop_key=key, **(parameters or {})))
+    if grant == "refresh_token":
+        held = DPoPToken(access_token="unused", refresh_token=refresh_token, _dpop_key=key)
+        return _token_answer(client.refresh_token(held))
+    raise ValueError(f"unknown grant {grant}")
+
+
+def oauth_resource(handle, access_token, url, method="GET"):
+    """The headers a ``DPoPToken`` (requests' auth) puts on a resource request.
+
+    The request is prepared, not sent: preparing runs the auth handler, which
+    adds ``Authorization: DPoP …`` and a fresh proof with ``ath``.
+    """
+    token = DPoPToken(access_token=access_token, _dpop_key=_DPOP_KEYS[handle])
+    prepared = requests.Request(method, url, auth=token).prepare()
+    return {"url": prepared.url, "method": prepared.method,
+            "authorization": prepared.headers.get("Authorization"),
+            "dpop": prepared.headers.get("DPoP")}
+
+
 OPS = {
     "generate": generate,
     "export_pem": export_pem,
@@ -203,6 +297,11 @@ OPS = {
     "nested_verify": nested_verify,
     "jwt_verify": jwt_verify,
     "remote_verify": remote_verify,
+    "dpop_validate": dpop_validate,
+    "dpop_keypair": dpop_keypair,
+    "dpop_proof": dpop_proof,
+    "oauth_token": oauth_token,
+    "oauth_resource": oauth_resource,
 }
 
 
@@ -213,13 +312,19 @@ class Peer:
 
     def __init__(self):
         self.version = version("jwcrypto")
+        # The other library this peer speaks for (the DPoP checks).
+        self.libraries = {"requests-oauth2client": version("requests-oauth2client")}
         self.capabilities = CAPABILITIES
 
     def call(self, op, args):
         try:
             return {"ok": True, "result": OPS[op](**args)}
-        except JWException as err:
+        except (JWException, InvalidDPoPProof) as err:
             return {"ok": False, "refused": True, "error": f"{type(err).__name__}: {err}"}
+        except EndpointError as err:
+            status = err.response.status_code
+            return {"ok": False, "refused": True, "oauth_error": err.error, "status": status,
+                    "error": f"{type(err).__name__}: {status} {err.error}: {err.description}"}
         except Exception as err:  # noqa: BLE001 — reported as a harness fault
             return {"ok": False, "refused": False, "error": f"{type(err).__name__}: {err}"}
 
