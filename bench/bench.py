@@ -257,10 +257,11 @@ class Load:
     """What one row sends: wrk's environment, built afresh for every run."""
 
     def __init__(self, label, method, path, auth=None, ctype=None, body=None, tokens=None,
-                 shown_body=None):
+                 shown_body=None, proofs=None):
         self.label, self.method, self.path = label, method, path
         self.auth, self.ctype, self.body = auth, ctype, body
         self.tokens = tokens  # refresh: a function (count) -> fresh refresh tokens
+        self.proofs = proofs  # DPoP: a function (path) writing fresh proofs there
         self.shown_body = shown_body or body  # for RESULTS.md: no token written down
 
     def env(self, connections, work):
@@ -278,6 +279,12 @@ class Load:
             spare = 2 * min(2, connections)
             path.write_text("\n".join(self.tokens(connections + spare)) + "\n")
             env["BENCH_TOKENS"] = str(path)
+        if self.proofs:
+            # Made afresh for every run: a proof is accepted once, and for
+            # a minute after its iat.
+            path = Path(work) / "dpop-proofs.txt"
+            self.proofs(path)
+            env["BENCH_PROOFS"] = str(path)
         return env
 
     def command(self, port, connections, seconds):
@@ -293,6 +300,9 @@ class Load:
         if self.tokens:
             parts.append(f"BENCH_TOKENS=<a file: one fresh refresh token per connection, "
                          f"2 spare per thread> BENCH_THREADS={threads}")
+        if self.proofs:
+            parts.append(f"BENCH_PROOFS=<a file: fresh DPoP proofs, one per request "
+                         f"(tessera dpop proof --count)> BENCH_THREADS={threads}")
         parts.append(f"wrk -t{threads} -c{connections} -d{seconds}s --timeout 10s "
                      f"-s bench/load.lua http://127.0.0.1:PORT")
         return " ".join(parts)
@@ -323,7 +333,8 @@ def measure(server, load, connections, args):
         cpu = server.cpu_seconds() - cpu0
         if r["starved"]:
             raise BenchError(f"{load.label} at {connections} connections: {r['starved']} requests "
-                             "found no refresh token to send (families lost to failed answers?)")
+                             "found no refresh token or DPoP proof to send (families lost to "
+                             "failed answers, or too few proofs made?)")
         errors = sum(r[k] for k in r if k.startswith("errors_")) + r["starved"]
         ok = max(r["requests"] - r["errors_status"] - r["starved"], 0)
         runs.append({
@@ -359,6 +370,30 @@ def cc_load(server, audience=API):
                     f"grant_type=client_credentials&resource={audience}&scope=api")
     return Load("client_credentials", "POST", "/oauth2/token", server.auth, FORM,
                 f"grant_type=client_credentials&resource={audience}")
+
+
+# Proofs made per second of a DPoP run: above any rate a DPoP row reaches on
+# this kind of machine (each request verifies a proof's signature), so that
+# no run starves.
+DPOP_PROOFS_PER_SECOND = 20_000
+
+
+def dpop_cc_load(server, seconds, proof_kty):
+    """client_credentials with a fresh DPoP proof on every request, signed
+    by one client key (`proof_kty`: arguments of `tessera jwk generate`)."""
+    key = server.work / f"dpop-{'-'.join(proof_kty)}.jwk"
+    if not key.exists():
+        run([str(server.binary), "jwk", "generate", *proof_kty], stdout_to=key)
+    count = DPOP_PROOFS_PER_SECOND * seconds + 1000
+
+    def proofs(path):
+        run([str(server.binary), "dpop", "proof", "--key", str(key), "--htm", "POST",
+             "--htu", f"http://127.0.0.1:{server.port}/oauth2/token",
+             "--count", str(count)], stdout_to=path)
+
+    load = cc_load(server)
+    return Load(f"client_credentials + DPoP", "POST", "/oauth2/token", server.auth, FORM,
+                load.body, proofs=proofs)
 
 
 def introspect_load(server):
@@ -596,6 +631,17 @@ def main():
                 measure(t, cc_load(t), c, args), measure(p, cc_load(p), c, args))
             for s in servers:
                 s.stop()
+
+        print("== DPoP: client_credentials ES256 with and without a proof, one server", flush=True)
+        t = fresh(Tessera, "ES256")
+        servers = [t]
+        results["dpop"] = {"without a proof": measure(t, cc_load(t), c, args)}
+        for label, kty in (("ES256 proof (P-256)", ["--kty", "EC", "--crv", "P-256"]),
+                           ("EdDSA proof (Ed25519)", ["--kty", "OKP", "--crv", "Ed25519"])):
+            # Each run needs its proofs made within the minute before it.
+            results["dpop"][f"with an {label}"] = measure(
+                t, dpop_cc_load(t, max(2, args.seconds), kty), c, args)
+        t.stop()
 
         t = fresh(Tessera)
         servers = [t]

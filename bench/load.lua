@@ -11,11 +11,15 @@
 --                 takes its share; every 200 answer's new refresh_token goes
 --                 back into the thread's queue, so each family rotates as a
 --                 client would.
+--   BENCH_PROOFS  DPoP mode: a file of DPoP proofs, one per line, each used
+--                 once (a proof is accepted once); each thread takes its
+--                 share and sends the next one in a DPoP header.
 -- done() prints one JSON line with the figures bench.py reads.
 local method = os.getenv("BENCH_METHOD") or "GET"
 local path = os.getenv("BENCH_PATH") or "/"
 local body = os.getenv("BENCH_BODY")
 local tokens_file = os.getenv("BENCH_TOKENS")
+local proofs_file = os.getenv("BENCH_PROOFS")
 local headers = {}
 if os.getenv("BENCH_AUTH") then headers["Authorization"] = os.getenv("BENCH_AUTH") end
 if os.getenv("BENCH_TYPE") then headers["Content-Type"] = os.getenv("BENCH_TYPE") end
@@ -29,9 +33,9 @@ end
 
 -- Refresh mode: the main state reads the file once and hands each thread its
 -- share as one newline-joined string (wrk threads share no Lua state).
-local function share(count, index)
+local function share(count, index, file)
   local lines = {}
-  for line in io.lines(tokens_file) do
+  for line in io.lines(file) do
     if line ~= "" then table.insert(lines, line) end
   end
   local mine = {}
@@ -44,8 +48,9 @@ local queue, head, tail = {}, 1, 0
 starved = 0 -- a global: done() reads it with thread:get
 
 function init(args)
-  if tokens_file then
-    for t in string.gmatch(share(tonumber(os.getenv("BENCH_THREADS")), id), "[^\n]+") do
+  local file = tokens_file or proofs_file
+  if file then
+    for t in string.gmatch(share(tonumber(os.getenv("BENCH_THREADS")), id, file), "[^\n]+") do
       tail = tail + 1
       queue[tail] = t
     end
@@ -65,6 +70,10 @@ function request()
   local t = queue[head]
   queue[head] = nil
   head = head + 1
+  if proofs_file then
+    headers["DPoP"] = t
+    return wrk.format(method, path, headers, body)
+  end
   return wrk.format(method, path, headers, string.format(body, t))
 end
 

@@ -50,6 +50,10 @@ pub enum DpopCommand {
         /// The time of signing, Unix seconds (default: now).
         #[arg(long)]
         iat: Option<i64>,
+        /// Print this many proofs, one per line, each with its own jti (for
+        /// load tests; at most 1,000,000). Not with --jti.
+        #[arg(long, default_value_t = 1, conflicts_with = "jti")]
+        count: u32,
     },
     /// Check a DPoP proof as tessera checks one (RFC 9449 §4.3): typ, an
     /// asymmetric alg, a public jwk, the signature, htm, htu, iat within
@@ -98,7 +102,11 @@ pub fn run(command: DpopCommand) -> Outcome {
             nonce,
             jti,
             iat,
+            count,
         } => {
+            if !(1..=1_000_000).contains(&count) {
+                return Err(Failure::Usage("--count: 1 to 1000000".into()));
+            }
             let file = KeyFile::read(&key, "--key")?;
             let jwk = file.pick(None)?;
             if !jwk.is_private() || jwk.is_symmetric() {
@@ -116,33 +124,40 @@ pub fn run(command: DpopCommand) -> Outcome {
                     "--htm {htm:?}: an HTTP method such as POST"
                 )));
             }
-            let jti = match jti {
-                Some(j) if !j.is_empty() && j.len() <= dpop::MAX_JTI_BYTES => j,
-                Some(_) => {
+            if let Some(j) = &jti {
+                if j.is_empty() || j.len() > dpop::MAX_JTI_BYTES {
                     return Err(Failure::Usage(format!(
                         "--jti: 1 to {} bytes",
                         dpop::MAX_JTI_BYTES
-                    )))
+                    )));
                 }
-                None => tessera_server::crypto::random_token(16)
-                    .map_err(|e| Failure::Usage(format!("no randomness for the jti: {e}")))?
-                    .to_string(),
-            };
+            }
             let iat = iat.unwrap_or_else(now);
-            let proof = dpop::sign(
-                jwk,
-                alg,
-                &dpop::NewProof {
-                    method: &htm,
-                    url: &htu,
-                    jti: &jti,
-                    iat,
-                    access_token: token.as_deref(),
-                    nonce: nonce.as_deref(),
-                },
-            )
-            .map_err(|e| Failure::Usage(format!("cannot make the proof: {e}")))?;
-            emit_line(&proof)
+            let mut out = String::new();
+            for _ in 0..count {
+                let jti = match &jti {
+                    Some(j) => j.clone(),
+                    None => tessera_server::crypto::random_token(16)
+                        .map_err(|e| Failure::Usage(format!("no randomness for the jti: {e}")))?
+                        .to_string(),
+                };
+                let proof = dpop::sign(
+                    jwk,
+                    alg,
+                    &dpop::NewProof {
+                        method: &htm,
+                        url: &htu,
+                        jti: &jti,
+                        iat,
+                        access_token: token.as_deref(),
+                        nonce: nonce.as_deref(),
+                    },
+                )
+                .map_err(|e| Failure::Usage(format!("cannot make the proof: {e}")))?;
+                out.push_str(&proof);
+                out.push('\n');
+            }
+            crate::common::emit(out.as_bytes())
         }
         DpopCommand::Verify {
             htm,

@@ -21,6 +21,7 @@ pub mod admin;
 pub mod admins;
 pub mod api;
 pub mod audit;
+mod batch;
 pub mod clients;
 pub mod config;
 pub mod crypto;

@@ -738,7 +738,16 @@ pub struct SqlStore {
     audit_head: Arc<crate::audit::HeadCache>,
     /// Whose turn it is to write (SQLite).
     write_gate: WriteGate,
+    /// DPoP proofs recorded together (one transaction per batch).
+    replay: Arc<ReplayBatcher>,
 }
+
+/// A DPoP proof to record: its replay key, until when, and the time of the
+/// request.
+type ReplayEntry = (Vec<u8>, i64, i64);
+/// Proofs recorded in one statement: at most this many.
+const REPLAY_BATCH: usize = 256;
+type ReplayBatcher = crate::batch::Batcher<ReplayEntry, Result<bool, String>>;
 
 /// Client records read lately, kept for a short time so that a busy
 /// client's every request does not read its record again (off unless
@@ -1080,6 +1089,7 @@ impl SqlStore {
             ),
             audit_head: Arc::new(crate::audit::HeadCache::default()),
             write_gate,
+            replay: Arc::new(crate::batch::Batcher::new(REPLAY_BATCH)),
         })
     }
 
@@ -1291,6 +1301,64 @@ impl SqlStore {
         };
         drop(conn);
         outcome
+    }
+
+    /// Records a batch of DPoP proofs in one statement: for each, whether
+    /// it was first (inserted, or an expired record of it taken over). A
+    /// key repeated in the batch is first once, at its first place. Expiry
+    /// is judged at the earliest request time of the batch (never later
+    /// than any one request's).
+    async fn record_proofs(&self, batch: Vec<ReplayEntry>) -> Vec<Result<bool, String>> {
+        let mut unique: Vec<&ReplayEntry> = Vec::with_capacity(batch.len());
+        let mut repeated = vec![false; batch.len()];
+        for (i, entry) in batch.iter().enumerate() {
+            if unique.iter().any(|u| u.0 == entry.0) {
+                if let Some(r) = repeated.get_mut(i) {
+                    *r = true;
+                }
+            } else {
+                unique.push(entry);
+            }
+        }
+        let now = batch.iter().map(|e| e.2).min().unwrap_or(0);
+        let mut sql = String::from("INSERT INTO dpop_proofs (proof_key, expires_at) VALUES ");
+        for i in 0..unique.len() {
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!("(?{}, ?{})", 2 * i + 2, 2 * i + 3));
+        }
+        // Inserted, or an expired record taken over: returned; a live
+        // record of the same proof: not.
+        sql.push_str(
+            " ON CONFLICT (proof_key) DO UPDATE SET expires_at = excluded.expires_at \
+             WHERE dpop_proofs.expires_at < ?1 RETURNING proof_key",
+        );
+        let written: Result<Vec<Vec<u8>>, StoreError> = async {
+            let sql = self.sql(&sql);
+            let mut query = sqlx::query(&sql).bind(now);
+            for (key, until, _) in &unique {
+                query = query.bind(key.as_slice()).bind(*until);
+            }
+            let mut conn = Conn::acquire(&self.pool, &self.write_gate).await?;
+            let rows = query.fetch_all(conn.get()?).await?;
+            conn.finished();
+            rows.iter()
+                .map(|r| r.try_get::<Vec<u8>, _>("proof_key").map_err(StoreError::from))
+                .collect()
+        }
+        .await;
+        match written {
+            Ok(firsts) => batch
+                .iter()
+                .zip(&repeated)
+                .map(|(entry, again)| Ok(!again && firsts.contains(&entry.0)))
+                .collect(),
+            Err(e) => {
+                let message = e.to_string();
+                batch.iter().map(|_| Err(message.clone())).collect()
+            }
+        }
     }
 
     async fn insert_refresh(
@@ -2409,21 +2477,21 @@ impl Store for SqlStore {
         expires_at: i64,
         now: i64,
     ) -> Result<bool, StoreError> {
-        let mut conn = Conn::acquire(&self.pool, &self.write_gate).await?;
-        // Inserted, or an expired record taken over: one row; a live record
-        // of the same proof: none.
-        let done = sqlx::query(&self.sql(
-            "INSERT INTO dpop_proofs (proof_key, expires_at) VALUES (?1, ?2) \
-             ON CONFLICT (proof_key) DO UPDATE SET expires_at = excluded.expires_at \
-             WHERE dpop_proofs.expires_at < ?3",
-        ))
-        .bind(key)
-        .bind(expires_at)
-        .bind(now)
-        .execute(conn.get()?)
-        .await?;
-        conn.finished();
-        Ok(done.rows_affected() == 1)
+        // Concurrent proofs share one statement (one fsync): at the token
+        // endpoint every request with a proof writes one.
+        let answer = self
+            .replay
+            .submit((key.to_vec(), expires_at, now), |batch| {
+                self.record_proofs(batch)
+            })
+            .await;
+        match answer {
+            Ok(Ok(first)) => Ok(first),
+            Ok(Err(e)) => Err(StoreError::Database(sqlx::Error::Protocol(e))),
+            Err(crate::batch::Abandoned) => Err(StoreError::Database(sqlx::Error::Protocol(
+                "the batch recording this DPoP proof was abandoned".into(),
+            ))),
+        }
     }
 
     async fn append_audit(&self, events: &[Event], actor: Actor) -> Result<(), StoreError> {

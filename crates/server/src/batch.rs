@@ -1,0 +1,142 @@
+//! Group commit for small, independent writes: concurrent callers share one
+//! transaction (and so one fsync), each still answered only once its own
+//! write is durable.
+//!
+//! There is no background task (a store outlives no runtime it was not
+//! made on): each caller queues its entry, then waits for the leader's
+//! turn. Whoever gets the turn takes what is queued — up to `max` entries —
+//! writes it as one batch and hands every caller its own answer; a caller
+//! whose entry an earlier leader wrote finds its answer and leaves. A lone
+//! caller leads at once: no added latency when idle.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+
+use tokio::sync::oneshot;
+
+/// Entries `E` waiting to be written together; each gets its answer `R`.
+pub(crate) struct Batcher<E, R> {
+    pending: Mutex<VecDeque<(E, oneshot::Sender<R>)>>,
+    turn: tokio::sync::Mutex<()>,
+    max: usize,
+}
+
+impl<E, R> std::fmt::Debug for Batcher<E, R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Batcher").field("max", &self.max).finish()
+    }
+}
+
+/// The batch was dropped before this entry's answer was given (its leader
+/// was cancelled mid-write): the write's fate is unknown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Abandoned;
+
+impl<E, R> Batcher<E, R> {
+    /// Batches of at most `max` entries (at least one).
+    pub(crate) fn new(max: usize) -> Self {
+        Batcher {
+            pending: Mutex::new(VecDeque::new()),
+            turn: tokio::sync::Mutex::new(()),
+            max: max.max(1),
+        }
+    }
+
+    /// Queues `entry` and returns its answer once a leader — perhaps this
+    /// caller — wrote it with `write`, which gets the batch in arrival
+    /// order and returns one answer per entry, in the same order.
+    pub(crate) async fn submit<W, F>(&self, entry: E, write: W) -> Result<R, Abandoned>
+    where
+        W: Fn(Vec<E>) -> F,
+        F: std::future::Future<Output = Vec<R>>,
+    {
+        let (tx, mut rx) = oneshot::channel();
+        self.queue().push_back((entry, tx));
+        loop {
+            let turn = self.turn.lock().await;
+            match rx.try_recv() {
+                Ok(answer) => return Ok(answer),
+                Err(oneshot::error::TryRecvError::Closed) => return Err(Abandoned),
+                Err(oneshot::error::TryRecvError::Empty) => {}
+            }
+            let batch: Vec<(E, oneshot::Sender<R>)> = {
+                let mut q = self.queue();
+                let n = q.len().min(self.max);
+                q.drain(..n).collect()
+            };
+            let (entries, senders): (Vec<E>, Vec<oneshot::Sender<R>>) = batch.into_iter().unzip();
+            let answers = write(entries).await;
+            // One answer per entry; a short list (a bug in `write`) leaves
+            // the rest abandoned, never answered with another's result.
+            for (sender, answer) in senders.into_iter().zip(answers) {
+                // A caller that went away no longer wants its answer.
+                let _ = sender.send(answer);
+            }
+            drop(turn);
+            match rx.try_recv() {
+                Ok(answer) => return Ok(answer),
+                Err(oneshot::error::TryRecvError::Closed) => return Err(Abandoned),
+                // Queued behind a full batch: the next turn.
+                Err(oneshot::error::TryRecvError::Empty) => {}
+            }
+        }
+    }
+
+    fn queue(&self) -> std::sync::MutexGuard<'_, VecDeque<(E, oneshot::Sender<R>)>> {
+        self.pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_entries_share_batches_and_each_gets_its_own_answer() {
+        let b = Arc::new(Batcher::<u32, u32>::new(8));
+        let batches = Arc::new(AtomicUsize::new(0));
+        let mut tasks = Vec::new();
+        for i in 0..100u32 {
+            let (b, batches) = (b.clone(), batches.clone());
+            tasks.push(tokio::spawn(async move {
+                b.submit(i, |entries: Vec<u32>| {
+                    let batches = batches.clone();
+                    async move {
+                        assert!(entries.len() <= 8);
+                        batches.fetch_add(1, Ordering::SeqCst);
+                        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+                        entries.iter().map(|e| e * 10).collect()
+                    }
+                })
+                .await
+            }));
+        }
+        for (i, t) in tasks.into_iter().enumerate() {
+            assert_eq!(t.await.unwrap(), Ok(i as u32 * 10));
+        }
+        let n = batches.load(Ordering::SeqCst);
+        assert!(n < 100, "writes were shared: {n} batches for 100 entries");
+        assert!(n >= 100 / 8, "at most 8 per batch: {n}");
+    }
+
+    #[tokio::test]
+    async fn a_lone_entry_is_written_at_once() {
+        let b = Batcher::<u32, u32>::new(8);
+        let answer = b
+            .submit(7, |e: Vec<u32>| async move { e.iter().map(|x| x + 1).collect() })
+            .await;
+        assert_eq!(answer, Ok(8));
+    }
+
+    #[tokio::test]
+    async fn an_entry_left_without_an_answer_is_abandoned() {
+        let b = Batcher::<u32, u32>::new(8);
+        let answer = b.submit(7, |_: Vec<u32>| async move { Vec::new() }).await;
+        assert_eq!(answer, Err(Abandoned));
+    }
+}
