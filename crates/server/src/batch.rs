@@ -128,7 +128,10 @@ mod tests {
     async fn a_lone_entry_is_written_at_once() {
         let b = Batcher::<u32, u32>::new(8);
         let answer = b
-            .submit(7, |e: Vec<u32>| async move { e.iter().map(|x| x + 1).collect() })
+            .submit(
+                7,
+                |e: Vec<u32>| async move { e.iter().map(|x| x + 1).collect() },
+            )
             .await;
         assert_eq!(answer, Ok(8));
     }

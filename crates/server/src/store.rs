@@ -1344,7 +1344,10 @@ impl SqlStore {
             let rows = query.fetch_all(conn.get()?).await?;
             conn.finished();
             rows.iter()
-                .map(|r| r.try_get::<Vec<u8>, _>("proof_key").map_err(StoreError::from))
+                .map(|r| {
+                    r.try_get::<Vec<u8>, _>("proof_key")
+                        .map_err(StoreError::from)
+                })
                 .collect()
         }
         .await;

@@ -20,6 +20,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Map, Value};
@@ -368,20 +369,20 @@ pub fn check(
     if let Some(kid) = header.get("kid").and_then(Value::as_str) {
         jwk_map.insert("kid".into(), kid.into());
     }
-    let key = Jwk::from_map(&jwk_map).map_err(|e| DpopError::Key(e.to_string()))?;
-    if key.is_private() || key.is_symmetric() {
-        return Err(DpopError::PrivateKey);
-    }
-    let verifier = Verifier::builder()
-        .key(&key, &[alg])
-        .map_err(|e| DpopError::Key(e.to_string()))?
-        .expect_typ(TYP)
-        .limits(limits)
-        .build()
-        .map_err(|e| DpopError::Key(e.to_string()))?;
+    // The key as sent (and the alg): a client signs every proof with the
+    // same one, so it is imported once.
+    let cache_key = (Value::Object(jwk_map.clone()).to_string(), alg.name());
+    let (prepared, fresh) = match recent_key(&cache_key) {
+        Some(p) => (p, false),
+        None => (Arc::new(prepare(&jwk_map, alg, &limits)?), true),
+    };
     let verified = jws
-        .verify(&verifier, SignaturePolicy::All)
+        .verify(&prepared.verifier, SignaturePolicy::All)
         .map_err(|_| DpopError::Signature)?;
+    if fresh {
+        // Only a key that verified a proof is kept.
+        remember_key(cache_key, prepared.clone());
+    }
     let claims = json::parse_object(verified.payload(), &limits, "DPoP proof claims")
         .map_err(|e| DpopError::Malformed(e.to_string()))?;
 
@@ -423,12 +424,68 @@ pub fn check(
         }
     }
     Ok(Proof {
-        jkt: key.thumbprint(),
+        jkt: prepared.jkt.clone(),
         jti: jti.to_owned(),
         iat,
         nonce,
         alg,
+        key: prepared.key.clone(),
+    })
+}
+
+/// A proof key, imported: the public key, its thumbprint, and a verifier
+/// for it under one algorithm.
+struct PreparedKey {
+    key: Jwk,
+    jkt: String,
+    verifier: Verifier,
+}
+
+/// How many proof keys are kept imported (the cache is emptied when full:
+/// a flood of new keys costs their importing, nothing else).
+const RECENT_KEYS: usize = 4096;
+
+type KeyCache = std::sync::Mutex<HashMap<(String, &'static str), Arc<PreparedKey>>>;
+
+fn key_cache() -> &'static KeyCache {
+    static KEYS: std::sync::OnceLock<KeyCache> = std::sync::OnceLock::new();
+    KEYS.get_or_init(|| std::sync::Mutex::new(HashMap::new()))
+}
+
+fn recent_key(cache_key: &(String, &'static str)) -> Option<Arc<PreparedKey>> {
+    key_cache().lock().ok()?.get(cache_key).cloned()
+}
+
+fn remember_key(cache_key: (String, &'static str), key: Arc<PreparedKey>) {
+    if let Ok(mut keys) = key_cache().lock() {
+        if keys.len() >= RECENT_KEYS {
+            keys.clear();
+        }
+        keys.insert(cache_key, key);
+    }
+}
+
+/// Imports a proof's `jwk` for `alg`: a public key that suits it.
+fn prepare(
+    jwk_map: &Map<String, Value>,
+    alg: JwsAlgorithm,
+    limits: &Limits,
+) -> Result<PreparedKey, DpopError> {
+    let key = Jwk::from_map(jwk_map).map_err(|e| DpopError::Key(e.to_string()))?;
+    if key.is_private() || key.is_symmetric() {
+        return Err(DpopError::PrivateKey);
+    }
+    let verifier = Verifier::builder()
+        .key(&key, &[alg])
+        .map_err(|e| DpopError::Key(e.to_string()))?
+        .expect_typ(TYP)
+        .limits(*limits)
+        .build()
+        .map_err(|e| DpopError::Key(e.to_string()))?;
+    Ok(PreparedKey {
+        jkt: key.thumbprint(),
         key,
+        verifier,
     })
 }
 
