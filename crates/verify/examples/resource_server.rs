@@ -58,7 +58,10 @@ async fn records(
     let assertion = headers.get("step-up").and_then(|v| v.to_str().ok()).ok_or(
         AuthError::InsufficientScope("a step-up assertion is required".into()),
     )?;
-    let step = state.verifier.verify_step_up::<Value>(assertion)?;
+    // A bound assertion only with the key this request proved.
+    let step = state
+        .verifier
+        .verify_step_up_with::<Value>(assertion, token.dpop_jkt.as_deref())?;
     if step.claims.sub != token.claims.sub {
         return Err(AuthError::InvalidToken("the assertion is for another user"));
     }

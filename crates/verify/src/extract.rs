@@ -38,6 +38,10 @@ pub struct AccessClaims {
     pub scope: Option<String>,
 }
 
+/// A DPoP-bound token whose proof the [`layer`] checked for this request.
+#[derive(Clone)]
+struct Proven(String);
+
 /// How a token was presented.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Scheme {
@@ -159,7 +163,17 @@ impl Verifier {
         parts: &Parts,
     ) -> Result<crate::Verified<T>, AuthError> {
         let (scheme, token) = credential(parts)?;
-        let verified = self.verify::<T>(token)?;
+        let verified = self.verify_any::<T>(token)?;
+        // Proven already, for this very token, by the layer in front of
+        // this extractor: the proof is not checked (nor recorded) twice.
+        if scheme == Scheme::Dpop
+            && parts
+                .extensions
+                .get::<Proven>()
+                .is_some_and(|p| p.0 == token)
+        {
+            return Ok(verified);
+        }
         let side = self.inner.dpop.as_ref();
         let refuse = |error: &'static str, description: String| AuthError::Dpop {
             error,
@@ -202,7 +216,13 @@ impl Verifier {
         let proof = crate::dpop::header(&parts.headers)
             .map_err(failed)?
             .ok_or_else(|| failed(crate::dpop::DpopError::Missing))?;
-        let url = format!("{}{}", side.base, parts.uri.path());
+        // The path as the client sent it: a nested router strips its prefix
+        // from `uri`, not from the original.
+        let path = parts
+            .extensions
+            .get::<axum::extract::OriginalUri>()
+            .map_or_else(|| parts.uri.path(), |o| o.0.path());
+        let url = format!("{}{}", side.base, path);
         let request = crate::dpop::Request {
             method: parts.method.as_str(),
             url: &url,
@@ -279,6 +299,12 @@ fn guard(State(verifier): State<Verifier>, request: Request, next: Next) -> Guar
             Ok(v) => v,
             Err(e) => return e.into_response(),
         };
+        if verified.dpop_jkt.is_some() {
+            if let Ok((_, token)) = credential(&parts) {
+                let proven = Proven(token.to_owned());
+                parts.extensions.insert(proven);
+            }
+        }
         parts.extensions.insert(Claims(verified));
         next.run(Request::from_parts(parts, body)).await
     })

@@ -460,6 +460,17 @@ impl std::fmt::Debug for Verifier {
     }
 }
 
+/// A token that is not bound to a DPoP key, or the refusal.
+fn unbound<T>(verified: Verified<T>) -> Result<Verified<T>, AuthError> {
+    if verified.dpop_jkt.is_some() {
+        return Err(AuthError::InvalidToken(
+            "the token is bound to a DPoP key: it is accepted only with a proof \
+             (Authorization: DPoP, through verify_request)",
+        ));
+    }
+    Ok(verified)
+}
+
 /// DPoP at this resource: its base URL, the proof rules, the replay cache.
 #[derive(Debug)]
 pub(crate) struct DpopSide {
@@ -650,22 +661,56 @@ impl Verifier {
 
     /// Verifies an access token (`typ: at+jwt`): signature with the
     /// issuer's keys under your algorithms, `iss`, `aud`, `exp` (required),
-    /// `nbf`, `iat`. A sealed (JWE) token needs the decryption key.
+    /// `nbf`, `iat`. A sealed (JWE) token needs the decryption key. A token
+    /// bound to a DPoP key (`cnf.jkt`) is refused here: it is accepted only
+    /// with a proof of its key, by [`Verifier::verify_request`] (what the
+    /// extractor and the layer use).
     pub fn verify<T: DeserializeOwned>(&self, token: &str) -> Result<Verified<T>, AuthError> {
-        self.verify_typed(token, ACCESS_TYP)
+        unbound(self.verify_typed(token, ACCESS_TYP)?)
     }
 
-    /// Verifies a step-up assertion (`typ: step-up+jwt`, always sealed).
+    /// Verifies a step-up assertion (`typ: step-up+jwt`, always sealed). One
+    /// bound to a DPoP key (its session's) is refused here: see
+    /// [`Verifier::verify_step_up_with`].
     pub fn verify_step_up<T: DeserializeOwned>(
         &self,
         token: &str,
+    ) -> Result<Verified<T>, AuthError> {
+        self.verify_step_up_with(token, None)
+    }
+
+    /// Verifies a step-up assertion sent along an access token whose DPoP
+    /// key the request proved (`proven`: the access token's
+    /// [`Verified::dpop_jkt`] after [`Verifier::verify_request`]): a bound
+    /// assertion is accepted only if it is bound to that same key, so that
+    /// a copied assertion is worthless without it.
+    pub fn verify_step_up_with<T: DeserializeOwned>(
+        &self,
+        token: &str,
+        proven: Option<&str>,
     ) -> Result<Verified<T>, AuthError> {
         if token.bytes().filter(|&b| b == b'.').count() != 4 {
             return Err(AuthError::InvalidToken(
                 "a step-up assertion is sealed (JWE)",
             ));
         }
-        self.verify_typed(token, STEP_UP_TYP)
+        let verified = self.verify_typed(token, STEP_UP_TYP)?;
+        match (&verified.dpop_jkt, proven) {
+            (None, _) => Ok(verified),
+            (Some(bound), Some(p)) if bound == p => Ok(verified),
+            (Some(_), _) => Err(AuthError::InvalidToken(
+                "the assertion is bound to a DPoP key this request did not prove",
+            )),
+        }
+    }
+
+    /// [`Verifier::verify`] without refusing a bound token: the caller
+    /// checks its proof.
+    pub(crate) fn verify_any<T: DeserializeOwned>(
+        &self,
+        token: &str,
+    ) -> Result<Verified<T>, AuthError> {
+        self.verify_typed(token, ACCESS_TYP)
     }
 
     fn verify_typed<T: DeserializeOwned>(

@@ -221,3 +221,69 @@ async fn bound_tokens_need_a_proof_by_their_key_and_are_never_downgraded() {
 async fn app_without_dpop(i: &Issuer) -> Router {
     app(i.verifier().await)
 }
+
+/// The direct API refuses a bound token (no proof can be checked there);
+/// a layer in front of the extractor checks the proof once; a nested
+/// router's handler sees its full path in the proof's htu.
+#[tokio::test]
+async fn no_bypass_through_the_direct_api_and_the_layer_checks_once() {
+    let i = issuer("30d").await;
+    let key = Jwk::generate_for(JwsAlgorithm::ES256).unwrap();
+    let session = i
+        .session_with(API, json!({"dpop_jkt": key.thumbprint()}))
+        .await;
+    let token = session["access_token"].as_str().unwrap().to_owned();
+    let verifier = dpop_verifier(&i).await;
+    assert!(matches!(
+        verifier.verify::<AccessClaims>(&token),
+        Err(AuthError::InvalidToken(_))
+    ));
+
+    // layer + Claims, under a nested router: /api/me is what the client asked for.
+    let inner = Router::new()
+        .route(
+            "/me",
+            get(|Claims(v): Claims<AccessClaims>| async move { v.claims.sub.unwrap_or_default() }),
+        )
+        .with_state(verifier.clone());
+    let app = Router::new()
+        .nest("/api", inner)
+        .layer(tessera_verify::layer(verifier.clone()));
+    let auth = format!("DPoP {token}");
+    let now = SystemClock.now();
+    let good = proof(
+        &key,
+        "GET",
+        &format!("{EXTERNAL}/api/me"),
+        Some(&token),
+        now,
+    );
+    let (status, _, body) = call(
+        &app,
+        "/api/me",
+        &[("authorization", &auth), ("dpop", &good)],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body, "user-1");
+    let (status, _, _) = call(
+        &app,
+        "/api/me",
+        &[("authorization", &auth), ("dpop", &good)],
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "still once only");
+    let stripped = proof(&key, "GET", &format!("{EXTERNAL}/me"), Some(&token), now);
+    let (status, _, _) = call(
+        &app,
+        "/api/me",
+        &[("authorization", &auth), ("dpop", &stripped)],
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "the nested prefix is part of htu"
+    );
+    i.server.shutdown().await;
+}
