@@ -785,10 +785,11 @@ class Service:
         return answer["refresh_token"]
 
     def public_client(self, audience):
-        """A public client (no secret) that refreshes sessions held for it, with DPoP."""
+        """A public client (no secret) that refreshes sessions held for it, with DPoP;
+        this service's backend client may mint them (--may-act)."""
         created = subprocess.run(
             [self.t.exe, "clients", "create", "--name", "app", "--public", "--grant",
-             "refresh_token", "--audience", audience, "--json"],
+             "refresh_token", "--audience", audience, "--may-act", self.client_id, "--json"],
             env=self.env, capture_output=True, check=False, timeout=60)
         if created.returncode != 0:
             raise Failure(f"tessera clients create --public: {created.stderr.decode()}")

@@ -189,6 +189,8 @@ pub(crate) struct RegistrationArgs {
     pub scope: Option<Vec<String>>,
     /// Clients trusted to exchange this client's session tokens (RFC 8693
     /// delegation; the issued token names them in `act`), comma-separated.
+    /// For a public client (--public): the backends that may mint the
+    /// sessions it holds (POST /v1/sessions with "holder").
     #[arg(long = "may-act", value_delimiter = ',', value_name = "CLIENT_ID")]
     pub may_act: Option<Vec<String>>,
     /// Audiences whose tokens it may introspect (a resource server),

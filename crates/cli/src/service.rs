@@ -413,7 +413,14 @@ async fn clients_command_inner(
             if default_audiences {
                 wanted.audiences = None;
             }
-            let checked = match clients::check_registration(&store, wanted).await {
+            let checked = match clients::check_registration(&store, wanted)
+                .await
+                .and_then(|r| {
+                    if current.public {
+                        clients::check_public(&r)?;
+                    }
+                    Ok(r)
+                }) {
                 Ok(r) => r,
                 Err(clients::ClientError::Invalid(msg)) => {
                     eprintln!("error: {msg}");

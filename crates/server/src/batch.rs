@@ -2,12 +2,14 @@
 //! transaction (and so one fsync), each still answered only once its own
 //! write is durable.
 //!
-//! There is no background task (a store outlives no runtime it was not
-//! made on): each caller queues its entry, then waits for the leader's
+//! There is no standing background task (a store outlives no runtime it was
+//! not made on): each caller queues its entry, then waits for the leader's
 //! turn. Whoever gets the turn takes what is queued — up to `max` entries —
-//! writes it as one batch and hands every caller its own answer; a caller
-//! whose entry an earlier leader wrote finds its answer and leaves. A lone
-//! caller leads at once: no added latency when idle.
+//! and has it written as one batch by a task of its own, which hands every
+//! caller its own answer: a leader whose request is cancelled (its client
+//! went away) abandons nobody else's write. A caller whose entry an earlier
+//! leader took finds its answer and leaves. A lone caller leads at once: no
+//! added latency when idle.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -48,7 +50,8 @@ impl<E, R> Batcher<E, R> {
     pub(crate) async fn submit<W, F>(&self, entry: E, write: W) -> Result<R, Abandoned>
     where
         W: Fn(Vec<E>) -> F,
-        F: std::future::Future<Output = Vec<R>>,
+        F: std::future::Future<Output = Vec<R>> + Send + 'static,
+        R: Send + 'static,
     {
         let (tx, mut rx) = oneshot::channel();
         self.queue().push_back((entry, tx));
@@ -65,13 +68,20 @@ impl<E, R> Batcher<E, R> {
                 q.drain(..n).collect()
             };
             let (entries, senders): (Vec<E>, Vec<oneshot::Sender<R>>) = batch.into_iter().unzip();
-            let answers = write(entries).await;
-            // One answer per entry; a short list (a bug in `write`) leaves
-            // the rest abandoned, never answered with another's result.
-            for (sender, answer) in senders.into_iter().zip(answers) {
-                // A caller that went away no longer wants its answer.
-                let _ = sender.send(answer);
-            }
+            let written = write(entries);
+            let task = tokio::spawn(async move {
+                let answers = written.await;
+                // One answer per entry; a short list (a bug in `write`)
+                // leaves the rest abandoned, never answered with another's
+                // result.
+                for (sender, answer) in senders.into_iter().zip(answers) {
+                    // A caller that went away no longer wants its answer.
+                    let _ = sender.send(answer);
+                }
+            });
+            // The turn is held until the batch is written (or this leader
+            // is cancelled: the write goes on without it).
+            let _ = task.await;
             drop(turn);
             match rx.try_recv() {
                 Ok(answer) => return Ok(answer),

@@ -194,17 +194,29 @@ pub async fn create_public<S: Store>(
                 .into(),
         ));
     }
-    if !registration.may_act.is_empty() || !registration.introspect.is_empty() {
-        return Err(ClientError::Invalid(
-            "a public client cannot be trusted to exchange tokens (may_act) or to introspect"
-                .into(),
-        ));
-    }
     let registration = Registration {
         dpop_required: true,
         ..registration
     };
+    check_public(&registration)?;
     register(store, name, grants, None, true, registration, now).await
+}
+
+/// What a public client's registration may not say: that it introspects,
+/// or that its tokens may go unbound. Its `may_act` names the backends that
+/// mint the sessions it holds (`POST /v1/sessions` with `"holder"`).
+pub fn check_public(registration: &Registration) -> Result<(), ClientError> {
+    if !registration.introspect.is_empty() {
+        return Err(ClientError::Invalid(
+            "a public client cannot introspect: it has no credentials".into(),
+        ));
+    }
+    if !registration.dpop_required {
+        return Err(ClientError::Invalid(
+            "a public client's tokens are always bound to its key (dpop: required)".into(),
+        ));
+    }
+    Ok(())
 }
 
 async fn register<S: Store>(

@@ -73,6 +73,10 @@ pub enum StartError {
     Tls(String),
 }
 
+/// How long after it expired a DPoP proof's record is kept (clock skew
+/// between nodes).
+const DPOP_PRUNE_MARGIN: i64 = 300;
+
 /// Opens the store named by the configuration (the SQLite file in the data
 /// directory unless `database_url` says otherwise), creating the data
 /// directory (mode 0700) if needed; its audit trail is keyed by `master`
@@ -410,9 +414,11 @@ impl Server {
                         }
                         Err(e) => tracing::error!(error = %e, "audit pruning failed; will retry"),
                     }
-                    match store::Store::prune_dpop_proofs(&maintenance_store, SystemClock.now())
-                        .await
-                    {
+                    // Only records expired for some minutes: a node whose
+                    // clock runs ahead must not forget a proof that a node
+                    // behind it would still accept.
+                    let before = SystemClock.now().saturating_sub(DPOP_PRUNE_MARGIN);
+                    match store::Store::prune_dpop_proofs(&maintenance_store, before).await {
                         Ok(n) => tracing::debug!(proofs = n, "forgot expired DPoP proofs"),
                         Err(e) => {
                             tracing::error!(error = %e, "pruning DPoP proofs failed; will retry")

@@ -1309,17 +1309,17 @@ impl SqlStore {
     /// is judged at the earliest request time of the batch (never later
     /// than any one request's).
     async fn record_proofs(&self, batch: Vec<ReplayEntry>) -> Vec<Result<bool, String>> {
-        let mut unique: Vec<&ReplayEntry> = Vec::with_capacity(batch.len());
-        let mut repeated = vec![false; batch.len()];
-        for (i, entry) in batch.iter().enumerate() {
-            if unique.iter().any(|u| u.0 == entry.0) {
-                if let Some(r) = repeated.get_mut(i) {
-                    *r = true;
-                }
-            } else {
-                unique.push(entry);
-            }
-        }
+        let mut seen = std::collections::HashSet::with_capacity(batch.len());
+        let repeated: Vec<bool> = batch.iter().map(|e| !seen.insert(e.0.as_slice())).collect();
+        let mut unique: Vec<&ReplayEntry> = batch
+            .iter()
+            .zip(&repeated)
+            .filter(|(_, again)| !**again)
+            .map(|(e, _)| e)
+            .collect();
+        // In key order: two nodes' batches then lock the rows they share in
+        // the same order (PostgreSQL would otherwise abort one as a deadlock).
+        unique.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         let now = batch.iter().map(|e| e.2).min().unwrap_or(0);
         let mut sql = String::from("INSERT INTO dpop_proofs (proof_key, expires_at) VALUES ");
         for i in 0..unique.len() {
@@ -1352,11 +1352,14 @@ impl SqlStore {
         }
         .await;
         match written {
-            Ok(firsts) => batch
-                .iter()
-                .zip(&repeated)
-                .map(|(entry, again)| Ok(!again && firsts.contains(&entry.0)))
-                .collect(),
+            Ok(firsts) => {
+                let firsts: std::collections::HashSet<Vec<u8>> = firsts.into_iter().collect();
+                batch
+                    .iter()
+                    .zip(&repeated)
+                    .map(|(entry, again)| Ok(!again && firsts.contains(&entry.0)))
+                    .collect()
+            }
             Err(e) => {
                 let message = e.to_string();
                 batch.iter().map(|_| Err(message.clone())).collect()
@@ -2485,7 +2488,8 @@ impl Store for SqlStore {
         let answer = self
             .replay
             .submit((key.to_vec(), expires_at, now), |batch| {
-                self.record_proofs(batch)
+                let store = self.clone();
+                async move { store.record_proofs(batch).await }
             })
             .await;
         match answer {

@@ -114,6 +114,8 @@ alg = "ECDH-ES+A256KW"
         &["refresh_token".to_owned()],
         Registration {
             audiences: Some(vec![API.to_owned()]),
+            // The backend mints the sessions the app holds.
+            may_act: vec![backend.record.id.clone()],
             ..Default::default()
         },
         0,
@@ -647,6 +649,34 @@ async fn the_mobile_app_refreshes_with_its_key_and_a_dumped_token_gets_nothing()
     assert_eq!(not_public.status, 400, "{}", not_public.body);
     let bad_jkt = r.session(json!({"dpop_jkt": "short"}), None).await;
     assert_eq!(bad_jkt.status, 400);
+    // A backend the app did not name (its may_act) cannot mint for it.
+    let other = clients::create_with(
+        r.server.store(),
+        "other backend",
+        &["sessions".to_owned()],
+        None,
+        Registration {
+            audiences: Some(vec![API.to_owned()]),
+            ..Default::default()
+        },
+        0,
+    )
+    .await
+    .unwrap();
+    let foreign = send(
+        r.addr(),
+        "POST",
+        "/v1/sessions",
+        &[basic(&other.record.id, &other.secret), json_type()],
+        &json!({"sub": "user-1", "org": "acme", "audience": API, "holder": r.app,
+                "dpop_jkt": jkt})
+        .to_string(),
+    )
+    .await;
+    assert_eq!(
+        (foreign.status, error_of(&foreign)),
+        (400, "invalid_request".into())
+    );
     // An audience the app is not registered for is refused too.
     let wider = r
         .session(
@@ -757,6 +787,27 @@ async fn the_mobile_app_refreshes_with_its_key_and_a_dumped_token_gets_nothing()
     )
     .await;
     assert_eq!(intro.status, 401, "{}", intro.body);
+
+    // The app ends what it holds (RFC 7009, client_id only): a session of
+    // its own, minted for the purpose, ends with its refresh token.
+    let other_session = r
+        .session(json!({"holder": r.app, "dpop_jkt": jkt}), None)
+        .await;
+    let other_rt = other_session.json()["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let revoked = send(
+        r.addr(),
+        "POST",
+        "/oauth2/revoke",
+        &[form_type()],
+        &format!("client_id={}&token={other_rt}", r.app),
+    )
+    .await;
+    assert_eq!(revoked.status, 200, "{}", revoked.body);
+    let after_revoke = r.app_refresh(&other_rt, Some(&device)).await;
+    assert_eq!(error_of(&after_revoke), "invalid_grant");
 
     // Reuse detection still revokes the family: the old token, even with
     // the right key, ends it, and the current one with it.

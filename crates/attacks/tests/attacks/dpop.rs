@@ -72,6 +72,7 @@ async fn running() -> Running {
         &["refresh_token".to_owned()],
         Registration {
             audiences: Some(vec![API.to_owned()]),
+            may_act: vec![backend.record.id.clone()],
             ..Default::default()
         },
         0,

@@ -268,12 +268,24 @@ pub(crate) async fn revoke<S: Store>(
             .map(|s| s.session.id)
     };
     if let Some(sid) = sid {
-        // Ends it only if it is the caller's (the store's statement says so).
-        let ended = state
+        // Ends it only if it is the caller's: the client that minted it, or
+        // the public client holding it (whose tokens these are); the
+        // store's statement names the minting client.
+        let owner = state
             .store
-            .revoke_session(&sid, &client.id, now)
+            .session(&sid)
             .await
-            .map_err(ApiError::server)?;
+            .map_err(ApiError::server)?
+            .filter(|s| s.client_id == client.id || s.holder.as_deref() == Some(&client.id))
+            .map(|s| s.client_id);
+        let ended = match owner {
+            Some(owner) => state
+                .store
+                .revoke_session(&sid, &owner, now)
+                .await
+                .map_err(ApiError::server)?,
+            None => false,
+        };
         if ended {
             tracing::info!(%sid, client = %client.id, "session revoked through /oauth2/revoke");
         }

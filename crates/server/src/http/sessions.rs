@@ -82,7 +82,9 @@ async fn new_session<S: Store>(
     let jkt = session_binding(state, &client, &resource, dpop_jkt, proof.as_ref(), now)?;
     let holder = match holder {
         None => None,
-        Some(id) => Some(session_holder(state, &id, jkt.as_deref(), &audience, &scope).await?),
+        Some(id) => {
+            Some(session_holder(state, &client.id, &id, jkt.as_deref(), &audience, &scope).await?)
+        }
     };
     let sub_value = Value::from(sub.as_str());
     let org_value = Value::from(org.as_str());
@@ -221,6 +223,7 @@ fn session_binding<S>(
 /// audience and scope itself; the session must be bound to a key.
 async fn session_holder<S: Store>(
     state: &AppState<S>,
+    minter: &str,
     id: &str,
     jkt: Option<&str>,
     audience: &str,
@@ -242,6 +245,14 @@ async fn session_holder<S: Store>(
                 "holder must be a registered public client with the refresh_token grant",
             )
         })?;
+    // The app names the backends that mint its sessions (its `may_act`):
+    // no other client can issue tokens in its name.
+    if !holder.registration.may_act.iter().any(|c| c == minter) {
+        return Err(ApiError::invalid_request(
+            "holder has not named this client among those that may mint its sessions \
+             (tessera clients update HOLDER --may-act THIS_CLIENT)",
+        ));
+    }
     policy::check_audience(&state.config, &holder, audience).map_err(ApiError::access)?;
     if !scope.is_empty() {
         policy::grant_scope(&holder.registration.scopes, Some(&scope.join(" ")))
@@ -352,6 +363,16 @@ pub(crate) async fn step_up<S: Store>(
     policy::check_audience(&state.config, &client, &request.audience).map_err(ApiError::access)?;
     let resource = state.config.resource(&request.audience);
     check_step_up_target(&resource)?;
+    if resource.dpop_required && session.dpop_jkt.is_none() {
+        return Err(dpop::require(
+            &state,
+            None,
+            "this audience takes DPoP-bound tokens only, and the session is not bound to a key",
+            now,
+        )
+        .err()
+        .unwrap_or_else(|| ApiError::invalid_request("the session is not bound to a key")));
+    }
     let step = step_up_input(&resource, request.amr, request.acr, request.claims, now)?;
     let event = crate::audit::Event::success(
         "step_up.issued",

@@ -167,8 +167,27 @@ async fn grant<S: Store>(
                     || state.config.resource(&session.audience).dpop_required;
                 proof_fits(session, proof.as_ref()) && (proof.is_some() || !must)
             };
+            let mut recorded = false;
             if let Some(p) = &proof {
-                dpop::record(state, p, now).await?;
+                // Recorded only for a refresh that would pass (read first,
+                // decided again under the lock, where a proof that was not
+                // recorded is refused): a made-up or foreign token with a
+                // self-made proof writes nothing.
+                let status = state
+                    .store
+                    .refresh_status(&tokens::refresh_hash(presented), now)
+                    .await
+                    .map_err(ApiError::server)?;
+                let passes = status.is_some_and(|s| {
+                    s.active
+                        && s.client_id == client.id
+                        && proven(&s.session)
+                        && allowed(&s.session).is_ok()
+                });
+                if passes {
+                    dpop::record(state, p, now).await?;
+                    recorded = true;
+                }
             }
             let (next, stored) =
                 tokens::new_refresh(&state.config, now).map_err(ApiError::server)?;
@@ -178,7 +197,7 @@ async fn grant<S: Store>(
                     &tokens::refresh_hash(presented),
                     &client.id,
                     &stored,
-                    &|s| proven(s) && allowed(s).is_ok(),
+                    &|s| (proof.is_none() || recorded) && proven(s) && allowed(s).is_ok(),
                     now,
                 )
                 .await
