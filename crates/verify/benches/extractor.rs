@@ -229,20 +229,21 @@ fn bench_dpop(c: &mut Criterion) {
         group
             .warm_up_time(Duration::from_millis(500))
             .measurement_time(Duration::from_secs(5));
-        group.bench_function("two raw signature checks", |b| {
-            b.iter(|| {
-                black_box(
-                    jwt::verify::<AccessClaims>(
-                        black_box(&token),
-                        &token_raw,
-                        &validation,
-                        &SystemClock,
-                    )
-                    .unwrap(),
-                );
-                black_box(proof_raw.verify_compact(black_box(&one)).unwrap());
-            })
-        });
+        // The two signature checks alone: the token's, and the proof's with
+        // its key already parsed.
+        let raw_checks = || {
+            black_box(
+                jwt::verify::<AccessClaims>(
+                    black_box(&token),
+                    &token_raw,
+                    &validation,
+                    &SystemClock,
+                )
+                .unwrap(),
+            );
+            black_box(proof_raw.verify_compact(black_box(&one)).unwrap());
+        };
+        group.bench_function("two raw signature checks", |b| b.iter(raw_checks));
         group.bench_function("dpop::check alone", |b| {
             let request = dpop::Request {
                 method: "GET",
@@ -293,16 +294,7 @@ fn bench_dpop(c: &mut Criterion) {
                     let t0 = std::time::Instant::now();
                     black_box(extract(&mut parts, &verifier));
                     let t1 = std::time::Instant::now();
-                    black_box(
-                        jwt::verify::<AccessClaims>(
-                            black_box(&token),
-                            &token_raw,
-                            &validation,
-                            &SystemClock,
-                        )
-                        .unwrap(),
-                    );
-                    black_box(proof_raw.verify_compact(black_box(&one)).unwrap());
+                    raw_checks();
                     let t2 = std::time::Instant::now();
                     extractor += (t1 - t0).as_nanos() as i128;
                     raw += (t2 - t1).as_nanos() as i128;

@@ -116,11 +116,15 @@ pub(crate) fn require<'p, S>(
     why: &str,
     now: i64,
 ) -> Result<&'p Proof, ApiError> {
-    proof.ok_or_else(|| {
-        let mut e = refused(state, DpopError::Missing, now);
-        e.describe(format!("a DPoP proof is required: {why}"));
-        e
-    })
+    proof.ok_or_else(|| missing(state, why, now))
+}
+
+/// The answer when a proof is required and there is none (`why` says
+/// which rule requires it).
+pub(crate) fn missing<S>(state: &AppState<S>, why: &str, now: i64) -> ApiError {
+    let mut e = refused(state, DpopError::Missing, now);
+    e.describe(format!("a DPoP proof is required: {why}"));
+    e
 }
 
 /// Records `proof` in the store: refused if it was used before (on any

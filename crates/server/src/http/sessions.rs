@@ -204,15 +204,18 @@ fn session_binding<S>(
     };
     if jkt.is_none() {
         if client.registration.dpop_required {
-            dpop::require(state, None, "this client's tokens are always bound", now)?;
+            return Err(dpop::missing(
+                state,
+                "this client's tokens are always bound",
+                now,
+            ));
         }
         if resource.dpop_required {
-            dpop::require(
+            return Err(dpop::missing(
                 state,
-                None,
                 "this resource takes DPoP-bound tokens only",
                 now,
-            )?;
+            ));
         }
     }
     Ok(jkt)
@@ -364,14 +367,11 @@ pub(crate) async fn step_up<S: Store>(
     let resource = state.config.resource(&request.audience);
     check_step_up_target(&resource)?;
     if resource.dpop_required && session.dpop_jkt.is_none() {
-        return Err(dpop::require(
+        return Err(dpop::missing(
             &state,
-            None,
             "this audience takes DPoP-bound tokens only, and the session is not bound to a key",
             now,
-        )
-        .err()
-        .unwrap_or_else(|| ApiError::invalid_request("the session is not bound to a key")));
+        ));
     }
     let step = step_up_input(&resource, request.amr, request.acr, request.claims, now)?;
     let event = crate::audit::Event::success(

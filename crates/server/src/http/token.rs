@@ -266,14 +266,11 @@ async fn grant<S: Store>(
                         "this refresh token is bound to a DPoP key: present a proof by that key",
                     )
                 } else if !proven(&session) {
-                    dpop::require(
+                    dpop::missing(
                         state,
-                        None,
                         "this client's or audience's tokens are always bound",
                         now,
                     )
-                    .err()
-                    .unwrap_or_else(|| ApiError::invalid_grant(RESOURCE_REQUIRES))
                 } else {
                     match allowed(&session) {
                         Err(e) => ApiError::access(e),
