@@ -797,6 +797,23 @@ async fn the_mobile_app_refreshes_with_its_key_and_a_dumped_token_gets_nothing()
         .as_str()
         .unwrap()
         .to_owned();
+    // Another backend presenting it: RFC 7009's silent 200, nothing ends.
+    let foreign = send(
+        r.addr(),
+        "POST",
+        "/oauth2/revoke",
+        &[basic(&other.record.id, &other.secret), form_type()],
+        &format!("token={other_rt}"),
+    )
+    .await;
+    assert_eq!(foreign.status, 200, "{}", foreign.body);
+    let still = r.app_refresh(&other_rt, Some(&device)).await;
+    assert_eq!(
+        still.status, 200,
+        "a stranger's revocation ended nothing: {}",
+        still.body
+    );
+    let other_rt = still.json()["refresh_token"].as_str().unwrap().to_owned();
     let revoked = send(
         r.addr(),
         "POST",
