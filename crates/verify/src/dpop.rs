@@ -27,7 +27,7 @@ use serde_json::{Map, Value};
 use tessera_jose::json::{self, Limits};
 use tessera_jose::jwa::{Hash, JwsAlgorithm};
 use tessera_jose::jwk::Jwk;
-use tessera_jose::jws::{JwsHeader, SignaturePolicy, Signer, UnverifiedJws, Verifier};
+use tessera_jose::jws::{JwsHeader, Signer, UnverifiedJws, Verifier};
 
 /// The `typ` of a DPoP proof (RFC 9449 §4.2).
 pub const TYP: &str = "dpop+jwt";
@@ -336,52 +336,36 @@ pub fn check(
         return Err(DpopError::TooLarge);
     }
     let limits = limits();
-    let jws = UnverifiedJws::parse_compact(proof, &limits)
-        .map_err(|e| DpopError::Malformed(e.to_string()))?;
-    let header = jws
-        .protected_header()
-        .ok_or_else(|| DpopError::Malformed("no protected header".into()))?;
-    match header.get("typ").and_then(Value::as_str) {
-        Some(t) if t.eq_ignore_ascii_case(TYP) => {}
-        _ => return Err(DpopError::Typ),
-    }
-    let alg_name = header
-        .get("alg")
-        .and_then(Value::as_str)
-        .ok_or_else(|| DpopError::Algorithm("(missing)".into()))?;
-    let alg = alg_name
-        .parse::<JwsAlgorithm>()
-        .ok()
-        .filter(|a| !a.is_symmetric() && rules.algorithms.contains(a))
-        .ok_or_else(|| DpopError::Algorithm(printable(alg_name)))?;
-    let jwk_map = header
-        .get("jwk")
-        .and_then(Value::as_object)
-        .ok_or(DpopError::NoKey)?;
-    if PRIVATE_MEMBERS.iter().any(|m| jwk_map.contains_key(*m)) {
-        return Err(DpopError::PrivateKey);
-    }
-    // The key is the header's own: a `kid` names nothing to look up. The
-    // header's `kid` (some clients send one) is given to the key, so that
-    // the JWS verifier's kid matching finds it.
-    let mut jwk_map = jwk_map.clone();
-    jwk_map.remove("kid");
-    if let Some(kid) = header.get("kid").and_then(Value::as_str) {
-        jwk_map.insert("kid".into(), kid.into());
-    }
-    // The key as sent (and the alg): a client signs every proof with the
-    // same one, so it is imported once.
-    let cache_key = (Value::Object(jwk_map.clone()).to_string(), alg.name());
-    let (prepared, fresh) = match recent_key(&cache_key) {
-        Some(p) => (p, false),
-        None => (Arc::new(prepare(&jwk_map, alg, &limits)?), true),
+    let mut segments = proof.split('.');
+    let header_b64 = match (
+        segments.next(),
+        segments.next(),
+        segments.next(),
+        segments.next(),
+    ) {
+        (Some(h), Some(_), Some(_), None) if !h.is_empty() => h,
+        _ => return Err(DpopError::Malformed("expected a compact JWS".into())),
     };
-    let verified = jws
-        .verify(&prepared.verifier, SignaturePolicy::All)
+    // A client signs every proof with the same header (`typ`, `alg`,
+    // `jwk`): the checks of the header, and importing its key, are done
+    // once for those exact bytes. Only a header whose proof verified is
+    // kept, so nothing an attacker sends unsigned gets in.
+    let header_id = Hash::Sha256.digest(header_b64.as_bytes());
+    let (prepared, fresh) = match recent_key(&header_id) {
+        Some(p) => (p, false),
+        None => (Arc::new(prepare_header(proof, rules, &limits)?), true),
+    };
+    // The rules are this caller's: a header another verifier accepted
+    // must still name an algorithm this one allows.
+    if !rules.algorithms.contains(&prepared.alg) {
+        return Err(DpopError::Algorithm(prepared.alg.name().into()));
+    }
+    let verified = prepared
+        .verifier
+        .verify_compact(proof)
         .map_err(|_| DpopError::Signature)?;
     if fresh {
-        // Only a key that verified a proof is kept.
-        remember_key(cache_key, prepared.clone());
+        remember_key(header_id, prepared.clone());
     }
     let claims = json::parse_object(verified.payload(), &limits, "DPoP proof claims")
         .map_err(|e| DpopError::Malformed(e.to_string()))?;
@@ -428,50 +412,88 @@ pub fn check(
         jti: jti.to_owned(),
         iat,
         nonce,
-        alg,
+        alg: prepared.alg,
         key: prepared.key.clone(),
     })
 }
 
-/// A proof key, imported: the public key, its thumbprint, and a verifier
-/// for it under one algorithm.
+/// A proof's header, checked, and its key imported: the public key, its
+/// thumbprint, the algorithm, and a verifier for that key and algorithm.
 struct PreparedKey {
     key: Jwk,
     jkt: String,
+    alg: JwsAlgorithm,
     verifier: Verifier,
 }
 
-/// How many proof keys are kept imported (the cache is emptied when full:
-/// a flood of new keys costs their importing, nothing else).
+/// How many proof headers are kept checked (the cache is emptied when
+/// full: a flood of new keys costs their importing, nothing else).
 const RECENT_KEYS: usize = 4096;
 
-type KeyCache = std::sync::Mutex<HashMap<(String, &'static str), Arc<PreparedKey>>>;
+/// Keyed by the SHA-256 of the header's encoded bytes (a fixed size,
+/// whatever the header).
+type KeyCache = std::sync::Mutex<HashMap<Vec<u8>, Arc<PreparedKey>>>;
 
 fn key_cache() -> &'static KeyCache {
     static KEYS: std::sync::OnceLock<KeyCache> = std::sync::OnceLock::new();
     KEYS.get_or_init(|| std::sync::Mutex::new(HashMap::new()))
 }
 
-fn recent_key(cache_key: &(String, &'static str)) -> Option<Arc<PreparedKey>> {
-    key_cache().lock().ok()?.get(cache_key).cloned()
+fn recent_key(header_id: &[u8]) -> Option<Arc<PreparedKey>> {
+    key_cache().lock().ok()?.get(header_id).cloned()
 }
 
-fn remember_key(cache_key: (String, &'static str), key: Arc<PreparedKey>) {
+fn remember_key(header_id: Vec<u8>, key: Arc<PreparedKey>) {
     if let Ok(mut keys) = key_cache().lock() {
         if keys.len() >= RECENT_KEYS {
             keys.clear();
         }
-        keys.insert(cache_key, key);
+        keys.insert(header_id, key);
     }
 }
 
-/// Imports a proof's `jwk` for `alg`: a public key that suits it.
-fn prepare(
-    jwk_map: &Map<String, Value>,
-    alg: JwsAlgorithm,
+/// Checks a proof's protected header — `typ: dpop+jwt`, an `alg` of
+/// `rules` (never `none` nor a MAC), a `jwk` that is a public key and suits
+/// that `alg` — and imports the key.
+fn prepare_header(
+    proof: &str,
+    rules: &ProofRules,
     limits: &Limits,
 ) -> Result<PreparedKey, DpopError> {
-    let key = Jwk::from_map(jwk_map).map_err(|e| DpopError::Key(e.to_string()))?;
+    let jws = UnverifiedJws::parse_compact(proof, limits)
+        .map_err(|e| DpopError::Malformed(e.to_string()))?;
+    let header = jws
+        .protected_header()
+        .ok_or_else(|| DpopError::Malformed("no protected header".into()))?;
+    match header.get("typ").and_then(Value::as_str) {
+        Some(t) if t.eq_ignore_ascii_case(TYP) => {}
+        _ => return Err(DpopError::Typ),
+    }
+    let alg_name = header
+        .get("alg")
+        .and_then(Value::as_str)
+        .ok_or_else(|| DpopError::Algorithm("(missing)".into()))?;
+    let alg = alg_name
+        .parse::<JwsAlgorithm>()
+        .ok()
+        .filter(|a| !a.is_symmetric() && rules.algorithms.contains(a))
+        .ok_or_else(|| DpopError::Algorithm(printable(alg_name)))?;
+    let jwk_map = header
+        .get("jwk")
+        .and_then(Value::as_object)
+        .ok_or(DpopError::NoKey)?;
+    if PRIVATE_MEMBERS.iter().any(|m| jwk_map.contains_key(*m)) {
+        return Err(DpopError::PrivateKey);
+    }
+    // The key is the header's own: a `kid` names nothing to look up. The
+    // header's `kid` (some clients send one) is given to the key, so that
+    // the JWS verifier's kid matching finds it.
+    let mut jwk_map = jwk_map.clone();
+    jwk_map.remove("kid");
+    if let Some(kid) = header.get("kid").and_then(Value::as_str) {
+        jwk_map.insert("kid".into(), kid.into());
+    }
+    let key = Jwk::from_map(&jwk_map).map_err(|e| DpopError::Key(e.to_string()))?;
     if key.is_private() || key.is_symmetric() {
         return Err(DpopError::PrivateKey);
     }
@@ -485,6 +507,7 @@ fn prepare(
     Ok(PreparedKey {
         jkt: key.thumbprint(),
         key,
+        alg,
         verifier,
     })
 }
@@ -526,8 +549,21 @@ fn printable(name: &str) -> String {
 /// default ports made explicit (the URL parser does both), the path as
 /// written.
 pub fn same_target(htu: &str, expected: &str) -> bool {
-    let (Ok(a), Ok(b)) = (url::Url::parse(htu), url::Url::parse(expected)) else {
+    let Ok(b) = url::Url::parse(expected) else {
         return false;
+    };
+    // What most clients send: the URL itself, parsed once.
+    let parsed;
+    let a = if htu == expected {
+        &b
+    } else {
+        match url::Url::parse(htu) {
+            Ok(u) => {
+                parsed = u;
+                &parsed
+            }
+            Err(_) => return false,
+        }
     };
     a.scheme() == b.scheme()
         && a.host() == b.host()
@@ -638,10 +674,29 @@ pub struct MemoryReplayCache {
 
 #[derive(Debug, Default)]
 struct Seen {
-    until: HashMap<Vec<u8>, i64>,
+    until: HashMap<Slot, i64>,
     /// Keys in the order they were recorded, with their expiry: the
     /// oldest are looked at first when making room.
-    order: VecDeque<(i64, Vec<u8>)>,
+    order: VecDeque<(i64, Slot)>,
+}
+
+/// A key as the memory cache holds it: 32 bytes, inline ([`replay_key`]'s
+/// own size; a key of another size is hashed to it).
+type Slot = [u8; 32];
+
+fn slot(key: &[u8]) -> Slot {
+    let digest;
+    let bytes = if key.len() == 32 {
+        key
+    } else {
+        digest = Hash::Sha256.digest(key);
+        &digest
+    };
+    let mut slot = [0u8; 32];
+    for (s, b) in slot.iter_mut().zip(bytes) {
+        *s = *b;
+    }
+    slot
 }
 
 /// The default capacity of a [`MemoryReplayCache`]: 100,000 proofs (about
@@ -678,7 +733,8 @@ impl MemoryReplayCache {
             .state
             .lock()
             .map_err(|_| ReplayCacheError("poisoned".into()))?;
-        if seen.until.get(key).is_some_and(|&u| u >= now) {
+        let key = slot(key);
+        if seen.until.get(&key).is_some_and(|&u| u >= now) {
             return Ok(false);
         }
         // Forget what expired, oldest first (expiries come nearly in order:
@@ -702,8 +758,8 @@ impl MemoryReplayCache {
                 )));
             }
         }
-        seen.until.insert(key.to_vec(), until);
-        seen.order.push_back((until, key.to_vec()));
+        seen.until.insert(key, until);
+        seen.order.push_back((until, key));
         Ok(true)
     }
 }

@@ -349,13 +349,25 @@ impl VerifierBuilder {
                 })
             }
         };
+        // tessera mints one audience per token: a token that also names
+        // another service could be replayed there, so it is refused here.
+        let validation = |typ: &str| {
+            Validation::new()
+                .issuer(&issuer)
+                .audience(&audience)
+                .sole_audience()
+                .typ(typ)
+                .leeway(leeway)
+        };
+        let (access, step_up) = (validation(ACCESS_TYP), validation(STEP_UP_TYP));
         let inner = Inner {
+            access,
+            step_up,
             issuer,
             audience,
             algorithms: self.algorithms,
             jwks_uri,
             decrypter,
-            leeway,
             bounds: self.bounds,
             max_staleness: self.max_staleness,
             clock: self.clock,
@@ -426,12 +438,15 @@ struct KeySet {
 }
 
 struct Inner {
+    /// What an access token (`typ: at+jwt`) must be, built once.
+    access: Validation,
+    /// What a step-up assertion (`typ: step-up+jwt`) must be.
+    step_up: Validation,
     issuer: String,
     audience: String,
     algorithms: Vec<JwsAlgorithm>,
     jwks_uri: String,
     decrypter: Option<Decrypter>,
-    leeway: u32,
     bounds: RefreshBounds,
     max_staleness: Duration,
     clock: Arc<dyn Clock>,
@@ -493,13 +508,25 @@ pub struct Verified<T> {
 }
 
 /// The claims `T` and the token's `cnf` (RFC 7800), which tessera-verify
-/// reads whatever `T` is.
-#[derive(serde::Deserialize)]
+/// reads whatever `T` is (and takes out of what `T` sees). Written out
+/// rather than with `#[serde(flatten)]`, which buffers every claim once
+/// more on each request.
 struct Bound<T> {
-    #[serde(default)]
     cnf: Option<Confirmation>,
-    #[serde(flatten)]
     rest: T,
+}
+
+impl<'de, T: DeserializeOwned> serde::Deserialize<'de> for Bound<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error as _;
+        let mut claims = serde_json::Map::<String, serde_json::Value>::deserialize(d)?;
+        let cnf = match claims.remove("cnf") {
+            None | Some(serde_json::Value::Null) => None,
+            Some(c) => Some(Confirmation::deserialize(c).map_err(D::Error::custom)?),
+        };
+        let rest = T::deserialize(serde_json::Value::Object(claims)).map_err(D::Error::custom)?;
+        Ok(Bound { cnf, rest })
+    }
 }
 
 /// `cnf`: for DPoP, `jkt`.
@@ -666,7 +693,7 @@ impl Verifier {
     /// with a proof of its key, by [`Verifier::verify_request`] (what the
     /// extractor and the layer use).
     pub fn verify<T: DeserializeOwned>(&self, token: &str) -> Result<Verified<T>, AuthError> {
-        unbound(self.verify_typed(token, ACCESS_TYP)?)
+        unbound(self.verify_typed(token, &self.inner.access)?)
     }
 
     /// Verifies a step-up assertion (`typ: step-up+jwt`, always sealed). One
@@ -694,7 +721,7 @@ impl Verifier {
                 "a step-up assertion is sealed (JWE)",
             ));
         }
-        let verified = self.verify_typed(token, STEP_UP_TYP)?;
+        let verified = self.verify_typed(token, &self.inner.step_up)?;
         match (&verified.dpop_jkt, proven) {
             (None, _) => Ok(verified),
             (Some(bound), Some(p)) if bound == p => Ok(verified),
@@ -710,33 +737,25 @@ impl Verifier {
         &self,
         token: &str,
     ) -> Result<Verified<T>, AuthError> {
-        self.verify_typed(token, ACCESS_TYP)
+        self.verify_typed(token, &self.inner.access)
     }
 
     fn verify_typed<T: DeserializeOwned>(
         &self,
         token: &str,
-        typ: &str,
+        validation: &Validation,
     ) -> Result<Verified<T>, AuthError> {
         let i = &self.inner;
-        // tessera mints one audience per token: a token that also names
-        // another service could be replayed there, so it is refused here.
-        let validation = Validation::new()
-            .issuer(&i.issuer)
-            .audience(&i.audience)
-            .sole_audience()
-            .typ(typ)
-            .leeway(i.leeway);
         let keys = self.keys()?;
         let sealed = token.bytes().filter(|&b| b == b'.').count() == 4;
         let result = if sealed {
             let decrypter = i.decrypter.as_ref().ok_or(AuthError::InvalidToken(
                 "sealed token, and no decryption key",
             ))?;
-            jwt::decrypt_and_verify::<Bound<T>>(token, decrypter, &keys, &validation, &*i.clock)
+            jwt::decrypt_and_verify::<Bound<T>>(token, decrypter, &keys, validation, &*i.clock)
                 .map(jwt::NestedJwt::into_jwt)
         } else {
-            jwt::verify::<Bound<T>>(token, &keys, &validation, &*i.clock)
+            jwt::verify::<Bound<T>>(token, &keys, validation, &*i.clock)
         };
         let c = result.map_err(AuthError::from_jose)?.into_claims();
         let dpop_jkt = match c.custom.cnf {

@@ -175,6 +175,54 @@ fn every_algorithm_of_the_default_list_signs_and_verifies() {
     }
 }
 
+/// A header whose proof verified is remembered (its checks and its key's
+/// import are not repeated): what it spares must not change any answer.
+#[test]
+fn a_remembered_header_still_answers_to_each_callers_rules_and_signature() {
+    let key = es256();
+    let first = good(&key);
+    check(&first, &ProofRules::default(), &request(), NOW).unwrap();
+    // The same header bytes under rules without ES256: refused.
+    let eddsa_only = ProofRules::new(&[JwsAlgorithm::EdDSA], DEFAULT_MAX_AGE).unwrap();
+    assert_eq!(
+        check(&first, &eddsa_only, &request(), NOW).unwrap_err(),
+        DpopError::Algorithm("ES256".into())
+    );
+    // The same header with another payload and the first proof's signature.
+    let mut parts = first.split('.');
+    let (header, _, signature) = (
+        parts.next().unwrap(),
+        parts.next().unwrap(),
+        parts.next().unwrap(),
+    );
+    let claims = json!({"jti": "jti-2", "htm": "POST", "htu": URL, "iat": NOW});
+    let forged = format!(
+        "{header}.{}.{signature}",
+        b64::encode(serde_json::to_vec(&claims).unwrap())
+    );
+    assert_eq!(err(&forged, &request()), DpopError::Signature);
+    // Or with a fourth segment, or an empty header.
+    assert!(matches!(
+        err(&format!("{first}.x"), &request()),
+        DpopError::Malformed(_)
+    ));
+    assert!(matches!(
+        err(&first[header.len()..], &request()),
+        DpopError::Malformed(_)
+    ));
+    // Another key's proof with the remembered header: its signature is not
+    // the remembered key's.
+    let other = signed(&es256(), JwsAlgorithm::ES256, None, None, NOW);
+    let other_tail = &other[other.find('.').unwrap()..];
+    assert_eq!(
+        err(&format!("{header}{other_tail}"), &request()),
+        DpopError::Signature
+    );
+    // And the claims are still checked on every proof.
+    let late = signed(&key, JwsAlgorithm::ES256, None, None, NOW - 3600);
+    assert_eq!(err(&late, &request()), DpopError::Stale);
+}
+
 #[test]
 fn header_failures_each_have_their_own_error() {
     let key = es256();
