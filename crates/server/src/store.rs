@@ -590,6 +590,13 @@ pub trait Store: Send + Sync + 'static {
     fn audit_head(
         &self,
     ) -> impl Future<Output = Result<crate::audit::AuditHead, StoreError>> + Send;
+    /// The keys the audit trail is chained and sealed with (to verify it).
+    fn audit_keys(&self) -> &crate::audit::AuditKeys;
+    /// Which database: `"sqlite"` or `"postgresql"`.
+    fn kind(&self) -> &'static str;
+    /// How many sessions are live at `now` (neither revoked nor expired).
+    fn count_live_sessions(&self, now: i64)
+        -> impl Future<Output = Result<i64, StoreError>> + Send;
     /// In one transaction: deletes the oldest audit events (at most
     /// [`crate::audit::PRUNE_BATCH`]), up to the first
     /// at or after `before_time`, once they verify, and anchors the chain's
@@ -2464,6 +2471,27 @@ impl Store for SqlStore {
 
     async fn audit_head(&self) -> Result<crate::audit::AuditHead, StoreError> {
         crate::audit::read_head(&self.pool).await
+    }
+
+    fn audit_keys(&self) -> &crate::audit::AuditKeys {
+        SqlStore::audit_keys(self)
+    }
+
+    fn kind(&self) -> &'static str {
+        match self.backend {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgresql",
+        }
+    }
+
+    async fn count_live_sessions(&self, now: i64) -> Result<i64, StoreError> {
+        let text =
+            self.sql("SELECT COUNT(*) FROM sessions WHERE revoked_at IS NULL AND expires_at > ?1");
+        let n: i64 = sqlx::query_scalar(&text)
+            .bind(now)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n)
     }
 
     async fn prune_audit(&self, before_time: i64) -> Result<u64, StoreError> {

@@ -10,7 +10,9 @@
 //! authorization middleware and the OpenAPI document all read: a route
 //! cannot exist without one.
 //!
-//! One file per resource: [`clients`], [`keys`], [`sessions`], [`audit`].
+//! One file per resource: [`clients`], [`keys`], [`sessions`], [`audit`],
+//! [`service`] (overview, resources); and the [`console`], a client of
+//! this API served on the same listener.
 
 use std::sync::Arc;
 
@@ -27,8 +29,10 @@ use crate::store::{AdminRecord, Store};
 
 pub mod audit;
 pub mod clients;
+pub mod console;
 pub mod keys;
 pub mod openapi;
+pub mod service;
 pub mod sessions;
 
 /// Largest admin request body.
@@ -128,9 +132,32 @@ pub const ROUTES: &[Route] = &[
         "GET",
         "/admin/v1/audit",
         "audit:read",
-        "The audit trail in order (application/x-ndjson when asked by Accept).",
+        "The audit trail in order (application/x-ndjson when asked by Accept), \
+         optionally filtered by action, actor and time.",
+    ),
+    route(
+        "GET",
+        "/admin/v1/audit/verify",
+        "audit:read",
+        "Verify the audit chain: the last seq verified, or the first broken one.",
+    ),
+    route(
+        "GET",
+        "/admin/v1/overview",
+        ANY_ADMIN,
+        "Issuer, version, store, signing algorithm and counts (each count as the token's scopes allow).",
+    ),
+    route(
+        "GET",
+        "/admin/v1/resources",
+        "clients:read",
+        "The configured resources: audience, format, algorithms, claims, and who can read their tokens.",
     ),
 ];
+
+/// The "scope" of a route any authenticated admin may call (it needs no
+/// scope of its own; what it shows still follows the token's scopes).
+pub const ANY_ADMIN: &str = "any-admin";
 
 /// The scope `method` on the route template `path` needs.
 pub fn scope_of(method: &Method, path: &str) -> Option<&'static str> {
@@ -165,6 +192,9 @@ fn handler<S: Store + Clone>(r: &Route) -> MethodRouter<Arc<AppState<S>>> {
         ("DELETE", "/admin/v1/sessions/{id}") => delete(sessions::revoke::<S>),
         ("POST", "/admin/v1/revocations") => post(sessions::mass_revoke::<S>),
         ("GET", "/admin/v1/audit") => get(audit::events::<S>),
+        ("GET", "/admin/v1/audit/verify") => get(audit::verify::<S>),
+        ("GET", "/admin/v1/overview") => get(service::overview::<S>),
+        ("GET", "/admin/v1/resources") => get(service::resources::<S>),
         _ => get(unlisted),
     }
 }
@@ -186,14 +216,16 @@ pub fn router<S: Store + Clone>(state: Arc<AppState<S>>) -> Router {
         state.clone(),
         authorize::<S>,
     ));
-    Router::new()
+    let api: Router = Router::new()
         .merge(api)
         .route("/admin/openapi.json", get(openapi::document))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn(count))
         .layer(DefaultBodyLimit::max(MAX_BODY))
-        .with_state(state)
+        .with_state(state.clone());
+    // The console is a client of the API router above, served beside it.
+    api.clone().merge(console::router(state, api))
 }
 
 async fn not_found() -> Response {
@@ -278,7 +310,7 @@ async fn authorize<S: Store>(
         Err(e) => return ApiError::server(e).into_response(),
     };
     let request_id = crate::audit::request_id();
-    if !admins::allows(&admin.scopes, needed) {
+    if needed != ANY_ADMIN && !admins::allows(&admin.scopes, needed) {
         tracing::warn!(admin = %admin.id, route = %request.uri().path(), scope = needed,
             "admin request refused: insufficient scope");
         return ApiError::new(
@@ -369,7 +401,7 @@ mod tests {
     fn every_route_has_a_known_scope_and_one_entry() {
         for (i, r) in ROUTES.iter().enumerate() {
             assert!(
-                admins::SCOPES.contains(&r.scope),
+                admins::SCOPES.contains(&r.scope) || r.scope == ANY_ADMIN,
                 "{} {}: {}",
                 r.method,
                 r.path,

@@ -36,8 +36,13 @@ pub fn document_json() -> Value {
         let mut responses = Map::new();
         let mut op = Map::new();
         op.insert("summary".into(), r.summary.into());
-        op.insert("security".into(), json!([{ "adminToken": [r.scope] }]));
-        op.insert("x-required-scope".into(), r.scope.into());
+        if r.scope == super::ANY_ADMIN {
+            // Any admin token: no scope of its own.
+            op.insert("security".into(), json!([{ "adminToken": [] }]));
+        } else {
+            op.insert("security".into(), json!([{ "adminToken": [r.scope] }]));
+            op.insert("x-required-scope".into(), r.scope.into());
+        }
         responses.insert(
             "401".into(),
             error_response("no admin token, or an unknown one"),
@@ -114,6 +119,14 @@ pub fn document_json() -> Value {
                      "schema": {"type": "integer", "minimum": 0}, "description": "events after this seq"},
                     {"name": "limit", "in": "query",
                      "schema": {"type": "integer", "minimum": 1, "maximum": super::audit::MAX_PAGE}},
+                    {"name": "action", "in": "query", "schema": {"type": "string", "maxLength": 200},
+                     "description": "only events of this action"},
+                    {"name": "actor", "in": "query", "schema": {"type": "string", "maxLength": 200},
+                     "description": "only events of this actor (its id, or its type)"},
+                    {"name": "since", "in": "query", "schema": {"type": "integer", "minimum": 0},
+                     "description": "only events at or after this time (Unix seconds)"},
+                    {"name": "until", "in": "query", "schema": {"type": "integer", "minimum": 0},
+                     "description": "only events at or before this time (Unix seconds)"},
                 ]),
             );
             responses.insert(

@@ -1,0 +1,522 @@
+//! The web console, on the admin listener (`/` → `/console/`): keys,
+//! clients, sessions, the audit trail, resources, and a token inspector
+//! that parses in the browser only.
+//!
+//! **A client of the admin API, nothing more.** An operator signs in by
+//! pasting an admin token once; the console keeps it server-side in a
+//! console session (the browser holds only an `HttpOnly`, `SameSite=Strict`
+//! cookie: `__Host-` prefixed and `Secure` when the admin listener has TLS)
+//! and forwards the page's calls (`/console/api/<path>`) to
+//! `/admin/v1/<path>` with that token, through the admin router itself:
+//! every call is authenticated, scoped and audited exactly as if a script
+//! had made it. Pages hide what the token's scopes do not allow; the API
+//! refuses it anyway.
+//!
+//! **Sessions** end after [`IDLE`] without a request, after [`ABSOLUTE`]
+//! in any case, on logout, and when the admin token stops working. They
+//! live in this node's memory (a restart signs everyone out).
+//!
+//! **Every console answer** carries a `Content-Security-Policy` without
+//! `unsafe-inline` or `unsafe-eval` (scripts and styles are files embedded
+//! in the binary, loaded with their SRI hash), `X-Content-Type-Options:
+//! nosniff`, `Referrer-Policy: no-referrer`, `Cache-Control: no-store` and
+//! `X-Frame-Options: DENY`. **Every state-changing request** carries the
+//! session's CSRF token (the `X-CSRF-Token` header from the page, a form
+//! field for sign-in and sign-out) and, when the browser says where it
+//! comes from (`Sec-Fetch-Site`, `Origin`), comes from this origin: a
+//! cross-site POST is a 403.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{any, get, post};
+use axum::Router;
+use tower::ServiceExt;
+use zeroize::Zeroizing;
+
+use crate::admins;
+use crate::crypto::{random_token, sha256};
+use crate::http::AppState;
+use crate::store::Store;
+
+pub mod assets;
+pub mod pages;
+
+/// A console session ends after this long without a request.
+pub const IDLE: Duration = Duration::from_secs(15 * 60);
+/// And after this long whatever happens.
+pub const ABSOLUTE: Duration = Duration::from_secs(8 * 60 * 60);
+/// At most this many console sessions at once (the oldest is dropped).
+pub const MAX_SESSIONS: usize = 1024;
+/// The largest request the console forwards.
+const MAX_BODY: usize = super::MAX_BODY;
+/// The header a page sends its CSRF token in.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+/// The Content-Security-Policy of every console answer.
+pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
+    img-src 'self'; connect-src 'self'; font-src 'self'; object-src 'none'; \
+    frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
+
+/// One signed-in operator.
+struct ConsoleSession {
+    /// The admin token, as pasted (never sent back to the browser).
+    token: Zeroizing<String>,
+    /// The CSRF token of this session.
+    csrf: Zeroizing<String>,
+    admin_name: String,
+    scopes: Vec<String>,
+    started: Instant,
+    seen: Instant,
+}
+
+/// What a page needs to know about its session.
+#[derive(Clone)]
+pub struct PageSession {
+    /// The session's CSRF token (in the page, for its requests).
+    pub csrf: String,
+    /// The admin's name.
+    pub admin_name: String,
+    /// The admin token's scopes.
+    pub scopes: Vec<String>,
+}
+
+/// The console's state: the admin API router it calls, and its sessions.
+pub struct Console<S> {
+    app: Arc<AppState<S>>,
+    api: Router,
+    secure: bool,
+    sessions: Mutex<HashMap<Vec<u8>, ConsoleSession>>,
+}
+
+impl<S> Console<S> {
+    fn cookie_name(&self) -> &'static str {
+        if self.secure {
+            "__Host-tessera_console"
+        } else {
+            "tessera_console"
+        }
+    }
+
+    fn login_cookie_name(&self) -> &'static str {
+        if self.secure {
+            "__Host-tessera_login"
+        } else {
+            "tessera_login"
+        }
+    }
+
+    fn cookie(&self, name: &str, value: &str, max_age: Option<u64>) -> HeaderValue {
+        let mut c = format!("{name}={value}; Path=/; HttpOnly; SameSite=Strict");
+        if self.secure {
+            c.push_str("; Secure");
+        }
+        if let Some(age) = max_age {
+            c.push_str(&format!("; Max-Age={age}"));
+        }
+        HeaderValue::from_str(&c).unwrap_or_else(|_| HeaderValue::from_static(""))
+    }
+
+    fn sessions(&self) -> std::sync::MutexGuard<'_, HashMap<Vec<u8>, ConsoleSession>> {
+        self.sessions.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The live session of this request, touched; `None` if there is
+    /// none, or it ended (then it is forgotten).
+    fn session(&self, headers: &HeaderMap) -> Option<(Vec<u8>, PageSession, Zeroizing<String>)> {
+        let id = cookie(headers, self.cookie_name())?;
+        let key = sha256(id.as_bytes());
+        let mut sessions = self.sessions();
+        let now = Instant::now();
+        let s = sessions.get_mut(&key)?;
+        if now.duration_since(s.seen) > IDLE || now.duration_since(s.started) > ABSOLUTE {
+            sessions.remove(&key);
+            return None;
+        }
+        s.seen = now;
+        let page = PageSession {
+            csrf: s.csrf.to_string(),
+            admin_name: s.admin_name.clone(),
+            scopes: s.scopes.clone(),
+        };
+        Some((key, page, s.token.clone()))
+    }
+
+    fn start(&self, token: &str, admin: &crate::store::AdminRecord) -> Option<String> {
+        let id = random_token(32).ok()?;
+        let csrf = random_token(32).ok()?;
+        let now = Instant::now();
+        let mut sessions = self.sessions();
+        sessions.retain(|_, s| {
+            now.duration_since(s.seen) <= IDLE && now.duration_since(s.started) <= ABSOLUTE
+        });
+        if sessions.len() >= MAX_SESSIONS {
+            let oldest = sessions
+                .iter()
+                .min_by_key(|(_, s)| s.seen)
+                .map(|(k, _)| k.clone());
+            if let Some(k) = oldest {
+                sessions.remove(&k);
+            }
+        }
+        sessions.insert(
+            sha256(id.as_bytes()),
+            ConsoleSession {
+                token: Zeroizing::new(token.to_owned()),
+                csrf,
+                admin_name: admin.name.clone(),
+                scopes: admin.scopes.clone(),
+                started: now,
+                seen: now,
+            },
+        );
+        Some(id.to_string())
+    }
+}
+
+/// The value of cookie `name` in the request, if it is there once.
+fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    let mut found = None;
+    for value in headers.get_all(header::COOKIE) {
+        let Ok(text) = value.to_str() else { continue };
+        for pair in text.split(';') {
+            if let Some((k, v)) = pair.trim().split_once('=') {
+                if k == name {
+                    if found.is_some() {
+                        return None;
+                    }
+                    found = Some(v.to_owned());
+                }
+            }
+        }
+    }
+    found
+}
+
+/// Whether a request that changes something comes from this origin, as far
+/// as the browser says: `Sec-Fetch-Site` (same-origin, or none: typed by
+/// the user) and `Origin` (this listener's own), when present.
+pub fn same_origin(headers: &HeaderMap, secure: bool) -> bool {
+    if let Some(site) = headers.get("sec-fetch-site") {
+        if !matches!(site.to_str(), Ok("same-origin" | "none")) {
+            return false;
+        }
+    }
+    // `Origin: null` is what a browser sends for a form posted from a page
+    // under `Referrer-Policy: no-referrer` (the console's own): it names no
+    // origin, so `Sec-Fetch-Site` and the CSRF token decide.
+    if let Some(origin) = headers
+        .get(header::ORIGIN)
+        .filter(|o| o.as_bytes() != b"null")
+    {
+        let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) else {
+            return false;
+        };
+        let scheme = if secure { "https" } else { "http" };
+        return origin
+            .to_str()
+            .is_ok_and(|o| o == format!("{scheme}://{host}"));
+    }
+    true
+}
+
+fn equal(a: &str, b: &str) -> bool {
+    aws_lc_rs::constant_time::verify_slices_are_equal(a.as_bytes(), b.as_bytes()).is_ok()
+}
+
+/// The console's routes (merged into the admin listener's router), over
+/// `api`, the admin API router it is a client of.
+pub fn router<S: Store + Clone>(app: Arc<AppState<S>>, api: Router) -> Router {
+    let secure = app.config.admin.tls.is_some();
+    let console = Arc::new(Console {
+        app,
+        api,
+        secure,
+        sessions: Mutex::new(HashMap::new()),
+    });
+    Router::new()
+        .route("/", get(|| async { Redirect::to("/console/") }))
+        .route("/console", get(|| async { Redirect::to("/console/") }))
+        // Browsers ask for one; nothing to show.
+        .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
+        .route("/console/", get(overview::<S>))
+        .route("/console/login", get(login_form::<S>).post(login::<S>))
+        .route("/console/logout", post(logout::<S>))
+        .route("/console/static/{file}", get(assets::serve))
+        .route("/console/api/{*path}", any(forward::<S>))
+        .route("/console/{page}", get(page::<S>))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::from_fn(security_headers))
+        .with_state(console)
+}
+
+/// The headers of every console answer.
+async fn security_headers(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    response
+}
+
+fn html(status: StatusCode, body: maud::Markup) -> Response {
+    (
+        status,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/html; charset=utf-8"),
+        )],
+        body.into_string(),
+    )
+        .into_response()
+}
+
+fn to_login() -> Response {
+    Redirect::to("/console/login").into_response()
+}
+
+async fn overview<S: Store>(State(c): State<Arc<Console<S>>>, headers: HeaderMap) -> Response {
+    show(&c, &headers, "overview")
+}
+
+async fn page<S: Store>(
+    State(c): State<Arc<Console<S>>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    show(&c, &headers, &name)
+}
+
+fn show<S>(c: &Console<S>, headers: &HeaderMap, name: &str) -> Response {
+    let Some(page) = pages::Page::named(name) else {
+        return html(StatusCode::NOT_FOUND, pages::not_found());
+    };
+    match c.session(headers) {
+        Some((_, session, _)) => html(
+            StatusCode::OK,
+            pages::shell(page, &session, &c.app.config.issuer),
+        ),
+        None => to_login(),
+    }
+}
+
+fn login_page<S>(c: &Console<S>, status: StatusCode, error: Option<&str>) -> Response {
+    let Ok(nonce) = random_token(32) else {
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    };
+    let mut response = html(status, pages::login(&nonce, error));
+    response.headers_mut().append(
+        header::SET_COOKIE,
+        c.cookie(c.login_cookie_name(), &nonce, Some(600)),
+    );
+    response
+}
+
+async fn login_form<S: Store>(State(c): State<Arc<Console<S>>>, headers: HeaderMap) -> Response {
+    if c.session(&headers).is_some() {
+        return Redirect::to("/console/").into_response();
+    }
+    login_page(&c, StatusCode::OK, None)
+}
+
+/// The fields of a form post, by name (each at most once).
+fn form(body: &[u8]) -> Option<HashMap<String, Zeroizing<String>>> {
+    let mut fields = HashMap::new();
+    for (k, v) in form_urlencoded::parse(body) {
+        if fields
+            .insert(k.into_owned(), Zeroizing::new(v.into_owned()))
+            .is_some()
+        {
+            return None;
+        }
+    }
+    Some(fields)
+}
+
+fn forbidden(why: &'static str) -> Response {
+    (
+        StatusCode::FORBIDDEN,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        serde_json::json!({"error": "forbidden", "error_description": why}).to_string(),
+    )
+        .into_response()
+}
+
+async fn login<S: Store>(
+    State(c): State<Arc<Console<S>>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    if !same_origin(&headers, c.secure) {
+        return forbidden("a cross-site sign-in is refused");
+    }
+    let Some(fields) = form(&body) else {
+        return login_page(
+            &c,
+            StatusCode::BAD_REQUEST,
+            Some("The form was not understood."),
+        );
+    };
+    let expected = cookie(&headers, c.login_cookie_name());
+    let sent = fields.get("csrf");
+    let csrf_ok = matches!((&expected, sent), (Some(e), Some(s)) if !e.is_empty() && equal(e, s));
+    if !csrf_ok {
+        return forbidden("the sign-in form's CSRF token is missing or stale: reload the page");
+    }
+    let token = fields
+        .get("token")
+        .map(|t| t.trim().to_owned())
+        .unwrap_or_default();
+    let token = Zeroizing::new(token);
+    let admin = match admins::authenticate(&c.app.store, &token).await {
+        Ok(Some(a)) => a,
+        Ok(None) => {
+            tracing::warn!("console sign-in refused: unknown admin token");
+            return login_page(
+                &c,
+                StatusCode::UNAUTHORIZED,
+                Some("This is not a valid admin token (tessera admins create makes one)."),
+            );
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "console sign-in: the store failed");
+            return login_page(
+                &c,
+                StatusCode::SERVICE_UNAVAILABLE,
+                Some("The store cannot be reached; try again."),
+            );
+        }
+    };
+    let Some(id) = c.start(&token, &admin) else {
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    };
+    tracing::info!(admin = %admin.id, "console sign-in");
+    let mut response = Redirect::to("/console/").into_response();
+    let h = response.headers_mut();
+    h.append(header::SET_COOKIE, c.cookie(c.cookie_name(), &id, None));
+    h.append(
+        header::SET_COOKIE,
+        c.cookie(c.login_cookie_name(), "", Some(0)),
+    );
+    response
+}
+
+async fn logout<S: Store>(
+    State(c): State<Arc<Console<S>>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    if !same_origin(&headers, c.secure) {
+        return forbidden("a cross-site sign-out is refused");
+    }
+    if let Some((key, session, _)) = c.session(&headers) {
+        let sent = form(&body).and_then(|mut f| f.remove("csrf"));
+        if !sent.is_some_and(|s| equal(&s, &session.csrf)) {
+            return forbidden("the CSRF token is missing or wrong");
+        }
+        c.sessions().remove(&key);
+    }
+    let mut response = to_login();
+    response
+        .headers_mut()
+        .append(header::SET_COOKIE, c.cookie(c.cookie_name(), "", Some(0)));
+    response
+}
+
+fn json_error(status: StatusCode, code: &str, description: &str) -> Response {
+    (
+        status,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        serde_json::json!({"error": code, "error_description": description}).to_string(),
+    )
+        .into_response()
+}
+
+/// `/console/api/<path>` → `/admin/v1/<path>` with the session's admin
+/// token, through the admin API router: authenticated, scoped and audited
+/// there, as any client's call.
+async fn forward<S: Store>(
+    State(c): State<Arc<Console<S>>>,
+    Path(path): Path<String>,
+    request: Request,
+) -> Response {
+    let (parts, body) = request.into_parts();
+    let Some((key, session, token)) = c.session(&parts.headers) else {
+        return json_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_token",
+            "no console session: sign in again",
+        );
+    };
+    let changes = !matches!(parts.method, Method::GET | Method::HEAD);
+    if changes {
+        if !same_origin(&parts.headers, c.secure) {
+            return forbidden("a cross-site request is refused");
+        }
+        let sent = parts.headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok());
+        if !sent.is_some_and(|s| equal(s, &session.csrf)) {
+            return forbidden("the CSRF token is missing or wrong");
+        }
+    }
+    if path
+        .split('/')
+        .any(|seg| seg.is_empty() || seg == "." || seg == "..")
+    {
+        return json_error(StatusCode::NOT_FOUND, "not_found", "no such endpoint");
+    }
+    let target = match parts.uri.query() {
+        Some(q) => format!("/admin/v1/{path}?{q}"),
+        None => format!("/admin/v1/{path}"),
+    };
+    let Ok(bearer) = HeaderValue::from_str(&format!("Bearer {}", token.as_str())) else {
+        return json_error(StatusCode::UNAUTHORIZED, "invalid_token", "sign in again");
+    };
+    let mut inner = Request::builder().method(parts.method.clone()).uri(target);
+    for name in [header::CONTENT_TYPE, header::ACCEPT] {
+        if let Some(v) = parts.headers.get(&name) {
+            inner = inner.header(name, v.clone());
+        }
+    }
+    let Ok(mut inner) = inner
+        .header(header::AUTHORIZATION, bearer)
+        .body(Body::new(body))
+    else {
+        return json_error(StatusCode::BAD_REQUEST, "invalid_request", "bad request");
+    };
+    if let Some(peer) = parts.extensions.get::<ConnectInfo<std::net::SocketAddr>>() {
+        inner.extensions_mut().insert(*peer);
+    }
+    let response = match c.api.clone().oneshot(inner).await {
+        Ok(r) => r,
+        Err(never) => match never {},
+    };
+    if response.status() == StatusCode::UNAUTHORIZED {
+        // The admin token stopped working (deleted): so does the session.
+        c.sessions().remove(&key);
+    }
+    response
+}
