@@ -228,6 +228,8 @@ def drive(svc, out):
         expect(page.locator("#content")).to_contain_text(f"http://127.0.0.1:{svc.port}")
         c.ok(page.locator("#key-timeline [data-kid]").count() >= 2, "timeline: a row per key")
         expect(page.locator("#key-timeline .now")).to_have_count(1)
+        expect(page.locator("#nodes li")).to_have_count(1)
+        expect(page.locator("#nodes")).to_contain_text("this node")
         shot("overview")
 
         # Clients: create one, see its secret once.

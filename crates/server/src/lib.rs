@@ -340,6 +340,22 @@ impl Server {
                  audiences) before production"
             );
         }
+        let node = store::NodeRecord {
+            id: format!(
+                "node_{}",
+                crypto::random_token(9)
+                    .map_err(|_| StartError::Keys(keys::KeyError::MasterKey(
+                        "the system's random source failed".into()
+                    )))?
+                    .as_str()
+            ),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            started_at: SystemClock.now(),
+            seen_at: SystemClock.now(),
+        };
+        if let Err(e) = store::Store::node_alive(&store, &node, node.started_at).await {
+            tracing::warn!(error = %e, "could not record this node in the store; will retry");
+        }
         let state = Arc::new(http::AppState {
             keys: ring,
             store: store.clone(),
@@ -348,6 +364,7 @@ impl Server {
             sealing,
             http,
             nonces,
+            node,
         });
         let (stop, mut stopped) = watch::channel(false);
 
@@ -403,6 +420,11 @@ impl Server {
                 }
                 if let Err(e) = state.keys.tick(&maintenance_store, SystemClock.now()).await {
                     tracing::error!(error = %e, "key maintenance failed; will retry");
+                }
+                let alive =
+                    store::Store::node_alive(&maintenance_store, &state.node, SystemClock.now());
+                if let Err(e) = alive.await {
+                    tracing::warn!(error = %e, "could not record this node as alive; will retry");
                 }
                 if pruned.is_none_or(|at| at.elapsed() >= PRUNE_EVERY) {
                     pruned = Some(tokio::time::Instant::now());

@@ -597,6 +597,19 @@ pub trait Store: Send + Sync + 'static {
     /// How many sessions are live at `now` (neither revoked nor expired).
     fn count_live_sessions(&self, now: i64)
         -> impl Future<Output = Result<i64, StoreError>> + Send;
+    /// Records that node `node` is alive at `now` (and forgets the nodes
+    /// silent for [`NODE_FORGOTTEN_AFTER`]).
+    fn node_alive(
+        &self,
+        node: &NodeRecord,
+        now: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// The nodes seen alive at or after `since`, most recent first (at
+    /// most 100).
+    fn nodes_seen(
+        &self,
+        since: i64,
+    ) -> impl Future<Output = Result<Vec<NodeRecord>, StoreError>> + Send;
     /// In one transaction: deletes the oldest audit events (at most
     /// [`crate::audit::PRUNE_BATCH`]), up to the first
     /// at or after `before_time`, once they verify, and anchors the chain's
@@ -2484,6 +2497,46 @@ impl Store for SqlStore {
         }
     }
 
+    async fn node_alive(&self, node: &NodeRecord, now: i64) -> Result<(), StoreError> {
+        let mut conn = Conn::acquire(&self.pool, &self.write_gate).await?;
+        sqlx::query(&self.sql(
+            "INSERT INTO nodes (id, version, started_at, seen_at) VALUES (?1, ?2, ?3, ?4) \
+             ON CONFLICT (id) DO UPDATE SET seen_at = excluded.seen_at",
+        ))
+        .bind(&node.id)
+        .bind(&node.version)
+        .bind(node.started_at)
+        .bind(now)
+        .execute(conn.get()?)
+        .await?;
+        sqlx::query(&self.sql("DELETE FROM nodes WHERE seen_at < ?1"))
+            .bind(now.saturating_sub(NODE_FORGOTTEN_AFTER))
+            .execute(conn.get()?)
+            .await?;
+        conn.finished();
+        Ok(())
+    }
+
+    async fn nodes_seen(&self, since: i64) -> Result<Vec<NodeRecord>, StoreError> {
+        let rows = sqlx::query(&self.sql(
+            "SELECT id, version, started_at, seen_at FROM nodes WHERE seen_at >= ?1 \
+             ORDER BY seen_at DESC, id LIMIT 100",
+        ))
+        .bind(since)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(NodeRecord {
+                    id: r.try_get("id")?,
+                    version: r.try_get("version")?,
+                    started_at: r.try_get("started_at")?,
+                    seen_at: r.try_get("seen_at")?,
+                })
+            })
+            .collect()
+    }
+
     async fn count_live_sessions(&self, now: i64) -> Result<i64, StoreError> {
         let text =
             self.sql("SELECT COUNT(*) FROM sessions WHERE revoked_at IS NULL AND expires_at > ?1");
@@ -2597,6 +2650,22 @@ fn client_from_row(r: &AnyRow) -> Result<ClientRecord, StoreError> {
             _ => None,
         },
     })
+}
+
+/// A node's row in `nodes` is deleted after this long without a word.
+pub const NODE_FORGOTTEN_AFTER: i64 = 86_400;
+
+/// A node serving this store, as it last reported itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeRecord {
+    /// Its id (`node_…`, random at each start).
+    pub id: String,
+    /// Its version of tessera.
+    pub version: String,
+    /// When it started (Unix seconds).
+    pub started_at: i64,
+    /// When it last said it was alive.
+    pub seen_at: i64,
 }
 
 /// The service's DPoP replay cache is its store: every node sees every

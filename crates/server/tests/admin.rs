@@ -1016,6 +1016,16 @@ async fn a_compromised_key_leaves_every_postgres_node_within_5_seconds() {
     let url = fresh_pg_database().await;
     let a = node(Some(&url)).await;
     let b = node(Some(&url)).await;
+    // The overview of either node sees both, and knows which it is.
+    let token = a.token(&["audit:read"]).await;
+    let seen = call(b.admin(), "GET", "/admin/v1/overview", Some(&token), None)
+        .await
+        .json();
+    assert_eq!(seen["store"], "postgresql");
+    let nodes = seen["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 2, "{seen}");
+    assert_eq!(nodes.iter().filter(|n| n["this"] == true).count(), 1);
+    assert_eq!(seen["counts"]["clients"], Value::Null, "no clients:read");
     compromise(&a, &b).await;
     a.server.shutdown().await;
     b.server.shutdown().await;

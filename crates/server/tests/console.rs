@@ -303,6 +303,10 @@ async fn sign_in_pages_headers_and_sign_out() {
     assert_eq!(overview["store"], "sqlite");
     assert_eq!(overview["counts"]["clients"], 0);
     assert_eq!(overview["counts"]["live_sessions"], 0);
+    let nodes = overview["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 1, "{overview}");
+    assert_eq!(nodes[0]["this"], true);
+    assert!(nodes[0]["id"].as_str().unwrap().starts_with("node_"));
     let resources = s.api(addr, "GET", "resources", None).await.json();
     assert_eq!(resources["resources"][0]["audience"], API);
     assert_eq!(resources["resources"][0]["format"], "jws");

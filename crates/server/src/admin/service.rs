@@ -19,7 +19,9 @@ use crate::store::Store;
 
 /// `GET /admin/v1/overview` (any admin) → `{"issuer", "version", "store",
 /// "signing_alg", "rotate_every", "jwks_max_age", "now", "counts":
-/// {"clients", "live_sessions"}}`. A count is `null` when the caller's
+/// {"clients", "live_sessions"}, "nodes": [{"id", "version", "started_at",
+/// "seen_at", "this"}]}` (the nodes seen alive within three key-maintenance
+/// periods, at least three minutes; `this` is the one answering). A count is `null` when the caller's
 /// token may not read what it counts (`clients:read`, `sessions:read`).
 pub async fn overview<S: Store>(
     State(state): State<Arc<AppState<S>>>,
@@ -45,6 +47,14 @@ pub async fn overview<S: Store>(
         None
     };
     let rules = state.keys.rules();
+    // Seen within three maintenance periods (at least three minutes).
+    let period = i64::try_from(state.config.signing.reload_every.as_secs()).unwrap_or(3600);
+    let since = now.saturating_sub(period.saturating_mul(3).max(180));
+    let nodes = state
+        .store
+        .nodes_seen(since)
+        .await
+        .map_err(ApiError::server)?;
     Ok(answer(
         StatusCode::OK,
         json!({
@@ -56,6 +66,16 @@ pub async fn overview<S: Store>(
             "jwks_max_age": rules.jwks_max_age,
             "now": now,
             "counts": {"clients": clients, "live_sessions": live_sessions},
+            "nodes": nodes
+                .iter()
+                .map(|n| json!({
+                    "id": n.id,
+                    "version": n.version,
+                    "started_at": n.started_at,
+                    "seen_at": n.seen_at,
+                    "this": n.id == state.node.id,
+                }))
+                .collect::<Vec<_>>(),
         }),
     ))
 }

@@ -56,6 +56,8 @@ pub struct AppState<S> {
     pub http: reqwest::Client,
     /// DPoP server nonces.
     pub nonces: dpop::Nonces,
+    /// This node, as it reports itself in the store (`nodes`).
+    pub node: crate::store::NodeRecord,
 }
 
 /// Hands out a minted token, recording it first if it is sealed (tessera

@@ -399,6 +399,17 @@
 
   // ---- overview ------------------------------------------------------------
 
+  /** The nodes that reported themselves alive lately: a count, then each. */
+  function nodesSeen(nodes, t) {
+    const list = Array.isArray(nodes) ? nodes : [];
+    if (!list.length) return h('span', { class: 'hint' }, 'none reported yet');
+    return [String(list.length), h('ul', { id: 'nodes', class: 'plain' }, list.map((n) =>
+      h('li', { 'data-node': text(n.id) },
+        h('code', null, text(n.id)), ` ${text(n.version)}`,
+        n.this ? h('span', { class: 'badge' }, 'this node') : null,
+        h('span', { class: 'hint' }, ` — seen ${rel(n.seen_at, t)}, up since ${utc(n.started_at)}`))))];
+  }
+
   async function overviewPage() {
     content.replaceChildren(loading());
     const keysCall = can('keys:read') ? api('GET', 'keys').then((ok) => ({ ok }), (err) => ({ err })) : null;
@@ -418,7 +429,8 @@
       fact('JWKS cache lifetime', exact(o.jwks_max_age)),
       fact('Server time', when(o.now, o.now)),
       fact('Clients', count(counts.clients, 'clients:read', '/console/clients')),
-      fact('Live sessions', count(counts.live_sessions, 'sessions:read', '/console/sessions')));
+      fact('Live sessions', count(counts.live_sessions, 'sessions:read', '/console/sessions')),
+      fact('Nodes seen', nodesSeen(o.nodes, o.now)));
     const keys = section('Signing keys');
     content.replaceChildren(facts, keys);
     if (!keysCall) {
