@@ -92,11 +92,31 @@ pub struct Console<S> {
     app: Arc<AppState<S>>,
     api: Router,
     secure: bool,
-    sessions: Mutex<HashMap<Vec<u8>, ConsoleSession>>,
+    sessions: Sessions,
 }
 
-impl<S> Console<S> {
-    fn cookie_name(&self) -> &'static str {
+/// The console sessions of this node.
+pub struct Sessions {
+    secure: bool,
+    map: Mutex<HashMap<Vec<u8>, ConsoleSession>>,
+}
+
+/// A session found for a request: its key in the map, what its page
+/// needs, and the admin token to forward with.
+type Found = (Vec<u8>, PageSession, Zeroizing<String>);
+
+impl Sessions {
+    /// No sessions yet; `secure` when the admin listener has TLS (the
+    /// cookies are then `__Host-` prefixed and `Secure`).
+    pub fn new(secure: bool) -> Self {
+        Sessions {
+            secure,
+            map: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The session cookie's name.
+    pub fn cookie_name(&self) -> &'static str {
         if self.secure {
             "__Host-tessera_console"
         } else {
@@ -104,7 +124,8 @@ impl<S> Console<S> {
         }
     }
 
-    fn login_cookie_name(&self) -> &'static str {
+    /// The sign-in form's nonce cookie's name.
+    pub fn login_cookie_name(&self) -> &'static str {
         if self.secure {
             "__Host-tessera_login"
         } else {
@@ -112,7 +133,9 @@ impl<S> Console<S> {
         }
     }
 
-    fn cookie(&self, name: &str, value: &str, max_age: Option<u64>) -> HeaderValue {
+    /// A `Set-Cookie` value: `HttpOnly`, `SameSite=Strict`, `Path=/`, and
+    /// `Secure` with TLS.
+    pub fn cookie(&self, name: &str, value: &str, max_age: Option<u64>) -> HeaderValue {
         let mut c = format!("{name}={value}; Path=/; HttpOnly; SameSite=Strict");
         if self.secure {
             c.push_str("; Secure");
@@ -123,19 +146,28 @@ impl<S> Console<S> {
         HeaderValue::from_str(&c).unwrap_or_else(|_| HeaderValue::from_static(""))
     }
 
-    fn sessions(&self) -> std::sync::MutexGuard<'_, HashMap<Vec<u8>, ConsoleSession>> {
-        self.sessions.lock().unwrap_or_else(PoisonError::into_inner)
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Vec<u8>, ConsoleSession>> {
+        self.map.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The live session of this request, touched; `None` if there is
-    /// none, or it ended (then it is forgotten).
-    fn session(&self, headers: &HeaderMap) -> Option<(Vec<u8>, PageSession, Zeroizing<String>)> {
+    /// How many sessions are held.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Whether none is.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The live session of this request at `now`, touched; `None` if there
+    /// is none, or it ended (then it is forgotten).
+    fn find(&self, headers: &HeaderMap, now: Instant) -> Option<Found> {
         let id = cookie(headers, self.cookie_name())?;
         let key = sha256(id.as_bytes());
-        let mut sessions = self.sessions();
-        let now = Instant::now();
+        let mut sessions = self.lock();
         let s = sessions.get_mut(&key)?;
-        if now.duration_since(s.seen) > IDLE || now.duration_since(s.started) > ABSOLUTE {
+        if ended(s, now) {
             sessions.remove(&key);
             return None;
         }
@@ -148,14 +180,18 @@ impl<S> Console<S> {
         Some((key, page, s.token.clone()))
     }
 
-    fn start(&self, token: &str, admin: &crate::store::AdminRecord) -> Option<String> {
+    /// A new session for `admin`, signed in with `token` at `now`: its id
+    /// (the cookie's value; only its SHA-256 is kept).
+    fn start(
+        &self,
+        token: &str,
+        admin: &crate::store::AdminRecord,
+        now: Instant,
+    ) -> Option<String> {
         let id = random_token(32).ok()?;
         let csrf = random_token(32).ok()?;
-        let now = Instant::now();
-        let mut sessions = self.sessions();
-        sessions.retain(|_, s| {
-            now.duration_since(s.seen) <= IDLE && now.duration_since(s.started) <= ABSOLUTE
-        });
+        let mut sessions = self.lock();
+        sessions.retain(|_, s| !ended(s, now));
         if sessions.len() >= MAX_SESSIONS {
             let oldest = sessions
                 .iter()
@@ -177,6 +213,22 @@ impl<S> Console<S> {
             },
         );
         Some(id.to_string())
+    }
+
+    fn remove(&self, key: &[u8]) {
+        self.lock().remove(key);
+    }
+}
+
+/// Whether a session has ended at `now`: idle too long, or too old.
+fn ended(s: &ConsoleSession, now: Instant) -> bool {
+    now.saturating_duration_since(s.seen) > IDLE
+        || now.saturating_duration_since(s.started) > ABSOLUTE
+}
+
+impl<S> Console<S> {
+    fn session(&self, headers: &HeaderMap) -> Option<Found> {
+        self.sessions.find(headers, Instant::now())
     }
 }
 
@@ -238,7 +290,7 @@ pub fn router<S: Store + Clone>(app: Arc<AppState<S>>, api: Router) -> Router {
         app,
         api,
         secure,
-        sessions: Mutex::new(HashMap::new()),
+        sessions: Sessions::new(secure),
     });
     Router::new()
         .route("/", get(|| async { Redirect::to("/console/") }))
@@ -325,7 +377,8 @@ fn login_page<S>(c: &Console<S>, status: StatusCode, error: Option<&str>) -> Res
     let mut response = html(status, pages::login(&nonce, error));
     response.headers_mut().append(
         header::SET_COOKIE,
-        c.cookie(c.login_cookie_name(), &nonce, Some(600)),
+        c.sessions
+            .cookie(c.sessions.login_cookie_name(), &nonce, Some(600)),
     );
     response
 }
@@ -378,7 +431,7 @@ async fn login<S: Store>(
             Some("The form was not understood."),
         );
     };
-    let expected = cookie(&headers, c.login_cookie_name());
+    let expected = cookie(&headers, c.sessions.login_cookie_name());
     let sent = fields.get("csrf");
     let csrf_ok = matches!((&expected, sent), (Some(e), Some(s)) if !e.is_empty() && equal(e, s));
     if !csrf_ok {
@@ -408,16 +461,20 @@ async fn login<S: Store>(
             );
         }
     };
-    let Some(id) = c.start(&token, &admin) else {
+    let Some(id) = c.sessions.start(&token, &admin, Instant::now()) else {
         return StatusCode::SERVICE_UNAVAILABLE.into_response();
     };
     tracing::info!(admin = %admin.id, "console sign-in");
     let mut response = Redirect::to("/console/").into_response();
     let h = response.headers_mut();
-    h.append(header::SET_COOKIE, c.cookie(c.cookie_name(), &id, None));
     h.append(
         header::SET_COOKIE,
-        c.cookie(c.login_cookie_name(), "", Some(0)),
+        c.sessions.cookie(c.sessions.cookie_name(), &id, None),
+    );
+    h.append(
+        header::SET_COOKIE,
+        c.sessions
+            .cookie(c.sessions.login_cookie_name(), "", Some(0)),
     );
     response
 }
@@ -435,12 +492,13 @@ async fn logout<S: Store>(
         if !sent.is_some_and(|s| equal(&s, &session.csrf)) {
             return forbidden("the CSRF token is missing or wrong");
         }
-        c.sessions().remove(&key);
+        c.sessions.remove(&key);
     }
     let mut response = to_login();
-    response
-        .headers_mut()
-        .append(header::SET_COOKIE, c.cookie(c.cookie_name(), "", Some(0)));
+    response.headers_mut().append(
+        header::SET_COOKIE,
+        c.sessions.cookie(c.sessions.cookie_name(), "", Some(0)),
+    );
     response
 }
 
@@ -516,7 +574,150 @@ async fn forward<S: Store>(
     };
     if response.status() == StatusCode::UNAUTHORIZED {
         // The admin token stopped working (deleted): so does the session.
-        c.sessions().remove(&key);
+        c.sessions.remove(&key);
     }
     response
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    fn admin() -> crate::store::AdminRecord {
+        crate::store::AdminRecord {
+            id: "adm_1".into(),
+            name: "ops".into(),
+            scopes: vec!["keys:read".into()],
+            token_hash: vec![0; 32],
+            created_at: 0,
+        }
+    }
+
+    fn with_cookie(value: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::COOKIE, HeaderValue::from_str(value).unwrap());
+        h
+    }
+
+    #[test]
+    fn a_session_ends_idle_or_old_and_is_then_forgotten() {
+        let s = Sessions::new(false);
+        let t0 = Instant::now();
+        let id = s.start("tessera_admin_x", &admin(), t0).unwrap();
+        let h = with_cookie(&format!("tessera_console={id}"));
+        let (_, page, token) = s.find(&h, t0).unwrap();
+        assert_eq!(token.as_str(), "tessera_admin_x");
+        assert_eq!(page.scopes, vec!["keys:read".to_owned()]);
+        // Used within the idle time, again and again: alive...
+        let mut t = t0;
+        while t.duration_since(t0) < ABSOLUTE - IDLE {
+            t += IDLE - Duration::from_secs(1);
+            assert!(s.find(&h, t).is_some());
+        }
+        // ...until the absolute limit, however busy.
+        assert!(s.find(&h, t0 + ABSOLUTE + Duration::from_secs(1)).is_none());
+        assert!(s.is_empty(), "an ended session is forgotten");
+
+        let id = s.start("tessera_admin_y", &admin(), t0).unwrap();
+        let h = with_cookie(&format!("tessera_console={id}"));
+        assert!(s.find(&h, t0 + IDLE + Duration::from_secs(1)).is_none());
+        assert!(s.is_empty());
+    }
+
+    #[test]
+    fn only_the_exact_cookie_once_names_a_session() {
+        let s = Sessions::new(false);
+        let now = Instant::now();
+        let id = s.start("tessera_admin_x", &admin(), now).unwrap();
+        assert!(s
+            .find(
+                &with_cookie(&format!("a=b; tessera_console={id}; c=d")),
+                now
+            )
+            .is_some());
+        for bad in [
+            format!("tessera_console={id}x"),
+            format!("Tessera_console={id}"),
+            format!("tessera_console={id}; tessera_console={id}"),
+            // Cookie tossing: a second value set by a sibling domain.
+            format!("tessera_console=other; tessera_console={id}"),
+            String::new(),
+        ] {
+            assert!(s.find(&with_cookie(&bad), now).is_none(), "{bad}");
+        }
+        // With TLS, only the __Host- cookie counts.
+        let tls = Sessions::new(true);
+        let id = tls.start("tessera_admin_x", &admin(), now).unwrap();
+        assert!(tls
+            .find(&with_cookie(&format!("tessera_console={id}")), now)
+            .is_none());
+        assert!(tls
+            .find(&with_cookie(&format!("__Host-tessera_console={id}")), now)
+            .is_some());
+        let set = tls.cookie(tls.cookie_name(), "v", None);
+        let set = set.to_str().unwrap();
+        assert!(set.starts_with("__Host-tessera_console=v; Path=/; HttpOnly; SameSite=Strict"));
+        assert!(set.contains("; Secure"));
+    }
+
+    #[test]
+    fn the_session_map_is_bounded() {
+        let s = Sessions::new(false);
+        let now = Instant::now();
+        let first = s.start("t", &admin(), now).unwrap();
+        for i in 1..=MAX_SESSIONS {
+            s.start("t", &admin(), now + Duration::from_millis(i as u64))
+                .unwrap();
+        }
+        assert_eq!(s.len(), MAX_SESSIONS);
+        let h = with_cookie(&format!("tessera_console={first}"));
+        assert!(
+            s.find(&h, now + Duration::from_secs(1)).is_none(),
+            "the oldest went"
+        );
+    }
+
+    #[test]
+    fn what_counts_as_this_origin() {
+        let h = |pairs: &[(&str, &str)]| {
+            let mut m = HeaderMap::new();
+            m.insert(header::HOST, HeaderValue::from_static("127.0.0.1:8081"));
+            for (k, v) in pairs {
+                m.insert(
+                    axum::http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                    HeaderValue::from_str(v).unwrap(),
+                );
+            }
+            m
+        };
+        assert!(same_origin(&h(&[]), false), "a non-browser client");
+        assert!(same_origin(&h(&[("sec-fetch-site", "same-origin")]), false));
+        assert!(same_origin(&h(&[("sec-fetch-site", "none")]), false));
+        assert!(same_origin(
+            &h(&[("origin", "http://127.0.0.1:8081")]),
+            false
+        ));
+        assert!(same_origin(
+            &h(&[("origin", "null"), ("sec-fetch-site", "same-origin")]),
+            false
+        ));
+        for bad in [
+            vec![("sec-fetch-site", "cross-site")],
+            vec![("sec-fetch-site", "same-site")],
+            vec![("origin", "http://evil.example")],
+            vec![("origin", "https://127.0.0.1:8081")],
+            vec![
+                ("origin", "http://127.0.0.1:8081"),
+                ("sec-fetch-site", "cross-site"),
+            ],
+            vec![("origin", "null"), ("sec-fetch-site", "cross-site")],
+        ] {
+            assert!(!same_origin(&h(&bad), false), "{bad:?}");
+        }
+        assert!(same_origin(
+            &h(&[("origin", "https://127.0.0.1:8081")]),
+            true
+        ));
+    }
 }
