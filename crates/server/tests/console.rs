@@ -190,7 +190,11 @@ async fn sign_in(addr: SocketAddr, token: &str) -> Signed {
         session.contains("HttpOnly") && session.contains("SameSite=Strict"),
         "{session}"
     );
-    let cookie = cookie_value(&r, "tessera_console").unwrap();
+    signed_by(addr, cookie_value(&r, "tessera_console").unwrap()).await
+}
+
+/// The console page's CSRF token for a session cookie.
+async fn signed_by(addr: SocketAddr, cookie: String) -> Signed {
     let page = send(
         addr,
         "GET",
@@ -267,9 +271,25 @@ async fn sign_in_pages_headers_and_sign_out() {
             "{page}: SRI on its files"
         );
     }
-    let unknown = send(addr, "GET", "/console/nope", &s.headers(), "").await;
-    assert_eq!(unknown.status, 404);
-    assert_console_headers(&unknown, "404");
+    for (method, path) in [
+        ("GET", "/console/nope"),
+        ("GET", "/console/a/b"),
+        ("GET", "/console/static/x/y"),
+        ("GET", "/console/static/nope.js"),
+        ("DELETE", "/console/keys"),
+        ("PUT", "/console/login"),
+    ] {
+        let r = send(addr, method, path, &s.headers(), "").await;
+        assert!(
+            matches!(r.status, 404 | 405),
+            "{method} {path}: {}",
+            r.status
+        );
+        assert_console_headers(&r, path);
+    }
+    // The admin API's own answers are not the console's.
+    let api = send(addr, "GET", "/admin/v1/keys", &[], "").await;
+    assert!(api.raw_header("content-security-policy").is_none());
 
     // The embedded files are what the pages' SRI hashes say.
     let page = send(addr, "GET", "/console/inspector", &s.headers(), "").await;
@@ -400,6 +420,20 @@ async fn csrf_and_cross_site_requests_are_refused() {
     // A DELETE is a change too.
     let r = send(addr, "DELETE", "/console/api/sessions/ses_x", &h, "").await;
     assert_eq!(r.status, 403);
+    // And reading goes through the page too: the CSRF token, this origin.
+    let r = send(addr, "GET", "/console/api/clients", &s.headers(), "").await;
+    assert_eq!(r.status, 403, "a GET without the page's CSRF token");
+    let mut cross = s.headers();
+    cross.push(("X-CSRF-Token", s.csrf.clone()));
+    cross.push(("Sec-Fetch-Site", "same-site".to_owned()));
+    let r = send(addr, "GET", "/console/api/audit/verify", &cross, "").await;
+    assert_eq!(r.status, 403, "a GET from another port of this host");
+    // `Origin: null` (a sandboxed frame) counts only with Sec-Fetch-Site.
+    let mut null = h.clone();
+    null.push(("X-CSRF-Token", s.csrf.clone()));
+    null.push(("Origin", "null".to_owned()));
+    let r = send(addr, "POST", "/console/api/clients", &null, &body).await;
+    assert_eq!(r.status, 403);
     let none = s.api(addr, "GET", "clients", None).await.json();
     assert_eq!(
         none["clients"],
@@ -438,16 +472,58 @@ async fn the_console_can_do_only_what_its_token_may() {
     let overview = s.api(addr, "GET", "overview", None).await.json();
     assert_eq!(overview["counts"]["clients"], Value::Null);
     assert_eq!(overview["counts"]["live_sessions"], Value::Null);
-    // Nothing outside the admin API is reachable through the console.
+    // Nothing outside the admin API is reachable through the console, and
+    // a path is decoded once, by the admin router.
     for path in [
         "../openapi.json",
         "keys/../clients",
         "/keys",
         "keys//rotate",
+        "clients%3Fx=1",
+        "%6beys",
+        "%2e%2e/openapi.json",
+        "",
     ] {
         let r = s.api(addr, "GET", path, None).await;
         assert!(matches!(r.status, 400 | 404), "{path}: {}", r.status);
     }
+
+    // Signing in again ends the session the browser had.
+    let nonce = login_form(addr).await;
+    let body = form_urlencoded::Serializer::new(String::new())
+        .append_pair("token", &token)
+        .append_pair("csrf", &nonce)
+        .finish();
+    let headers = [
+        (
+            "Cookie",
+            format!("tessera_login={nonce}; tessera_console={}", s.cookie),
+        ),
+        (
+            "Content-Type",
+            "application/x-www-form-urlencoded".to_owned(),
+        ),
+        ("Sec-Fetch-Site", "same-origin".to_owned()),
+    ];
+    let again = send(addr, "POST", "/console/login", &headers, &body).await;
+    assert_eq!(again.status, 303);
+    assert_eq!(
+        s.api(addr, "GET", "keys", None).await.status,
+        401,
+        "the old session ended"
+    );
+    let s = signed_by(addr, cookie_value(&again, "tessera_console").unwrap()).await;
+    // Sign-ins are in the trail, as the admin's.
+    let signed = s
+        .api(
+            addr,
+            "GET",
+            &format!("audit?action=console.signed_in&actor={admin_id}"),
+            None,
+        )
+        .await
+        .json();
+    assert_eq!(signed["events"].as_array().unwrap().len(), 2, "{signed}");
 
     // A change made through the console is the admin's, in the trail.
     let (writer, writer_id) = n.token(&["*"]).await;
@@ -464,7 +540,11 @@ async fn the_console_can_do_only_what_its_token_may() {
         "the rotation is in the trail as the admin's"
     );
     assert!(mine.iter().all(|e| e["actor"]["id"] == writer_id.as_str()));
-    let action = mine[0]["action"].as_str().unwrap().to_owned();
+    let action = mine
+        .iter()
+        .map(|e| e["action"].as_str().unwrap().to_owned())
+        .find(|a| a.starts_with("key"))
+        .expect("the rotation's events");
     assert!(action.starts_with("key"), "{action}");
     let trail = s
         .api(addr, "GET", &format!("audit?action={action}"), None)

@@ -211,11 +211,21 @@ pub async fn events<S: Store>(
 
 /// `GET /admin/v1/audit/verify` → `{"verified_through", "events",
 /// "broken_at": null, "reason": null}`, or, when an event does not verify,
-/// `{"verified_through": null, "broken_at": SEQ, "reason"}` — the same
-/// check as `tessera audit verify`, over the whole trail.
+/// `{"verified_through": null, "events": null, "broken_at": SEQ, "reason"}`
+/// — the same check as `tessera audit verify`, over the whole trail. One
+/// verification runs at a time in this process (others wait their turn):
+/// however often it is asked for, it costs at most one walk at a time. A
+/// break is checked twice before it is reported: the pruning that runs
+/// meanwhile can make the first walk miss the start of the trail.
 pub async fn verify<S: Store>(State(state): State<Arc<AppState<S>>>) -> Result<Response, ApiError> {
     use crate::audit::{verify_store, VerifyError};
-    let body = match verify_store(&state.store, state.store.audit_keys()).await {
+    static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let mut result = verify_store(&state.store, state.store.audit_keys()).await;
+    if matches!(result, Err(VerifyError::Broken(_))) {
+        result = verify_store(&state.store, state.store.audit_keys()).await;
+    }
+    let body = match result {
         Ok(v) => json!({
             "verified_through": v.through,
             "events": v.events,

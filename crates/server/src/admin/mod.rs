@@ -225,7 +225,9 @@ pub fn router<S: Store + Clone>(state: Arc<AppState<S>>) -> Router {
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state.clone());
     // The console is a client of the API router above, served beside it.
-    api.clone().merge(console::router(state, api))
+    api.clone()
+        .merge(console::router(state, api))
+        .layer(axum::middleware::from_fn(console::security_headers))
 }
 
 async fn not_found() -> Response {

@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{any, get, post};
@@ -52,8 +52,12 @@ pub mod pages;
 pub const IDLE: Duration = Duration::from_secs(15 * 60);
 /// And after this long whatever happens.
 pub const ABSOLUTE: Duration = Duration::from_secs(8 * 60 * 60);
-/// At most this many console sessions at once (the oldest is dropped).
+/// At most this many console sessions at once (the least recently used is
+/// dropped).
 pub const MAX_SESSIONS: usize = 1024;
+/// At most this many per admin (its own least recently used is dropped
+/// first): one admin token cannot sign everyone else out.
+pub const MAX_SESSIONS_PER_ADMIN: usize = 8;
 /// The largest request the console forwards.
 const MAX_BODY: usize = super::MAX_BODY;
 /// The header a page sends its CSRF token in.
@@ -70,6 +74,7 @@ struct ConsoleSession {
     token: Zeroizing<String>,
     /// The CSRF token of this session.
     csrf: Zeroizing<String>,
+    admin_id: String,
     admin_name: String,
     scopes: Vec<String>,
     started: Instant,
@@ -81,6 +86,8 @@ struct ConsoleSession {
 pub struct PageSession {
     /// The session's CSRF token (in the page, for its requests).
     pub csrf: String,
+    /// The admin's id.
+    pub admin_id: String,
     /// The admin's name.
     pub admin_name: String,
     /// The admin token's scopes.
@@ -174,6 +181,7 @@ impl Sessions {
         s.seen = now;
         let page = PageSession {
             csrf: s.csrf.to_string(),
+            admin_id: s.admin_id.clone(),
             admin_name: s.admin_name.clone(),
             scopes: s.scopes.clone(),
         };
@@ -192,12 +200,21 @@ impl Sessions {
         let csrf = random_token(32).ok()?;
         let mut sessions = self.lock();
         sessions.retain(|_, s| !ended(s, now));
-        if sessions.len() >= MAX_SESSIONS {
-            let oldest = sessions
+        let least_recent = |sessions: &HashMap<Vec<u8>, ConsoleSession>, mine: bool| {
+            sessions
                 .iter()
+                .filter(|(_, s)| !mine || s.admin_id == admin.id)
                 .min_by_key(|(_, s)| s.seen)
-                .map(|(k, _)| k.clone());
-            if let Some(k) = oldest {
+                .map(|(k, _)| k.clone())
+        };
+        let own = sessions.values().filter(|s| s.admin_id == admin.id).count();
+        if own >= MAX_SESSIONS_PER_ADMIN {
+            if let Some(k) = least_recent(&sessions, true) {
+                sessions.remove(&k);
+            }
+        }
+        if sessions.len() >= MAX_SESSIONS {
+            if let Some(k) = least_recent(&sessions, false) {
                 sessions.remove(&k);
             }
         }
@@ -206,6 +223,7 @@ impl Sessions {
             ConsoleSession {
                 token: Zeroizing::new(token.to_owned()),
                 csrf,
+                admin_id: admin.id.clone(),
                 admin_name: admin.name.clone(),
                 scopes: admin.scopes.clone(),
                 started: now,
@@ -251,31 +269,34 @@ fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     found
 }
 
-/// Whether a request that changes something comes from this origin, as far
-/// as the browser says: `Sec-Fetch-Site` (same-origin, or none: typed by
-/// the user) and `Origin` (this listener's own), when present.
+/// Whether a request comes from this origin, as far as the browser says:
+/// `Sec-Fetch-Site` (same-origin, or none: typed by the user) and `Origin`
+/// (this listener's own), when present. `Origin: null` — what a browser
+/// sends for a form posted from a page under `Referrer-Policy:
+/// no-referrer`, the console's own, but also a sandboxed frame's — names no
+/// origin: then `Sec-Fetch-Site: same-origin` must vouch for it. A client
+/// that sends neither (not a browser, or a browser too old for both) is
+/// left to the CSRF token.
 pub fn same_origin(headers: &HeaderMap, secure: bool) -> bool {
-    if let Some(site) = headers.get("sec-fetch-site") {
-        if !matches!(site.to_str(), Ok("same-origin" | "none")) {
-            return false;
+    let site = headers
+        .get("sec-fetch-site")
+        .map(|v| v.to_str().unwrap_or(""));
+    if site.is_some_and(|s| !matches!(s, "same-origin" | "none")) {
+        return false;
+    }
+    match headers.get(header::ORIGIN) {
+        None => true,
+        Some(o) if o.as_bytes() == b"null" => site == Some("same-origin"),
+        Some(origin) => {
+            let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) else {
+                return false;
+            };
+            let scheme = if secure { "https" } else { "http" };
+            origin
+                .to_str()
+                .is_ok_and(|o| o == format!("{scheme}://{host}"))
         }
     }
-    // `Origin: null` is what a browser sends for a form posted from a page
-    // under `Referrer-Policy: no-referrer` (the console's own): it names no
-    // origin, so `Sec-Fetch-Site` and the CSRF token decide.
-    if let Some(origin) = headers
-        .get(header::ORIGIN)
-        .filter(|o| o.as_bytes() != b"null")
-    {
-        let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) else {
-            return false;
-        };
-        let scheme = if secure { "https" } else { "http" };
-        return origin
-            .to_str()
-            .is_ok_and(|o| o == format!("{scheme}://{host}"));
-    }
-    true
 }
 
 fn equal(a: &str, b: &str) -> bool {
@@ -304,13 +325,24 @@ pub fn router<S: Store + Clone>(app: Arc<AppState<S>>, api: Router) -> Router {
         .route("/console/api/{*path}", any(forward::<S>))
         .route("/console/{page}", get(page::<S>))
         .layer(DefaultBodyLimit::max(MAX_BODY))
-        .layer(axum::middleware::from_fn(security_headers))
         .with_state(console)
 }
 
-/// The headers of every console answer.
-async fn security_headers(request: Request, next: Next) -> Response {
+/// Whether `path` is the console's (its pages, files and API, and what it
+/// serves at `/`), whose every answer — a fallback's 404 or 405 too —
+/// carries the console's headers.
+pub fn is_console_path(path: &str) -> bool {
+    path == "/" || path == "/favicon.ico" || path == "/console" || path.starts_with("/console/")
+}
+
+/// The headers of every console answer (the admin listener's router runs
+/// this around everything, for [`is_console_path`] paths).
+pub async fn security_headers(request: Request, next: Next) -> Response {
+    let console = is_console_path(request.uri().path());
     let mut response = next.run(request).await;
+    if !console {
+        return response;
+    }
     let h = response.headers_mut();
     h.insert(
         header::CONTENT_SECURITY_POLICY,
@@ -418,6 +450,7 @@ fn forbidden(why: &'static str) -> Response {
 
 async fn login<S: Store>(
     State(c): State<Arc<Console<S>>>,
+    peer: Option<axum::Extension<ConnectInfo<std::net::SocketAddr>>>,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
@@ -461,10 +494,22 @@ async fn login<S: Store>(
             );
         }
     };
+    // A session this browser still had ends here (a new sign-in never
+    // leaves an old cookie working beside it).
+    if let Some((key, _, _)) = c.session(&headers) {
+        c.sessions.remove(&key);
+    }
     let Some(id) = c.sessions.start(&token, &admin, Instant::now()) else {
         return StatusCode::SERVICE_UNAVAILABLE.into_response();
     };
     tracing::info!(admin = %admin.id, "console sign-in");
+    audit(
+        &c,
+        &admin.id,
+        "console.signed_in",
+        peer.as_ref().map(|p| &p.0),
+    )
+    .await;
     let mut response = Redirect::to("/console/").into_response();
     let h = response.headers_mut();
     h.append(
@@ -481,6 +526,7 @@ async fn login<S: Store>(
 
 async fn logout<S: Store>(
     State(c): State<Arc<Console<S>>>,
+    peer: Option<axum::Extension<ConnectInfo<std::net::SocketAddr>>>,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
@@ -493,6 +539,13 @@ async fn logout<S: Store>(
             return forbidden("the CSRF token is missing or wrong");
         }
         c.sessions.remove(&key);
+        audit(
+            &c,
+            &session.admin_id,
+            "console.signed_out",
+            peer.as_ref().map(|p| &p.0),
+        )
+        .await;
     }
     let mut response = to_login();
     response.headers_mut().append(
@@ -500,6 +553,31 @@ async fn logout<S: Store>(
         c.sessions.cookie(c.sessions.cookie_name(), "", Some(0)),
     );
     response
+}
+
+/// A console sign-in or sign-out in the audit trail, as the admin's (a
+/// console session stands in for the admin token for hours).
+async fn audit<S: Store>(
+    c: &Console<S>,
+    admin_id: &str,
+    action: &str,
+    peer: Option<&ConnectInfo<std::net::SocketAddr>>,
+) {
+    let actor = crate::audit::Actor::admin(admin_id);
+    let context = crate::audit::Context {
+        actor: Some(actor.clone()),
+        request_id: Some(crate::audit::request_id()),
+        source_ip: peer.map(|p| p.0.ip().to_string()),
+    };
+    let events = [crate::audit::Event::success(
+        action,
+        admin_id,
+        serde_json::json!({}),
+    )];
+    let appended = crate::audit::with_context(context, c.app.store.append_audit(&events, actor));
+    if let Err(e) = appended.await {
+        tracing::error!(error = %e, action, "the console could not audit a sign-in or sign-out");
+    }
 }
 
 fn json_error(status: StatusCode, code: &str, description: &str) -> Response {
@@ -530,27 +608,37 @@ async fn forward<S: Store>(
             "no console session: sign in again",
         );
     };
-    let changes = !matches!(parts.method, Method::GET | Method::HEAD);
-    if changes {
-        if !same_origin(&parts.headers, c.secure) {
-            return forbidden("a cross-site request is refused");
-        }
-        let sent = parts.headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok());
-        if !sent.is_some_and(|s| equal(s, &session.csrf)) {
-            return forbidden("the CSRF token is missing or wrong");
-        }
+    // Every call, reading ones too, comes from a console page: this origin
+    // (when the browser says) and the session's CSRF token. A page of
+    // another port of this host (the same site for SameSite cookies)
+    // cannot drive the console even to read.
+    if !same_origin(&parts.headers, c.secure) {
+        return forbidden("a cross-site request is refused");
     }
-    if path
-        .split('/')
-        .any(|seg| seg.is_empty() || seg == "." || seg == "..")
+    let sent = parts.headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok());
+    if !sent.is_some_and(|s| equal(s, &session.csrf)) {
+        return forbidden("the CSRF token is missing or wrong");
+    }
+    // The path as sent (still percent-encoded: the admin router decodes it
+    // once), under /admin/v1/ and nowhere else.
+    let raw = parts
+        .uri
+        .path()
+        .strip_prefix("/console/api/")
+        .unwrap_or_default();
+    if path.is_empty()
+        || raw
+            .split('/')
+            .any(|seg| seg.is_empty() || seg == "." || seg == "..")
     {
         return json_error(StatusCode::NOT_FOUND, "not_found", "no such endpoint");
     }
     let target = match parts.uri.query() {
-        Some(q) => format!("/admin/v1/{path}?{q}"),
-        None => format!("/admin/v1/{path}"),
+        Some(q) => format!("/admin/v1/{raw}?{q}"),
+        None => format!("/admin/v1/{raw}"),
     };
-    let Ok(bearer) = HeaderValue::from_str(&format!("Bearer {}", token.as_str())) else {
+    let authorization = Zeroizing::new(format!("Bearer {}", token.as_str()));
+    let Ok(bearer) = HeaderValue::from_str(&authorization) else {
         return json_error(StatusCode::UNAUTHORIZED, "invalid_token", "sign in again");
     };
     let mut inner = Request::builder().method(parts.method.clone()).uri(target);
@@ -662,20 +750,37 @@ mod tests {
     }
 
     #[test]
-    fn the_session_map_is_bounded() {
+    fn the_session_map_is_bounded_overall_and_per_admin() {
         let s = Sessions::new(false);
         let now = Instant::now();
+        let mut other = admin();
+        other.id = "adm_other".into();
+        let theirs = s.start("t", &other, now).unwrap();
+        // One admin signing in again and again keeps at most its own few.
+        let mine: Vec<String> = (1..=MAX_SESSIONS_PER_ADMIN + 3)
+            .map(|i| {
+                s.start("t", &admin(), now + Duration::from_millis(i as u64))
+                    .unwrap()
+            })
+            .collect();
+        assert_eq!(s.len(), MAX_SESSIONS_PER_ADMIN + 1);
+        let later = now + Duration::from_secs(1);
+        let found = |id: &str| s.find(&with_cookie(&format!("tessera_console={id}")), later);
+        assert!(found(&theirs).is_some(), "another admin's session stays");
+        assert!(found(&mine[0]).is_none(), "its own oldest went");
+        assert!(found(mine.last().unwrap()).is_some());
+        // Many admins: the overall bound, least recently used first.
+        let s = Sessions::new(false);
         let first = s.start("t", &admin(), now).unwrap();
         for i in 1..=MAX_SESSIONS {
-            s.start("t", &admin(), now + Duration::from_millis(i as u64))
+            let mut a = admin();
+            a.id = format!("adm_{i}");
+            s.start("t", &a, now + Duration::from_millis(i as u64))
                 .unwrap();
         }
         assert_eq!(s.len(), MAX_SESSIONS);
         let h = with_cookie(&format!("tessera_console={first}"));
-        assert!(
-            s.find(&h, now + Duration::from_secs(1)).is_none(),
-            "the oldest went"
-        );
+        assert!(s.find(&h, later).is_none(), "the least recently used went");
     }
 
     #[test]

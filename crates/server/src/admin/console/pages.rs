@@ -161,8 +161,10 @@ pub fn login(nonce: &str, error: Option<&str>) -> Markup {
                             "keeps only a session cookie."
                         }
                         label for="token" { "Admin token" }
-                        input id="token" name="token" type="password" autocomplete="off"
-                            required autofocus;
+                        // Not a password field: a browser would offer to
+                        // save the admin token in its password manager.
+                        input id="token" name="token" type="text" autocomplete="off"
+                            autocapitalize="off" spellcheck="false" required autofocus;
                         input type="hidden" name="csrf" value=(nonce);
                         button type="submit" { "Sign in" }
                     }

@@ -579,6 +579,13 @@
       keysNote,
       section);
 
+    // Leaving the page forgets the pasted token: no form restore, no
+    // back/forward cache brings it back.
+    window.addEventListener('pagehide', () => {
+      input.value = '';
+      section.replaceChildren();
+    });
+
     let keys = null;
     let keysWhy = "this service's keys are still loading";
 
@@ -620,7 +627,13 @@
 
     // The one request: the key ids, asked for before anything is pasted. It
     // carries nothing of the token (there is none yet, and it never will).
-    fetch('/console/api/keys', { credentials: 'same-origin', headers: { accept: 'application/json' } })
+    // The console's API wants the page's CSRF token on every call.
+    const csrfMeta = document.querySelector('meta[name="csrf-token"]');
+    const csrf = csrfMeta ? csrfMeta.getAttribute('content') || '' : '';
+    fetch('/console/api/keys', {
+      credentials: 'same-origin',
+      headers: { accept: 'application/json', 'x-csrf-token': csrf },
+    })
       .then((res) => {
         if (res.status === 403) throw new Refusal('this admin token lacks keys:read');
         if (!res.ok) throw new Refusal(`this service's keys could not be loaded (HTTP ${res.status})`);
