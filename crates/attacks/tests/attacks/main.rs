@@ -13,6 +13,7 @@ mod admin;
 mod authorization;
 mod claims;
 mod confusion;
+mod console;
 mod dpop;
 mod encodings;
 mod jwe;

@@ -26,6 +26,8 @@ const MASTER: &str = "5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a
 pub(crate) struct Reply {
     pub(crate) status: u16,
     pub(crate) body: String,
+    /// The status line and headers, as received.
+    pub(crate) head: String,
 }
 
 impl Reply {
@@ -70,6 +72,7 @@ pub(crate) async fn send_method(
     Reply {
         status: head.split(' ').nth(1).unwrap().parse().unwrap(),
         body: body.to_owned(),
+        head: head.to_owned(),
     }
 }
 
