@@ -250,6 +250,25 @@ def drive(svc, out):
         expect(page.locator("#clients-table")).to_contain_text("web-app")
         c.ok(new_secret not in page.content(), "the secret is shown once: not after a reload")
         secrets_seen.append(new_secret)
+        web = page.locator("#clients-table tbody tr", has_text="web-app").first
+        web_id = web.get_attribute("data-client-id")
+        c.ok(bool(web_id), "the new client's row names its id")
+        # Roll its secret: a new one, shown once.
+        web.get_by_role("button", name=f"Roll the secret of {web_id}").click()
+        page.get_by_role("form", name=f"Roll the secret of {web_id}").get_by_role(
+            "button", name=f"Roll the secret of {web_id}").click()
+        expect(page.locator("#new-secret-value")).to_be_visible()
+        rolled = page.locator("#new-secret-value").inner_text().strip()
+        c.ok(len(rolled) >= 32 and rolled != new_secret, "a new secret after the roll")
+        secrets_seen.append(rolled)
+        # Delete it, after typing its id.
+        web = page.locator(f"#clients-table tbody tr[data-client-id='{web_id}']")
+        web.get_by_role("button", name=f"Delete {web_id}").click()
+        confirm = page.get_by_role("form", name=f"Delete {web_id}")
+        confirm.get_by_label("Type the client_id to confirm").fill(web_id)
+        confirm.get_by_role("button", name=f"Delete {web_id}").click()
+        expect(page.locator("#status")).to_contain_text("deleted")
+        expect(page.locator(f"#clients-table tbody tr[data-client-id='{web_id}']")).to_have_count(0)
 
         # Keys: rotate, and the timeline changes; then mark one compromised.
         page.get_by_role("link", name="Signing keys").click()
@@ -296,6 +315,13 @@ def drive(svc, out):
         revoked = page.locator(f"#sessions-table tbody tr[data-session-id='{first_id}']")
         expect(revoked.get_by_role("button", name=f"Revoke session {first_id}")).to_have_count(0)
         shot("sessions")
+        # Every session of bob, at once.
+        search.get_by_label("sub").fill("bob")
+        search.get_by_role("button", name="Search").click()
+        expect(rows).to_have_count(1)
+        page.locator("#revoke-all").click()
+        page.locator("#revoke-all-confirm").click()
+        expect(page.locator("#status")).to_contain_text("Revoked 1 session of bob")
 
         # Audit: the events, and the chain verified.
         page.get_by_role("link", name="Audit trail").click()
