@@ -214,8 +214,10 @@ def drive(svc, out):
         page.goto(f"{base}/")
         c.ok(page.url.endswith("/console/login"), f"not signed in: the sign-in form ({page.url})")
         shot("login")
-        page.get_by_label("Admin token").fill(svc.admin_token)
-        page.get_by_role("button", name="Sign in").click()
+        # By keyboard alone: the token field has the focus; Enter signs in.
+        expect(page.get_by_label("Admin token")).to_be_focused()
+        page.keyboard.insert_text(svc.admin_token)
+        page.keyboard.press("Enter")
         page.wait_for_url(f"{base}/console/")
         cookies = {k["name"]: k for k in ctx.cookies()}
         sc = cookies.get("tessera_console")
@@ -385,6 +387,26 @@ def drive(svc, out):
         page.goto(f"{base}/console/")
         expect(page.locator("#key-timeline")).to_be_visible()
         shot("overview-narrow")
+
+        # A token with fewer scopes: what it may not do is not offered, and
+        # what it may not read says so.
+        reader = json.loads(run([svc.bin, "admins", "create", "--config", str(svc.config),
+                                 "--name", "reader", "--scopes", "keys:read", "--json"], svc.env))
+        other = browser.new_context(viewport={"width": 1280, "height": 800})
+        limited = other.new_page()
+        limited.on("request", lambda r: requests.append(r))
+        limited.goto(f"{base}/console/login")
+        limited.get_by_label("Admin token").fill(reader["token"])
+        limited.get_by_role("button", name="Sign in").click()
+        limited.wait_for_url(f"{base}/console/")
+        limited.goto(f"{base}/console/keys")
+        expect(limited.locator("#keys-table")).to_be_visible()
+        expect(limited.locator("#rotate")).to_have_count(0)
+        expect(limited.locator("#keys-table button")).to_have_count(0)
+        limited.goto(f"{base}/console/clients")
+        expect(limited.locator("#content")).to_contain_text("clients:read")
+        expect(limited.locator("#clients-table")).to_have_count(0)
+        other.close()
 
         # Sign out.
         page.get_by_role("button", name="Sign out").click()
