@@ -98,7 +98,6 @@ pub struct PageSession {
 pub struct Console<S> {
     app: Arc<AppState<S>>,
     api: Router,
-    secure: bool,
     sessions: Sessions,
 }
 
@@ -310,7 +309,6 @@ pub fn router<S: Store + Clone>(app: Arc<AppState<S>>, api: Router) -> Router {
     let console = Arc::new(Console {
         app,
         api,
-        secure,
         sessions: Sessions::new(secure),
     });
     Router::new()
@@ -437,15 +435,7 @@ fn form(body: &[u8]) -> Option<HashMap<String, Zeroizing<String>>> {
 }
 
 fn forbidden(why: &'static str) -> Response {
-    (
-        StatusCode::FORBIDDEN,
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        )],
-        serde_json::json!({"error": "forbidden", "error_description": why}).to_string(),
-    )
-        .into_response()
+    json_error(StatusCode::FORBIDDEN, "forbidden", why)
 }
 
 async fn login<S: Store>(
@@ -454,7 +444,7 @@ async fn login<S: Store>(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    if !same_origin(&headers, c.secure) {
+    if !same_origin(&headers, c.sessions.secure) {
         return forbidden("a cross-site sign-in is refused");
     }
     let Some(fields) = form(&body) else {
@@ -530,7 +520,7 @@ async fn logout<S: Store>(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    if !same_origin(&headers, c.secure) {
+    if !same_origin(&headers, c.sessions.secure) {
         return forbidden("a cross-site sign-out is refused");
     }
     if let Some((key, session, _)) = c.session(&headers) {
@@ -612,7 +602,7 @@ async fn forward<S: Store>(
     // (when the browser says) and the session's CSRF token. A page of
     // another port of this host (the same site for SameSite cookies)
     // cannot drive the console even to read.
-    if !same_origin(&parts.headers, c.secure) {
+    if !same_origin(&parts.headers, c.sessions.secure) {
         return forbidden("a cross-site request is refused");
     }
     let sent = parts.headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok());
