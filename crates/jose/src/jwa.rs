@@ -104,6 +104,18 @@ impl Hash {
     pub fn digest(self, data: &[u8]) -> Vec<u8> {
         crate::crypto::digest(self, data)
     }
+
+    /// The HMAC (RFC 2104) of `data` under `key` with this hash — for a
+    /// value only its maker checks again, such as a stateless DPoP nonce.
+    pub fn mac(self, key: &[u8], data: &[u8]) -> Vec<u8> {
+        crate::crypto::mac(self, key, data)
+    }
+
+    /// Whether `tag` is [`Hash::mac`] of `data` under `key`, compared in
+    /// constant time.
+    pub fn verify_mac(self, key: &[u8], data: &[u8], tag: &[u8]) -> bool {
+        crate::crypto::verify_mac(self, key, data, tag)
+    }
 }
 
 /// What kind of key an algorithm needs.
@@ -430,6 +442,39 @@ impl FromStr for JweEncryption {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    /// RFC 4231 §4.3, test case 2 (a key shorter than the block).
+    #[test]
+    fn hmac_of_rfc_4231_test_case_2() {
+        let data = b"what do ya want for nothing?";
+        let want: [(Hash, &str); 3] = [
+            (
+                Hash::Sha256,
+                "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843",
+            ),
+            (
+                Hash::Sha384,
+                "af45d2e376484031617f78d2b58a6b1b9c7ef464f5a01b47e42ec3736322445e\
+                 8e2240ca5e69e2c78b3239ecfab21649",
+            ),
+            (
+                Hash::Sha512,
+                "164b7a7bfcf819e2e395fbe73b56e0a387bd64222e831fd610270cd7ea250554\
+                 9758bf75c05a994a6d034f65f8f0e6fdcaeab1a34d4a6b4b636e070a38bce737",
+            ),
+        ];
+        for (hash, hex) in want {
+            let tag = hash.mac(b"Jefe", data);
+            let got: String = tag.iter().map(|b| format!("{b:02x}")).collect();
+            assert_eq!(got, hex, "{hash:?}");
+            assert!(hash.verify_mac(b"Jefe", data, &tag));
+            let mut bad = tag.clone();
+            *bad.first_mut().unwrap() ^= 1;
+            assert!(!hash.verify_mac(b"Jefe", data, &bad));
+            assert!(!hash.verify_mac(b"Jeff", data, &tag));
+            assert!(!hash.verify_mac(b"Jefe", data, tag.split_last().unwrap().1));
+        }
+    }
 
     #[test]
     fn table_is_consistent() {

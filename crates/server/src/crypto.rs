@@ -129,6 +129,20 @@ impl MasterKey {
         Ok(Mac(aws_lc_rs::hmac::Key::from(okm)))
     }
 
+    /// 32 secret bytes for one purpose, named by `label` (the HKDF
+    /// `info`), for a library that takes its key as bytes: the same master
+    /// key and label always give the same bytes.
+    pub fn derive_secret(&self, label: &str) -> Result<Zeroizing<[u8; 32]>, OpenFailed> {
+        let info = [label.as_bytes()];
+        let okm = self
+            .prk
+            .expand(&info, aws_lc_rs::hkdf::HKDF_SHA256)
+            .map_err(|_| OpenFailed)?;
+        let mut out = Zeroizing::new([0u8; 32]);
+        okm.fill(out.as_mut_slice()).map_err(|_| OpenFailed)?;
+        Ok(out)
+    }
+
     /// Seals `plaintext` for the record named `label` (a key id): a fresh
     /// 96-bit nonce, then ciphertext and tag.
     pub fn seal(&self, label: &str, plaintext: &[u8]) -> Result<Vec<u8>, OpenFailed> {

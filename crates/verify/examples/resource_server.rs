@@ -16,6 +16,10 @@
 //! curl -H "Authorization: DPoP $ACCESS_TOKEN" \
 //!   -H "DPoP: $(tessera dpop proof --key app.jwk --htm GET --htu http://127.0.0.1:3000/orders --token "$ACCESS_TOKEN")" \
 //!   http://127.0.0.1:3000/orders
+//! # With DPOP_NONCE_KEY (at least 32 bytes, hex; the same for every
+//! # instance), every proof must carry a nonce of this server's: the first
+//! # request is answered 401 use_dpop_nonce with a DPoP-Nonce header, and
+//! # the retry puts it in its proof (tessera dpop proof --nonce N).
 //! ```
 #![allow(missing_docs)]
 
@@ -83,6 +87,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     if let Ok(url) = std::env::var("EXTERNAL_URL") {
         // DPoP-bound tokens are accepted, each with a proof for this URL.
         builder = builder.external_url(&url);
+    }
+    if let Ok(hex) = std::env::var("DPOP_NONCE_KEY") {
+        let key = (0..hex.len())
+            .step_by(2)
+            .map(|i| {
+                hex.get(i..i + 2)
+                    .and_then(|b| u8::from_str_radix(b, 16).ok())
+            })
+            .collect::<Option<Vec<u8>>>()
+            .ok_or("DPOP_NONCE_KEY: expected hex")?;
+        builder = builder.dpop_nonce_key(&key);
     }
     if let Ok(path) = std::env::var("DECRYPTION_KEY") {
         let key = Jwk::from_json(&std::fs::read(path)?)?;

@@ -210,6 +210,82 @@ impl std::fmt::Debug for Nonce<'_> {
     }
 }
 
+/// Stateless server nonces (RFC 9449 §8, §9): a nonce is a one-minute
+/// time bucket and its HMAC-SHA-256 under a key, so any instance holding
+/// the key accepts any instance's nonces, for two to three minutes (the
+/// current bucket, the two before it, and one ahead for clocks that differ
+/// a little), and nothing is stored. What `tessera serve` does with a key
+/// derived from its master key; a resource server gives its own key
+/// ([`crate::VerifierBuilder::dpop_nonce_key`]).
+pub struct Nonces {
+    key: zeroize::Zeroizing<Vec<u8>>,
+}
+
+impl std::fmt::Debug for Nonces {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Nonces(..)")
+    }
+}
+
+/// Seconds in one nonce bucket.
+pub const NONCE_PERIOD: i64 = 60;
+/// How many buckets before the current one a nonce is still accepted in
+/// (one ahead is accepted too).
+pub const NONCE_BUCKETS_BEHIND: i64 = 2;
+/// The shortest nonce key accepted, in bytes.
+pub const MIN_NONCE_KEY: usize = 32;
+/// What a nonce's MAC covers besides its bucket.
+const NONCE_LABEL: &[u8] = b"tessera dpop nonce";
+
+impl Nonces {
+    /// Nonces under `key` (at least [`MIN_NONCE_KEY`] random bytes; give
+    /// every instance of one resource the same key).
+    pub fn new(key: &[u8]) -> Result<Self, String> {
+        if key.len() < MIN_NONCE_KEY {
+            return Err(format!(
+                "a DPoP nonce key is at least {MIN_NONCE_KEY} bytes (got {})",
+                key.len()
+            ));
+        }
+        Ok(Nonces {
+            key: zeroize::Zeroizing::new(key.to_vec()),
+        })
+    }
+
+    fn tag(&self, bucket: [u8; 8]) -> Vec<u8> {
+        let mut data = NONCE_LABEL.to_vec();
+        data.extend_from_slice(&bucket);
+        Hash::Sha256.mac(&self.key, &data)
+    }
+
+    /// A fresh nonce at `now`.
+    pub fn issue(&self, now: i64) -> String {
+        let bucket = now.div_euclid(NONCE_PERIOD).to_be_bytes();
+        let mut raw = bucket.to_vec();
+        raw.extend_from_slice(&self.tag(bucket));
+        tessera_jose::b64::encode(raw)
+    }
+
+    /// Whether `nonce` is one of these and still good at `now`.
+    pub fn accepts(&self, nonce: &str, now: i64) -> bool {
+        let Ok(raw) = tessera_jose::b64::decode(nonce, "nonce") else {
+            return false;
+        };
+        let (Some(b), Some(tag)) = (raw.get(..8), raw.get(8..)) else {
+            return false;
+        };
+        let Ok(bucket) = <[u8; 8]>::try_from(b) else {
+            return false;
+        };
+        let current = now.div_euclid(NONCE_PERIOD);
+        let mut data = NONCE_LABEL.to_vec();
+        data.extend_from_slice(&bucket);
+        (current.saturating_sub(2)..=current.saturating_add(1))
+            .contains(&i64::from_be_bytes(bucket))
+            && Hash::Sha256.verify_mac(&self.key, &data, tag)
+    }
+}
+
 /// The request a proof came with, as this server knows it.
 #[derive(Debug, Clone, Copy)]
 pub struct Request<'a> {

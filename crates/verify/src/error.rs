@@ -33,6 +33,10 @@ pub enum BuildError {
     /// The decryption key does not fit.
     #[error("tessera-verify: decryption key: {0}")]
     Key(String),
+    /// The DPoP nonce key is too short
+    /// ([`crate::VerifierBuilder::dpop_nonce_key`]).
+    #[error("tessera-verify: dpop_nonce_key: {0}")]
+    DpopNonce(String),
     /// The issuer, the JWKS URL given, or the one the issuer's metadata
     /// names is not one keys may come from (see [`crate::urls`]); refused
     /// before any request is made to it.
@@ -80,14 +84,17 @@ pub enum AuthError {
     /// accepted algorithms (503 when replay cannot be checked).
     #[error("{description}")]
     Dpop {
-        /// `invalid_dpop_proof`, `invalid_token` (a bound token sent as
-        /// `Bearer`, or an unbound one as `DPoP`) or
-        /// `temporarily_unavailable`.
+        /// `invalid_dpop_proof`, `use_dpop_nonce` (a fresh nonce is in
+        /// `nonce`), `invalid_token` (a bound token sent as `Bearer`, or an
+        /// unbound one as `DPoP`) or `temporarily_unavailable`.
         error: &'static str,
         /// What failed (safe to send back).
         description: String,
         /// The algorithms accepted, space-separated (the challenge's `algs`).
         algs: String,
+        /// A fresh server nonce, sent back as `DPoP-Nonce` (with
+        /// `use_dpop_nonce`, when this resource requires nonces).
+        nonce: Option<String>,
     },
 }
 
@@ -159,6 +166,14 @@ impl IntoResponse for AuthError {
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, value);
+        }
+        if let AuthError::Dpop {
+            nonce: Some(nonce), ..
+        } = &self
+        {
+            if let Ok(value) = HeaderValue::from_str(nonce) {
+                response.headers_mut().insert(crate::DPOP_NONCE, value);
+            }
         }
         response
     }

@@ -175,7 +175,10 @@ impl Verifier {
             return Ok(verified);
         }
         let side = self.inner.dpop.as_ref();
+        let now = self.now();
         let refuse = |error: &'static str, description: String| AuthError::Dpop {
+            // With nonces on, every DPoP refusal hands out a fresh one.
+            nonce: side.and_then(|d| d.nonces.as_ref()).map(|n| n.issue(now)),
             error,
             description,
             algs: side.map_or_else(String::new, |d| {
@@ -223,13 +226,17 @@ impl Verifier {
             .get::<axum::extract::OriginalUri>()
             .map_or_else(|| parts.uri.path(), |o| o.0.path());
         let url = format!("{}{}", side.base, path);
+        let accepts = |n: &str| side.nonces.as_ref().is_some_and(|k| k.accepts(n, now));
         let request = crate::dpop::Request {
             method: parts.method.as_str(),
             url: &url,
             access_token: Some(token),
-            nonce: crate::dpop::Nonce::NotRequired,
+            nonce: if side.nonces.is_some() {
+                crate::dpop::Nonce::Required(&accepts)
+            } else {
+                crate::dpop::Nonce::NotRequired
+            },
         };
-        let now = self.now();
         let checked = crate::dpop::check(proof, &side.rules, &request, now).map_err(failed)?;
         if &checked.jkt != jkt {
             return Err(failed(crate::dpop::DpopError::KeyMismatch));
@@ -299,14 +306,23 @@ fn guard(State(verifier): State<Verifier>, request: Request, next: Next) -> Guar
             Ok(v) => v,
             Err(e) => return e.into_response(),
         };
-        if verified.dpop_jkt.is_some() {
+        let bound = verified.dpop_jkt.is_some();
+        if bound {
             if let Ok((_, token)) = credential(&parts) {
                 let proven = Proven(token.to_owned());
                 parts.extensions.insert(proven);
             }
         }
         parts.extensions.insert(Claims(verified));
-        next.run(Request::from_parts(parts, body)).await
+        let mut response = next.run(Request::from_parts(parts, body)).await;
+        // With nonces on, the answer to a DPoP request brings the next
+        // nonce (RFC 9449 §9), so the client's next proof needs no retry.
+        if let Some(nonces) = verifier.dpop_nonces().filter(|_| bound) {
+            if let Ok(v) = axum::http::HeaderValue::from_str(&nonces.issue(verifier.now())) {
+                response.headers_mut().insert(crate::DPOP_NONCE, v);
+            }
+        }
+        response
     })
 }
 

@@ -102,6 +102,8 @@ pub use extract::{layer, require_roles, require_scope, AccessClaims, Claims, Lay
 pub const ACCESS_TYP: &str = "at+jwt";
 /// `typ` of tessera step-up assertions.
 pub const STEP_UP_TYP: &str = "step-up+jwt";
+/// The response header carrying a DPoP server nonce (RFC 9449 §8.1, §9).
+pub const DPOP_NONCE: &str = "dpop-nonce";
 
 /// How long a key set stays in use without a successful refresh: 6 hours.
 ///
@@ -154,6 +156,7 @@ pub struct VerifierBuilder {
     external_url: Option<String>,
     dpop_rules: dpop::ProofRules,
     dpop_replay_capacity: usize,
+    dpop_nonce_key: Option<zeroize::Zeroizing<Vec<u8>>>,
     /// The first of `issuer`/`jwks_uri` given twice: refused at build.
     repeated: Option<&'static str>,
 }
@@ -173,6 +176,7 @@ impl Default for VerifierBuilder {
             external_url: None,
             dpop_rules: dpop::ProofRules::default(),
             dpop_replay_capacity: dpop::DEFAULT_REPLAY_CAPACITY,
+            dpop_nonce_key: None,
             repeated: None,
         }
     }
@@ -271,6 +275,18 @@ impl VerifierBuilder {
         self.dpop_replay_capacity = capacity;
         self
     }
+    /// Require a server nonce (RFC 9449 §9) in every DPoP proof, made and
+    /// checked with `key` (at least [`dpop::MIN_NONCE_KEY`] random bytes;
+    /// give every instance of the resource the same key). A proof without
+    /// a good nonce is answered `401` with `WWW-Authenticate: DPoP
+    /// error="use_dpop_nonce"` and a fresh `DPoP-Nonce`, which the client
+    /// puts in its next proof; [`layer`] also sends a fresh one with every
+    /// answer to a DPoP request. Nonces live two to three minutes, so they
+    /// also heal a client's clock drift. Off by default.
+    pub fn dpop_nonce_key(mut self, key: &[u8]) -> Self {
+        self.dpop_nonce_key = Some(zeroize::Zeroizing::new(key.to_vec()));
+        self
+    }
     /// Where the time comes from, for `exp`/`nbf`/`iat` and the key set's
     /// age (default: the system clock). For tests, which then never sleep.
     pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
@@ -342,10 +358,17 @@ impl VerifierBuilder {
                         reason: urls::UrlError::QueryOrFragment,
                     });
                 }
+                let nonces = self
+                    .dpop_nonce_key
+                    .as_deref()
+                    .map(|k| dpop::Nonces::new(k))
+                    .transpose()
+                    .map_err(BuildError::DpopNonce)?;
                 Some(DpopSide {
                     base,
                     rules: self.dpop_rules,
                     seen: dpop::MemoryReplayCache::new(self.dpop_replay_capacity),
+                    nonces,
                 })
             }
         };
@@ -492,6 +515,8 @@ pub(crate) struct DpopSide {
     pub(crate) base: String,
     pub(crate) rules: dpop::ProofRules,
     pub(crate) seen: dpop::MemoryReplayCache,
+    /// When proofs must carry a server nonce: how nonces are made.
+    pub(crate) nonces: Option<dpop::Nonces>,
 }
 
 /// A token that verified: its header's `typ` and its claims.
@@ -783,6 +808,13 @@ impl Verifier {
             sealed,
             dpop_jkt,
         })
+    }
+
+    /// The DPoP server nonces of this resource, when it requires them
+    /// ([`VerifierBuilder::dpop_nonce_key`]): to hand out a fresh one in an
+    /// answer of your own.
+    pub fn dpop_nonces(&self) -> Option<&dpop::Nonces> {
+        self.inner.dpop.as_ref().and_then(|d| d.nonces.as_ref())
     }
 
     /// The current time, as the verifier sees it.

@@ -41,6 +41,18 @@ pub(crate) fn digest(hash: Hash, data: &[u8]) -> Vec<u8> {
     digest::digest(alg, data).as_ref().to_vec()
 }
 
+/// HMAC (RFC 2104) of `data` under `key`.
+pub(crate) fn mac(hash: Hash, key: &[u8], data: &[u8]) -> Vec<u8> {
+    let key = hmac::Key::new(hmac_alg(hash), key);
+    hmac::sign(&key, data).as_ref().to_vec()
+}
+
+/// Whether `tag` is the HMAC of `data` under `key`, in constant time.
+pub(crate) fn verify_mac(hash: Hash, key: &[u8], data: &[u8], tag: &[u8]) -> bool {
+    let key = hmac::Key::new(hmac_alg(hash), key);
+    hmac::verify(&key, data, tag).is_ok()
+}
+
 /// Constant-time equality for secrets of public length.
 pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     #[allow(deprecated)] // the replacement is not in every aws-lc-rs 1.x

@@ -14,67 +14,38 @@ use axum::response::{IntoResponse, Response};
 use tessera_verify::dpop::{self, DpopError, Nonce, Proof};
 
 use super::{ApiError, AppState};
-use crate::crypto::{Mac, MasterKey, OpenFailed};
+use crate::crypto::{MasterKey, OpenFailed};
 use crate::store::Store;
 
 /// The response header carrying a server nonce (RFC 9449 §8).
 pub const NONCE_HEADER: &str = "dpop-nonce";
 
-/// Seconds in one nonce bucket.
-const NONCE_PERIOD: i64 = 60;
-/// Buckets before the current one whose nonces are still accepted (a
-/// nonce lives two to three minutes); one ahead is accepted too, for
-/// nodes whose clocks differ a little.
-const NONCE_BUCKETS_BEHIND: i64 = 2;
 /// The master-key derivation label of the nonce key.
 const NONCE_LABEL: &str = "tessera dpop nonce v1";
 
-/// Stateless server nonces.
+/// Stateless server nonces: [`dpop::Nonces`] (a one-minute bucket and its
+/// HMAC) under a key derived from the master key, so every node makes and
+/// accepts the same ones.
 #[derive(Debug)]
-pub struct Nonces {
-    mac: Mac,
-}
+pub struct Nonces(dpop::Nonces);
 
 impl Nonces {
-    /// The nonce key of this master key (the same on every node).
+    /// The nonces of this master key (the same on every node).
     pub fn from_master(master: &MasterKey) -> Result<Self, OpenFailed> {
-        Ok(Nonces {
-            mac: master.derive_mac(NONCE_LABEL)?,
-        })
-    }
-
-    fn bucket(now: i64) -> i64 {
-        now.div_euclid(NONCE_PERIOD)
-    }
-
-    fn for_bucket(&self, bucket: i64) -> String {
-        let b = bucket.to_be_bytes();
-        let mut raw = Vec::with_capacity(40);
-        raw.extend_from_slice(&b);
-        raw.extend_from_slice(&self.mac.tag(&[b"dpop-nonce", &b]));
-        tessera_jose::b64::encode(raw)
+        let key = master.derive_secret(NONCE_LABEL)?;
+        dpop::Nonces::new(key.as_slice())
+            .map(Nonces)
+            .map_err(|_| OpenFailed)
     }
 
     /// A fresh nonce.
     pub fn issue(&self, now: i64) -> String {
-        self.for_bucket(Self::bucket(now))
+        self.0.issue(now)
     }
 
     /// Whether `nonce` is one of ours and still good at `now`.
     pub fn accepts(&self, nonce: &str, now: i64) -> bool {
-        let Ok(raw) = tessera_jose::b64::decode(nonce, "nonce") else {
-            return false;
-        };
-        let (Some(b), Some(tag)) = (raw.get(..8), raw.get(8..)) else {
-            return false;
-        };
-        let Ok(b) = <[u8; 8]>::try_from(b) else {
-            return false;
-        };
-        let bucket = i64::from_be_bytes(b);
-        let current = Self::bucket(now);
-        (current - NONCE_BUCKETS_BEHIND..=current + 1).contains(&bucket)
-            && self.mac.verify_tag(&[b"dpop-nonce", &b], tag)
+        self.0.accepts(nonce, now)
     }
 }
 
@@ -203,10 +174,13 @@ mod tests {
         let n = a.issue(t);
         assert_eq!(n, b.issue(t), "every node makes the same nonce");
         assert!(b.accepts(&n, t));
-        assert!(b.accepts(&n, t + NONCE_PERIOD * NONCE_BUCKETS_BEHIND));
-        assert!(!b.accepts(&n, t + NONCE_PERIOD * (NONCE_BUCKETS_BEHIND + 1)));
-        assert!(b.accepts(&n, t - NONCE_PERIOD), "a node a little behind");
-        assert!(!b.accepts(&n, t - 2 * NONCE_PERIOD));
+        let (period, behind) = (dpop::NONCE_PERIOD, dpop::NONCE_BUCKETS_BEHIND);
+        let t = t - t % period;
+        let n = a.issue(t);
+        assert!(b.accepts(&n, t + period * behind));
+        assert!(!b.accepts(&n, t + period * (behind + 1)));
+        assert!(b.accepts(&n, t - period), "a node a little behind");
+        assert!(!b.accepts(&n, t - period - 1));
         assert!(!nonces(8).accepts(&n, t), "another master key");
     }
 

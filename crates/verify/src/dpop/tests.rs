@@ -534,3 +534,27 @@ fn the_dpop_header_is_one_value() {
     );
     assert_eq!(super::header(&h), Err(DpopError::TooLarge));
 }
+
+#[test]
+fn server_nonces_live_two_to_three_minutes_under_their_key_only() {
+    assert!(Nonces::new(&[1u8; 31]).is_err(), "a short key");
+    let n = Nonces::new(&[1u8; 32]).unwrap();
+    let other = Nonces::new(&[2u8; 32]).unwrap();
+    let t = 1_800_000_000 - 1_800_000_000 % NONCE_PERIOD; // a bucket's start
+    let nonce = n.issue(t);
+    for later in [0, 59, 60, 119, 179] {
+        assert!(n.accepts(&nonce, t + later), "{later} s later");
+    }
+    assert!(!n.accepts(&nonce, t + 180), "three buckets on");
+    assert!(
+        n.accepts(&nonce, t - 60),
+        "a node whose clock is a minute behind"
+    );
+    assert!(!n.accepts(&nonce, t - 61));
+    assert!(!other.accepts(&nonce, t), "another key's nonce");
+    let cut = nonce.get(..nonce.len() - 2).unwrap();
+    for bad in ["", "AAAA", "not base64!", cut] {
+        assert!(!n.accepts(bad, t), "{bad:?}");
+    }
+    assert!(format!("{n:?}").contains(".."), "no key in Debug");
+}

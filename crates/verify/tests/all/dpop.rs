@@ -287,3 +287,114 @@ async fn no_bypass_through_the_direct_api_and_the_layer_checks_once() {
     );
     i.server.shutdown().await;
 }
+
+#[tokio::test]
+async fn resource_nonces_when_required() {
+    let i = issuer("30d").await;
+    let key = Jwk::generate_for(JwsAlgorithm::ES256).unwrap();
+    let session = i
+        .session_with(API, json!({"dpop_jkt": key.thumbprint()}))
+        .await;
+    let token = session["access_token"].as_str().unwrap().to_owned();
+    let nonce_key = [7u8; 32];
+    let build = |k: &[u8]| {
+        Verifier::builder()
+            .issuer(&i.issuer)
+            .audience(API)
+            .algorithms([JwsAlgorithm::ES256])
+            .external_url(EXTERNAL)
+            .dpop_nonce_key(k)
+            .build()
+    };
+    assert!(matches!(
+        build(&[1u8; 16]).await,
+        Err(tessera_verify::BuildError::DpopNonce(_))
+    ));
+    let verifier = build(&nonce_key).await.unwrap();
+    let layered = Router::new()
+        .route("/me", get(|| async { "ok" }))
+        .layer(tessera_verify::layer(verifier.clone()));
+    let extractor = app(verifier.clone());
+    let url = format!("{EXTERNAL}/me");
+    let auth = format!("DPoP {token}");
+    let signed = |nonce: Option<&str>, iat: i64| {
+        let jti = tessera_server::crypto::random_token(12)
+            .unwrap()
+            .to_string();
+        dpop::sign(
+            &key,
+            JwsAlgorithm::ES256,
+            &NewProof {
+                method: "GET",
+                url: &url,
+                jti: &jti,
+                iat,
+                access_token: Some(&token),
+                nonce,
+            },
+        )
+        .unwrap()
+    };
+    let send = |app: Router, proof: String| {
+        let auth = auth.clone();
+        async move {
+            let response = app
+                .oneshot(
+                    Request::builder()
+                        .uri("/me")
+                        .header("authorization", auth)
+                        .header("dpop", proof)
+                        .body(Body::empty())
+                        .unwrap(),
+                )
+                .await
+                .unwrap();
+            let header = |n: &str| {
+                response
+                    .headers()
+                    .get(n)
+                    .map(|v| v.to_str().unwrap().to_owned())
+            };
+            (
+                response.status(),
+                header("www-authenticate").unwrap_or_default(),
+                header("dpop-nonce"),
+            )
+        }
+    };
+    let now = SystemClock.now();
+    for app in [&layered, &extractor] {
+        // No nonce: 401 use_dpop_nonce, and a nonce to use.
+        let (status, challenge, nonce) = send(app.clone(), signed(None, now)).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert!(challenge.starts_with("DPoP "), "{challenge}");
+        assert!(
+            challenge.contains("error=\"use_dpop_nonce\""),
+            "{challenge}"
+        );
+        let nonce = nonce.expect("a DPoP-Nonce with use_dpop_nonce");
+        // One retry with it succeeds.
+        let (status, challenge, _) = send(app.clone(), signed(Some(&nonce), now)).await;
+        assert_eq!(status, StatusCode::OK, "{challenge}");
+        // A nonce of another key, one that has lived too long, garbage.
+        let foreign = dpop::Nonces::new(&[8u8; 32]).unwrap().issue(now);
+        let old = dpop::Nonces::new(&nonce_key).unwrap().issue(now - 240);
+        for bad in [foreign.as_str(), old.as_str(), "bm9uY2U"] {
+            let (status, challenge, fresh) = send(app.clone(), signed(Some(bad), now)).await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "{bad}");
+            assert!(challenge.contains("use_dpop_nonce"), "{bad}: {challenge}");
+            assert!(fresh.is_some(), "{bad}");
+        }
+        // With nonces on, a stale iat is healed by a nonce too.
+        let (_, challenge, _) = send(app.clone(), signed(Some(&nonce), now - 3600)).await;
+        assert!(challenge.contains("use_dpop_nonce"), "{challenge}");
+    }
+    // The layer's answers to a DPoP request bring the next nonce.
+    let (status, _, next) = send(
+        layered.clone(),
+        signed(Some(&verifier.dpop_nonces().unwrap().issue(now)), now),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(next.is_some_and(|n| verifier.dpop_nonces().unwrap().accepts(&n, now)));
+}
