@@ -8,6 +8,18 @@ use tessera_verify::dpop::{self, NewProof};
 const EXTERNAL: &str = "https://api.example.com";
 
 fn proof(key: &Jwk, method: &str, url: &str, token: Option<&str>, iat: i64) -> String {
+    proof_with_nonce(key, method, url, token, iat, None)
+}
+
+/// A proof with a server nonce.
+fn proof_with_nonce(
+    key: &Jwk,
+    method: &str,
+    url: &str,
+    token: Option<&str>,
+    iat: i64,
+    nonce: Option<&str>,
+) -> String {
     let jti = tessera_server::crypto::random_token(12)
         .unwrap()
         .to_string();
@@ -20,10 +32,18 @@ fn proof(key: &Jwk, method: &str, url: &str, token: Option<&str>, iat: i64) -> S
             jti: &jti,
             iat,
             access_token: token,
-            nonce: None,
+            nonce,
         },
     )
     .unwrap()
+}
+
+/// A session's access token bound to `key`.
+async fn bound_token(i: &Issuer, key: &Jwk) -> String {
+    let session = i
+        .session_with(API, json!({"dpop_jkt": key.thumbprint()}))
+        .await;
+    session["access_token"].as_str().unwrap().to_owned()
 }
 
 async fn dpop_verifier(i: &Issuer) -> Verifier {
@@ -229,10 +249,7 @@ async fn app_without_dpop(i: &Issuer) -> Router {
 async fn no_bypass_through_the_direct_api_and_the_layer_checks_once() {
     let i = issuer("30d").await;
     let key = Jwk::generate_for(JwsAlgorithm::ES256).unwrap();
-    let session = i
-        .session_with(API, json!({"dpop_jkt": key.thumbprint()}))
-        .await;
-    let token = session["access_token"].as_str().unwrap().to_owned();
+    let token = bound_token(&i, &key).await;
     let verifier = dpop_verifier(&i).await;
     assert!(matches!(
         verifier.verify::<AccessClaims>(&token),
@@ -292,10 +309,7 @@ async fn no_bypass_through_the_direct_api_and_the_layer_checks_once() {
 async fn resource_nonces_when_required() {
     let i = issuer("30d").await;
     let key = Jwk::generate_for(JwsAlgorithm::ES256).unwrap();
-    let session = i
-        .session_with(API, json!({"dpop_jkt": key.thumbprint()}))
-        .await;
-    let token = session["access_token"].as_str().unwrap().to_owned();
+    let token = bound_token(&i, &key).await;
     let nonce_key = [7u8; 32];
     let build = |k: &[u8]| {
         Verifier::builder()
@@ -318,22 +332,7 @@ async fn resource_nonces_when_required() {
     let url = format!("{EXTERNAL}/me");
     let auth = format!("DPoP {token}");
     let signed = |nonce: Option<&str>, iat: i64| {
-        let jti = tessera_server::crypto::random_token(12)
-            .unwrap()
-            .to_string();
-        dpop::sign(
-            &key,
-            JwsAlgorithm::ES256,
-            &NewProof {
-                method: "GET",
-                url: &url,
-                jti: &jti,
-                iat,
-                access_token: Some(&token),
-                nonce,
-            },
-        )
-        .unwrap()
+        proof_with_nonce(&key, "GET", &url, Some(&token), iat, nonce)
     };
     let send = |app: Router, proof: String| {
         let auth = auth.clone();
@@ -397,4 +396,5 @@ async fn resource_nonces_when_required() {
     .await;
     assert_eq!(status, StatusCode::OK);
     assert!(next.is_some_and(|n| verifier.dpop_nonces().unwrap().accepts(&n, now)));
+    i.server.shutdown().await;
 }
