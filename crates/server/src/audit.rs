@@ -420,14 +420,14 @@ impl AuditHead {
         [b"audit head", seq, &self.hash, pruned, &self.pruned_hash]
     }
 
-    fn compute_mac(&self, keys: &AuditKeys) -> Vec<u8> {
+    pub(crate) fn compute_mac(&self, keys: &AuditKeys) -> Vec<u8> {
         let (seq, pruned) = (self.seq.to_be_bytes(), self.pruned_through.to_be_bytes());
         keys.chain.tag(&self.mac_input(&seq, &pruned)).to_vec()
     }
 
     /// Whether the head is as an append or a pruning with these keys left
     /// it (or the untouched genesis state).
-    fn is_authentic(&self, keys: &AuditKeys) -> bool {
+    pub(crate) fn is_authentic(&self, keys: &AuditKeys) -> bool {
         let (seq, pruned) = (self.seq.to_be_bytes(), self.pruned_through.to_be_bytes());
         match &self.mac {
             Some(mac) => keys.chain.verify_tag(&self.mac_input(&seq, &pruned), mac),
@@ -680,7 +680,7 @@ impl HeadCache {
     fn get(&self) -> Option<AuditHead> {
         self.0.lock().ok().and_then(|h| h.clone())
     }
-    fn put(&self, head: AuditHead) {
+    pub(crate) fn put(&self, head: AuditHead) {
         if let Ok(mut h) = self.0.lock() {
             *h = Some(head);
         }
@@ -813,9 +813,10 @@ impl CachedAppend {
 }
 
 /// The insert of an event, its values `?1` to `?13` bound by [`bind_record`].
-const INSERT_EVENT: &str = "INSERT INTO audit_events (seq, time, actor_type, actor_id, action, \
+pub(crate) const INSERT_EVENT: &str =
+    "INSERT INTO audit_events (seq, time, actor_type, actor_id, action, \
      target, outcome, request_id, source_ip, details, prev_hash, hash, mac)";
-const EVENT_VALUES: &str = "?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13";
+pub(crate) const EVENT_VALUES: &str = "?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13";
 
 /// Binds `record`'s fields as `?1` to `?13`, in [`INSERT_EVENT`]'s order.
 fn bind_record<'q>(
@@ -838,7 +839,8 @@ fn bind_record<'q>(
         .bind(&record.mac)
 }
 
-/// The sealed record of `event` following `head`.
+/// The sealed record of `event` following `head`, in the task's
+/// [`Context`].
 fn new_record(
     head: &AuditHead,
     keys: &AuditKeys,
@@ -846,7 +848,19 @@ fn new_record(
     default_actor: Actor,
     now: i64,
 ) -> Result<AuditRecord, StoreError> {
-    let ctx = context();
+    new_record_in(context(), head, keys, event, default_actor, now)
+}
+
+/// The sealed record of `event` following `head`, in `ctx` (work done
+/// away from the request's task: the store's group commit).
+pub(crate) fn new_record_in(
+    ctx: Context,
+    head: &AuditHead,
+    keys: &AuditKeys,
+    event: &Event,
+    default_actor: Actor,
+    now: i64,
+) -> Result<AuditRecord, StoreError> {
     let actor = ctx.actor.unwrap_or(default_actor);
     let mut record = AuditRecord {
         seq: head
@@ -898,7 +912,7 @@ async fn append_with(
     Ok(record.seq)
 }
 
-fn head_refused() -> StoreError {
+pub(crate) fn head_refused() -> StoreError {
     StoreError::AuditRefused(
         "its head does not verify under this master key: is this the deployment's master key \
          (TESSERA_MASTER_KEY or master_key_file, as the service has it)? If it is, the trail \
@@ -916,7 +930,7 @@ fn sql(backend: Backend, query: &str) -> String {
     }
 }
 
-const HEAD_COLUMNS: &str = "seq, hash, pruned_through, pruned_hash, mac";
+pub(crate) const HEAD_COLUMNS: &str = "seq, hash, pruned_through, pruned_hash, mac";
 
 fn head_from_row(r: &sqlx::any::AnyRow) -> Result<AuditHead, StoreError> {
     Ok(AuditHead {

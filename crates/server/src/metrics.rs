@@ -82,6 +82,16 @@ pub static DPOP_BOUND: Counter = Counter::new(
     "tessera_dpop_bound_tokens_total",
     "Tokens issued bound to a DPoP key (cnf.jkt).",
 );
+/// SQLite transactions committed by the group commit (one fsync each).
+pub static STORE_GROUP_COMMITS: Counter = Counter::new(
+    "tessera_store_group_commits_total",
+    "SQLite transactions committed by the store's group commit (one fsync each).",
+);
+/// Writes committed by the group commit.
+pub static STORE_GROUP_WRITES: Counter = Counter::new(
+    "tessera_store_group_writes_total",
+    "Writes (sessions, refresh rotations, sealed-token records) committed by the group commit; divided by tessera_store_group_commits_total, the mean batch.",
+);
 
 /// Counters by label values (a few routes and statuses, a few dozen audit
 /// actions: the label sets are small and fixed by the code).
@@ -179,6 +189,8 @@ const ALL: &[&Counter] = &[
     &TOKEN_EXCHANGES,
     &SEALING_KEY_REFRESH_FAILURES,
     &DPOP_BOUND,
+    &STORE_GROUP_COMMITS,
+    &STORE_GROUP_WRITES,
 ];
 
 /// Every counter, in the Prometheus text exposition format.

@@ -16,6 +16,8 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{AnyPool, ConnectOptions, Connection, Executor, Row};
 
+mod group;
+
 /// A store failure. The message is for the operator's log; it never holds
 /// a secret.
 #[derive(Debug, thiserror::Error)]
@@ -23,6 +25,9 @@ pub enum StoreError {
     /// The database failed.
     #[error("database: {0}")]
     Database(sqlx::Error),
+    /// SQLite's group commit failed (the database, or its writer thread).
+    #[error("database: {0}")]
+    Sqlite(String),
     /// A migration failed.
     #[error("database migration: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
@@ -760,6 +765,9 @@ pub struct SqlStore {
     write_gate: WriteGate,
     /// DPoP proofs recorded together (one transaction per batch).
     replay: Arc<ReplayBatcher>,
+    /// SQLite: the group commit of the writes requests wait on (sessions,
+    /// refresh rotations, sealed tokens), and the file it writes to.
+    group: Option<(group::GroupCommit, std::path::PathBuf)>,
 }
 
 /// A DPoP proof to record: its replay key, until when, and the time of the
@@ -971,6 +979,12 @@ impl WriteGate {
         }))))
     }
 
+    /// This thread's turn to write, waited for (the group commit's thread,
+    /// outside Tokio); `None` without a gate.
+    pub(crate) fn blocking_turn(&self) -> Option<tokio::sync::MutexGuard<'_, Writer>> {
+        self.0.as_ref().map(|w| w.blocking_lock())
+    }
+
     /// Closes the writer (its last transaction ended), waiting for SQLite
     /// to close the file; a later write opens it again.
     async fn close(&self) {
@@ -1030,9 +1044,19 @@ impl SqlStore {
                 "database_url must be sqlite:… or postgres://…".into(),
             ));
         };
+        // The database file the group commit writes to (SQLite, not in
+        // memory: its thread opens a connection of its own).
+        let mut file = None;
         let url = match backend {
             Backend::Sqlite => {
                 let options = SqliteConnectOptions::from_str(url)?.create_if_missing(true);
+                let name = options.get_filename();
+                if !name.as_os_str().is_empty()
+                    && name.as_os_str() != ":memory:"
+                    && !url.contains("mode=memory")
+                {
+                    file = Some(name.to_path_buf());
+                }
                 options.to_url_lossy().to_string()
             }
             Backend::Postgres => url.to_owned(),
@@ -1099,7 +1123,7 @@ impl SqlStore {
             Backend::Sqlite => WriteGate::one_at_a_time(pool.acquire().await?.detach()),
             Backend::Postgres => WriteGate::default(),
         };
-        Ok(SqlStore {
+        let store = SqlStore {
             pool,
             backend,
             clients: std::sync::Arc::new(ClientCache::new(std::time::Duration::ZERO)),
@@ -1110,7 +1134,27 @@ impl SqlStore {
             audit_head: Arc::new(crate::audit::HeadCache::default()),
             write_gate,
             replay: Arc::new(crate::batch::Batcher::new(REPLAY_BATCH)),
+            group: None,
+        };
+        Ok(match file {
+            Some(path) => store.with_group_commit(path)?,
+            None => store,
         })
+    }
+
+    /// Starts (again) the group commit's thread on `path`, with this
+    /// store's audit keys; the previous thread, if any, ends once its
+    /// queued writes are done.
+    fn with_group_commit(mut self, path: std::path::PathBuf) -> Result<Self, StoreError> {
+        let group = group::GroupCommit::start(
+            path.clone(),
+            self.write_gate.clone(),
+            self.audit.clone(),
+            self.audit_head.clone(),
+        )
+        .map_err(|e| StoreError::Sqlite(format!("starting the writer thread: {e}")))?;
+        self.group = Some((group, path));
+        Ok(self)
     }
 
     /// Uses the audit keys derived from the deployment's master key
@@ -1120,7 +1164,18 @@ impl SqlStore {
     #[must_use]
     pub fn with_audit_keys(mut self, keys: crate::audit::AuditKeys) -> Self {
         self.audit = Arc::new(keys);
-        self
+        match self.group.take() {
+            // The group commit chains events with the new keys.
+            Some((_, path)) => match self.clone().with_group_commit(path.clone()) {
+                Ok(store) => store,
+                Err(e) => {
+                    // No thread for it: those writes take sqlx's writer.
+                    tracing::warn!(error = %e, "no group commit for the store");
+                    self
+                }
+            },
+            None => self,
+        }
     }
 
     /// The audit trail's keys.
@@ -1145,6 +1200,9 @@ impl SqlStore {
 
     /// Closes the pool (on shutdown).
     pub async fn close(&self) {
+        if let Some((group, _)) = &self.group {
+            group.close().await;
+        }
         self.write_gate.close().await;
         self.pool.close().await;
     }
@@ -1273,6 +1331,21 @@ impl SqlStore {
             return Ok(None);
         }
         let successor = next.record(&family_id, &session.id, client_id);
+        if let Some((group, _)) = &self.group {
+            let write = group::Write::Rotate {
+                hash: hash.to_vec(),
+                client_id: client_id.to_owned(),
+                session_id: session.id.clone(),
+                successor,
+                now,
+            };
+            return Ok(match group.write(write, Actor::client(client_id)).await? {
+                group::Written::Done => Some(session),
+                // Used, revoked or expired since it was read: decided
+                // again under the lock.
+                group::Written::Unchanged => None,
+            });
+        }
         let mut conn = Conn::acquire(&self.pool, &self.write_gate).await?;
         let written = sqlx::query(
             "BEGIN IMMEDIATE; \
@@ -1779,6 +1852,37 @@ impl Store for SqlStore {
             }),
         );
         let actor = Actor::client(&s.client_id);
+        if let Some((group, _)) = &self.group {
+            let row = group::SessionRow {
+                id: s.id.clone(),
+                client_id: s.client_id.clone(),
+                sub: s.sub.clone(),
+                org: s.org.clone(),
+                roles,
+                amr,
+                audience: s.audience.clone(),
+                claims,
+                created_at: s.created_at,
+                expires_at: s.expires_at,
+                scope,
+                acr: s.acr.clone(),
+                dpop_jkt: s.dpop_jkt.clone(),
+                holder: s.holder.clone(),
+            };
+            let write = group::Write::Session {
+                row: Box::new(row),
+                refresh: refresh.clone(),
+                event,
+            };
+            return match group.write(write, actor).await {
+                Ok(_) => Ok(()),
+                Err(StoreError::ClientGone) => {
+                    self.clients.forget(&s.client_id);
+                    Err(StoreError::ClientGone)
+                }
+                Err(e) => Err(e),
+            };
+        }
         let mut conn = Conn::acquire(&self.pool, &self.write_gate).await?;
         let gone = |e: sqlx::Error| {
             let gone = e
@@ -2115,6 +2219,26 @@ impl Store for SqlStore {
         now: i64,
         event: Option<&Event>,
     ) -> Result<(), StoreError> {
+        let event = event.map(|e| {
+            let mut e = e.clone();
+            if let serde_json::Value::Object(d) = &mut e.details {
+                d.insert("token".into(), self.secret(&t.hash).into());
+                d.insert("jti".into(), t.jti.as_str().into());
+                d.insert("kid".into(), t.kid.clone().into());
+            }
+            e
+        });
+        if let Some((group, _)) = &self.group {
+            let write = group::Write::Sealed {
+                record: Box::new(t.clone()),
+                now,
+                event,
+            };
+            return group
+                .write(write, Actor::client(&t.client_id))
+                .await
+                .map(|_| ());
+        }
         let mut conn = Conn::acquire(&self.pool, &self.write_gate).await?;
         let mut tx = conn.get()?.begin().await?;
         sqlx::query(&self.sql("DELETE FROM sealed_tokens WHERE expires_at < ?1"))
@@ -2141,16 +2265,7 @@ impl Store for SqlStore {
         .bind(&t.jkt)
         .execute(&mut *tx)
         .await?;
-        let mut events = Vec::new();
-        if let Some(e) = event {
-            let mut e = e.clone();
-            if let serde_json::Value::Object(d) = &mut e.details {
-                d.insert("token".into(), self.secret(&t.hash).into());
-                d.insert("jti".into(), t.jti.as_str().into());
-                d.insert("kid".into(), t.kid.clone().into());
-            }
-            events.push(e);
-        }
+        let events: Vec<Event> = event.into_iter().collect();
         self.commit_audited(tx, &events, Actor::client(&t.client_id))
             .await?;
         conn.finished();
