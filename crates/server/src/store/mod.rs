@@ -1066,6 +1066,10 @@ impl SqlStore {
             Backend::Sqlite => {
                 AnyPoolOptions::new()
                     .max_connections(4)
+                    // A file on this machine: no ping (a trip to the
+                    // connection's thread and back) before every read. A
+                    // connection in doubt is dealt with by after_release.
+                    .test_before_acquire(false)
                     .after_connect(|conn, _| {
                         Box::pin(async move {
                             conn.execute(
