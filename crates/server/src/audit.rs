@@ -946,7 +946,7 @@ fn head_from_row(r: &sqlx::any::AnyRow) -> Result<AuditHead, StoreError> {
 /// row lock every appender on every node queues on; on SQLite a write
 /// (a no-op update) that takes the database's write lock, should the
 /// transaction not hold it yet.
-async fn lock_head(
+pub(crate) async fn lock_head(
     tx: &mut sqlx::Transaction<'_, Any>,
     backend: Backend,
     wrote: bool,
@@ -975,7 +975,7 @@ async fn lock_head(
     head_from_row(&row)
 }
 
-async fn write_head(
+pub(crate) async fn write_head(
     tx: &mut sqlx::Transaction<'_, Any>,
     backend: Backend,
     keys: &AuditKeys,

@@ -22,6 +22,10 @@ impl Counter {
     pub fn inc(&self) {
         self.value.fetch_add(1, Ordering::Relaxed);
     }
+    /// Adds `n`.
+    pub fn add(&self, n: u64) {
+        self.value.fetch_add(n, Ordering::Relaxed);
+    }
     /// The current value.
     pub fn get(&self) -> u64 {
         self.value.load(Ordering::Relaxed)

@@ -144,6 +144,7 @@ impl GroupCommit {
         gate: WriteGate,
         keys: Arc<AuditKeys>,
         head: Arc<HeadCache>,
+        stats: Arc<super::GroupStats>,
     ) -> std::io::Result<GroupCommit> {
         let (queue, jobs) = mpsc::channel();
         let worker = Worker {
@@ -152,6 +153,7 @@ impl GroupCommit {
             gate,
             keys,
             head,
+            stats,
         };
         std::thread::Builder::new()
             .name("tessera-sqlite-writer".into())
@@ -193,6 +195,7 @@ struct Worker {
     gate: WriteGate,
     keys: Arc<AuditKeys>,
     head: Arc<HeadCache>,
+    stats: Arc<super::GroupStats>,
 }
 
 /// A batch that could not be written: every write of it fails.
@@ -304,10 +307,12 @@ impl Worker {
         let turn = gate.blocking_turn();
         let answers = match self.transaction(&batch) {
             Ok((answers, events)) => {
-                crate::metrics::STORE_GROUP_COMMITS.inc();
-                for _ in answers.iter().filter(|a| a.is_ok()) {
-                    crate::metrics::STORE_GROUP_WRITES.inc();
-                }
+                self.stats.committed(
+                    answers
+                        .iter()
+                        .filter(|a| matches!(a, Ok(Written::Done)))
+                        .count(),
+                );
                 for action in events {
                     crate::metrics::AUDIT_EVENTS.inc(&[action]);
                 }
@@ -412,7 +417,7 @@ impl Worker {
 
 impl Write {
     /// The event this write appends, if any.
-    fn event(&self) -> Option<&Event> {
+    pub(crate) fn event(&self) -> Option<&Event> {
         match self {
             Write::Session { event, .. } => Some(event),
             Write::Sealed { event, .. } => event.as_ref(),

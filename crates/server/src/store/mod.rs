@@ -9,7 +9,7 @@
 use std::future::Future;
 use std::path::Path;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
@@ -17,6 +17,7 @@ use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{AnyPool, ConnectOptions, Connection, Executor, Row};
 
 mod group;
+mod pg_batch;
 
 /// A store failure. The message is for the operator's log; it never holds
 /// a secret.
@@ -689,6 +690,10 @@ use crate::audit::{Actor, Event};
 
 /// Counts committed audit events (`tessera_audit_events_total{action}`).
 fn counted(events: &[Event]) {
+    counted_refs(events.iter());
+}
+
+fn counted_refs<'a>(events: impl Iterator<Item = &'a Event>) {
     for e in events {
         crate::metrics::AUDIT_EVENTS.inc(&[&e.action]);
     }
@@ -768,6 +773,28 @@ pub struct SqlStore {
     /// SQLite: the group commit of the writes requests wait on (sessions,
     /// refresh rotations, sealed tokens), and the file it writes to.
     group: Option<(group::GroupCommit, std::path::PathBuf)>,
+    /// PostgreSQL: the same writes, batched per node ([`pg_batch`]).
+    pg_batches: Arc<pg_batch::PgBatcher>,
+    /// What the group commit did ([`SqlStore::group_commits`]).
+    grouped: Arc<GroupStats>,
+}
+
+/// Transactions committed by the group commit, and the writes they carried.
+#[derive(Debug, Default)]
+pub(crate) struct GroupStats {
+    commits: AtomicU64,
+    writes: AtomicU64,
+}
+
+impl GroupStats {
+    /// One transaction committed, carrying `writes` writes.
+    pub(crate) fn committed(&self, writes: usize) {
+        let writes = u64::try_from(writes).unwrap_or(u64::MAX);
+        self.commits.fetch_add(1, Ordering::Relaxed);
+        self.writes.fetch_add(writes, Ordering::Relaxed);
+        crate::metrics::STORE_GROUP_COMMITS.inc();
+        crate::metrics::STORE_GROUP_WRITES.add(writes);
+    }
 }
 
 /// A DPoP proof to record: its replay key, until when, and the time of the
@@ -1139,6 +1166,8 @@ impl SqlStore {
             write_gate,
             replay: Arc::new(crate::batch::Batcher::new(REPLAY_BATCH)),
             group: None,
+            pg_batches: Arc::new(crate::batch::Batcher::new(pg_batch::MAX_BATCH)),
+            grouped: Arc::new(GroupStats::default()),
         };
         Ok(match file {
             Some(path) => store.with_group_commit(path)?,
@@ -1155,6 +1184,7 @@ impl SqlStore {
             self.write_gate.clone(),
             self.audit.clone(),
             self.audit_head.clone(),
+            self.grouped.clone(),
         )
         .map_err(|e| StoreError::Sqlite(format!("starting the writer thread: {e}")))?;
         self.group = Some((group, path));
@@ -1195,6 +1225,18 @@ impl SqlStore {
     pub fn cache_clients(mut self, keep_for: std::time::Duration) -> Self {
         self.clients = std::sync::Arc::new(ClientCache::new(keep_for));
         self
+    }
+
+    /// The group commit so far: transactions committed, and the writes
+    /// (sessions, refresh rotations, sealed-token records) they carried —
+    /// more writes than transactions means fsyncs were shared. Also
+    /// exported as `tessera_store_group_commits_total` and
+    /// `tessera_store_group_writes_total`.
+    pub fn group_commits(&self) -> (u64, u64) {
+        (
+            self.grouped.commits.load(Ordering::Relaxed),
+            self.grouped.writes.load(Ordering::Relaxed),
+        )
     }
 
     /// Which database this is.
@@ -1314,7 +1356,11 @@ impl SqlStore {
                  WHERE r.hash = ?1 AND r.client_id = ?2"
             )
         });
-        let row = sqlx::query(read)
+        let read = match self.backend {
+            Backend::Sqlite => std::borrow::Cow::Borrowed(read.as_str()),
+            Backend::Postgres => std::borrow::Cow::Owned(self.sql(read)),
+        };
+        let row = sqlx::query(&read)
             .bind(hash)
             .bind(client_id)
             .fetch_optional(&self.pool)
@@ -1335,7 +1381,7 @@ impl SqlStore {
             return Ok(None);
         }
         let successor = next.record(&family_id, &session.id, client_id);
-        if let Some((group, _)) = &self.group {
+        if self.group.is_some() || self.backend == Backend::Postgres {
             let write = group::Write::Rotate {
                 hash: hash.to_vec(),
                 client_id: client_id.to_owned(),
@@ -1343,7 +1389,12 @@ impl SqlStore {
                 successor,
                 now,
             };
-            return Ok(match group.write(write, Actor::client(client_id)).await? {
+            let actor = Actor::client(client_id);
+            let written = match &self.group {
+                Some((group, _)) => group.write(write, actor).await?,
+                None => self.pg_write(write, actor).await?,
+            };
+            return Ok(match written {
                 group::Written::Done => Some(session),
                 // Used, revoked or expired since it was read: decided
                 // again under the lock.
@@ -1856,7 +1907,7 @@ impl Store for SqlStore {
             }),
         );
         let actor = Actor::client(&s.client_id);
-        if let Some((group, _)) = &self.group {
+        if self.group.is_some() || self.backend == Backend::Postgres {
             let row = group::SessionRow {
                 id: s.id.clone(),
                 client_id: s.client_id.clone(),
@@ -1878,7 +1929,11 @@ impl Store for SqlStore {
                 refresh: refresh.clone(),
                 event,
             };
-            return match group.write(write, actor).await {
+            let written = match &self.group {
+                Some((group, _)) => group.write(write, actor).await,
+                None => self.pg_write(write, actor).await,
+            };
+            return match written {
                 Ok(_) => Ok(()),
                 Err(StoreError::ClientGone) => {
                     self.clients.forget(&s.client_id);
@@ -2084,13 +2139,11 @@ impl Store for SqlStore {
         accept: &(dyn Fn(&SessionRecord) -> bool + Sync),
         now: i64,
     ) -> Result<RefreshOutcome, StoreError> {
-        if self.backend == Backend::Sqlite {
-            if let Some(session) = self
-                .rotate_refresh_at_once(hash, client_id, next, accept, now)
-                .await?
-            {
-                return Ok(RefreshOutcome::Rotated(Box::new(session)));
-            }
+        if let Some(session) = self
+            .rotate_refresh_at_once(hash, client_id, next, accept, now)
+            .await?
+        {
+            return Ok(RefreshOutcome::Rotated(Box::new(session)));
         }
         let mut conn = Conn::acquire(&self.pool, &self.write_gate).await?;
         let mut tx = conn.get()?.begin().await?;
@@ -2232,16 +2285,18 @@ impl Store for SqlStore {
             }
             e
         });
-        if let Some((group, _)) = &self.group {
+        if self.group.is_some() || self.backend == Backend::Postgres {
             let write = group::Write::Sealed {
                 record: Box::new(t.clone()),
                 now,
                 event,
             };
-            return group
-                .write(write, Actor::client(&t.client_id))
-                .await
-                .map(|_| ());
+            let actor = Actor::client(&t.client_id);
+            return match &self.group {
+                Some((group, _)) => group.write(write, actor).await,
+                None => self.pg_write(write, actor).await,
+            }
+            .map(|_| ());
         }
         let mut conn = Conn::acquire(&self.pool, &self.write_gate).await?;
         let mut tx = conn.get()?.begin().await?;

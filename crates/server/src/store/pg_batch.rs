@@ -1,0 +1,444 @@
+//! PostgreSQL's group commit: the same writes as SQLite's
+//! ([`super::group::Write`]: sessions, refresh rotations, sealed tokens)
+//! from concurrent requests of one node share one transaction, written with
+//! one multi-row statement per kind, whatever the batch size:
+//!
+//! - sessions are inserted only where their client still exists (`WHERE
+//!   EXISTS`, `ON CONFLICT DO NOTHING`), and those not returned fail alone
+//!   (the client was deleted meanwhile);
+//! - rotations first take their sessions' rows (`FOR KEY SHARE`, in id
+//!   order: a reuse, which locks its session `FOR UPDATE` before its
+//!   family's tokens, then waits for the batch instead of deadlocking with
+//!   it), use up the tokens whose conditions hold (`RETURNING` says which),
+//!   and store the successors of those only; the others are
+//!   [`Written::Unchanged`], decided again one at a time;
+//! - the audit events of the writes that happened are appended last, under
+//!   one lock of the chain's head for the whole batch (on PostgreSQL every
+//!   audited change of every node queues on that row: per batch, not per
+//!   session), the head lock the last one taken, as everywhere.
+//!
+//! Every caller is answered after the `COMMIT`. A batch whose statements
+//! fail (a deadlock, a constraint that the conditions did not foresee, a
+//! trail that refuses events) is rolled back and each of its writes is then
+//! tried alone: one bad write fails only its own request.
+//!
+//! The batches form as in [`crate::batch::Batcher`]: a lone request is
+//! written at once, and whoever arrives meanwhile joins the next batch.
+
+use std::collections::HashSet;
+
+use sqlx::{Any, Connection, Row};
+
+use super::group::{Write, Written};
+use super::{SqlStore, StoreError};
+use crate::audit::{Actor, Context, Event};
+
+/// Writes per transaction, at most (each write binds at most 14 values:
+/// well under PostgreSQL's 65,535 parameters per statement).
+pub(crate) const MAX_BATCH: usize = 128;
+
+/// A write and who asked for it.
+#[derive(Debug)]
+pub(crate) struct Job {
+    pub(crate) write: Write,
+    pub(crate) actor: Actor,
+    pub(crate) ctx: Context,
+}
+
+/// The batches of one store.
+pub(crate) type PgBatcher = crate::batch::Batcher<Job, Result<Written, StoreError>>;
+
+/// `$n::type` placeholders for `rows` rows of `types`, as a VALUES list.
+fn values(rows: usize, types: &[&str]) -> String {
+    let mut out = String::with_capacity(rows * types.len() * 12);
+    let mut n = 0;
+    for r in 0..rows {
+        if r > 0 {
+            out.push_str(", ");
+        }
+        out.push('(');
+        for (i, t) in types.iter().enumerate() {
+            if i > 0 {
+                out.push_str(", ");
+            }
+            n += 1;
+            out.push_str(&format!("${n}::{t}"));
+        }
+        out.push(')');
+    }
+    out
+}
+
+const SESSION_TYPES: &[&str] = &[
+    "text", "text", "text", "text", "text", "text", "text", "text", "bigint", "bigint", "text",
+    "text", "text", "text",
+];
+const REFRESH_TYPES: &[&str] = &["bytea", "text", "text", "text", "bigint", "bigint"];
+const ROTATE_TYPES: &[&str] = &["bytea", "text", "text", "bigint"];
+const SEALED_TYPES: &[&str] = &[
+    "bytea", "text", "text", "text", "text", "text", "text", "text", "bigint", "bigint", "bytea",
+    "text", "text",
+];
+const EVENT_TYPES: &[&str] = &[
+    "bigint", "bigint", "text", "text", "text", "text", "text", "text", "text", "text", "bytea",
+    "bytea", "bytea",
+];
+
+type Query<'q> = sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>;
+
+fn bind_refresh<'q>(q: Query<'q>, r: &'q super::RefreshRecord) -> Query<'q> {
+    q.bind(&r.hash)
+        .bind(&r.family_id)
+        .bind(&r.session_id)
+        .bind(&r.client_id)
+        .bind(r.created_at)
+        .bind(r.expires_at)
+}
+
+impl SqlStore {
+    /// Writes `write` in this node's next PostgreSQL batch.
+    pub(crate) async fn pg_write(&self, write: Write, actor: Actor) -> Result<Written, StoreError> {
+        let job = Job {
+            write,
+            actor,
+            ctx: crate::audit::context(),
+        };
+        let store = self.clone();
+        self.pg_batches
+            .submit(job, move |jobs| {
+                let store = store.clone();
+                async move { store.pg_batch(jobs).await }
+            })
+            .await
+            .map_err(|crate::batch::Abandoned| {
+                StoreError::Sqlite("the batch was abandoned; its outcome is unknown".into())
+            })?
+    }
+
+    /// One batch: together, or (if that fails) each write alone.
+    async fn pg_batch(&self, jobs: Vec<Job>) -> Vec<Result<Written, StoreError>> {
+        match self.pg_transaction(&jobs).await {
+            Ok(answers) => answers,
+            Err(e) if jobs.len() == 1 => vec![Err(e)],
+            Err(e) => {
+                tracing::debug!(error = %e, writes = jobs.len(), "a batch failed; each write alone");
+                let mut answers = Vec::with_capacity(jobs.len());
+                for job in jobs {
+                    let one = std::slice::from_ref(&job);
+                    answers.push(match self.pg_transaction(one).await {
+                        Ok(mut a) => a.pop().unwrap_or_else(|| {
+                            Err(StoreError::Corrupt("a write went unanswered".into()))
+                        }),
+                        Err(e) => Err(e),
+                    });
+                }
+                answers
+            }
+        }
+    }
+
+    /// `jobs` in one transaction: each one's answer, or the error that
+    /// rolled it all back.
+    async fn pg_transaction(
+        &self,
+        jobs: &[Job],
+    ) -> Result<Vec<Result<Written, StoreError>>, StoreError> {
+        let mut answers: Vec<Option<Result<Written, StoreError>>> =
+            jobs.iter().map(|_| None).collect();
+        // Closed, not reused, unless the transaction ends cleanly.
+        let mut conn = super::Conn::acquire(&self.pool, &self.write_gate).await?;
+        let mut tx = conn.get()?.begin().await?;
+
+        // Sessions, where their client still exists; then their first
+        // refresh tokens.
+        let sessions: Vec<(usize, &super::group::SessionRow, &super::RefreshRecord)> = jobs
+            .iter()
+            .enumerate()
+            .filter_map(|(i, j)| match &j.write {
+                Write::Session { row, refresh, .. } => Some((i, &**row, refresh)),
+                _ => None,
+            })
+            .collect();
+        if !sessions.is_empty() {
+            let sql = format!(
+                "INSERT INTO sessions (id, client_id, sub, org, roles, amr, audience, claims, \
+                 created_at, expires_at, scope, acr, dpop_jkt, holder) \
+                 SELECT v.* FROM (VALUES {}) AS v(id, client_id, sub, org, roles, amr, audience, \
+                   claims, created_at, expires_at, scope, acr, dpop_jkt, holder) \
+                 WHERE EXISTS (SELECT 1 FROM clients c WHERE c.id = v.client_id) \
+                 ON CONFLICT (id) DO NOTHING RETURNING id",
+                values(sessions.len(), SESSION_TYPES)
+            );
+            let mut q = sqlx::query(&sql);
+            for (_, s, _) in &sessions {
+                q = q
+                    .bind(&s.id)
+                    .bind(&s.client_id)
+                    .bind(&s.sub)
+                    .bind(&s.org)
+                    .bind(&s.roles)
+                    .bind(&s.amr)
+                    .bind(&s.audience)
+                    .bind(&s.claims)
+                    .bind(s.created_at)
+                    .bind(s.expires_at)
+                    .bind(&s.scope)
+                    .bind(&s.acr)
+                    .bind(&s.dpop_jkt)
+                    .bind(&s.holder);
+            }
+            let inserted: HashSet<String> = q
+                .fetch_all(&mut *tx)
+                .await?
+                .iter()
+                .map(|r| r.try_get::<String, _>("id"))
+                .collect::<Result<_, _>>()?;
+            let mut firsts = Vec::new();
+            for (i, s, r) in &sessions {
+                if inserted.contains(&s.id) {
+                    firsts.push(*r);
+                    set(&mut answers, *i, Ok(Written::Done));
+                } else {
+                    // Its client is gone (a 128-bit random id already
+                    // taken is not a case worth another answer).
+                    set(&mut answers, *i, Err(StoreError::ClientGone));
+                }
+            }
+            if !firsts.is_empty() {
+                let sql = format!(
+                    "INSERT INTO refresh_tokens (hash, family_id, session_id, client_id, \
+                     created_at, expires_at) VALUES {}",
+                    values(firsts.len(), REFRESH_TYPES)
+                );
+                let mut q = sqlx::query(&sql);
+                for r in firsts {
+                    q = bind_refresh(q, r);
+                }
+                q.execute(&mut *tx).await?;
+            }
+        }
+
+        // Rotations: sessions held first (id order), then the tokens whose
+        // conditions hold used up, then their successors.
+        let mut seen = HashSet::new();
+        let rotations: Vec<(usize, &Write)> = jobs
+            .iter()
+            .enumerate()
+            .filter(|(_, j)| matches!(j.write, Write::Rotate { .. }))
+            .map(|(i, j)| (i, &j.write))
+            .collect();
+        let mut unique = Vec::new();
+        for (i, w) in &rotations {
+            if let Write::Rotate { hash, .. } = w {
+                if seen.insert(hash.as_slice()) {
+                    unique.push((*i, *w));
+                } else {
+                    // The same token twice in one batch: the second is
+                    // decided alone (and finds it used: a reuse).
+                    set(&mut answers, *i, Ok(Written::Unchanged));
+                }
+            }
+        }
+        if !unique.is_empty() {
+            let mut ids: Vec<&str> = unique
+                .iter()
+                .filter_map(|(_, w)| match w {
+                    Write::Rotate { session_id, .. } => Some(session_id.as_str()),
+                    _ => None,
+                })
+                .collect();
+            ids.sort_unstable();
+            ids.dedup();
+            let sql = format!(
+                "SELECT s.id FROM sessions s JOIN (VALUES {}) AS v(id) ON s.id = v.id \
+                 ORDER BY s.id FOR KEY SHARE OF s",
+                values(ids.len(), &["text"])
+            );
+            let mut q = sqlx::query(&sql);
+            for id in &ids {
+                q = q.bind(*id);
+            }
+            q.fetch_all(&mut *tx).await?;
+            let sql = format!(
+                "UPDATE refresh_tokens r SET used_at = v.now \
+                 FROM (VALUES {}) AS v(hash, client_id, session_id, now) \
+                 WHERE r.hash = v.hash AND r.client_id = v.client_id AND r.used_at IS NULL \
+                   AND r.revoked_at IS NULL AND r.expires_at > v.now \
+                   AND EXISTS (SELECT 1 FROM sessions s WHERE s.id = v.session_id \
+                     AND s.revoked_at IS NULL AND s.expires_at > v.now) \
+                 RETURNING r.hash",
+                values(unique.len(), ROTATE_TYPES)
+            );
+            let mut q = sqlx::query(&sql);
+            for (_, w) in &unique {
+                if let Write::Rotate {
+                    hash,
+                    client_id,
+                    session_id,
+                    now,
+                    ..
+                } = w
+                {
+                    q = q
+                        .bind(hash.as_slice())
+                        .bind(client_id)
+                        .bind(session_id)
+                        .bind(*now);
+                }
+            }
+            let used: HashSet<Vec<u8>> = q
+                .fetch_all(&mut *tx)
+                .await?
+                .iter()
+                .map(|r| r.try_get::<Vec<u8>, _>("hash"))
+                .collect::<Result<_, _>>()?;
+            let mut successors = Vec::new();
+            for (i, w) in &unique {
+                if let Write::Rotate {
+                    hash, successor, ..
+                } = w
+                {
+                    if used.contains(hash) {
+                        successors.push(successor);
+                        set(&mut answers, *i, Ok(Written::Done));
+                    } else {
+                        set(&mut answers, *i, Ok(Written::Unchanged));
+                    }
+                }
+            }
+            if !successors.is_empty() {
+                let sql = format!(
+                    "INSERT INTO refresh_tokens (hash, family_id, session_id, client_id, \
+                     created_at, expires_at) VALUES {}",
+                    values(successors.len(), REFRESH_TYPES)
+                );
+                let mut q = sqlx::query(&sql);
+                for r in successors {
+                    q = bind_refresh(q, r);
+                }
+                q.execute(&mut *tx).await?;
+            }
+        }
+
+        // Sealed tokens: the expired ones go, the new ones are kept.
+        let sealed: Vec<(usize, &super::SealedRecord, i64)> = jobs
+            .iter()
+            .enumerate()
+            .filter_map(|(i, j)| match &j.write {
+                Write::Sealed { record, now, .. } => Some((i, &**record, *now)),
+                _ => None,
+            })
+            .collect();
+        if let Some(now) = sealed.iter().map(|(_, _, now)| *now).min() {
+            sqlx::query("DELETE FROM sealed_tokens WHERE expires_at < $1")
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            let sql = format!(
+                "INSERT INTO sealed_tokens (hash, jti, kind, format, client_id, session_id, sub, \
+                 audience, issued_at, expires_at, session_ref, kid, jkt) VALUES {}",
+                values(sealed.len(), SEALED_TYPES)
+            );
+            let mut q = sqlx::query(&sql);
+            for (_, t, _) in &sealed {
+                q = q
+                    .bind(&t.hash)
+                    .bind(&t.jti)
+                    .bind(&t.kind)
+                    .bind(&t.format)
+                    .bind(&t.client_id)
+                    .bind(&t.session_id)
+                    .bind(&t.sub)
+                    .bind(&t.audience)
+                    .bind(t.issued_at)
+                    .bind(t.expires_at)
+                    .bind(&t.session_ref)
+                    .bind(&t.kid)
+                    .bind(&t.jkt);
+            }
+            q.execute(&mut *tx).await?;
+            for (i, _, _) in &sealed {
+                set(&mut answers, *i, Ok(Written::Done));
+            }
+        }
+
+        // The events of what was written, under the head's lock: the last
+        // lock this transaction takes.
+        let events: Vec<(&Job, &Event)> = jobs
+            .iter()
+            .zip(&answers)
+            .filter(|(_, a)| matches!(a, Some(Ok(Written::Done))))
+            .filter_map(|(j, _)| j.write.event().map(|e| (j, e)))
+            .collect();
+        if !events.is_empty() {
+            let mut head = crate::audit::lock_head(&mut tx, super::Backend::Postgres, true).await?;
+            if !head.is_authentic(&self.audit) {
+                return Err(crate::audit::head_refused());
+            }
+            let now = super::wall_clock();
+            let mut records = Vec::with_capacity(events.len());
+            for (job, event) in &events {
+                let record = crate::audit::new_record_in(
+                    job.ctx.clone(),
+                    &head,
+                    &self.audit,
+                    event,
+                    job.actor.clone(),
+                    now,
+                )?;
+                head.seq = record.seq;
+                head.hash.clone_from(&record.hash);
+                records.push(record);
+            }
+            let sql = format!(
+                "{} VALUES {}",
+                crate::audit::INSERT_EVENT,
+                values(records.len(), EVENT_TYPES)
+            );
+            let mut q = sqlx::query(&sql);
+            for r in &records {
+                q = q
+                    .bind(r.seq)
+                    .bind(r.time)
+                    .bind(&r.actor_type)
+                    .bind(&r.actor_id)
+                    .bind(&r.action)
+                    .bind(&r.target)
+                    .bind(&r.outcome)
+                    .bind(&r.request_id)
+                    .bind(&r.source_ip)
+                    .bind(&r.details)
+                    .bind(&r.prev_hash)
+                    .bind(&r.hash)
+                    .bind(&r.mac);
+            }
+            q.execute(&mut *tx).await?;
+            crate::audit::write_head(&mut tx, super::Backend::Postgres, &self.audit, &head).await?;
+        }
+        tx.commit().await?;
+        conn.finished();
+        self.grouped.committed(
+            answers
+                .iter()
+                .filter(|a| matches!(a, Some(Ok(Written::Done))))
+                .count(),
+        );
+        super::counted_refs(events.iter().map(|(_, e)| *e));
+        Ok(answers
+            .into_iter()
+            .map(|a| {
+                a.unwrap_or_else(|| Err(StoreError::Corrupt("a write went unanswered".into())))
+            })
+            .collect())
+    }
+}
+
+fn set(
+    answers: &mut [Option<Result<Written, StoreError>>],
+    i: usize,
+    answer: Result<Written, StoreError>,
+) {
+    if let Some(slot) = answers.get_mut(i) {
+        *slot = Some(answer);
+    }
+}

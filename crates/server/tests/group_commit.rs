@@ -1,0 +1,330 @@
+//! Group commit (issue 28), on SQLite and PostgreSQL: writes queued while
+//! the database is busy share one transaction, each is answered with its
+//! own outcome, and one that fails (its client deleted, its token already
+//! used) fails alone — its neighbours in the batch are written, no refresh
+//! family forks, and the audit trail still verifies.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::Connection;
+use tessera_server::audit::{verify_store, AuditKeys};
+use tessera_server::crypto::MasterKey;
+use tessera_server::store::{
+    ClientRecord, NewRefresh, RefreshOutcome, Registration, SealedRecord, SessionRecord, SqlStore,
+    Store, StoreError,
+};
+
+const NOW: i64 = 1_800_000_000;
+/// Writes queued behind the lock: more than one batch's worth would need.
+const SESSIONS: usize = 24;
+
+fn keys() -> AuditKeys {
+    AuditKeys::from_master(&MasterKey::from_bytes(&[7; 32]).unwrap()).unwrap()
+}
+
+fn client(id: &str) -> ClientRecord {
+    ClientRecord {
+        id: id.into(),
+        name: "backend".into(),
+        secret_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+        grants: vec!["sessions".into()],
+        created_at: NOW,
+        jwks: None,
+        registration: Registration {
+            audiences: Some(vec!["api".into()]),
+            scopes: Vec::new(),
+            may_act: Vec::new(),
+            introspect: Vec::new(),
+            dpop_required: false,
+        },
+        legacy: false,
+        previous_secret: None,
+        public: false,
+    }
+}
+
+fn session(i: usize, client: &str) -> SessionRecord {
+    SessionRecord {
+        id: format!("ses_{i:04}"),
+        client_id: client.into(),
+        sub: format!("user-{i}"),
+        org: "acme".into(),
+        roles: vec!["admin".into()],
+        amr: vec!["pwd".into()],
+        audience: "api".into(),
+        claims: serde_json::Map::new(),
+        scope: Vec::new(),
+        acr: None,
+        created_at: NOW,
+        expires_at: NOW + 3600,
+        revoked_at: None,
+        dpop_jkt: None,
+        holder: None,
+    }
+}
+
+/// The refresh token numbered `n` (its hash: `n` in the first two bytes).
+fn token(n: usize) -> NewRefresh {
+    let mut hash = vec![0xa5; 32];
+    hash[0] = (n >> 8) as u8;
+    hash[1] = n as u8;
+    NewRefresh {
+        hash,
+        created_at: NOW,
+        expires_at: NOW + 600,
+    }
+}
+
+/// Something that keeps the store's writes waiting until dropped (SQLite:
+/// another connection's write transaction; PostgreSQL: the audit head's row
+/// lock, which every batch with an event takes last).
+enum Lock {
+    Sqlite(sqlx::SqliteConnection),
+    Postgres(sqlx::PgConnection),
+}
+
+async fn hold(url: &str) -> Lock {
+    if url.starts_with("sqlite:") {
+        let mut c = sqlx::SqliteConnection::connect(url).await.unwrap();
+        sqlx::query("BEGIN IMMEDIATE")
+            .execute(&mut c)
+            .await
+            .unwrap();
+        Lock::Sqlite(c)
+    } else {
+        let mut c = sqlx::PgConnection::connect(url).await.unwrap();
+        sqlx::query("BEGIN").execute(&mut c).await.unwrap();
+        sqlx::query("SELECT seq FROM audit_head WHERE id = 1 FOR UPDATE")
+            .execute(&mut c)
+            .await
+            .unwrap();
+        Lock::Postgres(c)
+    }
+}
+
+async fn release(lock: Lock) {
+    match lock {
+        Lock::Sqlite(mut c) => {
+            sqlx::query("ROLLBACK").execute(&mut c).await.unwrap();
+            c.close().await.unwrap();
+        }
+        Lock::Postgres(mut c) => {
+            sqlx::query("ROLLBACK").execute(&mut c).await.unwrap();
+            c.close().await.unwrap();
+        }
+    }
+}
+
+/// Live (unused, unrevoked) tokens per family: never more than one.
+async fn live_tokens(url: &str) -> Vec<(String, i64)> {
+    let pool = sqlx::any::AnyPoolOptions::new()
+        .max_connections(1)
+        .connect(url)
+        .await
+        .unwrap();
+    let rows: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT family_id, count(*) FROM refresh_tokens \
+         WHERE used_at IS NULL AND revoked_at IS NULL GROUP BY family_id ORDER BY family_id",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    rows
+}
+
+async fn suite(url: &str) {
+    sqlx::any::install_default_drivers();
+    let store = Arc::new(
+        SqlStore::open_url(url)
+            .await
+            .unwrap()
+            .with_audit_keys(keys()),
+    );
+    store.create_client(&client("cli_a")).await.unwrap();
+    store.create_client(&client("cli_b")).await.unwrap();
+    let (commits0, writes0) = store.group_commits();
+
+    // Sessions queued while the database is busy: two of them name a client
+    // that does not exist.
+    let lock = hold(url).await;
+    let mut tasks = Vec::new();
+    for i in 0..SESSIONS {
+        let store = store.clone();
+        let owner = if i % 12 == 5 { "cli_gone" } else { "cli_a" };
+        tasks.push(tokio::spawn(async move {
+            let s = session(i, owner);
+            let r = token(i).record(&s.id, &s.id, owner);
+            store.create_session(&s, &r).await
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    release(lock).await;
+    let mut created = Vec::new();
+    for (i, t) in tasks.into_iter().enumerate() {
+        match (i % 12 == 5, t.await.unwrap()) {
+            (false, Ok(())) => created.push(i),
+            (true, Err(StoreError::ClientGone)) => {}
+            (gone, other) => panic!("session {i} (client gone: {gone}): {other:?}"),
+        }
+    }
+    assert_eq!(created.len(), SESSIONS - 2);
+    for i in &created {
+        assert!(store
+            .session(&format!("ses_{i:04}"))
+            .await
+            .unwrap()
+            .is_some());
+    }
+    let (commits, writes) = store.group_commits();
+    assert_eq!(writes - writes0, (SESSIONS - 2) as u64, "each session once");
+    // At most the one write taken before the lock was seen, then the rest
+    // together (PostgreSQL's first batch may also hold a few).
+    assert!(
+        commits - commits0 <= 3,
+        "{} commits for {} sessions: fsyncs not shared",
+        commits - commits0,
+        SESSIONS - 2
+    );
+
+    // Rotations queued the same way: every family's token, the first
+    // family's token twice more (only one presentation can win: the
+    // family is then revoked as reused), and another client presenting the
+    // second family's token (unknown to it).
+    let lock = hold(url).await;
+    let mut tasks = Vec::new();
+    let presented: Vec<(usize, &str)> = created
+        .iter()
+        .map(|i| (*i, "cli_a"))
+        .chain([
+            (created[0], "cli_a"),
+            (created[0], "cli_a"),
+            (created[1], "cli_b"),
+        ])
+        .collect();
+    for (n, (i, who)) in presented.iter().enumerate() {
+        let store = store.clone();
+        let (i, who) = (*i, who.to_string());
+        tasks.push(tokio::spawn(async move {
+            let next = token(1000 + n);
+            store
+                .rotate_refresh(&token(i).hash, &who, &next, &|_| true, NOW + 1)
+                .await
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    release(lock).await;
+    let mut outcomes = Vec::new();
+    for t in tasks {
+        outcomes.push(t.await.unwrap().unwrap());
+    }
+    let first = created[0];
+    let of_first: Vec<&RefreshOutcome> = presented
+        .iter()
+        .zip(&outcomes)
+        .filter(|((i, _), _)| *i == first)
+        .map(|(_, o)| o)
+        .collect();
+    assert_eq!(
+        of_first
+            .iter()
+            .filter(|o| matches!(o, RefreshOutcome::Rotated(_)))
+            .count(),
+        1,
+        "one presentation of a token wins: {of_first:?}"
+    );
+    assert_eq!(
+        of_first
+            .iter()
+            .filter(|o| matches!(o, RefreshOutcome::Reused { .. }))
+            .count(),
+        2,
+        "{of_first:?}"
+    );
+    for ((i, who), o) in presented.iter().zip(&outcomes) {
+        if *i == first {
+            continue;
+        }
+        match (*who, o) {
+            ("cli_a", RefreshOutcome::Rotated(s)) => assert_eq!(s.id, format!("ses_{i:04}")),
+            ("cli_b", RefreshOutcome::Unknown) => {}
+            other => panic!("family {i}: {other:?}"),
+        }
+    }
+    // No family forked; the reused one has no live token left.
+    let live = live_tokens(url).await;
+    assert!(live.iter().all(|(_, n)| *n == 1), "{live:?}");
+    assert_eq!(live.len(), created.len() - 1, "{live:?}");
+    assert!(!live.iter().any(|(f, _)| *f == format!("ses_{first:04}")));
+
+    // Sealed tokens with their events, batched too.
+    let lock = hold(url).await;
+    let mut tasks = Vec::new();
+    for n in 0..8u8 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let record = SealedRecord {
+                hash: vec![n; 32],
+                jti: format!("jti-{n}"),
+                kind: "step_up".into(),
+                format: "jwe".into(),
+                client_id: "cli_a".into(),
+                session_id: None,
+                session_ref: None,
+                sub: "user-1".into(),
+                audience: "api".into(),
+                issued_at: NOW,
+                expires_at: NOW + 300,
+                revoked_at: None,
+                kid: Some("k1".into()),
+                jkt: None,
+            };
+            let event = tessera_server::audit::Event::success(
+                "step_up.issued",
+                "ses_x",
+                serde_json::json!({"client_id": "cli_a"}),
+            );
+            store.record_sealed(&record, NOW, Some(&event)).await
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    release(lock).await;
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    for n in 0..8u8 {
+        assert!(store.sealed(&[n; 32]).await.unwrap().is_some());
+    }
+
+    // The trail: one event per session and sealed token, chained in order.
+    let verified = verify_store(&*store, &keys()).await.unwrap();
+    let events = store.audit_events(0, 10_000).await.unwrap();
+    let count = |action: &str| events.iter().filter(|e| e.action == action).count();
+    assert_eq!(count("session.created"), SESSIONS - 2);
+    assert_eq!(count("step_up.issued"), 8);
+    assert_eq!(count("refresh.reuse_detected"), 2);
+    assert_eq!(verified.events, events.len() as i64);
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queued_writes_share_a_transaction_and_fail_alone_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+    suite(&url).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queued_writes_share_a_transaction_and_fail_alone_on_postgres() {
+    let url = common::fresh_pg_database().await;
+    suite(&url).await;
+}
