@@ -111,8 +111,28 @@ struct Job {
     reply: oneshot::Sender<Result<Written, StoreError>>,
 }
 
+/// A refresh token and its session, as a rotation's common case reads
+/// them before deciding ([`GroupCommit::read_refresh`]).
+#[derive(Debug)]
+pub(crate) struct RefreshRow {
+    pub(crate) family_id: String,
+    pub(crate) used: bool,
+    pub(crate) revoked: bool,
+    pub(crate) expires_at: i64,
+    pub(crate) session: super::SessionRecord,
+}
+
+struct ReadJob {
+    hash: Vec<u8>,
+    client_id: String,
+    reply: oneshot::Sender<Result<Option<RefreshRow>, StoreError>>,
+}
+
 enum Message {
     Job(Box<Job>),
+    /// A read, answered before the batch it arrived with is written (it
+    /// sees what was committed, nothing of that batch).
+    Read(ReadJob),
     /// Close the connection (after the writes queued before this), answer.
     Close(oneshot::Sender<()>),
 }
@@ -174,6 +194,24 @@ impl GroupCommit {
         self.queue
             .send(Message::Job(Box::new(job)))
             .map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+
+    /// The refresh token `hash` of `client_id` and its session, read on the
+    /// writer's connection between two batches (no trip through sqlx's pool
+    /// on the refresh path: the rotation that follows comes here anyway).
+    pub(crate) async fn read_refresh(
+        &self,
+        hash: &[u8],
+        client_id: &str,
+    ) -> Result<Option<RefreshRow>, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        let job = ReadJob {
+            hash: hash.to_vec(),
+            client_id: client_id.to_owned(),
+            reply,
+        };
+        self.queue.send(Message::Read(job)).map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
     }
 
@@ -245,11 +283,13 @@ impl Worker {
     fn run(mut self, queue: &mpsc::Receiver<Message>) {
         while let Ok(first) = queue.recv() {
             let mut batch = Vec::new();
+            let mut reads = Vec::new();
             let mut close = None;
             let mut next = Some(first);
             while let Some(message) = next {
                 match message {
                     Message::Job(job) => batch.push(*job),
+                    Message::Read(read) => reads.push(read),
                     Message::Close(done) => {
                         close = Some(done);
                         break;
@@ -260,6 +300,9 @@ impl Worker {
                 } else {
                     None
                 };
+            }
+            if !reads.is_empty() {
+                self.read(reads);
             }
             if !batch.is_empty() {
                 self.write(batch);
@@ -298,6 +341,17 @@ impl Worker {
             self.conn = Some(conn);
         }
         self.conn.as_mut().ok_or(rusqlite::Error::InvalidQuery)
+    }
+
+    /// Answers reads, each on what was last committed.
+    fn read(&mut self, reads: Vec<ReadJob>) {
+        for job in reads {
+            let answer = self
+                .connection()
+                .map_err(|e| sqlite_error(&e))
+                .and_then(|conn| read_refresh(conn, &job.hash, &job.client_id));
+            let _ = job.reply.send(answer);
+        }
     }
 
     /// Writes one batch and answers each of its callers.
@@ -573,6 +627,54 @@ fn apply(conn: &Connection, write: &Write, chain: &mut Chain<'_>) -> Result<Writ
             Ok(Written::Done)
         }
     }
+}
+
+const READ_REFRESH: &str = "SELECT r.family_id, r.used_at IS NOT NULL, \
+     r.revoked_at IS NOT NULL, r.expires_at, s.id, s.client_id, s.sub, s.org, s.roles, s.amr, \
+     s.audience, s.claims, s.scope, s.acr, s.created_at, s.expires_at, s.revoked_at, s.dpop_jkt, \
+     s.holder FROM refresh_tokens r JOIN sessions s ON s.id = r.session_id \
+     WHERE r.hash = ?1 AND r.client_id = ?2";
+
+fn read_refresh(
+    conn: &Connection,
+    hash: &[u8],
+    client_id: &str,
+) -> Result<Option<RefreshRow>, StoreError> {
+    let corrupt = |e: serde_json::Error| StoreError::Corrupt(e.to_string());
+    let mut statement = conn
+        .prepare_cached(READ_REFRESH)
+        .map_err(|e| sqlite_error(&e))?;
+    let mut rows = statement
+        .query(params![hash, client_id])
+        .map_err(|e| sqlite_error(&e))?;
+    let Some(r) = rows.next().map_err(|e| sqlite_error(&e))? else {
+        return Ok(None);
+    };
+    let text = |i: usize| r.get::<_, String>(i).map_err(|e| sqlite_error(&e));
+    let session = super::SessionRecord {
+        id: text(4)?,
+        client_id: text(5)?,
+        sub: text(6)?,
+        org: text(7)?,
+        roles: serde_json::from_str(&text(8)?).map_err(corrupt)?,
+        amr: serde_json::from_str(&text(9)?).map_err(corrupt)?,
+        audience: text(10)?,
+        claims: serde_json::from_str(&text(11)?).map_err(corrupt)?,
+        scope: text(12)?.split_whitespace().map(str::to_owned).collect(),
+        acr: r.get(13).map_err(|e| sqlite_error(&e))?,
+        created_at: r.get(14).map_err(|e| sqlite_error(&e))?,
+        expires_at: r.get(15).map_err(|e| sqlite_error(&e))?,
+        revoked_at: r.get(16).map_err(|e| sqlite_error(&e))?,
+        dpop_jkt: r.get(17).map_err(|e| sqlite_error(&e))?,
+        holder: r.get(18).map_err(|e| sqlite_error(&e))?,
+    };
+    Ok(Some(RefreshRow {
+        family_id: text(0)?,
+        used: r.get(1).map_err(|e| sqlite_error(&e))?,
+        revoked: r.get(2).map_err(|e| sqlite_error(&e))?,
+        expires_at: r.get(3).map_err(|e| sqlite_error(&e))?,
+        session,
+    }))
 }
 
 fn insert_refresh(conn: &Connection, r: &RefreshRecord) -> Result<usize, rusqlite::Error> {

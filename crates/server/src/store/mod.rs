@@ -1356,23 +1356,42 @@ impl SqlStore {
                  WHERE r.hash = ?1 AND r.client_id = ?2"
             )
         });
-        let read = match self.backend {
-            Backend::Sqlite => std::borrow::Cow::Borrowed(read.as_str()),
-            Backend::Postgres => std::borrow::Cow::Owned(self.sql(read)),
+        let row = match &self.group {
+            Some((group, _)) => group.read_refresh(hash, client_id).await?,
+            None => {
+                let read = match self.backend {
+                    Backend::Sqlite => std::borrow::Cow::Borrowed(read.as_str()),
+                    Backend::Postgres => std::borrow::Cow::Owned(self.sql(read)),
+                };
+                let row = sqlx::query(&read)
+                    .bind(hash)
+                    .bind(client_id)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                match row {
+                    None => None,
+                    Some(row) => Some(group::RefreshRow {
+                        family_id: row.try_get("token_family")?,
+                        used: row.try_get::<Option<i64>, _>("token_used_at")?.is_some(),
+                        revoked: row.try_get::<Option<i64>, _>("token_revoked_at")?.is_some(),
+                        expires_at: row.try_get("token_expires_at")?,
+                        session: session_from_row(&row)?,
+                    }),
+                }
+            }
         };
-        let row = sqlx::query(&read)
-            .bind(hash)
-            .bind(client_id)
-            .fetch_optional(&self.pool)
-            .await?;
-        let Some(row) = row else { return Ok(None) };
-        let family_id: String = row.try_get("token_family")?;
-        let used: Option<i64> = row.try_get("token_used_at")?;
-        let revoked: Option<i64> = row.try_get("token_revoked_at")?;
-        let expires_at: i64 = row.try_get("token_expires_at")?;
-        let session = session_from_row(&row)?;
-        if used.is_some()
-            || revoked.is_some()
+        let Some(group::RefreshRow {
+            family_id,
+            used,
+            revoked,
+            expires_at,
+            session,
+        }) = row
+        else {
+            return Ok(None);
+        };
+        if used
+            || revoked
             || expires_at <= now
             || session.revoked_at.is_some()
             || session.expires_at <= now
