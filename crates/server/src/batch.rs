@@ -19,7 +19,10 @@ use tokio::sync::oneshot;
 /// Entries `E` waiting to be written together; each gets its answer `R`.
 pub(crate) struct Batcher<E, R> {
     pending: Mutex<VecDeque<(E, oneshot::Sender<R>)>>,
-    turn: tokio::sync::Mutex<()>,
+    /// Batches written at once: one, or a few where the database runs
+    /// transactions side by side (PostgreSQL), so that one batch's round
+    /// trips and fsync do not hold up the next.
+    turns: tokio::sync::Semaphore,
     max: usize,
 }
 
@@ -35,11 +38,17 @@ impl<E, R> std::fmt::Debug for Batcher<E, R> {
 pub(crate) struct Abandoned;
 
 impl<E, R> Batcher<E, R> {
-    /// Batches of at most `max` entries (at least one).
+    /// Batches of at most `max` entries (at least one), one at a time.
     pub(crate) fn new(max: usize) -> Self {
+        Self::concurrent(max, 1)
+    }
+
+    /// Batches of at most `max` entries, up to `at_once` of them being
+    /// written at the same time (at least one).
+    pub(crate) fn concurrent(max: usize, at_once: usize) -> Self {
         Batcher {
             pending: Mutex::new(VecDeque::new()),
-            turn: tokio::sync::Mutex::new(()),
+            turns: tokio::sync::Semaphore::new(at_once.max(1)),
             max: max.max(1),
         }
     }
@@ -56,7 +65,11 @@ impl<E, R> Batcher<E, R> {
         let (tx, mut rx) = oneshot::channel();
         self.queue().push_back((entry, tx));
         loop {
-            let turn = self.turn.lock().await;
+            // Never closed: an error cannot happen, and is waited out as
+            // an answer would be.
+            let Ok(turn) = self.turns.acquire().await else {
+                return rx.await.map_err(|_| Abandoned);
+            };
             match rx.try_recv() {
                 Ok(answer) => return Ok(answer),
                 Err(oneshot::error::TryRecvError::Closed) => return Err(Abandoned),
@@ -67,6 +80,11 @@ impl<E, R> Batcher<E, R> {
                 let n = q.len().min(self.max);
                 q.drain(..n).collect()
             };
+            if batch.is_empty() {
+                // This entry is in a batch another leader is writing.
+                drop(turn);
+                return rx.await.map_err(|_| Abandoned);
+            }
             let (entries, senders): (Vec<E>, Vec<oneshot::Sender<R>>) = batch.into_iter().unzip();
             let written = write(entries);
             let task = tokio::spawn(async move {
@@ -132,6 +150,34 @@ mod tests {
         let n = batches.load(Ordering::SeqCst);
         assert!(n < 100, "writes were shared: {n} batches for 100 entries");
         assert!(n >= 100 / 8, "at most 8 per batch: {n}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_batches_stay_within_their_bound_and_answer_everyone() {
+        let b = Arc::new(Batcher::<u32, u32>::concurrent(8, 2));
+        let (now, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let mut tasks = Vec::new();
+        for i in 0..200u32 {
+            let (b, now, most) = (b.clone(), now.clone(), most.clone());
+            tasks.push(tokio::spawn(async move {
+                b.submit(i, |entries: Vec<u32>| {
+                    let (now, most) = (now.clone(), most.clone());
+                    async move {
+                        let n = now.fetch_add(1, Ordering::SeqCst) + 1;
+                        most.fetch_max(n, Ordering::SeqCst);
+                        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+                        now.fetch_sub(1, Ordering::SeqCst);
+                        entries.iter().map(|e| e + 1000).collect()
+                    }
+                })
+                .await
+            }));
+        }
+        for (i, t) in tasks.into_iter().enumerate() {
+            assert_eq!(t.await.unwrap(), Ok(i as u32 + 1000));
+        }
+        let most = most.load(Ordering::SeqCst);
+        assert!((1..=2).contains(&most), "{most} batches at once");
     }
 
     #[tokio::test]

@@ -775,6 +775,10 @@ pub struct SqlStore {
     group: Option<(group::GroupCommit, std::path::PathBuf)>,
     /// PostgreSQL: the same writes, batched per node ([`pg_batch`]).
     pg_batches: Arc<pg_batch::PgBatcher>,
+    /// PostgreSQL: the refresh path's reads, batched likewise.
+    pg_reads: Arc<pg_batch::PgReads>,
+    /// PostgreSQL: the thread the write batches run on.
+    pg_writer: Option<Arc<pg_batch::PgWriter>>,
     /// What the group commit did ([`SqlStore::group_commits`]).
     grouped: Arc<GroupStats>,
 }
@@ -1089,6 +1093,10 @@ impl SqlStore {
             Backend::Postgres => url.to_owned(),
         };
         let options = AnyConnectOptions::from_str(&url)?.disable_statement_logging();
+        let pg_writer = match backend {
+            Backend::Postgres => Some(Arc::new(pg_batch::PgWriter::start(options.clone())?)),
+            Backend::Sqlite => None,
+        };
         let pool = match backend {
             Backend::Sqlite => {
                 AnyPoolOptions::new()
@@ -1166,8 +1174,13 @@ impl SqlStore {
             write_gate,
             replay: Arc::new(crate::batch::Batcher::new(REPLAY_BATCH)),
             group: None,
-            pg_batches: Arc::new(crate::batch::Batcher::new(pg_batch::MAX_BATCH)),
+            pg_batches: Arc::new(crate::batch::Batcher::concurrent(pg_batch::MAX_BATCH, 1)),
+            pg_reads: Arc::new(crate::batch::Batcher::concurrent(
+                pg_batch::MAX_BATCH,
+                pg_batch::AT_ONCE,
+            )),
             grouped: Arc::new(GroupStats::default()),
+            pg_writer,
         };
         Ok(match file {
             Some(path) => store.with_group_commit(path)?,
@@ -1356,9 +1369,10 @@ impl SqlStore {
                  WHERE r.hash = ?1 AND r.client_id = ?2"
             )
         });
-        let row = match &self.group {
-            Some((group, _)) => group.read_refresh(hash, client_id).await?,
-            None => {
+        let row = match (&self.group, self.backend) {
+            (Some((group, _)), _) => group.read_refresh(hash, client_id).await?,
+            (None, Backend::Postgres) => self.pg_read_refresh(hash, client_id).await?,
+            (None, Backend::Sqlite) => {
                 let read = match self.backend {
                     Backend::Sqlite => std::borrow::Cow::Borrowed(read.as_str()),
                     Backend::Postgres => std::borrow::Cow::Owned(self.sql(read)),

@@ -23,19 +23,94 @@
 //! tried alone: one bad write fails only its own request.
 //!
 //! The batches form as in [`crate::batch::Batcher`]: a lone request is
-//! written at once, and whoever arrives meanwhile joins the next batch.
+//! written at once, and whoever arrives meanwhile joins the next batch; up
+//! to [`AT_ONCE`] batches are written at the same time.
 
 use std::collections::HashSet;
 
 use sqlx::{Any, Connection, Row};
 
-use super::group::{Write, Written};
+use super::group::{RefreshRow, Write, Written};
 use super::{SqlStore, StoreError};
 use crate::audit::{Actor, Context, Event};
 
 /// Writes per transaction, at most (each write binds at most 14 values:
 /// well under PostgreSQL's 65,535 parameters per statement).
 pub(crate) const MAX_BATCH: usize = 128;
+
+/// Batches in flight at once on one node: PostgreSQL runs them side by side
+/// (they contend only for the audit head, at their very end), so one
+/// batch's round trips and fsync need not hold up the next.
+pub(crate) const AT_ONCE: usize = 4;
+
+/// Where a node's batches run: a thread of their own with a one-thread
+/// Tokio runtime and its own connections. A batch is a few round trips to
+/// PostgreSQL, and on the service's runtime each of them waited, after its
+/// answer arrived, for a worker to finish signing a token (~0.4 ms for
+/// RS256): the batch that everyone in it waits on took several signatures
+/// long. Here nothing else runs.
+pub(crate) struct PgWriter {
+    handle: tokio::runtime::Handle,
+    pool: sqlx::AnyPool,
+    /// Dropped with the last store: the thread then ends.
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+impl std::fmt::Debug for PgWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgWriter").finish_non_exhaustive()
+    }
+}
+
+impl PgWriter {
+    /// Starts the thread and connects its pool (`options`: the store's).
+    pub(crate) fn start(options: sqlx::any::AnyConnectOptions) -> Result<PgWriter, StoreError> {
+        let (ready_tx, ready) = std::sync::mpsc::channel();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        std::thread::Builder::new()
+            .name("tessera-pg-writer".into())
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(r) => r,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(StoreError::Sqlite(format!(
+                            "the writer's runtime: {e}"
+                        ))));
+                        return;
+                    }
+                };
+                let pool = runtime.block_on(
+                    sqlx::any::AnyPoolOptions::new()
+                        .max_connections(u32::try_from(AT_ONCE * 2).unwrap_or(8))
+                        .acquire_timeout(std::time::Duration::from_secs(10))
+                        .connect_with(options),
+                );
+                let pool = match pool {
+                    Ok(p) => p,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(StoreError::from(e)));
+                        return;
+                    }
+                };
+                let _ = ready_tx.send(Ok((runtime.handle().clone(), pool.clone())));
+                // Runs the batches spawned on it until the store is gone.
+                let _ = runtime.block_on(stopped);
+                runtime.block_on(pool.close());
+            })
+            .map_err(|e| StoreError::Sqlite(format!("starting the writer thread: {e}")))?;
+        let (handle, pool) = ready
+            .recv()
+            .map_err(|_| StoreError::Sqlite("the writer thread did not start".into()))??;
+        Ok(PgWriter {
+            handle,
+            pool,
+            _stop: stop,
+        })
+    }
+}
 
 /// A write and who asked for it.
 #[derive(Debug)]
@@ -47,6 +122,11 @@ pub(crate) struct Job {
 
 /// The batches of one store.
 pub(crate) type PgBatcher = crate::batch::Batcher<Job, Result<Written, StoreError>>;
+
+/// A rotation's read (the token's hash, the client presenting it).
+pub(crate) type ReadKey = (Vec<u8>, String);
+/// Reads of refresh tokens batched the same way: one query for all.
+pub(crate) type PgReads = crate::batch::Batcher<ReadKey, Result<Option<RefreshRow>, StoreError>>;
 
 /// `$n::type` placeholders for `rows` rows of `types`, as a VALUES list.
 fn values(rows: usize, types: &[&str]) -> String {
@@ -107,12 +187,92 @@ impl SqlStore {
         self.pg_batches
             .submit(job, move |jobs| {
                 let store = store.clone();
-                async move { store.pg_batch(jobs).await }
+                async move {
+                    let n = jobs.len();
+                    let Some(writer) = store.pg_writer.clone() else {
+                        return store.pg_batch(jobs).await;
+                    };
+                    let on_writer = writer
+                        .handle
+                        .spawn(async move { store.pg_batch(jobs).await });
+                    on_writer.await.unwrap_or_else(|e| {
+                        let message = format!("the batch's task failed: {e}");
+                        (0..n)
+                            .map(|_| Err(StoreError::Sqlite(message.clone())))
+                            .collect()
+                    })
+                }
             })
             .await
             .map_err(|crate::batch::Abandoned| {
                 StoreError::Sqlite("the batch was abandoned; its outcome is unknown".into())
             })?
+    }
+
+    /// The refresh token `hash` of `client_id` and its session, read in
+    /// this node's next batch of such reads (one query for the batch).
+    pub(crate) async fn pg_read_refresh(
+        &self,
+        hash: &[u8],
+        client_id: &str,
+    ) -> Result<Option<RefreshRow>, StoreError> {
+        let store = self.clone();
+        self.pg_reads
+            .submit((hash.to_vec(), client_id.to_owned()), move |keys| {
+                let store = store.clone();
+                async move {
+                    match store.pg_reads_once(&keys).await {
+                        Ok(rows) => rows.into_iter().map(Ok).collect(),
+                        Err(e) => {
+                            let message = e.to_string();
+                            keys.iter()
+                                .map(|_| Err(StoreError::Sqlite(message.clone())))
+                                .collect()
+                        }
+                    }
+                }
+            })
+            .await
+            .map_err(|crate::batch::Abandoned| {
+                StoreError::Sqlite("the read was abandoned".into())
+            })?
+    }
+
+    /// One query for a batch of reads: each key's row, in order.
+    async fn pg_reads_once(&self, keys: &[ReadKey]) -> Result<Vec<Option<RefreshRow>>, StoreError> {
+        let columns = super::SESSION_COLUMNS
+            .split(", ")
+            .map(|c| format!("s.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "SELECT r.hash AS token_hash, r.client_id AS token_client, \
+             r.family_id AS token_family, r.used_at AS token_used_at, \
+             r.revoked_at AS token_revoked_at, r.expires_at AS token_expires_at, {columns} \
+             FROM refresh_tokens r JOIN sessions s ON s.id = r.session_id \
+             JOIN (VALUES {}) AS v(hash, client_id) \
+               ON r.hash = v.hash AND r.client_id = v.client_id",
+            values(keys.len(), &["bytea", "text"])
+        );
+        let mut q = sqlx::query(&sql);
+        for (hash, client) in keys {
+            q = q.bind(hash.as_slice()).bind(client);
+        }
+        let mut found = std::collections::HashMap::new();
+        for row in q.fetch_all(&self.pool).await? {
+            let key: ReadKey = (row.try_get("token_hash")?, row.try_get("token_client")?);
+            let read = RefreshRow {
+                family_id: row.try_get("token_family")?,
+                used: row.try_get::<Option<i64>, _>("token_used_at")?.is_some(),
+                revoked: row.try_get::<Option<i64>, _>("token_revoked_at")?.is_some(),
+                expires_at: row.try_get("token_expires_at")?,
+                session: super::session_from_row(&row)?,
+            };
+            found.insert(key, read);
+        }
+        // A key asked twice in one batch: the first gets the row, the
+        // other reads alone next time (it is a replay anyway).
+        Ok(keys.iter().map(|k| found.remove(k)).collect())
     }
 
     /// One batch: together, or (if that fails) each write alone.
@@ -146,7 +306,8 @@ impl SqlStore {
         let mut answers: Vec<Option<Result<Written, StoreError>>> =
             jobs.iter().map(|_| None).collect();
         // Closed, not reused, unless the transaction ends cleanly.
-        let mut conn = super::Conn::acquire(&self.pool, &self.write_gate).await?;
+        let pool = self.pg_writer.as_ref().map_or(&self.pool, |w| &w.pool);
+        let mut conn = super::Conn::acquire(pool, &self.write_gate).await?;
         let mut tx = conn.get()?.begin().await?;
 
         // Sessions, where their client still exists; then their first
