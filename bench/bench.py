@@ -537,6 +537,135 @@ def raw_signing():
     return rates
 
 
+def issuance_bounds():
+    """CPU per sealed token from the tessera-server criterion bench (`issuance/RS256/jwe` and
+    `nested`: claims, signature and sealing, no HTTP, no store), one core: tokens/s."""
+    print("== sealed issuance (tessera-server bench `issuance`, RS256)", flush=True)
+    out = subprocess.run(["cargo", "bench", "-p", "tessera-server", "--bench", "issuance",
+                          "--locked", "--", "^issuance/RS256/(jwe|nested)$", "--noplot"],
+                         cwd=ROOT, capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        raise BenchError(f"cargo bench failed: {out.stderr[-2000:]}")
+    rates = {}
+    for fmt in ("jwe", "nested"):
+        est = ROOT / "target" / "criterion" / "issuance_RS256" / fmt / "new" / "estimates.json"
+        ns = json.loads(est.read_text())["median"]["point_estimate"]
+        rates[fmt] = 1e9 / ns
+        print(f"   {fmt}: {rates[fmt]:,.0f} tokens/s on one core", flush=True)
+    return rates
+
+
+def fsync_rate(directory, seconds=3.0):
+    """One writer: 4 KiB written in place, then fdatasync, as fast as the disk allows."""
+    path = Path(directory) / "fsync-probe"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    block, n = b"\x5a" * 4096, 0
+    try:
+        started = time.perf_counter()
+        while time.perf_counter() - started < seconds:
+            os.pwrite(fd, block, (n % 256) * 4096)
+            os.fdatasync(fd)
+            n += 1
+        return n / (time.perf_counter() - started)
+    finally:
+        os.close(fd)
+        path.unlink()
+
+
+def sqlite_session_commits(schema_db, directory, seconds=3.0):
+    """One writer, one transaction per session (a session, its refresh token and its audit
+    event, as tessera writes them, in WAL with synchronous = FULL): what one commit per request
+    allows on this disk, with tessera's own schema (read from `schema_db`)."""
+    src = sqlite3.connect(schema_db)
+    try:
+        schema = [sql for (sql,) in src.execute(
+            "SELECT sql FROM sqlite_master WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite_%' "
+            "ORDER BY type = 'table' DESC")]
+    finally:
+        src.close()
+    path = Path(directory) / "commit-probe.db"
+    db = sqlite3.connect(path, isolation_level=None)
+    try:
+        db.execute("PRAGMA journal_mode = WAL")
+        db.execute("PRAGMA synchronous = FULL")
+        for sql in schema:
+            db.execute(sql)
+        cols = [r[1] for r in db.execute("PRAGMA table_info(clients)")]
+        db.execute(f"INSERT INTO clients ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+                   ["cli_probe"] + ["[]"] * (len(cols) - 1))
+        n, started = 0, time.perf_counter()
+        while time.perf_counter() - started < seconds:
+            sid = f"ses_{time.time_ns():020d}{secrets.token_urlsafe(16)}"
+            db.execute("BEGIN IMMEDIATE")
+            db.execute("INSERT INTO sessions (id, client_id, sub, org, roles, amr, audience, claims, "
+                       "created_at, expires_at) VALUES (?, 'cli_probe', ?, 'acme', '[\"admin\"]', "
+                       "'[\"pwd\"]', ?, '{}', 1, 2)", (sid, f"user-{n}", API))
+            db.execute("INSERT INTO refresh_tokens (hash, family_id, session_id, client_id, "
+                       "created_at, expires_at) VALUES (?, ?, ?, 'cli_probe', 1, 2)",
+                       (secrets.token_bytes(32), sid, sid))
+            db.execute("INSERT INTO audit_events (seq, time, actor_type, actor_id, action, target, "
+                       "outcome, request_id, source_ip, details, prev_hash, hash, mac) VALUES "
+                       "(?, 1, 'client', 'cli_probe', 'session.created', ?, 'success', 'r', "
+                       "'127.0.0.1', ?, ?, ?, ?)",
+                       (n + 1, sid, "{" + '"x":"' + "y" * 300 + '"}', secrets.token_bytes(32),
+                        secrets.token_bytes(32), secrets.token_bytes(32)))
+            db.execute("COMMIT")
+            n += 1
+        return n / (time.perf_counter() - started)
+    finally:
+        db.close()
+        for suffix in ("", "-wal", "-shm"):
+            Path(str(path) + suffix).unlink(missing_ok=True)
+
+
+def group_commits(server):
+    """The server's group-commit counters from /metrics: (commits, writes)."""
+    status, body = request(server.port, "GET", "/metrics")
+    if status != 200:
+        raise BenchError(f"/metrics: {status}")
+    found = {}
+    for line in body.decode().splitlines():
+        for name in ("tessera_store_group_commits_total", "tessera_store_group_writes_total"):
+            if line.startswith(name + " "):
+                found[name] = int(line.split()[1])
+    return (found.get("tessera_store_group_commits_total", 0),
+            found.get("tessera_store_group_writes_total", 0))
+
+
+def write_rows(args, base, counter, pg_url):
+    """Issue 28's rows: every write path, on SQLite and PostgreSQL, with the group commit's mean
+    batch (writes per commit, from /metrics over the row's runs)."""
+    c = args.connections
+    rows = {}
+    backends = [("SQLite", None)] + ([("PostgreSQL", pg_url)] if pg_url else [])
+    for backend, url in backends:
+        cases = [("sessions, RS256 keys", "RS256", "mint"), ("sessions, ES256 keys", "ES256", "mint"),
+                 ("issuance, format jwe", "RS256", RECORDS),
+                 ("issuance, format nested", "RS256", PARTNER)]
+        for label, alg, what in cases:
+            work = base / f"{next(counter):03}-writes-{backend}"
+            work.mkdir()
+            db = postgres_database(url, f"writes_{next(counter)}") if url else None
+            t = Tessera(work, alg, db).start()
+            try:
+                if what == "mint":
+                    load = mint_load(t)
+                else:
+                    load = cc_load(t, what)
+                load.label = f"{label}, {backend}"
+                before = group_commits(t)
+                result = measure(t, load, c, args)
+                after = group_commits(t)
+                commits, writes = after[0] - before[0], after[1] - before[1]
+                result["commits"], result["writes"] = commits, writes
+                rows[f"{label}, {backend}"] = result
+                if backend == "SQLite" and what == "mint" and "schema_db" not in rows:
+                    rows["schema_db"] = str(t.data / "tessera.db")
+            finally:
+                t.stop()
+    return rows
+
+
 # --- Machine ----------------------------------------------------------------------------
 
 def machine():
@@ -643,19 +772,22 @@ def main():
                 t, dpop_cc_load(t, max(2, args.seconds), kty), c, args)
         t.stop()
 
-        t = fresh(Tessera)
-        servers = [t]
-        results["main"]["POST /v1/sessions mint"] = pair(measure(t, mint_load(t), c, args), None)
-        t.stop()
-
-        t = fresh(Tessera)
-        servers = [t]
-        for label, audience in (("issuance, format jwe", RECORDS),
-                                ("issuance, format nested", PARTNER)):
-            load = cc_load(t, audience)
-            load.label = label
-            results["main"][label] = pair(measure(t, load, c, args), None)
-        t.stop()
+        print("== writes: sessions, sealed issuance (and, below, refresh) on each store",
+              flush=True)
+        results["issuance_bounds"] = issuance_bounds()
+        results["writes"] = write_rows(args, base, counter, pg_url)
+        schema_db = results["writes"].pop("schema_db", None)
+        results["disk"] = {"fsync_4k": fsync_rate(base)}
+        if schema_db:
+            results["disk"]["sqlite_session_commits"] = sqlite_session_commits(schema_db, base)
+        print(f"   disk: {results['disk']['fsync_4k']:,.0f} write+fdatasync/s; "
+              f"{results['disk'].get('sqlite_session_commits', 0):,.0f} sessions/s at one "
+              "commit each", flush=True)
+        for label in ("sessions, RS256 keys, SQLite", "issuance, format jwe, SQLite",
+                      "issuance, format nested, SQLite"):
+            row = results["writes"].get(label)
+            if row:
+                results["main"][label] = pair(row, None)
 
         t, p = fresh(Tessera), fresh(Peer)
         servers = [t, p]
@@ -720,6 +852,7 @@ def main():
     print(report.main_table(results))
     print()
     print(report.targets(results))
+    print(report.write_targets(results))
     print(f"== wrote {out / 'RESULTS.md'} and {out / 'charts'} in {results['seconds_total']} s")
 
 
