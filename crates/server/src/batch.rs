@@ -75,11 +75,15 @@ impl<E, R> Batcher<E, R> {
                 Err(oneshot::error::TryRecvError::Closed) => return Err(Abandoned),
                 Err(oneshot::error::TryRecvError::Empty) => {}
             }
-            let batch: Vec<(E, oneshot::Sender<R>)> = {
+            let mut batch: Vec<(E, oneshot::Sender<R>)> = {
                 let mut q = self.queue();
                 let n = q.len().min(self.max);
                 q.drain(..n).collect()
             };
+            // A caller that went away (its request dropped: the client hung
+            // up, or it timed out) before its entry's turn: not written, as
+            // if it had never asked.
+            batch.retain(|(_, sender)| !sender.is_closed());
             if batch.is_empty() {
                 // This entry is in a batch another leader is writing.
                 drop(turn);

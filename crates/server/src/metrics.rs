@@ -86,10 +86,10 @@ pub static DPOP_BOUND: Counter = Counter::new(
     "tessera_dpop_bound_tokens_total",
     "Tokens issued bound to a DPoP key (cnf.jkt).",
 );
-/// SQLite transactions committed by the group commit (one fsync each).
+/// Transactions committed by the group commit.
 pub static STORE_GROUP_COMMITS: Counter = Counter::new(
     "tessera_store_group_commits_total",
-    "SQLite transactions committed by the store's group commit (one fsync each).",
+    "Transactions committed by the store's group commit (SQLite: one fsync each; PostgreSQL: one commit per batch of a node).",
 );
 /// Writes committed by the group commit.
 pub static STORE_GROUP_WRITES: Counter = Counter::new(

@@ -196,6 +196,40 @@ async fn suite(url: &str) {
         SESSIONS - 2
     );
 
+    // A caller that goes away while its write waits writes nothing (as
+    // when each request ran its own transaction): a session queued behind a
+    // batch held up by the lock, then dropped.
+    let lock = hold(url).await;
+    let held = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let s = session(900, "cli_a");
+            store
+                .create_session(&s, &token(900).record(&s.id, &s.id, "cli_a"))
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let dropped = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let s = session(901, "cli_a");
+            store
+                .create_session(&s, &token(901).record(&s.id, &s.id, "cli_a"))
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    dropped.abort();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    release(lock).await;
+    held.await.unwrap().unwrap();
+    assert!(store.session("ses_0900").await.unwrap().is_some());
+    assert!(
+        store.session("ses_0901").await.unwrap().is_none(),
+        "a dropped caller's session was written"
+    );
+
     // Rotations queued the same way: every family's token, the first
     // family's token twice more (only one presentation can win: the
     // family is then revoked as reused), and another client presenting the
@@ -263,7 +297,9 @@ async fn suite(url: &str) {
     // No family forked; the reused one has no live token left.
     let live = live_tokens(url).await;
     assert!(live.iter().all(|(_, n)| *n == 1), "{live:?}");
-    assert_eq!(live.len(), created.len() - 1, "{live:?}");
+    // Every family but the reused one, and the session made beside the
+    // dropped caller's.
+    assert_eq!(live.len(), created.len() - 1 + 1, "{live:?}");
     assert!(!live.iter().any(|(f, _)| *f == format!("ses_{first:04}")));
 
     // Sealed tokens with their events, batched too.
@@ -309,7 +345,7 @@ async fn suite(url: &str) {
     let verified = verify_store(&*store, &keys()).await.unwrap();
     let events = store.audit_events(0, 10_000).await.unwrap();
     let count = |action: &str| events.iter().filter(|e| e.action == action).count();
-    assert_eq!(count("session.created"), SESSIONS - 2);
+    assert_eq!(count("session.created"), SESSIONS - 2 + 1);
     assert_eq!(count("step_up.issued"), 8);
     assert_eq!(count("refresh.reuse_detected"), 2);
     assert_eq!(verified.events, events.len() as i64);

@@ -9,9 +9,20 @@
 //!   `SAVEPOINT`: one that fails (its client deleted meanwhile, a constraint,
 //!   the audit trail refusing its event) is rolled back to it and fails only
 //!   its own request; the others commit. Should SQLite end the whole
-//!   transaction by itself (a full disk, an I/O error), or the `COMMIT`
-//!   fail, every write of the batch fails, none is applied, and the
-//!   connection is closed and opened afresh for the next batch.
+//!   transaction by itself (a full disk, an I/O error), every write of the
+//!   batch fails and none is applied; should the `COMMIT` itself fail,
+//!   every write fails as "outcome unknown" (an I/O error while syncing can
+//!   leave a commit that recovery applies). Either way the connection is
+//!   closed and opened afresh for the next batch.
+//! - **A caller that gave up writes nothing.** A write whose request was
+//!   dropped (its client hung up, or it timed out) before its turn is
+//!   skipped, as it was when each request ran its own transaction: a
+//!   client that retries with the same refresh token finds it unused.
+//! - **Bounded.** At most [`MAX_QUEUE`] messages wait (beyond: 503 at
+//!   once); the thread waits at most 30 s for its turn behind this
+//!   process's other writer (then the batch fails: 503); a panic fails its
+//!   batch (its callers get 503) and the thread goes on with a fresh
+//!   connection.
 //! - **No added latency when idle.** The thread waits for the first write,
 //!   then takes whatever else is already queued (at most [`MAX_BATCH`]), and
 //!   writes at once: a lone request commits alone. A batch forms only
@@ -42,6 +53,8 @@ use crate::audit::{Actor, AuditHead, AuditKeys, Context, Event, HeadCache};
 
 /// Writes per transaction, at most.
 pub(crate) const MAX_BATCH: usize = 128;
+/// Messages (writes and reads) waiting for the thread, at most.
+pub(crate) const MAX_QUEUE: usize = 4096;
 
 /// A session as its row stores it (`roles`, `amr`, `claims` as JSON,
 /// `scope` space-separated).
@@ -141,7 +154,7 @@ enum Message {
 /// gone.
 #[derive(Clone)]
 pub(crate) struct GroupCommit {
-    queue: mpsc::Sender<Message>,
+    queue: mpsc::SyncSender<Message>,
 }
 
 impl std::fmt::Debug for GroupCommit {
@@ -152,6 +165,15 @@ impl std::fmt::Debug for GroupCommit {
 
 fn stopped() -> StoreError {
     StoreError::Sqlite("the store's writer thread stopped".into())
+}
+
+fn send(queue: &mpsc::SyncSender<Message>, message: Message) -> Result<(), StoreError> {
+    queue.try_send(message).map_err(|e| match e {
+        mpsc::TrySendError::Full(_) => {
+            StoreError::Sqlite("too many writes are waiting for the store".into())
+        }
+        mpsc::TrySendError::Disconnected(_) => stopped(),
+    })
 }
 
 impl GroupCommit {
@@ -166,7 +188,7 @@ impl GroupCommit {
         head: Arc<HeadCache>,
         stats: Arc<super::GroupStats>,
     ) -> std::io::Result<GroupCommit> {
-        let (queue, jobs) = mpsc::channel();
+        let (queue, jobs) = mpsc::sync_channel(MAX_QUEUE);
         let worker = Worker {
             path,
             conn: None,
@@ -191,9 +213,7 @@ impl GroupCommit {
             ctx: crate::audit::context(),
             reply,
         };
-        self.queue
-            .send(Message::Job(Box::new(job)))
-            .map_err(|_| stopped())?;
+        send(&self.queue, Message::Job(Box::new(job)))?;
         answer.await.map_err(|_| stopped())?
     }
 
@@ -211,7 +231,7 @@ impl GroupCommit {
             client_id: client_id.to_owned(),
             reply,
         };
-        self.queue.send(Message::Read(job)).map_err(|_| stopped())?;
+        send(&self.queue, Message::Read(job))?;
         answer.await.map_err(|_| stopped())?
     }
 
@@ -219,6 +239,7 @@ impl GroupCommit {
     /// call are done; the next write opens it again.
     pub(crate) async fn close(&self) {
         let (done, closed) = oneshot::channel();
+        // Waits for room: a close is never dropped.
         if self.queue.send(Message::Close(done)).is_ok() {
             let _ = closed.await;
         }
@@ -304,8 +325,17 @@ impl Worker {
             if !reads.is_empty() {
                 self.read(reads);
             }
+            // A caller that went away before its turn: its write is not made.
+            batch.retain(|job| !job.reply.is_closed());
             if !batch.is_empty() {
-                self.write(batch);
+                // A panic fails this batch only (its callers' answers are
+                // dropped: 503), and the connection is opened afresh.
+                let written =
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.write(batch)));
+                if written.is_err() {
+                    tracing::error!("the store's writer panicked; its batch failed");
+                    self.conn = None;
+                }
             }
             if let Some(done) = close {
                 self.close();
@@ -358,8 +388,11 @@ impl Worker {
     fn write(&mut self, batch: Vec<Job>) {
         let gate = self.gate.clone();
         // This process's other writers wait meanwhile (sqlx's writer).
-        let turn = gate.blocking_turn();
-        let answers = match self.transaction(&batch) {
+        let (turn, outcome) = match gate.blocking_turn() {
+            Ok(turn) => (turn, self.transaction(&batch)),
+            Err(e) => (None, Err(BatchFailed(e))),
+        };
+        let answers = match outcome {
             Ok((answers, events)) => {
                 self.stats.committed(
                     answers
@@ -408,9 +441,14 @@ impl Worker {
         let keys = self.keys.clone();
         let conn = self.connection()?;
         conn.execute_batch("BEGIN IMMEDIATE")?;
-        let mut head = read_head(conn)?;
-        let authentic = head.is_authentic(&keys);
-        let first_seq = head.seq;
+        // The chain's head, read only if a write of the batch has an event.
+        let mut head = if batch.iter().any(|j| j.write.event().is_some()) {
+            Some(read_head(conn)?)
+        } else {
+            None
+        };
+        let authentic = head.as_ref().is_some_and(|h| h.is_authentic(&keys));
+        let first_seq = head.as_ref().map_or(0, |h| h.seq);
         if let Some(now) = batch
             .iter()
             .filter_map(|j| match &j.write {
@@ -423,11 +461,25 @@ impl Worker {
         }
         let mut answers = Vec::with_capacity(batch.len());
         let mut events = Vec::new();
+        // Stands in when no write of the batch has an event.
+        let mut no_head = AuditHead {
+            seq: 0,
+            hash: Vec::new(),
+            pruned_through: 0,
+            pruned_hash: Vec::new(),
+            mac: None,
+        };
         for job in batch {
+            if job.reply.is_closed() {
+                // Gone while the batch waited for its turn: not written.
+                answers.push(Err(StoreError::Sqlite("the caller went away".into())));
+                continue;
+            }
             conn.prepare_cached("SAVEPOINT write")?.execute([])?;
+            let head = head.as_mut().unwrap_or(&mut no_head);
             let before = (head.seq, head.hash.clone());
             let mut chain = Chain {
-                head: &mut head,
+                head,
                 authentic,
                 keys: &keys,
                 ctx: &job.ctx,
@@ -454,16 +506,26 @@ impl Worker {
             }
             answers.push(answer);
         }
-        if head.seq != first_seq {
-            let mac = head.compute_mac(&keys);
-            conn.prepare_cached(WRITE_HEAD)?
-                .execute(params![head.seq, head.hash, mac])?;
-            head.mac = Some(mac);
+        let moved = match head.filter(|h| h.seq != first_seq) {
+            Some(mut h) => {
+                let mac = h.compute_mac(&keys);
+                conn.prepare_cached(WRITE_HEAD)?
+                    .execute(params![h.seq, h.hash, mac])?;
+                h.mac = Some(mac);
+                Some(h)
+            }
+            None => None,
+        };
+        if let Err(e) = conn.execute_batch("COMMIT") {
+            // Whether it reached the disk is not known (recovery may apply
+            // a commit whose sync failed).
+            return Err(BatchFailed(StoreError::Sqlite(format!(
+                "the commit failed; its outcome is unknown: {e}"
+            ))));
         }
-        conn.execute_batch("COMMIT")?;
-        if head.seq != first_seq {
+        if let Some(h) = moved {
             // sqlx's writer builds its next event on it (checked there).
-            self.head.put(head);
+            self.head.put(h);
         }
         Ok((answers, events))
     }

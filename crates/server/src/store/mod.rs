@@ -1010,10 +1010,29 @@ impl WriteGate {
         }))))
     }
 
-    /// This thread's turn to write, waited for (the group commit's thread,
-    /// outside Tokio); `None` without a gate.
-    pub(crate) fn blocking_turn(&self) -> Option<tokio::sync::MutexGuard<'_, Writer>> {
-        self.0.as_ref().map(|w| w.blocking_lock())
+    /// This thread's turn to write (the group commit's thread, outside
+    /// Tokio), waited for at most as long as any write waits for its turn
+    /// ([`WRITER_WAIT`]): `Err` if it did not come, `Ok(None)` without a
+    /// gate. Polled every millisecond: the gate is only ever held by this
+    /// process's other, rarer writes (key changes, revocations, pruning).
+    pub(crate) fn blocking_turn(
+        &self,
+    ) -> Result<Option<tokio::sync::MutexGuard<'_, Writer>>, StoreError> {
+        let Some(writer) = &self.0 else {
+            return Ok(None);
+        };
+        let started = std::time::Instant::now();
+        loop {
+            if let Ok(turn) = writer.try_lock() {
+                return Ok(Some(turn));
+            }
+            if started.elapsed() > WRITER_WAIT {
+                return Err(StoreError::Sqlite(
+                    "the store's other writer held its turn too long".into(),
+                ));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
     }
 
     /// Closes the writer (its last transaction ended), waiting for SQLite
@@ -1094,17 +1113,13 @@ impl SqlStore {
         };
         let options = AnyConnectOptions::from_str(&url)?.disable_statement_logging();
         let pg_writer = match backend {
-            Backend::Postgres => Some(Arc::new(pg_batch::PgWriter::start(options.clone())?)),
+            Backend::Postgres => Some(Arc::new(pg_batch::PgWriter::start(options.clone()).await?)),
             Backend::Sqlite => None,
         };
         let pool = match backend {
             Backend::Sqlite => {
                 AnyPoolOptions::new()
                     .max_connections(4)
-                    // A file on this machine: no ping (a trip to the
-                    // connection's thread and back) before every read. A
-                    // connection in doubt is dealt with by after_release.
-                    .test_before_acquire(false)
                     .after_connect(|conn, _| {
                         Box::pin(async move {
                             conn.execute(
@@ -1261,6 +1276,9 @@ impl SqlStore {
     pub async fn close(&self) {
         if let Some((group, _)) = &self.group {
             group.close().await;
+        }
+        if let Some(writer) = &self.pg_writer {
+            writer.close().await;
         }
         self.write_gate.close().await;
         self.pool.close().await;

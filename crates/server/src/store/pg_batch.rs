@@ -6,12 +6,14 @@
 //! - sessions are inserted only where their client still exists (`WHERE
 //!   EXISTS`, `ON CONFLICT DO NOTHING`), and those not returned fail alone
 //!   (the client was deleted meanwhile);
-//! - rotations first take their sessions' rows (`FOR KEY SHARE`, in id
-//!   order: a reuse, which locks its session `FOR UPDATE` before its
-//!   family's tokens, then waits for the batch instead of deadlocking with
-//!   it), use up the tokens whose conditions hold (`RETURNING` says which),
-//!   and store the successors of those only; the others are
-//!   [`Written::Unchanged`], decided again one at a time;
+//! - rotations first lock their sessions' rows (`FOR NO KEY UPDATE`, in id
+//!   order), then use up the tokens whose conditions hold (`RETURNING` says
+//!   which) and store the successors of those only; the others are
+//!   [`Written::Unchanged`], decided again one at a time. Session first,
+//!   then its tokens, as everywhere: a reuse (its session `FOR UPDATE`), a
+//!   revocation (`UPDATE sessions`, then the tokens) and another batch
+//!   holding the same session wait for this one instead of deadlocking or
+//!   missing its successor;
 //! - the audit events of the writes that happened are appended last, under
 //!   one lock of the chain's head for the whole batch (on PostgreSQL every
 //!   audited change of every node queues on that row: per batch, not per
@@ -63,9 +65,16 @@ impl std::fmt::Debug for PgWriter {
 }
 
 impl PgWriter {
+    /// Closes its connections (the store is closing).
+    pub(crate) async fn close(&self) {
+        self.pool.close().await;
+    }
+
     /// Starts the thread and connects its pool (`options`: the store's).
-    pub(crate) fn start(options: sqlx::any::AnyConnectOptions) -> Result<PgWriter, StoreError> {
-        let (ready_tx, ready) = std::sync::mpsc::channel();
+    pub(crate) async fn start(
+        options: sqlx::any::AnyConnectOptions,
+    ) -> Result<PgWriter, StoreError> {
+        let (ready_tx, ready) = tokio::sync::oneshot::channel();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         std::thread::Builder::new()
             .name("tessera-pg-writer".into())
@@ -102,7 +111,7 @@ impl PgWriter {
             })
             .map_err(|e| StoreError::Sqlite(format!("starting the writer thread: {e}")))?;
         let (handle, pool) = ready
-            .recv()
+            .await
             .map_err(|_| StoreError::Sqlite("the writer thread did not start".into()))??;
         Ok(PgWriter {
             handle,
@@ -275,12 +284,21 @@ impl SqlStore {
         Ok(keys.iter().map(|k| found.remove(k)).collect())
     }
 
-    /// One batch: together, or (if that fails) each write alone.
+    /// One batch: together, or (if that fails before its `COMMIT` was
+    /// sent) each write alone. A failed `COMMIT` (a connection lost as it
+    /// went) may have committed: trying again would find the batch's tokens
+    /// used and call it a reuse, so every write answers "outcome unknown".
     async fn pg_batch(&self, jobs: Vec<Job>) -> Vec<Result<Written, StoreError>> {
         match self.pg_transaction(&jobs).await {
             Ok(answers) => answers,
-            Err(e) if jobs.len() == 1 => vec![Err(e)],
-            Err(e) => {
+            Err(Failed::Commit(e)) => {
+                let message = format!("the commit failed; its outcome is unknown: {e}");
+                jobs.iter()
+                    .map(|_| Err(StoreError::Sqlite(message.clone())))
+                    .collect()
+            }
+            Err(Failed::Before(e)) if jobs.len() == 1 => vec![Err(e)],
+            Err(Failed::Before(e)) => {
                 tracing::debug!(error = %e, writes = jobs.len(), "a batch failed; each write alone");
                 let mut answers = Vec::with_capacity(jobs.len());
                 for job in jobs {
@@ -289,7 +307,10 @@ impl SqlStore {
                         Ok(mut a) => a.pop().unwrap_or_else(|| {
                             Err(StoreError::Corrupt("a write went unanswered".into()))
                         }),
-                        Err(e) => Err(e),
+                        Err(Failed::Before(e)) => Err(e),
+                        Err(Failed::Commit(e)) => Err(StoreError::Sqlite(format!(
+                            "the commit failed; its outcome is unknown: {e}"
+                        ))),
                     });
                 }
                 answers
@@ -297,11 +318,29 @@ impl SqlStore {
         }
     }
 
-    /// `jobs` in one transaction: each one's answer, or the error that
-    /// rolled it all back.
+    /// `jobs` in one transaction: each one's answer, or why it failed.
     async fn pg_transaction(
         &self,
         jobs: &[Job],
+    ) -> Result<Vec<Result<Written, StoreError>>, Failed> {
+        let mut committing = false;
+        self.pg_transaction_in(jobs, &mut committing)
+            .await
+            .map_err(|e| {
+                if committing {
+                    Failed::Commit(e)
+                } else {
+                    Failed::Before(e)
+                }
+            })
+    }
+
+    /// [`SqlStore::pg_transaction`]; `committing` is set as the `COMMIT`
+    /// is sent.
+    async fn pg_transaction_in(
+        &self,
+        jobs: &[Job],
+        committing: &mut bool,
     ) -> Result<Vec<Result<Written, StoreError>>, StoreError> {
         let mut answers: Vec<Option<Result<Written, StoreError>>> =
             jobs.iter().map(|_| None).collect();
@@ -412,7 +451,7 @@ impl SqlStore {
             ids.dedup();
             let sql = format!(
                 "SELECT s.id FROM sessions s JOIN (VALUES {}) AS v(id) ON s.id = v.id \
-                 ORDER BY s.id FOR KEY SHARE OF s",
+                 ORDER BY s.id FOR NO KEY UPDATE OF s",
                 values(ids.len(), &["text"])
             );
             let mut q = sqlx::query(&sql);
@@ -576,6 +615,7 @@ impl SqlStore {
             q.execute(&mut *tx).await?;
             crate::audit::write_head(&mut tx, super::Backend::Postgres, &self.audit, &head).await?;
         }
+        *committing = true;
         tx.commit().await?;
         conn.finished();
         self.grouped.committed(
@@ -592,6 +632,13 @@ impl SqlStore {
             })
             .collect())
     }
+}
+
+/// Why a batch failed: before its `COMMIT` was sent (nothing written),
+/// or at it (the outcome is unknown).
+enum Failed {
+    Before(StoreError),
+    Commit(StoreError),
 }
 
 fn set(
