@@ -819,7 +819,7 @@ pub(crate) const INSERT_EVENT: &str =
 pub(crate) const EVENT_VALUES: &str = "?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13";
 
 /// Binds `record`'s fields as `?1` to `?13`, in [`INSERT_EVENT`]'s order.
-fn bind_record<'q>(
+pub(crate) fn bind_record<'q>(
     query: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>,
     record: &'q AuditRecord,
 ) -> sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>> {

@@ -1616,6 +1616,27 @@ fn bind_session_inserts<'q>(
         .bind(r.expires_at)
 }
 
+/// Binds a sealed token's thirteen columns, in the order of its inserts.
+pub(crate) fn bind_sealed<'q>(
+    query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    t: &'q SealedRecord,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    query
+        .bind(&t.hash)
+        .bind(&t.jti)
+        .bind(&t.kind)
+        .bind(&t.format)
+        .bind(&t.client_id)
+        .bind(&t.session_id)
+        .bind(&t.sub)
+        .bind(&t.audience)
+        .bind(t.issued_at)
+        .bind(t.expires_at)
+        .bind(&t.session_ref)
+        .bind(&t.kid)
+        .bind(&t.jkt)
+}
+
 /// Binds a session's twelve columns in the order of its inserts; `stored`
 /// is its roles, amr, claims and scope as stored.
 fn bind_session<'q>(
@@ -2355,24 +2376,14 @@ impl Store for SqlStore {
             .bind(now)
             .execute(&mut *tx)
             .await?;
-        sqlx::query(&self.sql(
-            "INSERT INTO sealed_tokens (hash, jti, kind, format, client_id, session_id, sub, \
+        bind_sealed(
+            sqlx::query(&self.sql(
+                "INSERT INTO sealed_tokens (hash, jti, kind, format, client_id, session_id, sub, \
              audience, issued_at, expires_at, session_ref, kid, jkt) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-        ))
-        .bind(&t.hash)
-        .bind(&t.jti)
-        .bind(&t.kind)
-        .bind(&t.format)
-        .bind(&t.client_id)
-        .bind(&t.session_id)
-        .bind(&t.sub)
-        .bind(&t.audience)
-        .bind(t.issued_at)
-        .bind(t.expires_at)
-        .bind(&t.session_ref)
-        .bind(&t.kid)
-        .bind(&t.jkt)
+            )),
+            t,
+        )
         .execute(&mut *tx)
         .await?;
         let events: Vec<Event> = event.into_iter().collect();

@@ -541,20 +541,7 @@ impl SqlStore {
             );
             let mut q = sqlx::query(&sql);
             for (_, t, _) in &sealed {
-                q = q
-                    .bind(&t.hash)
-                    .bind(&t.jti)
-                    .bind(&t.kind)
-                    .bind(&t.format)
-                    .bind(&t.client_id)
-                    .bind(&t.session_id)
-                    .bind(&t.sub)
-                    .bind(&t.audience)
-                    .bind(t.issued_at)
-                    .bind(t.expires_at)
-                    .bind(&t.session_ref)
-                    .bind(&t.kid)
-                    .bind(&t.jkt);
+                q = super::bind_sealed(q, t);
             }
             q.execute(&mut *tx).await?;
             for (i, _, _) in &sealed {
@@ -597,20 +584,7 @@ impl SqlStore {
             );
             let mut q = sqlx::query(&sql);
             for r in &records {
-                q = q
-                    .bind(r.seq)
-                    .bind(r.time)
-                    .bind(&r.actor_type)
-                    .bind(&r.actor_id)
-                    .bind(&r.action)
-                    .bind(&r.target)
-                    .bind(&r.outcome)
-                    .bind(&r.request_id)
-                    .bind(&r.source_ip)
-                    .bind(&r.details)
-                    .bind(&r.prev_hash)
-                    .bind(&r.hash)
-                    .bind(&r.mac);
+                q = crate::audit::bind_record(q, r);
             }
             q.execute(&mut *tx).await?;
             crate::audit::write_head(&mut tx, super::Backend::Postgres, &self.audit, &head).await?;
