@@ -1390,12 +1390,9 @@ impl SqlStore {
         let row = match (&self.group, self.backend) {
             (Some((group, _)), _) => group.read_refresh(hash, client_id).await?,
             (None, Backend::Postgres) => self.pg_read_refresh(hash, client_id).await?,
+            // SQLite without its writer thread (an in-memory database).
             (None, Backend::Sqlite) => {
-                let read = match self.backend {
-                    Backend::Sqlite => std::borrow::Cow::Borrowed(read.as_str()),
-                    Backend::Postgres => std::borrow::Cow::Owned(self.sql(read)),
-                };
-                let row = sqlx::query(&read)
+                let row = sqlx::query(read)
                     .bind(hash)
                     .bind(client_id)
                     .fetch_optional(&self.pool)
