@@ -364,3 +364,94 @@ async fn queued_writes_share_a_transaction_and_fail_alone_on_postgres() {
     let url = common::fresh_pg_database().await;
     suite(&url).await;
 }
+
+/// A reuse revokes its session's tokens through the session's index
+/// (migration 0013 dropped the family's own: a family never spans two
+/// sessions), not by a scan of every refresh token; and a replay still
+/// revokes every token of the family, and no other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reuse_finds_its_family_through_the_session_index_on_sqlite() {
+    sqlx::any::install_default_drivers();
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+    let store = SqlStore::open_url(&url)
+        .await
+        .unwrap()
+        .with_audit_keys(keys());
+    store.create_client(&client("cli_a")).await.unwrap();
+    for i in 0..3 {
+        let s = session(i, "cli_a");
+        store
+            .create_session(&s, &token(i).record(&s.id, &s.id, "cli_a"))
+            .await
+            .unwrap();
+    }
+    let first = token(0).hash.clone();
+    let rotated = store
+        .rotate_refresh(&first, "cli_a", &token(100), &|_| true, NOW + 1)
+        .await
+        .unwrap();
+    assert!(matches!(rotated, RefreshOutcome::Rotated(_)));
+    let replayed = store
+        .rotate_refresh(&first, "cli_a", &token(101), &|_| true, NOW + 2)
+        .await
+        .unwrap();
+    assert!(matches!(replayed, RefreshOutcome::Reused { .. }));
+    // The family (token 0 and its successor) is revoked; the others are not.
+    assert_eq!(
+        live_tokens(&url).await,
+        vec![("ses_0001".to_owned(), 1), ("ses_0002".to_owned(), 1)]
+    );
+
+    let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    let indexes: Vec<(String,)> = sqlx::query_as(
+        "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'refresh_tokens' \
+         AND sql IS NOT NULL ORDER BY name",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(indexes, vec![("refresh_by_session".to_owned(),)]);
+    let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(
+        "EXPLAIN QUERY PLAN UPDATE refresh_tokens SET revoked_at = 1 \
+         WHERE session_id = 'ses_0000' AND revoked_at IS NULL",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    assert!(
+        plan.iter()
+            .any(|(_, _, _, detail)| detail.contains("USING INDEX refresh_by_session")),
+        "{plan:?}"
+    );
+}
+
+/// PostgreSQL drops the family index too (`CONCURRENTLY`, outside a
+/// transaction: the migration must still apply and be recorded).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_family_index_is_gone_on_postgres() {
+    sqlx::any::install_default_drivers();
+    let url = common::fresh_pg_database().await;
+    let store = SqlStore::open_url(&url).await.unwrap();
+    drop(store);
+    let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+    let indexes: Vec<(String,)> = sqlx::query_as(
+        "SELECT indexname::text FROM pg_indexes WHERE tablename = 'refresh_tokens' ORDER BY 1",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(
+        indexes,
+        vec![
+            ("refresh_by_session".to_owned(),),
+            ("refresh_tokens_pkey".to_owned(),)
+        ]
+    );
+    let applied: (i64,) =
+        sqlx::query_as("SELECT count(*) FROM _sqlx_migrations WHERE version = 13 AND success")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!(applied.0, 1);
+}

@@ -55,6 +55,9 @@ use crate::audit::{Actor, AuditHead, AuditKeys, Context, Event, HeadCache};
 pub(crate) const MAX_BATCH: usize = 128;
 /// Messages (writes and reads) waiting for the thread, at most.
 pub(crate) const MAX_QUEUE: usize = 4096;
+/// The writer connection's page cache, as SQLite's `cache_size` (negative:
+/// KiB): 16 MiB.
+const WRITER_CACHE_KIB: i64 = -16_384;
 
 /// A session as its row stores it (`roles`, `amr`, `claims` as JSON,
 /// `scope` space-separated).
@@ -363,6 +366,11 @@ impl Worker {
             conn.busy_timeout(std::time::Duration::from_secs(5))?;
             conn.pragma_update(None, "synchronous", "FULL")?;
             conn.pragma_update(None, "foreign_keys", "ON")?;
+            // The writer's page cache holds the B-trees' hot pages (every
+            // index takes inserts at random places): at SQLite's default
+            // 2 MiB it re-read pages from the OS (a copy and a system call
+            // each) once the refresh tokens' hash index outgrew it.
+            conn.pragma_update(None, "cache_size", WRITER_CACHE_KIB)?;
             let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
             if !mode.eq_ignore_ascii_case("wal") {
                 tracing::warn!(%mode, "the store is not in WAL mode");

@@ -2280,11 +2280,15 @@ impl Store for SqlStore {
                 .bind(&session_id)
                 .execute(&mut *tx)
                 .await?;
+                // Every token of the session (its family never spans
+                // another session, and the session itself is revoked just
+                // above), found through the session's index.
                 sqlx::query(&self.sql(
-                    "UPDATE refresh_tokens SET revoked_at = ?1 WHERE family_id = ?2 AND revoked_at IS NULL",
+                    "UPDATE refresh_tokens SET revoked_at = ?1 \
+                     WHERE session_id = ?2 AND revoked_at IS NULL",
                 ))
                 .bind(now)
-                .bind(&family_id)
+                .bind(&session_id)
                 .execute(&mut *tx)
                 .await?;
                 self.revoke_sealed_of_session(&mut tx, &session_id, now)
