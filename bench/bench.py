@@ -325,26 +325,46 @@ def wrk(port, connections, seconds, env):
 def measure(server, load, connections, args):
     """Warm-up, then `args.runs` runs; the median run's figures."""
     wrk(server.port, connections, min(2, args.seconds), load.env(connections, server.work))
-    runs = []
+    runs = [one_run(server, load, connections, args) for _ in range(args.runs)]
+    return summarize(server, load, connections, args, runs)
+
+
+def measure_alternating(rows, connections, args):
+    """Like `measure` for each (server, load) of `rows`, their runs taken in turn (A B A B …):
+    a machine that speeds up or slows down during the runs moves every row alike, so their
+    ratio holds. One result per row, in order."""
+    for server, load in rows:
+        wrk(server.port, connections, min(2, args.seconds), load.env(connections, server.work))
+    runs = [[] for _ in rows]
     for _ in range(args.runs):
-        env = load.env(connections, server.work)
-        cpu0 = server.cpu_seconds()
-        r = wrk(server.port, connections, args.seconds, env)
-        cpu = server.cpu_seconds() - cpu0
-        if r["starved"]:
-            raise BenchError(f"{load.label} at {connections} connections: {r['starved']} requests "
-                             "found no refresh token or DPoP proof to send (families lost to "
-                             "failed answers, or too few proofs made?)")
-        errors = sum(r[k] for k in r if k.startswith("errors_")) + r["starved"]
-        ok = max(r["requests"] - r["errors_status"] - r["starved"], 0)
-        runs.append({
-            "rps": ok / (r["duration_us"] / 1e6),
-            "p50_ms": r["p50_us"] / 1000,
-            "p99_ms": r["p99_us"] / 1000,
-            "cpu_per_1000": cpu / (ok / 1000) if ok else float("nan"),
-            "errors": errors,
-            "requests": r["requests"],
-        })
+        for (server, load), mine in zip(rows, runs):
+            mine.append(one_run(server, load, connections, args))
+    return [summarize(server, load, connections, args, mine)
+            for (server, load), mine in zip(rows, runs)]
+
+
+def one_run(server, load, connections, args):
+    env = load.env(connections, server.work)
+    cpu0 = server.cpu_seconds()
+    r = wrk(server.port, connections, args.seconds, env)
+    cpu = server.cpu_seconds() - cpu0
+    if r["starved"]:
+        raise BenchError(f"{load.label} at {connections} connections: {r['starved']} requests "
+                         "found no refresh token or DPoP proof to send (families lost to "
+                         "failed answers, or too few proofs made?)")
+    errors = sum(r[k] for k in r if k.startswith("errors_")) + r["starved"]
+    ok = max(r["requests"] - r["errors_status"] - r["starved"], 0)
+    return {
+        "rps": ok / (r["duration_us"] / 1e6),
+        "p50_ms": r["p50_us"] / 1000,
+        "p99_ms": r["p99_us"] / 1000,
+        "cpu_per_1000": cpu / (ok / 1000) if ok else float("nan"),
+        "errors": errors,
+        "requests": r["requests"],
+    }
+
+
+def summarize(server, load, connections, args, runs):
     result = {
         "rps": statistics.median(x["rps"] for x in runs),
         "p50_ms": statistics.median(x["p50_ms"] for x in runs),
@@ -537,22 +557,36 @@ def raw_signing():
     return rates
 
 
-def issuance_bounds():
-    """CPU per sealed token from the tessera-server criterion bench (`issuance/RS256/jwe` and
-    `nested`: claims, signature and sealing, no HTTP, no store), one core: tokens/s."""
-    print("== sealed issuance (tessera-server bench `issuance`, RS256)", flush=True)
-    out = subprocess.run(["cargo", "bench", "-p", "tessera-server", "--bench", "issuance",
-                          "--locked", "--", "^issuance/RS256/(jwe|nested)$", "--noplot"],
-                         cwd=ROOT, capture_output=True, text=True, check=False)
-    if out.returncode != 0:
-        raise BenchError(f"cargo bench failed: {out.stderr[-2000:]}")
-    rates = {}
+def criterion_rate(path):
+    """Iterations per second from a criterion estimate (its median)."""
+    return 1e9 / json.loads((path / "new" / "estimates.json").read_text())["median"]["point_estimate"]
+
+
+def write_bounds():
+    """The write rows' CPU bounds, each measured on one core and with every core at once
+    (criterion groups `sign` / `sign_parallel` of tessera-jose's `jws` bench, `issuance` /
+    `issuance_parallel` of tessera-server's `issuance` bench): signatures/s and tokens/s."""
+    print("== the write rows' CPU bounds (one core; every core at once)", flush=True)
+    for crate, bench, filt in (
+            ("tessera-jose", "jws", "^sign(_parallel)?/(RS256|ES256)/aws-lc-raw$"),
+            ("tessera-server", "issuance", "^issuance(_parallel)?/RS256/(jwe|nested)$")):
+        out = subprocess.run(["cargo", "bench", "-p", crate, "--bench", bench, "--locked", "--",
+                              filt, "--noplot"], cwd=ROOT, capture_output=True, text=True,
+                             check=False)
+        if out.returncode != 0:
+            raise BenchError(f"cargo bench failed: {out.stderr[-2000:]}")
+    crit = ROOT / "target" / "criterion"
+    bounds = {"one_core": {}, "all_cores": {}}
+    for alg in ("RS256", "ES256"):
+        bounds["one_core"][alg] = criterion_rate(crit / f"sign_{alg}" / "aws-lc-raw")
+        bounds["all_cores"][alg] = criterion_rate(crit / f"sign_parallel_{alg}" / "aws-lc-raw")
     for fmt in ("jwe", "nested"):
-        est = ROOT / "target" / "criterion" / "issuance_RS256" / fmt / "new" / "estimates.json"
-        ns = json.loads(est.read_text())["median"]["point_estimate"]
-        rates[fmt] = 1e9 / ns
-        print(f"   {fmt}: {rates[fmt]:,.0f} tokens/s on one core", flush=True)
-    return rates
+        bounds["one_core"][fmt] = criterion_rate(crit / "issuance_RS256" / fmt)
+        bounds["all_cores"][fmt] = criterion_rate(crit / "issuance_parallel_RS256" / fmt)
+    for what in ("RS256", "ES256", "jwe", "nested"):
+        print(f"   {what}: {bounds['one_core'][what]:,.0f}/s on one core, "
+              f"{bounds['all_cores'][what]:,.0f}/s with every core", flush=True)
+    return bounds
 
 
 def fsync_rate(directory, seconds=3.0):
@@ -687,7 +721,8 @@ def machine():
             return "unknown"
     peer_pkg = BENCH / "peer" / "node_modules" / "oidc-provider" / "package.json"
     return {
-        "cores": os.cpu_count(),
+        # The cores this process may run on (as Rust's available_parallelism counts them).
+        "cores": len(os.sched_getaffinity(0)),
         "cpu": cpu,
         "memory": f"{mem_gib:.0f} GiB",
         "kernel": platform.release(),
@@ -774,8 +809,15 @@ def main():
 
         print("== writes: sessions, sealed issuance (and, below, refresh) on each store",
               flush=True)
-        results["issuance_bounds"] = issuance_bounds()
+        # The CPU bounds of the write rows, measured just before and just after them (every
+        # core at once, and one core): their mean is what the rows are read against.
+        before = write_bounds()
         results["writes"] = write_rows(args, base, counter, pg_url)
+        after = write_bounds()
+        # The mean time per operation (the harmonic mean of the two rates).
+        results["write_bounds"] = {k: {alg: 2 / (1 / before[k][alg] + 1 / after[k][alg])
+                                       for alg in before[k]} for k in before}
+        results["write_bounds_spread"] = {"before": before, "after": after}
         schema_db = results["writes"].pop("schema_db", None)
         results["disk"] = {"fsync_4k": fsync_rate(base)}
         if schema_db:
@@ -810,8 +852,19 @@ def main():
                 db = postgres_database(url, f"bench_{size}") if url else None
                 t = refresh_with_table(work, size, db)
                 servers = [t]
-                results["sizes"][f"{backend} {size}"] = measure(t, refresh_load(t), c, args)
-                t.stop()
+                if size == sizes[0]:
+                    # The reference of issue 28's refresh target, RS256
+                    # client_credentials, measured in turn with this row.
+                    ref = fresh(Tessera, "RS256")
+                    servers.append(ref)
+                    rotation, reference = measure_alternating(
+                        [(t, refresh_load(t)), (ref, cc_load(ref))], c, args)
+                    results["sizes"][f"{backend} {size}"] = rotation
+                    results.setdefault("refresh_reference", {})[backend] = reference
+                else:
+                    results["sizes"][f"{backend} {size}"] = measure(t, refresh_load(t), c, args)
+                for server in servers:
+                    server.stop()
             results["main"][f"refresh rotation, {backend} ({sizes[0]:,} families)"] = pair(
                 results["sizes"][f"{backend} {sizes[0]}"], None)
 

@@ -12,7 +12,7 @@
 )]
 
 use std::hint::black_box;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use serde_json::json;
@@ -137,7 +137,64 @@ fn issuance(c: &mut Criterion) {
             });
         }
         group.finish();
+        // RS256 again with every core issuing at once: the CPU bound of the
+        // service's sealed-issuance rows (bench/bench.py reads it). One
+        // iteration is one token.
+        if alg == JwsAlgorithm::RS256 {
+            let mut group = c.benchmark_group(format!("issuance_parallel/{}", alg.name()));
+            group
+                .warm_up_time(Duration::from_millis(500))
+                .measurement_time(Duration::from_secs(3));
+            for (format, audience) in [("jws", API), ("jwe", RECORDS), ("nested", PARTNER)] {
+                let s = session(audience);
+                group.bench_function(format, |b| {
+                    b.iter_custom(|iters| {
+                        on_every_core(iters, || {
+                            black_box(
+                                tokens::access_token(
+                                    &keys,
+                                    &config,
+                                    &sealing,
+                                    black_box(&s),
+                                    None,
+                                    NOW,
+                                )
+                                .unwrap(),
+                            );
+                        })
+                    })
+                });
+            }
+            group.finish();
+        }
     }
+}
+
+/// `iters` calls of `f` on as many threads as the machine has cores, all at
+/// once: the time they took. Each thread makes the same number of calls
+/// (`iters` rounded up to a multiple of the threads, the time scaled back),
+/// and the clock starts once every thread is ready.
+fn on_every_core(iters: u64, f: impl Fn() + Sync) -> Duration {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()) as u64;
+    let each = iters.div_ceil(threads).max(1);
+    let ready = std::sync::Barrier::new(threads as usize + 1);
+    let took = std::thread::scope(|s| {
+        for _ in 0..threads {
+            let (f, ready) = (&f, &ready);
+            s.spawn(move || {
+                ready.wait();
+                for _ in 0..each {
+                    f();
+                }
+            });
+        }
+        ready.wait();
+        let started = Instant::now();
+        // The scope joins every thread before it returns.
+        started
+    })
+    .elapsed();
+    took.mul_f64(iters as f64 / (each * threads) as f64)
 }
 
 criterion_group!(benches, issuance);
