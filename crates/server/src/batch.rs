@@ -7,9 +7,12 @@
 //! turn. Whoever gets the turn takes what is queued — up to `max` entries —
 //! and has it written as one batch by a task of its own, which hands every
 //! caller its own answer: a leader whose request is cancelled (its client
-//! went away) abandons nobody else's write. A caller whose entry an earlier
-//! leader took finds its answer and leaves. A lone caller leads at once: no
-//! added latency when idle.
+//! went away) abandons nobody else's write. The task holds the turn until
+//! the batch is written; the leader itself waits only for its own answer
+//! (which may come from another leader's batch), never for a batch that
+//! does not hold its entry. A caller whose entry an earlier leader took
+//! finds its answer and leaves. A lone caller leads at once: no added
+//! latency when idle.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -22,7 +25,7 @@ pub(crate) struct Batcher<E, R> {
     /// Batches written at once: one, or a few where the database runs
     /// transactions side by side (PostgreSQL), so that one batch's round
     /// trips and fsync do not hold up the next.
-    turns: tokio::sync::Semaphore,
+    turns: std::sync::Arc<tokio::sync::Semaphore>,
     max: usize,
 }
 
@@ -48,7 +51,7 @@ impl<E, R> Batcher<E, R> {
     pub(crate) fn concurrent(max: usize, at_once: usize) -> Self {
         Batcher {
             pending: Mutex::new(VecDeque::new()),
-            turns: tokio::sync::Semaphore::new(at_once.max(1)),
+            turns: std::sync::Arc::new(tokio::sync::Semaphore::new(at_once.max(1))),
             max: max.max(1),
         }
     }
@@ -65,9 +68,17 @@ impl<E, R> Batcher<E, R> {
         let (tx, mut rx) = oneshot::channel();
         self.queue().push_back((entry, tx));
         loop {
-            // Never closed: an error cannot happen, and is waited out as
-            // an answer would be.
-            let Ok(turn) = self.turns.acquire().await else {
+            // Whichever comes first: this entry's answer (another leader
+            // took it into a batch that has been written: no reason to
+            // queue for a turn behind batches that are not this caller's),
+            // or a turn. The semaphore is never closed: that error cannot
+            // happen, and is waited out as an answer would be.
+            let turn = tokio::select! {
+                biased;
+                answer = &mut rx => return answer.map_err(|_| Abandoned),
+                turn = self.turns.clone().acquire_owned() => turn,
+            };
+            let Ok(turn) = turn else {
                 return rx.await.map_err(|_| Abandoned);
             };
             match rx.try_recv() {
@@ -91,7 +102,12 @@ impl<E, R> Batcher<E, R> {
             }
             let (entries, senders): (Vec<E>, Vec<oneshot::Sender<R>>) = batch.into_iter().unzip();
             let written = write(entries);
-            let task = tokio::spawn(async move {
+            // The batch holds the turn until it is written, whatever
+            // becomes of this leader (cancelled: the write goes on without
+            // it). The leader does not wait for it: its own entry may be
+            // in another batch already written, or still queued.
+            tokio::spawn(async move {
+                let _turn = turn;
                 let answers = written.await;
                 // One answer per entry; a short list (a bug in `write`)
                 // leaves the rest abandoned, never answered with another's
@@ -101,16 +117,6 @@ impl<E, R> Batcher<E, R> {
                     let _ = sender.send(answer);
                 }
             });
-            // The turn is held until the batch is written (or this leader
-            // is cancelled: the write goes on without it).
-            let _ = task.await;
-            drop(turn);
-            match rx.try_recv() {
-                Ok(answer) => return Ok(answer),
-                Err(oneshot::error::TryRecvError::Closed) => return Err(Abandoned),
-                // Queued behind a full batch: the next turn.
-                Err(oneshot::error::TryRecvError::Empty) => {}
-            }
         }
     }
 
@@ -182,6 +188,49 @@ mod tests {
         }
         let most = most.load(Ordering::SeqCst);
         assert!((1..=2).contains(&most), "{most} batches at once");
+    }
+
+    /// A caller whose entry another leader took, and who meanwhile got a
+    /// turn and leads a batch of later entries, is answered when its own
+    /// entry is written — not when the batch it leads is.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_answer_is_not_held_behind_a_batch_that_does_not_hold_it() {
+        use std::time::{Duration, Instant};
+        // An entry is how long (ms) a batch holding it takes to write.
+        let b = Arc::new(Batcher::<u64, u64>::concurrent(8, 2));
+        let submit = |ms: u64, after: u64| {
+            let b = b.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(after)).await;
+                let started = Instant::now();
+                let answer = b
+                    .submit(ms, |entries: Vec<u64>| async move {
+                        let longest = entries.iter().copied().max().unwrap_or(0);
+                        tokio::time::sleep(Duration::from_millis(longest)).await;
+                        entries
+                    })
+                    .await;
+                (answer, started.elapsed())
+            })
+        };
+        // Two turns, both taken (until 300 and 355 ms); 3 and 4 queue and
+        // are written together from 300 to 450 ms; 5 (3 s) arrives at
+        // 320 ms and is led by 4's caller, who gets the turn 2's batch
+        // frees at 355 ms, while its own entry is still being written.
+        let one = submit(300, 0);
+        let two = submit(350, 5);
+        let three = submit(150, 20);
+        let four = submit(150, 40);
+        let five = submit(3000, 320);
+        for (task, ms) in [(one, 300), (two, 350), (three, 150), (five, 3000)] {
+            assert_eq!(task.await.unwrap().0, Ok(ms));
+        }
+        let (answer, waited) = four.await.unwrap();
+        assert_eq!(answer, Ok(150));
+        assert!(
+            waited < Duration::from_millis(2000),
+            "4 was answered after {waited:?}: it waited for the 3 s batch it led, not its own"
+        );
     }
 
     #[tokio::test]
