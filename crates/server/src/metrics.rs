@@ -96,6 +96,11 @@ pub static STORE_GROUP_WRITES: Counter = Counter::new(
     "tessera_store_group_writes_total",
     "Writes (sessions, refresh rotations, sealed-token records) committed by the group commit; divided by tessera_store_group_commits_total, the mean batch.",
 );
+/// Writes tried again one at a time after their PostgreSQL batch failed.
+pub static STORE_GROUP_RETRIED_ALONE: Counter = Counter::new(
+    "tessera_store_group_retried_alone_total",
+    "Writes tried again one at a time because the database refused their batch (a constraint, a deadlock): each then fails or succeeds on its own. A batch whose connection failed is tried once more as a whole instead.",
+);
 
 /// Counters by label values (a few routes and statuses, a few dozen audit
 /// actions: the label sets are small and fixed by the code).
@@ -195,6 +200,7 @@ const ALL: &[&Counter] = &[
     &DPOP_BOUND,
     &STORE_GROUP_COMMITS,
     &STORE_GROUP_WRITES,
+    &STORE_GROUP_RETRIED_ALONE,
 ];
 
 /// Every counter, in the Prometheus text exposition format.

@@ -455,3 +455,108 @@ async fn the_family_index_is_gone_on_postgres() {
             .unwrap();
     assert_eq!(applied.0, 1);
 }
+
+/// PostgreSQL going away under load: the batches whose connections broke
+/// are tried once more as a whole, then their writes fail together
+/// (transient errors: 503s) — never one write at a time, each waiting
+/// again for a server that is not there while the batch holds its turn.
+/// Nothing is half-written, and once the server accepts connections again
+/// the next write succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_fail_together_when_postgres_goes_away() {
+    sqlx::any::install_default_drivers();
+    let url = common::fresh_pg_database().await;
+    let (base, name) = url.rsplit_once('/').unwrap();
+    let admin_url = format!("{base}/postgres");
+    let store = Arc::new(
+        SqlStore::open_url(&url)
+            .await
+            .unwrap()
+            .with_audit_keys(keys()),
+    );
+    store.create_client(&client("cli_a")).await.unwrap();
+    let first = session(0, "cli_a");
+    store
+        .create_session(&first, &token(0).record(&first.id, &first.id, "cli_a"))
+        .await
+        .unwrap();
+
+    // Batches queue behind the audit head's lock (each holding a
+    // connection inside its transaction), the rest wait for a turn.
+    let lock = hold(&url).await;
+    let mut tasks = Vec::new();
+    for i in 1..=SESSIONS {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let s = session(i, "cli_a");
+            let r = token(i).record(&s.id, &s.id, "cli_a");
+            store.create_session(&s, &r).await
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    // The database stops accepting connections and ends those it has (the
+    // lock's among them).
+    let mut admin = sqlx::PgConnection::connect(&admin_url).await.unwrap();
+    sqlx::query(&format!(
+        "ALTER DATABASE \"{name}\" ALLOW_CONNECTIONS false"
+    ))
+    .execute(&mut admin)
+    .await
+    .unwrap();
+    sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1")
+        .bind(name)
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    drop(lock);
+    for (i, t) in tasks.into_iter().enumerate() {
+        match t.await.unwrap() {
+            Err(e @ (StoreError::Sqlite(_) | StoreError::Database(_))) => {
+                assert!(!e.to_string().is_empty());
+            }
+            other => panic!("session {}: {other:?}", i + 1),
+        }
+    }
+    assert_eq!(
+        store.group_retried_alone(),
+        0,
+        "a batch whose server went away was split into one write at a time"
+    );
+
+    sqlx::query(&format!("ALTER DATABASE \"{name}\" ALLOW_CONNECTIONS true"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let after = session(SESSIONS + 1, "cli_a");
+    store
+        .create_session(
+            &after,
+            &token(SESSIONS + 1).record(&after.id, &after.id, "cli_a"),
+        )
+        .await
+        .unwrap();
+    // None of the failed writes was made, the first and the last were.
+    let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+    let ids: Vec<(String,)> = sqlx::query_as("SELECT id FROM sessions ORDER BY id")
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(
+        ids,
+        vec![(first.id.clone(),), (after.id.clone(),)],
+        "a failed batch left writes behind"
+    );
+    let events: (i64,) =
+        sqlx::query_as("SELECT count(*) FROM audit_events WHERE action = 'session.created'")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!(events.0, 2);
+    // The trail verifies: the failed batches chained nothing.
+    let verified = verify_store(&*store, &keys()).await.unwrap();
+    assert_eq!(
+        verified.events,
+        store.audit_events(0, 10_000).await.unwrap().len() as i64
+    );
+    store.close().await;
+}

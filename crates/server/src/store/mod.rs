@@ -788,6 +788,7 @@ pub struct SqlStore {
 pub(crate) struct GroupStats {
     commits: AtomicU64,
     writes: AtomicU64,
+    retried_alone: AtomicU64,
 }
 
 impl GroupStats {
@@ -798,6 +799,13 @@ impl GroupStats {
         self.writes.fetch_add(writes, Ordering::Relaxed);
         crate::metrics::STORE_GROUP_COMMITS.inc();
         crate::metrics::STORE_GROUP_WRITES.add(writes);
+    }
+
+    /// `writes` writes of a refused batch are tried one at a time.
+    pub(crate) fn retried_alone(&self, writes: usize) {
+        let writes = u64::try_from(writes).unwrap_or(u64::MAX);
+        self.retried_alone.fetch_add(writes, Ordering::Relaxed);
+        crate::metrics::STORE_GROUP_RETRIED_ALONE.add(writes);
     }
 }
 
@@ -1265,6 +1273,14 @@ impl SqlStore {
             self.grouped.commits.load(Ordering::Relaxed),
             self.grouped.writes.load(Ordering::Relaxed),
         )
+    }
+
+    /// Writes tried again one at a time after the database refused their
+    /// batch (PostgreSQL; also `tessera_store_group_retried_alone_total`).
+    /// A batch whose connection failed, or could not be had, is not split:
+    /// each write alone would meet the same failure.
+    pub fn group_retried_alone(&self) -> u64 {
+        self.grouped.retried_alone.load(Ordering::Relaxed)
     }
 
     /// Which database this is.

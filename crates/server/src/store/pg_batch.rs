@@ -22,7 +22,9 @@
 //! Every caller is answered after the `COMMIT`. A batch whose statements
 //! fail (a deadlock, a constraint that the conditions did not foresee, a
 //! trail that refuses events) is rolled back and each of its writes is then
-//! tried alone: one bad write fails only its own request.
+//! tried alone: one bad write fails only its own request. A batch whose
+//! connection fails (or none can be had) is no write's fault: it is tried
+//! once more as a whole, then its writes fail together.
 //!
 //! The batches form as in [`crate::batch::Batcher`]: a lone request is
 //! written at once, and whoever arrives meanwhile joins the next batch; up
@@ -284,12 +286,24 @@ impl SqlStore {
         Ok(keys.iter().map(|k| found.remove(k)).collect())
     }
 
-    /// One batch: together, or (if that fails before its `COMMIT` was
-    /// sent) each write alone. A failed `COMMIT` (a connection lost as it
-    /// went) may have committed: trying again would find the batch's tokens
-    /// used and call it a reuse, so every write answers "outcome unknown".
+    /// One batch: together. If the database refused one of its statements
+    /// (a constraint the conditions did not foresee, a deadlock, a trail
+    /// that refuses events), each write alone: one bad write fails only
+    /// its own request. If its connection failed, or none could be had,
+    /// the batch once more as a whole (a connection PostgreSQL closed, a
+    /// restart), and then every write fails: each alone would meet the
+    /// same unreachable server, waiting up to the pool's acquire timeout
+    /// once per write while the batch holds its turn. A failed `COMMIT` (a
+    /// connection lost as it went) may have committed: trying again would
+    /// find the batch's tokens used and call it a reuse, so every write
+    /// answers "outcome unknown".
     async fn pg_batch(&self, jobs: Vec<Job>) -> Vec<Result<Written, StoreError>> {
-        match self.pg_transaction(&jobs).await {
+        let mut outcome = self.pg_transaction(&jobs).await;
+        if let Err(Failed::Connection(e)) = &outcome {
+            tracing::debug!(error = %e, writes = jobs.len(), "a batch's connection failed; once more");
+            outcome = self.pg_transaction(&jobs).await;
+        }
+        match outcome {
             Ok(answers) => answers,
             Err(Failed::Commit(e)) => {
                 let message = format!("the commit failed; its outcome is unknown: {e}");
@@ -297,9 +311,17 @@ impl SqlStore {
                     .map(|_| Err(StoreError::Sqlite(message.clone())))
                     .collect()
             }
-            Err(Failed::Before(e)) if jobs.len() == 1 => vec![Err(e)],
+            Err(Failed::Before(e) | Failed::Connection(e)) if jobs.len() == 1 => vec![Err(e)],
+            Err(Failed::Connection(e)) => {
+                tracing::warn!(error = %e, writes = jobs.len(), "the database is unreachable; a batch of writes failed");
+                let message = format!("the database is unreachable: {e}");
+                jobs.iter()
+                    .map(|_| Err(StoreError::Sqlite(message.clone())))
+                    .collect()
+            }
             Err(Failed::Before(e)) => {
                 tracing::debug!(error = %e, writes = jobs.len(), "a batch failed; each write alone");
+                self.grouped.retried_alone(jobs.len());
                 let mut answers = Vec::with_capacity(jobs.len());
                 for job in jobs {
                     let one = std::slice::from_ref(&job);
@@ -307,7 +329,7 @@ impl SqlStore {
                         Ok(mut a) => a.pop().unwrap_or_else(|| {
                             Err(StoreError::Corrupt("a write went unanswered".into()))
                         }),
-                        Err(Failed::Before(e)) => Err(e),
+                        Err(Failed::Before(e) | Failed::Connection(e)) => Err(e),
                         Err(Failed::Commit(e)) => Err(StoreError::Sqlite(format!(
                             "the commit failed; its outcome is unknown: {e}"
                         ))),
@@ -323,24 +345,27 @@ impl SqlStore {
         &self,
         jobs: &[Job],
     ) -> Result<Vec<Result<Written, StoreError>>, Failed> {
-        let mut committing = false;
-        self.pg_transaction_in(jobs, &mut committing)
+        let mut stage = Stage::Connecting;
+        self.pg_transaction_in(jobs, &mut stage)
             .await
-            .map_err(|e| {
-                if committing {
-                    Failed::Commit(e)
-                } else {
-                    Failed::Before(e)
+            .map_err(|e| match stage {
+                Stage::Committing => Failed::Commit(e),
+                Stage::Connecting => Failed::Connection(e),
+                // The server answered with an error: the statement (so
+                // perhaps one write) is at fault. Anything else (the
+                // connection broke, a protocol error) is the connection's.
+                Stage::Writing if matches!(e, StoreError::Database(ref d) if !is_refusal(d)) => {
+                    Failed::Connection(e)
                 }
+                Stage::Writing => Failed::Before(e),
             })
     }
 
-    /// [`SqlStore::pg_transaction`]; `committing` is set as the `COMMIT`
-    /// is sent.
+    /// [`SqlStore::pg_transaction`]; `stage` follows it to the `COMMIT`.
     async fn pg_transaction_in(
         &self,
         jobs: &[Job],
-        committing: &mut bool,
+        stage: &mut Stage,
     ) -> Result<Vec<Result<Written, StoreError>>, StoreError> {
         let mut answers: Vec<Option<Result<Written, StoreError>>> =
             jobs.iter().map(|_| None).collect();
@@ -348,6 +373,7 @@ impl SqlStore {
         let pool = self.pg_writer.as_ref().map_or(&self.pool, |w| &w.pool);
         let mut conn = super::Conn::acquire(pool, &self.write_gate).await?;
         let mut tx = conn.get()?.begin().await?;
+        *stage = Stage::Writing;
 
         // Sessions, where their client still exists; then their first
         // refresh tokens.
@@ -589,7 +615,7 @@ impl SqlStore {
             q.execute(&mut *tx).await?;
             crate::audit::write_head(&mut tx, super::Backend::Postgres, &self.audit, &head).await?;
         }
-        *committing = true;
+        *stage = Stage::Committing;
         tx.commit().await?;
         conn.finished();
         self.grouped.committed(
@@ -608,11 +634,48 @@ impl SqlStore {
     }
 }
 
-/// Why a batch failed: before its `COMMIT` was sent (nothing written),
-/// or at it (the outcome is unknown).
+/// Why a batch failed: the database refused a statement before the
+/// `COMMIT` was sent (nothing written; perhaps one write's fault), no
+/// connection could be had or it broke before the `COMMIT` (nothing
+/// written; no write's fault), or at the `COMMIT` (the outcome is unknown).
 enum Failed {
     Before(StoreError),
+    Connection(StoreError),
     Commit(StoreError),
+}
+
+/// How far a batch's transaction got.
+#[derive(Clone, Copy)]
+enum Stage {
+    /// Getting a connection and beginning the transaction.
+    Connecting,
+    /// Its statements.
+    Writing,
+    /// The `COMMIT` is sent.
+    Committing,
+}
+
+/// Whether the server refused a statement (a constraint, a deadlock, a
+/// serialization failure): as opposed to a connection that broke, a pool
+/// that had none to give, or a server going away (SQLSTATE class 08, a
+/// connection exception; 57P01–57P03, shutting down or not yet accepting
+/// connections; class 53, out of resources, e.g. too many connections).
+fn is_refusal(e: &sqlx::Error) -> bool {
+    if let sqlx::Error::Database(d) = e {
+        let code = d.code();
+        let code = code.as_deref().unwrap_or("");
+        return !(code.starts_with("08")
+            || code.starts_with("53")
+            || matches!(code, "57P01" | "57P02" | "57P03"));
+    }
+    matches!(
+        e,
+        sqlx::Error::RowNotFound
+            | sqlx::Error::ColumnNotFound(_)
+            | sqlx::Error::ColumnDecode { .. }
+            | sqlx::Error::Decode(_)
+            | sqlx::Error::TypeNotFound { .. }
+    )
 }
 
 fn set(
