@@ -86,15 +86,19 @@ impl<E, R> Batcher<E, R> {
                 Err(oneshot::error::TryRecvError::Closed) => return Err(Abandoned),
                 Err(oneshot::error::TryRecvError::Empty) => {}
             }
-            let mut batch: Vec<(E, oneshot::Sender<R>)> = {
-                let mut q = self.queue();
-                let n = q.len().min(self.max);
-                q.drain(..n).collect()
-            };
             // A caller that went away (its request dropped: the client hung
             // up, or it timed out) before its entry's turn: not written, as
-            // if it had never asked.
-            batch.retain(|(_, sender)| !sender.is_closed());
+            // if it had never asked. Should the first `max` entries all be
+            // such, the next ones are taken: this caller's may be among
+            // them.
+            let mut batch: Vec<(E, oneshot::Sender<R>)> = Vec::new();
+            {
+                let mut q = self.queue();
+                while batch.is_empty() && !q.is_empty() {
+                    let n = q.len().min(self.max);
+                    batch.extend(q.drain(..n).filter(|(_, sender)| !sender.is_closed()));
+                }
+            }
             if batch.is_empty() {
                 // This entry is in a batch another leader is writing.
                 drop(turn);
@@ -213,24 +217,64 @@ mod tests {
                 (answer, started.elapsed())
             })
         };
-        // Two turns, both taken (until 300 and 355 ms); 3 and 4 queue and
-        // are written together from 300 to 450 ms; 5 (3 s) arrives at
-        // 320 ms and is led by 4's caller, who gets the turn 2's batch
-        // frees at 355 ms, while its own entry is still being written.
+        // Both turns are taken (until 300 and 605 ms). 3 and 4 queue, and
+        // are written together from 300 to 700 ms. 5 (3 s) arrives at
+        // 450 ms and is led by whoever gets the turn freed at 605 ms: 3's
+        // or 4's caller (which one depends on the order they queued for a
+        // turn), while its own entry is still being written.
         let one = submit(300, 0);
-        let two = submit(350, 5);
-        let three = submit(150, 20);
-        let four = submit(150, 40);
-        let five = submit(3000, 320);
-        for (task, ms) in [(one, 300), (two, 350), (three, 150), (five, 3000)] {
+        let two = submit(600, 5);
+        let three = submit(400, 20);
+        let four = submit(400, 40);
+        let five = submit(3000, 450);
+        for (task, ms) in [(one, 300), (two, 600), (five, 3000)] {
             assert_eq!(task.await.unwrap().0, Ok(ms));
         }
-        let (answer, waited) = four.await.unwrap();
-        assert_eq!(answer, Ok(150));
-        assert!(
-            waited < Duration::from_millis(2000),
-            "4 was answered after {waited:?}: it waited for the 3 s batch it led, not its own"
-        );
+        for (who, task) in [("3", three), ("4", four)] {
+            let (answer, waited) = task.await.unwrap();
+            assert_eq!(answer, Ok(400));
+            assert!(
+                waited < Duration::from_millis(2000),
+                "{who} was answered after {waited:?}: it waited for the 3 s batch, not its own"
+            );
+        }
+    }
+
+    /// Entries whose callers went away are skipped, however many come
+    /// first: the caller behind them still gets its entry written.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_caller_behind_a_full_batch_of_cancelled_entries_is_written() {
+        use std::time::Duration;
+        let b = Arc::new(Batcher::<u32, u32>::new(2));
+        let write = |e: Vec<u32>| async move {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            e.iter().map(|x| x + 1).collect::<Vec<_>>()
+        };
+        // The turn is taken for 100 ms; three callers queue and go away,
+        // then the last one queues behind them.
+        let first = tokio::spawn({
+            let b = b.clone();
+            async move { b.submit(0, write).await }
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let mut gone = Vec::new();
+        for i in 1..=3 {
+            let b = b.clone();
+            gone.push(tokio::spawn(async move { b.submit(i, write).await }));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        for g in &gone {
+            g.abort();
+        }
+        let last = tokio::spawn({
+            let b = b.clone();
+            async move { b.submit(9, write).await }
+        });
+        assert_eq!(first.await.unwrap(), Ok(1));
+        let answer = tokio::time::timeout(Duration::from_secs(5), last)
+            .await
+            .expect("the caller behind the cancelled entries was never answered");
+        assert_eq!(answer.unwrap(), Ok(10));
     }
 
     #[tokio::test]

@@ -456,12 +456,14 @@ async fn the_family_index_is_gone_on_postgres() {
     assert_eq!(applied.0, 1);
 }
 
-/// PostgreSQL going away under load: the batches whose connections broke
-/// are tried once more as a whole, then their writes fail together
-/// (transient errors: 503s) — never one write at a time, each waiting
-/// again for a server that is not there while the batch holds its turn.
-/// Nothing is half-written, and once the server accepts connections again
-/// the next write succeeds.
+/// PostgreSQL going away under load: the batch whose connection broke
+/// fails (tried once more on another connection, which the server
+/// refuses), and the writes queued behind it, which get no connection,
+/// fail together (transient errors: 503s) — never one write at a time,
+/// each waiting again for a server that is not there while the batch holds
+/// the node's turn to write. Nothing is half-written, and once the server
+/// accepts connections again the next write succeeds. (Which errors end
+/// every write alike is `pg_batch`'s unit test.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batches_fail_together_when_postgres_goes_away() {
     sqlx::any::install_default_drivers();
@@ -481,8 +483,8 @@ async fn batches_fail_together_when_postgres_goes_away() {
         .await
         .unwrap();
 
-    // Batches queue behind the audit head's lock (each holding a
-    // connection inside its transaction), the rest wait for a turn.
+    // One batch waits at the audit head's lock (its connection inside its
+    // transaction); the rest queue for the node's turn to write.
     let lock = hold(&url).await;
     let mut tasks = Vec::new();
     for i in 1..=SESSIONS {

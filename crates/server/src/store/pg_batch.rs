@@ -23,12 +23,13 @@
 //! fail (a deadlock, a constraint that the conditions did not foresee, a
 //! trail that refuses events) is rolled back and each of its writes is then
 //! tried alone: one bad write fails only its own request. A batch whose
-//! connection fails (or none can be had) is no write's fault: it is tried
-//! once more as a whole, then its writes fail together.
+//! connection broke midway is no write's fault: it is tried once more as a
+//! whole; one that got no connection, or broke again, fails together.
 //!
 //! The batches form as in [`crate::batch::Batcher`]: a lone request is
-//! written at once, and whoever arrives meanwhile joins the next batch; up
-//! to [`AT_ONCE`] batches are written at the same time.
+//! written at once, and whoever arrives meanwhile joins the next batch. A
+//! node writes one batch at a time (the store's `pg_batches`); its batches
+//! of refresh-token reads run up to [`AT_ONCE`] at a time.
 
 use std::collections::HashSet;
 
@@ -42,9 +43,9 @@ use crate::audit::{Actor, Context, Event};
 /// well under PostgreSQL's 65,535 parameters per statement).
 pub(crate) const MAX_BATCH: usize = 128;
 
-/// Batches in flight at once on one node: PostgreSQL runs them side by side
-/// (they contend only for the audit head, at their very end), so one
-/// batch's round trips and fsync need not hold up the next.
+/// Batches of reads in flight at once on one node: PostgreSQL runs them side
+/// by side, so one batch's round trip need not hold up the next. (Its
+/// writer thread's pool has twice as many connections.)
 pub(crate) const AT_ONCE: usize = 4;
 
 /// Where a node's batches run: a thread of their own with a one-thread
@@ -289,18 +290,20 @@ impl SqlStore {
     /// One batch: together. If the database refused one of its statements
     /// (a constraint the conditions did not foresee, a deadlock, a trail
     /// that refuses events), each write alone: one bad write fails only
-    /// its own request. If its connection failed, or none could be had,
-    /// the batch once more as a whole (a connection PostgreSQL closed, a
-    /// restart), and then every write fails: each alone would meet the
-    /// same unreachable server, waiting up to the pool's acquire timeout
-    /// once per write while the batch holds its turn. A failed `COMMIT` (a
-    /// connection lost as it went) may have committed: trying again would
-    /// find the batch's tokens used and call it a reuse, so every write
-    /// answers "outcome unknown".
+    /// its own request. If its connection broke midway (a server that
+    /// restarted, a connection it ended), the batch once more as a whole
+    /// on another. If no connection could be had (the pool already tried
+    /// for up to its acquire timeout), or the connection broke again,
+    /// every write fails: each alone would wait again for the same missing
+    /// server while the batch holds the node's one turn to write, and the
+    /// callers queued behind it would time out instead of being answered
+    /// 503. A failed `COMMIT` (a connection lost as it went) may have
+    /// committed: trying again would find the batch's tokens used and call
+    /// it a reuse, so every write answers "outcome unknown".
     async fn pg_batch(&self, jobs: Vec<Job>) -> Vec<Result<Written, StoreError>> {
         let mut outcome = self.pg_transaction(&jobs).await;
-        if let Err(Failed::Connection(e)) = &outcome {
-            tracing::debug!(error = %e, writes = jobs.len(), "a batch's connection failed; once more");
+        if let Err(Failed::Broken(e)) = &outcome {
+            tracing::debug!(error = %e, writes = jobs.len(), "a batch's connection broke; once more");
             outcome = self.pg_transaction(&jobs).await;
         }
         match outcome {
@@ -311,8 +314,12 @@ impl SqlStore {
                     .map(|_| Err(StoreError::Sqlite(message.clone())))
                     .collect()
             }
-            Err(Failed::Before(e) | Failed::Connection(e)) if jobs.len() == 1 => vec![Err(e)],
-            Err(Failed::Connection(e)) => {
+            Err(Failed::Before(e) | Failed::Unreachable(e) | Failed::Broken(e))
+                if jobs.len() == 1 =>
+            {
+                vec![Err(e)]
+            }
+            Err(Failed::Unreachable(e) | Failed::Broken(e)) => {
                 tracing::warn!(error = %e, writes = jobs.len(), "the database is unreachable; a batch of writes failed");
                 let message = format!("the database is unreachable: {e}");
                 jobs.iter()
@@ -323,13 +330,26 @@ impl SqlStore {
                 tracing::debug!(error = %e, writes = jobs.len(), "a batch failed; each write alone");
                 self.grouped.retried_alone(jobs.len());
                 let mut answers = Vec::with_capacity(jobs.len());
-                for job in jobs {
-                    let one = std::slice::from_ref(&job);
+                let mut unreachable = None;
+                for job in &jobs {
+                    // The server went away meanwhile: the rest fail with
+                    // it, rather than each waiting for it again.
+                    if let Some(message) = &unreachable {
+                        answers.push(Err(StoreError::Sqlite(format!(
+                            "the database is unreachable: {message}"
+                        ))));
+                        continue;
+                    }
+                    let one = std::slice::from_ref(job);
                     answers.push(match self.pg_transaction(one).await {
                         Ok(mut a) => a.pop().unwrap_or_else(|| {
                             Err(StoreError::Corrupt("a write went unanswered".into()))
                         }),
-                        Err(Failed::Before(e) | Failed::Connection(e)) => Err(e),
+                        Err(Failed::Before(e)) => Err(e),
+                        Err(Failed::Unreachable(e) | Failed::Broken(e)) => {
+                            unreachable = Some(e.to_string());
+                            Err(e)
+                        }
                         Err(Failed::Commit(e)) => Err(StoreError::Sqlite(format!(
                             "the commit failed; its outcome is unknown: {e}"
                         ))),
@@ -350,12 +370,12 @@ impl SqlStore {
             .await
             .map_err(|e| match stage {
                 Stage::Committing => Failed::Commit(e),
-                Stage::Connecting => Failed::Connection(e),
-                // The server answered with an error: the statement (so
-                // perhaps one write) is at fault. Anything else (the
-                // connection broke, a protocol error) is the connection's.
+                Stage::Connecting => Failed::Unreachable(e),
+                // The server refused a statement: it (so perhaps one
+                // write) is at fault. Anything else (the connection broke,
+                // the server is going away) is the connection's.
                 Stage::Writing if matches!(e, StoreError::Database(ref d) if !is_refusal(d)) => {
-                    Failed::Connection(e)
+                    Failed::Broken(e)
                 }
                 Stage::Writing => Failed::Before(e),
             })
@@ -636,11 +656,12 @@ impl SqlStore {
 
 /// Why a batch failed: the database refused a statement before the
 /// `COMMIT` was sent (nothing written; perhaps one write's fault), no
-/// connection could be had or it broke before the `COMMIT` (nothing
+/// connection could be had, or it broke before the `COMMIT` (nothing
 /// written; no write's fault), or at the `COMMIT` (the outcome is unknown).
 enum Failed {
     Before(StoreError),
-    Connection(StoreError),
+    Unreachable(StoreError),
+    Broken(StoreError),
     Commit(StoreError),
 }
 
@@ -657,16 +678,19 @@ enum Stage {
 
 /// Whether the server refused a statement (a constraint, a deadlock, a
 /// serialization failure): as opposed to a connection that broke, a pool
-/// that had none to give, or a server going away (SQLSTATE class 08, a
-/// connection exception; 57P01–57P03, shutting down or not yet accepting
-/// connections; class 53, out of resources, e.g. too many connections).
+/// that had none to give, or a server that will refuse every write alike
+/// ([`ends_every_write`]).
 fn is_refusal(e: &sqlx::Error) -> bool {
     if let sqlx::Error::Database(d) = e {
-        let code = d.code();
-        let code = code.as_deref().unwrap_or("");
-        return !(code.starts_with("08")
-            || code.starts_with("53")
-            || matches!(code, "57P01" | "57P02" | "57P03"));
+        let fatal = d
+            .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+            .is_some_and(|p| {
+                matches!(
+                    p.severity(),
+                    sqlx::postgres::PgSeverity::Fatal | sqlx::postgres::PgSeverity::Panic
+                )
+            });
+        return !ends_every_write(d.code().as_deref(), fatal);
     }
     matches!(
         e,
@@ -678,6 +702,25 @@ fn is_refusal(e: &sqlx::Error) -> bool {
     )
 }
 
+/// Whether an error PostgreSQL sent (its SQLSTATE, and whether it ended the
+/// session: FATAL or PANIC) would meet every write alike, so that trying
+/// them one at a time only waits longer: a connection exception (class
+/// 08), the server out of resources (53, e.g. too many connections),
+/// shutting down or not yet accepting connections (57P01–57P03), an idle
+/// session or transaction timed out (57P05, 25P03), or a server that takes
+/// no writes (25006: a read-only transaction, e.g. a standby or a demoted
+/// primary).
+fn ends_every_write(code: Option<&str>, fatal: bool) -> bool {
+    let code = code.unwrap_or("");
+    fatal
+        || code.starts_with("08")
+        || code.starts_with("53")
+        || matches!(
+            code,
+            "57P01" | "57P02" | "57P03" | "57P05" | "25P03" | "25006"
+        )
+}
+
 fn set(
     answers: &mut [Option<Result<Written, StoreError>>],
     i: usize,
@@ -685,5 +728,32 @@ fn set(
 ) {
     if let Some(slot) = answers.get_mut(i) {
         *slot = Some(answer);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ends_every_write;
+
+    #[test]
+    fn a_refused_statement_is_one_writes_fault_and_a_lost_server_is_everyones() {
+        // Perhaps one write's: a unique or foreign key violation, a check,
+        // a deadlock, a serialization failure, a statement timeout.
+        for code in [
+            "23505", "23503", "23514", "40P01", "40001", "57014", "22P02",
+        ] {
+            assert!(!ends_every_write(Some(code), false), "{code}");
+        }
+        // Everyone's.
+        for code in [
+            "08006", "08003", "08001", "53300", "53100", "57P01", "57P02", "57P03", "57P05",
+            "25P03", "25006",
+        ] {
+            assert!(ends_every_write(Some(code), false), "{code}");
+        }
+        // Whatever the code, an error that ended the session.
+        assert!(ends_every_write(Some("XX000"), true));
+        assert!(ends_every_write(None, true));
+        assert!(!ends_every_write(None, false));
     }
 }
