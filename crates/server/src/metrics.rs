@@ -99,7 +99,7 @@ pub static STORE_GROUP_WRITES: Counter = Counter::new(
 /// Writes tried again one at a time after their PostgreSQL batch failed.
 pub static STORE_GROUP_RETRIED_ALONE: Counter = Counter::new(
     "tessera_store_group_retried_alone_total",
-    "Writes tried again one at a time because the database refused their batch (a constraint, a deadlock): each then fails or succeeds on its own. A batch whose connection failed is tried once more as a whole instead.",
+    "Writes tried again one at a time because the database refused their batch (a constraint, a deadlock): each then fails or succeeds on its own. A batch whose connection broke midway is tried once more as a whole instead, and one that got no connection fails together.",
 );
 
 /// Counters by label values (a few routes and statuses, a few dozen audit

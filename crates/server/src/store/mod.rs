@@ -1277,8 +1277,9 @@ impl SqlStore {
 
     /// Writes tried again one at a time after the database refused their
     /// batch (PostgreSQL; also `tessera_store_group_retried_alone_total`).
-    /// A batch whose connection failed, or could not be had, is not split:
-    /// each write alone would meet the same failure.
+    /// A batch whose connection broke midway, or could not be had, is not
+    /// split (each write alone would meet the same failure): the first is
+    /// tried once more as a whole, the second fails together.
     pub fn group_retried_alone(&self) -> u64 {
         self.grouped.retried_alone.load(Ordering::Relaxed)
     }
