@@ -392,8 +392,10 @@ impl SqlStore {
         // Closed, not reused, unless the transaction ends cleanly.
         let pool = self.pg_writer.as_ref().map_or(&self.pool, |w| &w.pool);
         let mut conn = super::Conn::acquire(pool, &self.write_gate).await?;
-        let mut tx = conn.get()?.begin().await?;
+        // A connection the pool gave out that breaks at `BEGIN` (the
+        // server restarted since its last use) is worth one more try.
         *stage = Stage::Writing;
+        let mut tx = conn.get()?.begin().await?;
 
         // Sessions, where their client still exists; then their first
         // refresh tokens.
@@ -668,9 +670,10 @@ enum Failed {
 /// How far a batch's transaction got.
 #[derive(Clone, Copy)]
 enum Stage {
-    /// Getting a connection and beginning the transaction.
+    /// Getting a connection from the pool (which tries to connect for up
+    /// to its acquire timeout).
     Connecting,
-    /// Its statements.
+    /// `BEGIN` and the statements.
     Writing,
     /// The `COMMIT` is sent.
     Committing,
