@@ -562,3 +562,125 @@ async fn batches_fail_together_when_postgres_goes_away() {
     );
     store.close().await;
 }
+
+/// Gathering (SQLite): a small batch waits for the writes requests
+/// announced — up to the window, and no longer than they take; a write
+/// nobody announced, a batch of 8, or a window of zero, is written at once;
+/// reads are answered while a batch waits. The window is 20 s here, so that
+/// a batch that waited it out shows as a test taking that long, and as one
+/// commit where two were due.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_waits_for_announced_writes_and_only_for_them() {
+    sqlx::any::install_default_drivers();
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+    let store = Arc::new(
+        SqlStore::open_url(&url)
+            .await
+            .unwrap()
+            .with_audit_keys(keys())
+            .gather_writes_for(Duration::from_secs(20)),
+    );
+    store.create_client(&client("cli_a")).await.unwrap();
+    let create = |i: usize| {
+        let store = store.clone();
+        async move {
+            let s = session(i, "cli_a");
+            store
+                .create_session(&s, &token(i).record(&s.id, &s.id, "cli_a"))
+                .await
+        }
+    };
+    let quick = Duration::from_secs(10);
+    let delta = |before: (u64, u64)| {
+        let (c, w) = store.group_commits();
+        (c - before.0, w - before.1)
+    };
+
+    // Nothing announced: a lone write commits at once.
+    let before = store.group_commits();
+    let started = std::time::Instant::now();
+    create(0).await.unwrap();
+    assert!(started.elapsed() < quick, "a lone write waited");
+    assert_eq!(delta(before), (1, 1));
+
+    // Two announced: the first written waits for the second, which comes
+    // 600 ms later; one commit for both, well within the window. (Each
+    // announcement ends as its write is queued.)
+    let before = store.group_commits();
+    let started = std::time::Instant::now();
+    let (first, second) = (store.write_ahead(), store.write_ahead());
+    let early = tokio::spawn(first.until_queued(create(1)));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !early.is_finished(),
+        "the batch did not wait for the announced write"
+    );
+    // Meanwhile a read is answered (a refresh token's, on the writer's
+    // connection): the rotation that follows joins the waiting batch.
+    let (presented, next) = (token(0).hash, token(999));
+    let rotated = store.rotate_refresh(&presented, "cli_a", &next, &|_| true, NOW + 1);
+    let late = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        second.until_queued(create(2)).await
+    };
+    let (rotated, late) = tokio::join!(rotated, late);
+    assert!(matches!(rotated.unwrap(), RefreshOutcome::Rotated(_)));
+    late.unwrap();
+    early.await.unwrap().unwrap();
+    assert!(started.elapsed() < quick, "the batch waited out its window");
+    assert_eq!(
+        delta(before),
+        (1, 3),
+        "the announced writes and the rotation share a commit"
+    );
+
+    // An announced write given up on (its request failed) ends the wait.
+    let before = store.group_commits();
+    let started = std::time::Instant::now();
+    let given_up = store.write_ahead();
+    let waiting = tokio::spawn(create(3));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!waiting.is_finished());
+    drop(given_up);
+    waiting.await.unwrap().unwrap();
+    assert!(
+        started.elapsed() < quick,
+        "a given-up announcement kept the batch waiting"
+    );
+    assert_eq!(delta(before), (1, 1));
+
+    // A batch of 32 does not wait, announcements or not.
+    let before = store.group_commits();
+    let started = std::time::Instant::now();
+    let pending = store.write_ahead();
+    let many: Vec<_> = (100..132).map(|i| tokio::spawn(create(i))).collect();
+    for t in many {
+        t.await.unwrap().unwrap();
+    }
+    assert!(started.elapsed() < quick, "a batch of 32 waited");
+    let (commits, writes) = delta(before);
+    assert_eq!(writes, 32);
+    assert!(commits <= 2, "{commits} commits for 32 writes");
+
+    // A window of zero: never waits.
+    let store = Arc::try_unwrap(store)
+        .ok()
+        .unwrap()
+        .gather_writes_for(Duration::ZERO);
+    let before = store.group_commits();
+    let started = std::time::Instant::now();
+    let s = session(200, "cli_a");
+    store
+        .create_session(&s, &token(200).record(&s.id, &s.id, "cli_a"))
+        .await
+        .unwrap();
+    assert!(started.elapsed() < quick, "a window of zero waited");
+    let (c, w) = store.group_commits();
+    assert_eq!((c - before.0, w - before.1), (1, 1));
+    drop(pending);
+
+    let verified = verify_store(&store, &keys()).await.unwrap();
+    assert_eq!(verified.events, 1 + 37, "the client's, and one per session");
+    store.close().await;
+}

@@ -42,6 +42,9 @@ async fn new_session<S: Store>(
 ) -> Result<Response, ApiError> {
     let (request, client): (crate::api::SessionRequest, _) =
         json_request(state, headers, body).await?;
+    // Its session is written once its tokens are signed: announced, so that
+    // the store's writer may wait for it to share an fsync.
+    let ahead = state.store.write_ahead();
     let proof = dpop::checked(state, headers, "/v1/sessions", now)?;
     let crate::api::SessionRequest {
         sub,
@@ -134,10 +137,9 @@ async fn new_session<S: Store>(
     .map_err(ApiError::server)?;
     let session_token =
         tokens::session_token(&keys, &state.config, &session, now).map_err(ApiError::server)?;
-    state
-        .store
-        // One family per session: the family is named after it.
-        .create_session(
+    // One family per session: the family is named after it.
+    ahead
+        .until_queued(state.store.create_session(
             &session,
             // A held session's refresh tokens are its holder's.
             &record.record(
@@ -145,7 +147,7 @@ async fn new_session<S: Store>(
                 &session.id,
                 session.holder.as_ref().unwrap_or(&client.id),
             ),
-        )
+        ))
         .await
         .map_err(|e| match e {
             // Deleted since its record was read: as if it had never been.
@@ -411,6 +413,7 @@ pub(crate) async fn step_up<S: Store>(
             "amr": step.amr, "acr": step.acr,
         }),
     );
+    let ahead = state.store.write_ahead();
     let keys = state.keys.snapshot();
     let minted = tokens::step_up_assertion(
         &keys,
@@ -424,7 +427,9 @@ pub(crate) async fn step_up<S: Store>(
         now,
     )
     .map_err(ApiError::server)?;
-    let (assertion, expires_in) = issue(&state, minted, now, Some(&event)).await?;
+    let (assertion, expires_in) = ahead
+        .until_queued(issue(&state, minted, now, Some(&event)))
+        .await?;
     crate::metrics::STEP_UPS.inc();
     tracing::info!(sid = %session.id, client = %client.id, audience = %resource.audience, "step-up assertion issued");
     Ok(no_store(json!(crate::api::StepUpResponse {

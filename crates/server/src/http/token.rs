@@ -18,7 +18,7 @@ use super::{
     dpop, issue, live_session, looks_sealed, no_store, verified_access_token, ApiError, AppState,
 };
 use crate::config::TokenFormat;
-use crate::store::{ClientRecord, RefreshOutcome, Store};
+use crate::store::{ClientRecord, RefreshOutcome, Store, WriteAhead};
 use crate::{policy, tokens};
 
 /// RFC 8693 token exchange.
@@ -104,6 +104,14 @@ async fn grant<S: Store>(
             if state.config.resource(&audience).dpop_required {
                 dpop::require(state, proof.as_ref(), RESOURCE_REQUIRES, now)?;
             }
+            // A sealed token is recorded once minted: announced, so that
+            // the store's writer may wait for it to share an fsync.
+            let sealed = state.config.resource(&audience).format != TokenFormat::Jws;
+            let ahead = if sealed {
+                state.store.write_ahead()
+            } else {
+                WriteAhead::none()
+            };
             if let Some(p) = &proof {
                 dpop::record(state, p, now).await?;
             }
@@ -121,7 +129,7 @@ async fn grant<S: Store>(
                 now,
             )
             .map_err(ApiError::server)?;
-            let (access, expires_in) = issue(state, minted, now, None).await?;
+            let (access, expires_in) = ahead.until_queued(issue(state, minted, now, None)).await?;
             Ok(no_store(json!(crate::api::TokenResponse {
                 access_token: access,
                 issued_token_type: None,
@@ -431,6 +439,8 @@ pub(crate) async fn token_exchange<S: Store>(
         dpop::record(state, p, now).await?;
     }
     let jkt = proof.map(|p| p.jkt.as_str());
+    // Its record is written once it is minted.
+    let ahead = state.store.write_ahead();
     let keys = state.keys.snapshot();
     let minted = match resource.format {
         TokenFormat::Nested => tokens::federation_token(
@@ -478,7 +488,9 @@ pub(crate) async fn token_exchange<S: Store>(
             "audience": resource.audience, "format": resource.format.to_string(),
         }),
     );
-    let (token, expires_in) = issue(state, minted, now, Some(&event)).await?;
+    let (token, expires_in) = ahead
+        .until_queued(issue(state, minted, now, Some(&event)))
+        .await?;
     crate::metrics::TOKEN_EXCHANGES.inc();
     tracing::info!(sid = %session.id, client = %client.id, audience = %resource.audience, format = %resource.format, "token exchanged");
     Ok(no_store(json!(crate::api::TokenResponse {

@@ -635,6 +635,18 @@ pub trait Store: Send + Sync + 'static {
     /// the trail's secrets key: see [`crate::audit`]).
     fn secret_ref(&self, sha256: &[u8]) -> String;
 
+    /// Announces a write the caller will make once it has done the work
+    /// before it (signing its tokens): a new session, a sealed token's
+    /// record. Make that write inside [`WriteAhead::until_queued`]; the
+    /// announcement ends once it is queued, or when the guard is dropped
+    /// (the request gave up).
+    /// While writes are announced, SQLite's group commit lets a small batch
+    /// wait for them, briefly ([`SqlStore::gather_writes_for`]), to share
+    /// its fsync; without one, a lone write commits at once.
+    fn write_ahead(&self) -> WriteAhead {
+        WriteAhead::none()
+    }
+
     /// Records a DPoP proof by its replay key
     /// ([`tessera_verify::dpop::replay_key`]) until `expires_at`: `true` if
     /// it was not recorded (or its record had expired by `now`), `false` if
@@ -781,6 +793,30 @@ pub struct SqlStore {
     pg_writer: Option<Arc<pg_batch::PgWriter>>,
     /// What the group commit did ([`SqlStore::group_commits`]).
     grouped: Arc<GroupStats>,
+    /// How long SQLite's group commit waits for announced writes, at most.
+    gather: std::time::Duration,
+}
+
+/// A write announced by [`Store::write_ahead`], until dropped.
+#[derive(Debug, Default)]
+#[must_use = "the announcement ends when the guard is dropped"]
+pub struct WriteAhead(Option<group::Announced>);
+
+impl WriteAhead {
+    /// An announcement no writer listens to.
+    pub fn none() -> Self {
+        WriteAhead(None)
+    }
+
+    /// Runs `write`, which makes the announced write; the announcement
+    /// ends as soon as that write is queued (the batch waiting for it can
+    /// go), or when `write` ends without queuing one.
+    pub async fn until_queued<F: Future>(self, write: F) -> F::Output {
+        match self.0 {
+            Some(announced) => announced.until_queued(write).await,
+            None => write.await,
+        }
+    }
 }
 
 /// Transactions committed by the group commit, and the writes they carried.
@@ -1203,6 +1239,7 @@ impl SqlStore {
                 pg_batch::AT_ONCE,
             )),
             grouped: Arc::new(GroupStats::default()),
+            gather: group::GATHER_FOR,
             pg_writer,
         };
         Ok(match file {
@@ -1223,6 +1260,7 @@ impl SqlStore {
             self.grouped.clone(),
         )
         .map_err(|e| StoreError::Sqlite(format!("starting the writer thread: {e}")))?;
+        group.gather_for(self.gather);
         self.group = Some((group, path));
         Ok(self)
     }
@@ -1260,6 +1298,19 @@ impl SqlStore {
     #[must_use]
     pub fn cache_clients(mut self, keep_for: std::time::Duration) -> Self {
         self.clients = std::sync::Arc::new(ClientCache::new(keep_for));
+        self
+    }
+
+    /// How long a small batch of SQLite's group commit waits, at most, for
+    /// the writes requests announced ([`Store::write_ahead`]) — 10 ms
+    /// unless set; zero: never. A batch of 32 writes or more, or one no
+    /// announced write is missing from, is written at once.
+    #[must_use]
+    pub fn gather_writes_for(mut self, window: std::time::Duration) -> Self {
+        self.gather = window;
+        if let Some((group, _)) = &self.group {
+            group.gather_for(window);
+        }
         self
     }
 
@@ -2846,6 +2897,10 @@ impl Store for SqlStore {
 
     fn secret_ref(&self, sha256: &[u8]) -> String {
         self.secret(sha256)
+    }
+
+    fn write_ahead(&self) -> WriteAhead {
+        WriteAhead(self.group.as_ref().map(|(group, _)| group.announce()))
     }
 
     async fn prune_dpop_proofs(&self, now: i64) -> Result<u64, StoreError> {
