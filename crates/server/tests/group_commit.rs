@@ -564,11 +564,12 @@ async fn batches_fail_together_when_postgres_goes_away() {
 }
 
 /// Gathering (SQLite): a small batch waits for the writes requests
-/// announced — up to the window, and no longer than they take; a write
-/// nobody announced, a batch of 8, or a window of zero, is written at once;
-/// reads are answered while a batch waits. The window is 20 s here, so that
-/// a batch that waited it out shows as a test taking that long, and as one
-/// commit where two were due.
+/// announced — up to the window, and no longer than they take; with no
+/// announcement outstanding (none made, one given up, one whose request was
+/// dropped), a batch of 32, or a window of zero, a write is committed at
+/// once; reads are answered while a batch waits. The window is 20 s here,
+/// so that a batch that waited it out shows as a test taking that long, and
+/// as one commit where two were due.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_waits_for_announced_writes_and_only_for_them() {
     sqlx::any::install_default_drivers();
@@ -605,7 +606,7 @@ async fn a_batch_waits_for_announced_writes_and_only_for_them() {
     assert_eq!(delta(before), (1, 1));
 
     // Two announced: the first written waits for the second, which comes
-    // 600 ms later; one commit for both, well within the window. (Each
+    // 1.8 s later; one commit for both, well within the window. (Each
     // announcement ends as its write is queued.)
     let before = store.group_commits();
     let started = std::time::Instant::now();
@@ -613,7 +614,7 @@ async fn a_batch_waits_for_announced_writes_and_only_for_them() {
     let early = tokio::spawn(first.until_queued(create(1)));
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(
-        !early.is_finished(),
+        !early.is_finished() && delta(before) == (0, 0),
         "the batch did not wait for the announced write"
     );
     // Meanwhile a read is answered (a refresh token's, on the writer's
@@ -621,7 +622,7 @@ async fn a_batch_waits_for_announced_writes_and_only_for_them() {
     let (presented, next) = (token(0).hash, token(999));
     let rotated = store.rotate_refresh(&presented, "cli_a", &next, &|_| true, NOW + 1);
     let late = async {
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        tokio::time::sleep(Duration::from_millis(1500)).await;
         second.until_queued(create(2)).await
     };
     let (rotated, late) = tokio::join!(rotated, late);
@@ -647,6 +648,25 @@ async fn a_batch_waits_for_announced_writes_and_only_for_them() {
     assert!(
         started.elapsed() < quick,
         "a given-up announcement kept the batch waiting"
+    );
+    assert_eq!(delta(before), (1, 1));
+
+    // A request dropped while its announcement is open (its client hung
+    // up) ends it.
+    let abandoned = tokio::spawn(
+        store
+            .write_ahead()
+            .until_queued(std::future::pending::<()>()),
+    );
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    abandoned.abort();
+    assert!(abandoned.await.unwrap_err().is_cancelled());
+    let before = store.group_commits();
+    let started = std::time::Instant::now();
+    create(4).await.unwrap();
+    assert!(
+        started.elapsed() < quick,
+        "a dropped request's announcement kept the batch waiting"
     );
     assert_eq!(delta(before), (1, 1));
 
@@ -681,6 +701,6 @@ async fn a_batch_waits_for_announced_writes_and_only_for_them() {
     drop(pending);
 
     let verified = verify_store(&store, &keys()).await.unwrap();
-    assert_eq!(verified.events, 1 + 37, "the client's, and one per session");
+    assert_eq!(verified.events, 1 + 38, "the client's, and one per session");
     store.close().await;
 }

@@ -42,9 +42,6 @@ async fn new_session<S: Store>(
 ) -> Result<Response, ApiError> {
     let (request, client): (crate::api::SessionRequest, _) =
         json_request(state, headers, body).await?;
-    // Its session is written once its tokens are signed: announced, so that
-    // the store's writer may wait for it to share an fsync.
-    let ahead = state.store.write_ahead();
     let proof = dpop::checked(state, headers, "/v1/sessions", now)?;
     let crate::api::SessionRequest {
         sub,
@@ -106,6 +103,9 @@ async fn new_session<S: Store>(
     if let Some(p) = &proof {
         dpop::record(state, p, now).await?;
     }
+    // Accepted: its session is written once its tokens are signed. Announced,
+    // so that the store's writer may wait for it to share an fsync.
+    let ahead = state.store.write_ahead();
 
     let session = SessionRecord {
         id: new_session_id().map_err(ApiError::server)?,

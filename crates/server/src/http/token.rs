@@ -104,17 +104,10 @@ async fn grant<S: Store>(
             if state.config.resource(&audience).dpop_required {
                 dpop::require(state, proof.as_ref(), RESOURCE_REQUIRES, now)?;
             }
-            // A sealed token is recorded once minted: announced, so that
-            // the store's writer may wait for it to share an fsync.
-            let sealed = state.config.resource(&audience).format != TokenFormat::Jws;
-            let ahead = if sealed {
-                state.store.write_ahead()
-            } else {
-                WriteAhead::none()
-            };
             if let Some(p) = &proof {
                 dpop::record(state, p, now).await?;
             }
+            let ahead = announce_sealed(state, &audience);
             let jkt = proof.as_ref().map(|p| p.jkt.as_str());
             crate::metrics::ACCESS_TOKENS.inc();
             let keys = state.keys.snapshot();
@@ -227,6 +220,7 @@ async fn grant<S: Store>(
                     // this the writer stood idle while this one signed
                     // (refresh rotation on SQLite ran at half the rate).
                     tokio::task::yield_now().await;
+                    let ahead = announce_sealed(state, &session.audience);
                     let keys = state.keys.snapshot();
                     let minted = tokens::access_token(
                         &keys,
@@ -237,7 +231,8 @@ async fn grant<S: Store>(
                         now,
                     )
                     .map_err(ApiError::server)?;
-                    let (access, expires_in) = issue(state, minted, now, None).await?;
+                    let (access, expires_in) =
+                        ahead.until_queued(issue(state, minted, now, None)).await?;
                     Ok(no_store(json!(crate::api::TokenResponse {
                         access_token: access,
                         issued_token_type: None,
@@ -309,6 +304,17 @@ async fn grant<S: Store>(
             "grant_type must be client_credentials, refresh_token or \
              urn:ietf:params:oauth:grant-type:token-exchange",
         )),
+    }
+}
+
+/// A token for `audience` is recorded once minted if it is sealed (`jwe`,
+/// `nested`): announced, so that the store's writer may wait for that
+/// record to share an fsync ([`Store::write_ahead`]).
+fn announce_sealed<S: Store>(state: &AppState<S>, audience: &str) -> WriteAhead {
+    if state.config.resource(audience).format == TokenFormat::Jws {
+        WriteAhead::none()
+    } else {
+        state.store.write_ahead()
     }
 }
 

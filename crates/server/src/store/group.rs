@@ -29,17 +29,19 @@
 //!   commits alone. A batch forms while the previous one is being written —
 //!   exactly when sharing the fsync pays — and, under load, while the
 //!   writes requests announced are still being signed.
-//! - **Gathering, bounded.** A request that will write once it has signed
-//!   its tokens says so first ([`GroupCommit::announce`]; the guard ends
-//!   when it queues its write or gives up). While a batch has fewer than
-//!   [`GATHER_WRITES`] writes and some announced write is not queued yet,
-//!   the thread waits for more, at most [`GATHER_FOR`] from the first
-//!   ([`super::SqlStore::gather_writes_for`]); the last announcement to end
-//!   wakes it. RS256 sessions arrive ~1.3 ms apart on two cores: committed
-//!   one by one, each paid a commit and an fsync of its own (1.1 writes per
-//!   commit, ~0.2 ms of CPU each, and the hypervisor's time for the fsync
-//!   taken from this VM's cores). Reads (a refresh token's) are answered at
-//!   once meanwhile.
+//! - **Gathering, bounded.** A request that was accepted and will write
+//!   once it has signed its tokens says so first ([`GroupCommit::announce`];
+//!   the announcement ends when its write is queued, or when the request
+//!   gives up). While a batch has fewer than [`GATHER_WRITES`] writes and
+//!   some announced write is not queued yet, the thread waits for more —
+//!   at most [`GATHER_FOR`] per batch
+//!   ([`super::SqlStore::gather_writes_for`]) — and the last announcement
+//!   to end wakes it. Any write of the batch, announced or not, waits with
+//!   it; with no announcement outstanding, nothing waits. RS256 sessions
+//!   arrive ~1.3 ms apart on two cores: committed one by one, each paid a
+//!   commit and an fsync of its own (1.1 writes per commit, ~0.2 ms of CPU
+//!   each, and the hypervisor's time for the fsync taken from this VM's
+//!   cores). Reads (a refresh token's) are answered at once meanwhile.
 //! - **Its own thread, not a Tokio task.** A task holding SQLite's write
 //!   lock waits for a free Tokio worker after every statement, and under
 //!   load the workers are busy signing tokens (an RS256 signature takes
@@ -74,6 +76,8 @@ pub(crate) const MAX_QUEUE: usize = 4096;
 pub(crate) const GATHER_WRITES: usize = 32;
 /// How long a batch waits for announced writes, at most (by default).
 pub(crate) const GATHER_FOR: Duration = Duration::from_millis(10);
+/// The longest wait [`GroupCommit::gather_for`] accepts.
+const GATHER_AT_MOST: Duration = Duration::from_secs(60);
 /// The writer connection's page cache, as SQLite's `cache_size` (negative:
 /// KiB): 16 MiB.
 const WRITER_CACHE_KIB: i64 = -16_384;
@@ -229,7 +233,7 @@ impl std::fmt::Debug for Announced {
 }
 
 /// The handle on the writer thread; the thread ends when every handle is
-/// gone.
+/// gone (an announcement, [`Announced`], holds one too).
 #[derive(Clone)]
 pub(crate) struct GroupCommit {
     queue: mpsc::SyncSender<Message>,
@@ -299,8 +303,9 @@ impl GroupCommit {
     }
 
     /// How long a batch waits for announced writes, at most (zero: it
-    /// never waits).
+    /// never waits; beyond a minute, a minute).
     pub(crate) fn gather_for(&self, window: Duration) {
+        let window = window.min(GATHER_AT_MOST);
         let us = u64::try_from(window.as_micros()).unwrap_or(u64::MAX);
         self.ahead.window_us.store(us, Ordering::Relaxed);
     }
@@ -465,6 +470,9 @@ impl Worker {
         batch: &mut Vec<Job>,
     ) -> Option<oneshot::Sender<()>> {
         let window = Duration::from_micros(self.ahead.window_us.load(Ordering::Relaxed));
+        if window.is_zero() {
+            return None;
+        }
         let deadline = Instant::now().checked_add(window)?;
         self.ahead.gathering.store(true, Ordering::SeqCst);
         let mut close = None;
@@ -485,16 +493,24 @@ impl Worker {
             }
         }
         self.ahead.gathering.store(false, Ordering::SeqCst);
-        // What was queued meanwhile goes too: the last announced write,
-        // queued just after its end woke the thread, most often.
-        while close.is_none() && batch.len() < MAX_BATCH {
+        // What is already queued goes too (a wake-up finds the write that
+        // ended the last announcement ahead of it), up to a batch's worth
+        // of messages; the reads among them are answered first.
+        let mut reads = Vec::new();
+        for _ in 0..MAX_BATCH {
+            if close.is_some() || batch.len() >= MAX_BATCH {
+                break;
+            }
             match queue.try_recv() {
                 Ok(Message::Job(job)) => batch.push(*job),
-                Ok(Message::Read(read)) => self.read(vec![read]),
+                Ok(Message::Read(read)) => reads.push(read),
                 Ok(Message::Wake) => {}
                 Ok(Message::Close(done)) => close = Some(done),
                 Err(_) => break,
             }
+        }
+        if !reads.is_empty() {
+            self.read(reads);
         }
         close
     }

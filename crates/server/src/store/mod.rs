@@ -637,12 +637,13 @@ pub trait Store: Send + Sync + 'static {
 
     /// Announces a write the caller will make once it has done the work
     /// before it (signing its tokens): a new session, a sealed token's
-    /// record. Make that write inside [`WriteAhead::until_queued`]; the
-    /// announcement ends once it is queued, or when the guard is dropped
-    /// (the request gave up).
-    /// While writes are announced, SQLite's group commit lets a small batch
-    /// wait for them, briefly ([`SqlStore::gather_writes_for`]), to share
-    /// its fsync; without one, a lone write commits at once.
+    /// record. Announce only once the request was accepted, make that write
+    /// inside [`WriteAhead::until_queued`], and await no other write of the
+    /// store meanwhile: the announcement ends once the write is queued, or
+    /// when the guard is dropped (the request gave up). While writes are
+    /// announced, SQLite's group commit lets a small batch — whatever its
+    /// writes — wait for them, briefly ([`SqlStore::gather_writes_for`]), to
+    /// share its fsync; with none announced, a lone write commits at once.
     fn write_ahead(&self) -> WriteAhead {
         WriteAhead::none()
     }
@@ -1303,8 +1304,9 @@ impl SqlStore {
 
     /// How long a small batch of SQLite's group commit waits, at most, for
     /// the writes requests announced ([`Store::write_ahead`]) — 10 ms
-    /// unless set; zero: never. A batch of 32 writes or more, or one no
-    /// announced write is missing from, is written at once.
+    /// unless set; zero: never; at most a minute. A batch of 32 writes or
+    /// more, or any batch while no announced write is outstanding, is
+    /// written at once.
     #[must_use]
     pub fn gather_writes_for(mut self, window: std::time::Duration) -> Self {
         self.gather = window;
