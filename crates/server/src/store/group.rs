@@ -262,17 +262,24 @@ fn send(queue: &mpsc::SyncSender<Message>, message: Message) -> Result<(), Store
 impl GroupCommit {
     /// Starts the writer thread for the database file at `path` (which
     /// exists: the migrations ran), taking turns with sqlx's writer through
-    /// `gate`, chaining events with `keys`, and telling `head` the chain's
-    /// new head after each batch that moved it.
+    /// `gate`, chaining events with `keys`, telling `head` the chain's new
+    /// head after each batch that moved it, and letting a small batch wait
+    /// up to `gather` for announced writes ([`GroupCommit::gather_for`]).
     pub(crate) fn start(
         path: PathBuf,
         gate: WriteGate,
         keys: Arc<AuditKeys>,
         head: Arc<HeadCache>,
         stats: Arc<super::GroupStats>,
+        gather: Duration,
     ) -> std::io::Result<GroupCommit> {
         let (queue, jobs) = mpsc::sync_channel(MAX_QUEUE);
         let ahead = Arc::new(Ahead::default());
+        let group = GroupCommit {
+            queue,
+            ahead: ahead.clone(),
+        };
+        group.gather_for(gather);
         let worker = Worker {
             ahead: ahead.clone(),
             path,
@@ -285,8 +292,6 @@ impl GroupCommit {
         std::thread::Builder::new()
             .name("tessera-sqlite-writer".into())
             .spawn(move || worker.run(&jobs))?;
-        let group = GroupCommit { queue, ahead };
-        group.gather_for(GATHER_FOR);
         Ok(group)
     }
 

@@ -1259,9 +1259,9 @@ impl SqlStore {
             self.audit.clone(),
             self.audit_head.clone(),
             self.grouped.clone(),
+            self.gather,
         )
         .map_err(|e| StoreError::Sqlite(format!("starting the writer thread: {e}")))?;
-        group.gather_for(self.gather);
         self.group = Some((group, path));
         Ok(self)
     }
